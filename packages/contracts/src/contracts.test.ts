@@ -1,0 +1,105 @@
+import fc from "fast-check";
+import { Packr } from "msgpackr";
+import { describe, expect, it } from "vitest";
+import {
+  ContractError,
+  decodeEvent,
+  encodeEvent,
+  eventHeaders,
+  EventTypes,
+  Headers,
+  makeEnvelope,
+  outputEventId,
+  partitionOf,
+  Streams,
+  subjectFor,
+  toStreamConfig,
+} from "./index.ts";
+
+const lineage = { eventId: "e-1", correlationId: "t-1", causationId: "req-1", producer: "test" };
+const transfer = { transferId: "t-1", from: "acc-1", to: "acc-2", amountMinor: 1250, currency: "EUR" };
+
+describe("contracts", () => {
+  it("contracts - an event survives encode and decode unchanged", () => {
+    const env = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
+    expect(decodeEvent(encodeEvent(env))).toEqual(env);
+  });
+
+  it("contracts - round trip holds for any valid transfer (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          transferId: fc.string({ minLength: 1, maxLength: 40 }),
+          from: fc.string({ minLength: 1, maxLength: 40 }),
+          to: fc.string({ minLength: 1, maxLength: 40 }),
+          amountMinor: fc.maxSafeInteger(),
+          currency: fc.string({ minLength: 3, maxLength: 3 }),
+        }),
+        (data) => {
+          const env = makeEnvelope(EventTypes.TransferValidated, data, lineage);
+          expect(decodeEvent(encodeEvent(env))).toEqual(env);
+        },
+      ),
+    );
+  });
+
+  it("contracts - decode names every wrong field", () => {
+    const env = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
+    const bad = { ...env, data: { ...transfer, amountMinor: 1.5, currency: 7 } };
+    // bypass encodeEvent's own validation to produce the bytes a buggy producer would send
+    const bytes = new Packr({ useRecords: false }).pack(bad);
+    try {
+      decodeEvent(bytes);
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ContractError);
+      const fields = (err as ContractError).issues.map((i) => i.field);
+      expect(fields).toContain("/data/amountMinor");
+      expect(fields).toContain("/data/currency");
+    }
+  });
+
+  it("contracts - garbage bytes and unknown types are contract errors", () => {
+    expect(() => decodeEvent(new Uint8Array([0xc1, 0xff, 0x00]))).toThrow(ContractError);
+    const env = { ...makeEnvelope(EventTypes.TransferValidated, transfer, lineage), type: "nope.nope" };
+    expect(() => decodeEvent(new Packr({ useRecords: false }).pack(env))).toThrow(/no schema for nope.nope@1/);
+  });
+
+  it("contracts - encode refuses an invalid event", () => {
+    const env = makeEnvelope(EventTypes.TransferValidated, { ...transfer, amountMinor: "x" as never }, lineage);
+    expect(() => encodeEvent(env)).toThrow(ContractError);
+  });
+
+  it("contracts - headers mirror the envelope for nats stream view", () => {
+    const env = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
+    const h = eventHeaders(env);
+    expect(h[Headers.MsgId]).toBe("e-1");
+    expect(h[Headers.CorrelationId]).toBe("t-1");
+    expect(h[Headers.CausationId]).toBe("req-1");
+    expect(h[Headers.EventType]).toBe("transfers.validated");
+    expect(h[Headers.ContentType]).toBe("application/msgpack");
+  });
+
+  it("contracts - subjects carry a stable partition of the source account", () => {
+    expect(subjectFor(EventTypes.LedgerPosted, "acc-1")).toMatch(/^ledger\.posted\.\d\d$/);
+    expect(partitionOf("acc-1")).toBe(partitionOf("acc-1"));
+    const parts = new Set(Array.from({ length: 500 }, (_, i) => partitionOf(`acc-${i}`)));
+    expect(parts.size).toBe(16);
+  });
+
+  it("contracts - output ids are stable per input and distinct per index", () => {
+    expect(outputEventId("risk", "e-1", 0)).toBe(outputEventId("risk", "e-1", 0));
+    expect(outputEventId("risk", "e-1", 0)).not.toBe(outputEventId("risk", "e-1", 1));
+    expect(outputEventId("risk", "e-1", 0)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("contracts - stream configs use file storage, discard new and an explicit duplicate window", () => {
+    for (const def of Object.values(Streams)) {
+      const cfg = toStreamConfig(def);
+      expect(cfg.storage).toBe("file");
+      expect(cfg.discard).toBe("new");
+      expect(cfg.retention).toBe("limits");
+      expect(cfg.duplicate_window).toBeGreaterThan(0);
+    }
+  });
+});

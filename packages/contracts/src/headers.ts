@@ -1,0 +1,33 @@
+/**
+ * The NATS headers every jetmesh event carries. They mirror the envelope so an
+ * operator can read an event's lineage with `nats stream view` without decoding
+ * the MessagePack body. This file is the one place they are named.
+ */
+export const Headers = {
+  /** JetStream de-duplication id; equals the event id. */
+  MsgId: "Nats-Msg-Id",
+  /** Always `application/msgpack` for jetmesh events. */
+  ContentType: "Content-Type",
+  EventType: "Jetmesh-Event-Type",
+  SchemaVersion: "Jetmesh-Schema-Version",
+  EventId: "Jetmesh-Event-Id",
+  CausationId: "Jetmesh-Causation-Id",
+  CorrelationId: "Jetmesh-Correlation-Id",
+  Producer: "Jetmesh-Producer",
+  OccurredAt: "Jetmesh-Occurred-At",
+  /** W3C trace context. */
+  TraceParent: "traceparent",
+  TraceState: "tracestate",
+  /** Set on messages parked in the DLQ. */
+  DlqReason: "Jetmesh-Dlq-Reason",
+  DlqErrorClass: "Jetmesh-Dlq-Error",
+  DlqStage: "Jetmesh-Dlq-Stage",
+  DlqStream: "Jetmesh-Dlq-Stream",
+  DlqSubject: "Jetmesh-Dlq-Subject",
+  DlqSequence: "Jetmesh-Dlq-Sequence",
+  DlqDeliveries: "Jetmesh-Dlq-Deliveries",
+} as const;
+export type HeaderName = (typeof Headers)[keyof typeof Headers];
+
+/** Content type of every jetmesh event body. */
+export const CONTENT_TYPE = "application/msgpack";

@@ -1,0 +1,42 @@
+export { checkEventData, decodeEvent, encodeEvent, eventHeaders, makeEnvelope } from "./codec.ts";
+export type { AnyEnvelope, Envelope } from "./envelope.ts";
+export { EnvelopeSchema } from "./envelope.ts";
+export { ContractError } from "./errors.ts";
+export type { FieldIssue } from "./errors.ts";
+export { CONTENT_TYPE, Headers } from "./headers.ts";
+export type { HeaderName } from "./headers.ts";
+export { deriveId, newId, outputEventId } from "./ids.ts";
+export {
+  CURRENT_VERSION,
+  DeclineReason,
+  EventTypes,
+  LedgerDeclinedV1,
+  LedgerPostedV1,
+  LedgerReversedV1,
+  PayoutCompletedV1,
+  PayoutFailedV1,
+  RejectionReason,
+  RiskDecision,
+  SchemaRegistry,
+  TransferRejectedV1,
+  TransferRequestedV1,
+  TransferScoredV1,
+  TransferValidatedV1,
+} from "./schemas.ts";
+export type {
+  EventDataMap,
+  EventType,
+  LedgerDeclined,
+  LedgerPosted,
+  LedgerReversed,
+  PayoutCompleted,
+  PayoutFailed,
+  SchemaEntry,
+  TransferRejected,
+  TransferRequested,
+  TransferScored,
+  TransferValidated,
+} from "./schemas.ts";
+export { StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
+export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
+export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";

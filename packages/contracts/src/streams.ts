@@ -1,0 +1,112 @@
+import { EventTypes, type EventType } from "./schemas.ts";
+import { subjectFilter } from "./subjects.ts";
+
+const NANOS_PER_MS = 1_000_000;
+
+/** Names of the pipeline's streams, one per producing stage, plus the DLQ. */
+export const StreamNames = {
+  Ingress: "INGRESS",
+  Validation: "VALIDATION",
+  Risk: "RISK",
+  Ledger: "LEDGER",
+  Payouts: "PAYOUTS",
+  Dlq: "DLQ",
+} as const;
+export type StreamName = (typeof StreamNames)[keyof typeof StreamNames];
+
+/**
+ * A stream as data: what the runtime provisions and what deploy/streams/*.json
+ * holds for `nats stream add --config`. Durations are milliseconds here and
+ * nanoseconds in the server config ({@link toStreamConfig}).
+ */
+export interface StreamDefinition {
+  readonly name: StreamName;
+  readonly description: string;
+  /** Team that owns the stream (the producing stage). */
+  readonly owner: string;
+  readonly subjects: readonly string[];
+  readonly eventTypes: readonly EventType[];
+  /** JetStream drops a second message with the same Nats-Msg-Id inside this window. */
+  readonly duplicateWindowMs: number;
+  readonly maxBytes: number;
+  readonly maxMsgSize: number;
+  /** True for streams whose loss breaks an invariant; production demands R3 for them. */
+  readonly critical: boolean;
+}
+
+const GiB = 1024 ** 3;
+const common = { duplicateWindowMs: 2 * 60_000, maxBytes: 2 * GiB, maxMsgSize: 64 * 1024, critical: true } as const;
+
+function eventStream(
+  name: StreamName,
+  owner: string,
+  description: string,
+  eventTypes: readonly EventType[],
+): StreamDefinition {
+  return { name, owner, description, eventTypes, subjects: eventTypes.map(subjectFilter), ...common };
+}
+
+/** Every stream of the pipeline, keyed by name. */
+export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
+  INGRESS: eventStream("INGRESS", "gateway", "transfer requests accepted over HTTP", [EventTypes.TransferRequested]),
+  VALIDATION: eventStream("VALIDATION", "validator", "transfers validated or rejected", [
+    EventTypes.TransferValidated,
+    EventTypes.TransferRejected,
+  ]),
+  RISK: eventStream("RISK", "risk", "risk scores and decisions", [EventTypes.TransferScored]),
+  LEDGER: eventStream("LEDGER", "ledger", "the ledger's event log: the source of truth for balances", [
+    EventTypes.LedgerPosted,
+    EventTypes.LedgerDeclined,
+    EventTypes.LedgerReversed,
+  ]),
+  PAYOUTS: eventStream("PAYOUTS", "payout", "outcomes of calls to the external bank", [
+    EventTypes.PayoutCompleted,
+    EventTypes.PayoutFailed,
+  ]),
+  DLQ: {
+    name: "DLQ",
+    owner: "platform",
+    description: "messages a stage could not process, with the reason in headers; limits retention so it can be peeked",
+    subjects: ["dlq.>"],
+    eventTypes: [],
+    ...common,
+    critical: false,
+    maxMsgSize: 1024 * 1024,
+  },
+};
+
+/** The stream that stores events of `type`. */
+export function streamOf(type: EventType): StreamDefinition {
+  for (const s of Object.values(Streams)) if (s.eventTypes.includes(type)) return s;
+  throw new Error(`no stream stores ${type}`);
+}
+
+/**
+ * The server's StreamConfig (snake_case, nanoseconds) as `nats stream add
+ * --config` and the JetStream API accept it: file storage, limits retention,
+ * discard new (a full stream refuses writes rather than dropping data), no age
+ * limit, an explicit duplicate window.
+ */
+export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number } = {}) {
+  return {
+    name: def.name,
+    description: def.description,
+    subjects: [...def.subjects],
+    retention: "limits",
+    storage: "file",
+    discard: "new",
+    max_consumers: -1,
+    max_msgs: -1,
+    max_bytes: def.maxBytes,
+    max_age: 0,
+    max_msgs_per_subject: -1,
+    max_msg_size: def.maxMsgSize,
+    num_replicas: opts.replicas ?? 1,
+    duplicate_window: def.duplicateWindowMs * NANOS_PER_MS,
+    allow_direct: true,
+    deny_delete: def.critical,
+    deny_purge: false,
+    allow_rollup_hdrs: false,
+  } as const;
+}
+export type StreamConfigJson = ReturnType<typeof toStreamConfig>;
