@@ -40,3 +40,4 @@ export type {
 export { StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
 export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
 export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";
+export { AccountPatterns, LedgerProjection } from "./projections.ts";

@@ -1,0 +1,150 @@
+import { type Static, type TObject, type TProperties, Type } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { ConfigError } from "./errors.ts";
+
+/**
+ * Environment variables every stage process understands. Services extend this
+ * with their own keys through {@link parseConfig}.
+ */
+export const BaseEnv = {
+  NATS_URL: Type.String({ default: "nats://127.0.0.1:4222" }),
+  REDIS_URL: Type.String({ default: "redis://127.0.0.1:6379" }),
+  LOG_LEVEL: Type.Union(
+    ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
+    { default: "info" },
+  ),
+  /** Port of /healthz, /readyz and /metrics; 0 picks a free one. */
+  HTTP_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0 }),
+  HTTP_HOST: Type.String({ default: "127.0.0.1" }),
+  JETMESH_MODE: Type.Union([Type.Literal("exactly-once"), Type.Literal("at-least-once")], {
+    default: "exactly-once",
+  }),
+  JETMESH_PRODUCTION: Type.Boolean({ default: false }),
+  JETMESH_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
+  JETMESH_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
+  JETMESH_MAX_ACK_PENDING: Type.Integer({ minimum: 1, maximum: 100_000, default: 1024 }),
+  JETMESH_ACK_WAIT_MS: Type.Integer({ minimum: 100, default: 30_000 }),
+  /** Comma-separated redelivery waits after the first (server BackOff); the first is ACK_WAIT. */
+  JETMESH_BACKOFF_MS: Type.String({ default: "5000,15000,30000,60000" }),
+  JETMESH_MAX_DELIVER: Type.Integer({ minimum: 2, maximum: 1000, default: 12 }),
+  JETMESH_RETRY_BASE_MS: Type.Integer({ minimum: 1, default: 250 }),
+  JETMESH_RETRY_MAX_MS: Type.Integer({ minimum: 1, default: 30_000 }),
+  JETMESH_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1000, default: 7 * 24 * 3600_000 }),
+  JETMESH_LEASE_MS: Type.Optional(Type.Integer({ minimum: 100 })),
+  JETMESH_HANDLER_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 10 })),
+  JETMESH_ACK_MODE: Type.Union([Type.Literal("plain"), Type.Literal("confirmed")], { default: "plain" }),
+  JETMESH_PUBLISH_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
+  JETMESH_PUBLISH_RETRY_HORIZON_MS: Type.Integer({ minimum: 0, default: 30_000 }),
+  JETMESH_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10_000 }),
+  /** Test-only: exit hard (SIGKILL) at this named step; see crash-points.ts. */
+  JETMESH_CRASH_AT: Type.Optional(Type.String()),
+  /** Test-only: crash at the Nth time the step is reached (default 1). */
+  JETMESH_CRASH_AFTER: Type.Integer({ minimum: 1, default: 1 }),
+} satisfies TProperties;
+
+/**
+ * Parses an environment with a schema, once: "" counts as unset, numbers and
+ * booleans are converted, defaults applied.
+ * @throws ConfigError listing every bad key with its rule.
+ */
+export function parseConfig<P extends TProperties>(
+  props: P,
+  env: Record<string, string | undefined>,
+): Static<TObject<P>> {
+  const schema = Type.Object(props);
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(props)) {
+    const v = env[key];
+    if (v !== undefined && v !== "") raw[key] = v;
+  }
+  const value = Value.Default(schema, Value.Convert(schema, raw));
+  const problems = [...Value.Errors(schema, value)].map((e) => `${e.path.slice(1)} ${e.message.toLowerCase()}`);
+  if (problems.length) throw new ConfigError(problems);
+  return value as Static<TObject<P>>;
+}
+
+/** The protocol settings of one stage, derived from the environment. */
+export interface StageSettings {
+  readonly mode: "exactly-once" | "at-least-once";
+  readonly production: boolean;
+  readonly replicas: number;
+  /** Messages processed at once by this process; the iterator buffers at most as many more. */
+  readonly maxInFlight: number;
+  /** The consumer's MaxAckPending: the broker-side bound over all instances. */
+  readonly maxAckPending: number;
+  readonly ackWaitMs: number;
+  /** Server BackOff after the first AckWait. */
+  readonly backoffMs: readonly number[];
+  readonly maxDeliver: number;
+  readonly retryBaseMs: number;
+  readonly retryMaxMs: number;
+  readonly idempotencyTtlMs: number;
+  readonly leaseMs: number;
+  readonly handlerTimeoutMs: number;
+  readonly ackMode: "plain" | "confirmed";
+  readonly publishTimeoutMs: number;
+  readonly publishRetryHorizonMs: number;
+  readonly drainTimeoutMs: number;
+  readonly crashAt?: string;
+  readonly crashAfter: number;
+}
+
+/** Default settings, overridable piecewise (tests and benches use this). */
+export function stageSettings(overrides: Partial<StageSettings> = {}): StageSettings {
+  return { ...settingsFromEnv(parseConfig(BaseEnv, {})), ...overrides };
+}
+
+/** Stage settings from a parsed {@link BaseEnv} configuration. */
+export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettings {
+  const backoffMs = c.JETMESH_BACKOFF_MS.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (backoffMs.some((n) => !Number.isInteger(n) || n <= 0)) {
+    throw new ConfigError([`JETMESH_BACKOFF_MS must be a comma-separated list of positive integers`]);
+  }
+  return {
+    mode: c.JETMESH_MODE,
+    production: c.JETMESH_PRODUCTION,
+    replicas: c.JETMESH_REPLICAS,
+    maxInFlight: c.JETMESH_MAX_IN_FLIGHT,
+    maxAckPending: c.JETMESH_MAX_ACK_PENDING,
+    ackWaitMs: c.JETMESH_ACK_WAIT_MS,
+    backoffMs,
+    maxDeliver: c.JETMESH_MAX_DELIVER,
+    retryBaseMs: c.JETMESH_RETRY_BASE_MS,
+    retryMaxMs: c.JETMESH_RETRY_MAX_MS,
+    idempotencyTtlMs: c.JETMESH_IDEMPOTENCY_TTL_MS,
+    leaseMs: c.JETMESH_LEASE_MS ?? c.JETMESH_ACK_WAIT_MS,
+    handlerTimeoutMs: c.JETMESH_HANDLER_TIMEOUT_MS ?? Math.floor(c.JETMESH_ACK_WAIT_MS * 0.8),
+    ackMode: c.JETMESH_ACK_MODE,
+    publishTimeoutMs: c.JETMESH_PUBLISH_TIMEOUT_MS,
+    publishRetryHorizonMs: c.JETMESH_PUBLISH_RETRY_HORIZON_MS,
+    drainTimeoutMs: c.JETMESH_DRAIN_TIMEOUT_MS,
+    ...(c.JETMESH_CRASH_AT ? { crashAt: c.JETMESH_CRASH_AT } : {}),
+    crashAfter: c.JETMESH_CRASH_AFTER,
+  };
+}
+
+/** Everything a stage process needs from its environment. */
+export interface StageProcessConfig {
+  readonly natsUrl: string;
+  readonly redisUrl: string;
+  readonly logLevel: string;
+  readonly httpPort: number;
+  readonly httpHost: string;
+  readonly stage: StageSettings;
+}
+
+/** Loads the base stage configuration; services add their own keys with {@link parseConfig}. */
+export function loadStageConfig(env: Record<string, string | undefined>): StageProcessConfig {
+  const c = parseConfig(BaseEnv, env);
+  return {
+    natsUrl: c.NATS_URL,
+    redisUrl: c.REDIS_URL,
+    logLevel: c.LOG_LEVEL,
+    httpPort: c.HTTP_PORT,
+    httpHost: c.HTTP_HOST,
+    stage: settingsFromEnv(c),
+  };
+}

@@ -1,0 +1,97 @@
+import type { AnyEnvelope, Envelope, EventDataMap, EventType, StreamName } from "@jetmesh/contracts";
+import type { Logger } from "pino";
+
+/** One event a handler asks the runtime to publish. */
+export interface Emission<T extends EventType = EventType> {
+  readonly type: T;
+  readonly data: EventDataMap[T];
+  /** Account whose partition the subject takes; defaults to `data.from`. */
+  readonly partitionKey?: string;
+}
+
+/** Builds an {@link Emission}. */
+export function emit<T extends EventType>(type: T, data: EventDataMap[T], partitionKey?: string): Emission<T> {
+  return partitionKey === undefined ? { type, data } : { type, data, partitionKey };
+}
+
+/** Where the message being handled came from. */
+export interface Delivery {
+  readonly stream: string;
+  readonly subject: string;
+  readonly streamSequence: number;
+  /** 1 on the first delivery. */
+  readonly deliveryCount: number;
+}
+
+/** What a handler may use. It never acks, publishes or touches the idempotency store. */
+export interface HandlerContext<Deps = unknown> {
+  readonly stage: string;
+  readonly deps: Deps;
+  /** A child logger carrying stage, subject, stream_seq, event_id, transfer_id, trace_id. */
+  readonly logger: Logger;
+  readonly delivery: Delivery;
+  /** Aborted when the handler runs past its time limit or the stage is stopping. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * The effect of one input, applied by the runtime between the `before-effect` and
+ * `after-effect` crash points. It must be idempotent and keyed by the input's
+ * eventId (or the transferId): the runtime may apply it again after a crash, and
+ * it must then return the same emissions it returned the first time.
+ */
+export type Effect = () => Promise<readonly Emission[] | undefined>;
+
+/** What a handler decides: events to emit, and optionally an effect whose result adds more. */
+export interface Plan {
+  readonly emit?: readonly Emission[];
+  readonly effect?: Effect;
+}
+
+/**
+ * Handles one decoded, validated input event. Return emissions (or a {@link Plan}).
+ * Throw PermanentError for input that can never succeed (the message is parked in the
+ * DLQ), TransientError (or any other error) to be retried with backoff.
+ */
+export type Handler<In extends EventType = EventType, Deps = unknown> = (
+  event: Envelope<In>,
+  ctx: HandlerContext<Deps>,
+) => Promise<readonly Emission[] | Plan> | readonly Emission[] | Plan;
+
+/** Wraps a handler, Watermill style: logging, timing, enrichment. */
+export type Middleware<Deps = unknown> = (next: Handler<EventType, Deps>) => Handler<EventType, Deps>;
+
+/** One input of a stage: a stream and the event types taken from it. */
+export interface StageInput {
+  readonly stream: StreamName;
+  /** Event types handled; other types in the stream are acked and skipped. */
+  readonly types: readonly EventType[];
+}
+
+/**
+ * A stage, declared: its name (the durable consumer name on each input stream, the
+ * idempotency key prefix and the `producer` of its events), what it consumes, what it
+ * may emit, and its handler. The runtime owns the protocol around it.
+ */
+export interface StageDefinition<In extends EventType = EventType, Deps = unknown> {
+  readonly name: string;
+  readonly inputs: readonly StageInput[];
+  /** Event types the handler may emit; emitting another is a bug and parks the input. */
+  readonly emits: readonly EventType[];
+  readonly handle: Handler<In, Deps>;
+  readonly middleware?: readonly Middleware<Deps>[];
+}
+
+/** Declares a stage; checks the declaration's own consistency at once. */
+export function defineStage<In extends EventType, Deps = unknown>(
+  def: StageDefinition<In, Deps>,
+): StageDefinition<In, Deps> {
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(def.name)) throw new Error(`stage name ${def.name} must match [a-z][a-z0-9-]{0,31}`);
+  if (def.inputs.length === 0) throw new Error(`stage ${def.name} has no inputs`);
+  return def;
+}
+
+/** Narrowing helper for handlers that take several event types. */
+export function isEvent<T extends EventType>(env: AnyEnvelope | Envelope, type: T): env is Envelope<T> {
+  return env.type === type;
+}
