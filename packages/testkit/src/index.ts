@@ -1,0 +1,21 @@
+/**
+ * @jetmesh/testkit: real nats-server and redis-server processes, JetStream clusters, a
+ * TCP fault-injection proxy and child-process helpers for tests. Everything listens on
+ * 127.0.0.1 only, on free ports, with temp data folders; nothing outlives the test process.
+ */
+export { ensureBinaries } from "./binaries.ts";
+export type { Binaries } from "./binaries.ts";
+export { spawnProcess } from "./child-process.ts";
+export type { ChildHandle, ExitResult, SpawnProcessOptions } from "./child-process.ts";
+export { startFaultProxy } from "./fault-proxy.ts";
+export type { FaultProxy, StartFaultProxyOptions } from "./fault-proxy.ts";
+export { startNatsCluster } from "./nats-cluster.ts";
+export type { NatsClusterHandle, StartNatsClusterOptions } from "./nats-cluster.ts";
+export { startNats } from "./nats-server.ts";
+export type { NatsClusterMembership, NatsServerHandle, StartNatsOptions } from "./nats-server.ts";
+export { freePort } from "./ports.ts";
+export { killAll, liveProcessIds, stopAllProcesses } from "./processes.ts";
+export { startRedis } from "./redis-server.ts";
+export type { RedisServerHandle, StartRedisOptions } from "./redis-server.ts";
+export { waitFor } from "./wait.ts";
+export type { WaitForOptions } from "./wait.ts";

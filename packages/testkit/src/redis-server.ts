@@ -1,0 +1,216 @@
+import { connect as tcpConnect } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ensureBinaries } from "./binaries.ts";
+import type { ChildHandle } from "./child-process.ts";
+import { spawnProcess } from "./child-process.ts";
+import { freePort } from "./ports.ts";
+import { createTempDir, removeTempDir } from "./temp-dirs.ts";
+
+/** Options of {@link startRedis}. */
+export interface StartRedisOptions {
+  /** Port on 127.0.0.1 (default: a free port). */
+  port?: number;
+  /**
+   * Persist data (default false: `--save "" --appendonly no`, nothing survives a restart).
+   * When true: append-only file with `appendfsync always`, so every acknowledged write
+   * survives even a SIGKILL.
+   */
+  persistence?: boolean;
+  /** Working folder for RDB/AOF files (default: a temp folder the kit creates and removes). */
+  dir?: string;
+  /** How long start and restart wait for PONG (default 10 000 ms). */
+  readyTimeoutMs?: number;
+}
+
+/** A redis-server process started by {@link startRedis}. */
+export interface RedisServerHandle {
+  /** `redis://127.0.0.1:PORT`. */
+  readonly url: string;
+  /** Port; kept across restarts. */
+  readonly port: number;
+  /** Working folder; kept across restarts. */
+  readonly dir: string;
+  /** PID of the current process (changes on restart). */
+  readonly pid: number;
+  /** Sends `signal` (default SIGKILL, a crash) and waits for the process to exit. No-op when not running. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Stops the process if it runs (SIGTERM, SIGKILL after 5 s), starts it again on the same
+   * port and folder, and waits for PONG.
+   * @throws when the server was stopped with {@link RedisServerHandle.stop} or is not ready in time.
+   */
+  restart(): Promise<void>;
+  /** SIGTERM, SIGKILL after 5 s, then removes the temp folder the kit created. Idempotent; final. */
+  stop(): Promise<void>;
+  /** Runs FLUSHALL (every database). @throws when the server does not answer OK. */
+  flushAll(): Promise<void>;
+  /** True while the current process has not exited. */
+  isRunning(): boolean;
+  /** The last 200 lines the server printed, across restarts. */
+  logs(): string[];
+}
+
+const LOG_LINES = 200;
+const STOP_GRACE_MS = 5_000;
+
+/**
+ * Starts redis-server bound to 127.0.0.1 only (protected mode on, no daemon), with a temp
+ * working folder, and waits until PING answers PONG.
+ *
+ * @throws when the binary is missing, or the server exits or does not answer in time;
+ *   the error carries the server's last log lines.
+ */
+export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServerHandle> {
+  const { redisServer } = await ensureBinaries();
+  const tempDir = opts.dir === undefined ? await createTempDir("redis") : undefined;
+  const server = new RedisServer(redisServer, {
+    ...opts,
+    port: opts.port ?? (await freePort()),
+    dir: opts.dir ?? (tempDir as string),
+    tempDir,
+  });
+  try {
+    await server.start();
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
+type ResolvedOptions = StartRedisOptions & { port: number; dir: string; tempDir: string | undefined };
+
+class RedisServer implements RedisServerHandle {
+  readonly url: string;
+  readonly port: number;
+  readonly dir: string;
+  readonly #binary: string;
+  readonly #opts: ResolvedOptions;
+  #child: ChildHandle | undefined;
+  #previousLogs: string[] = [];
+  #stopped = false;
+
+  constructor(binary: string, opts: ResolvedOptions) {
+    this.#binary = binary;
+    this.#opts = opts;
+    this.port = opts.port;
+    this.dir = opts.dir;
+    this.url = `redis://127.0.0.1:${opts.port}`;
+  }
+
+  get pid(): number {
+    return this.#child?.pid ?? -1;
+  }
+
+  isRunning(): boolean {
+    return this.#child?.isRunning() ?? false;
+  }
+
+  logs(): string[] {
+    return [...this.#previousLogs, ...(this.#child?.lines() ?? [])].slice(-LOG_LINES);
+  }
+
+  async start(): Promise<void> {
+    const persistence = this.#opts.persistence
+      ? ["--appendonly", "yes", "--appendfsync", "always"]
+      : ["--save", "", "--appendonly", "no"];
+    this.#child = await spawnProcess({
+      name: `redis-server:${this.port}`,
+      command: this.#binary,
+      args: [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+        "--dir",
+        this.dir,
+        "--logfile",
+        "",
+        ...persistence,
+      ],
+      maxLines: LOG_LINES,
+    });
+    await this.#waitReady(this.#child);
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    await this.#child?.kill(signal);
+  }
+
+  async restart(): Promise<void> {
+    if (this.#stopped) throw new Error(`redis-server ${this.url} was stopped and cannot be restarted`);
+    await this.#child?.stop(STOP_GRACE_MS);
+    this.#previousLogs = [...this.logs(), `--- testkit: restarting redis-server on port ${this.port} ---`];
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await this.#child?.stop(STOP_GRACE_MS);
+    if (this.#opts.tempDir !== undefined) await removeTempDir(this.#opts.tempDir);
+  }
+
+  async flushAll(): Promise<void> {
+    const reply = await redisCommand(this.port, ["FLUSHALL"]);
+    if (reply !== "+OK") throw new Error(`FLUSHALL on ${this.url} answered ${reply}`);
+  }
+
+  async #waitReady(child: ChildHandle): Promise<void> {
+    const timeoutMs = this.#opts.readyTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    let problem = "no answer yet";
+    while (Date.now() < deadline) {
+      if (!child.isRunning()) {
+        const { code, signal } = await child.exited;
+        throw this.#startError(`exited during start-up (code ${code}, signal ${signal})`);
+      }
+      try {
+        const reply = await redisCommand(this.port, ["PING"]);
+        // While loading the AOF the server answers "-LOADING ...": not ready yet.
+        if (reply === "+PONG") return;
+        problem = `PING answered ${reply}`;
+      } catch (err) {
+        problem = err instanceof Error ? err.message : String(err);
+      }
+      await sleep(25);
+    }
+    throw this.#startError(`not ready within ${timeoutMs} ms (${problem})`);
+  }
+
+  #startError(why: string): Error {
+    const tail = this.logs().slice(-30).join("\n");
+    return new Error(`redis-server on 127.0.0.1:${this.port} ${why}\n--- last log lines ---\n${tail}`);
+  }
+}
+
+/**
+ * Sends one command in RESP on a fresh connection and returns the first reply line
+ * (`+PONG`, `+OK`, `-ERR …`). Enough for readiness and FLUSHALL without a client library.
+ */
+function redisCommand(port: number, args: string[], timeoutMs = 2_000): Promise<string> {
+  const request = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host: "127.0.0.1", port });
+    let received = "";
+    socket.setTimeout(timeoutMs, () =>
+      socket.destroy(new Error(`redis on port ${port} did not answer in ${timeoutMs} ms`)),
+    );
+    socket.once("connect", () => socket.write(request));
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("utf8");
+      const end = received.indexOf("\r\n");
+      if (end < 0) return;
+      socket.destroy();
+      resolve(received.slice(0, end));
+    });
+    socket.once("error", reject);
+    socket.once("close", () =>
+      reject(new Error(`redis on port ${port} closed the connection without a reply`)),
+    );
+  });
+}
