@@ -20,6 +20,8 @@ export const BaseEnv = {
     default: "exactly-once",
   }),
   JETMESH_PRODUCTION: Type.Boolean({ default: false }),
+  /** Operator's statement that every nats-server runs with `sync_interval: always` (2.10+). */
+  JETMESH_SYNC_WRITES: Type.Boolean({ default: false }),
   JETMESH_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
   JETMESH_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
   JETMESH_MAX_ACK_PENDING: Type.Integer({ minimum: 1, maximum: 100_000, default: 1024 }),
@@ -58,7 +60,9 @@ export function parseConfig<P extends TProperties>(
     if (v !== undefined && v !== "") raw[key] = v;
   }
   const value = Value.Default(schema, Value.Convert(schema, raw));
-  const problems = [...Value.Errors(schema, value)].map((e) => `${e.path.slice(1)} ${e.message.toLowerCase()}`);
+  const problems = [...Value.Errors(schema, value)].map(
+    (e) => `${e.path.slice(1)} ${e.message.toLowerCase()}`,
+  );
   if (problems.length) throw new ConfigError(problems);
   return value as Static<TObject<P>>;
 }
@@ -67,6 +71,8 @@ export function parseConfig<P extends TProperties>(
 export interface StageSettings {
   readonly mode: "exactly-once" | "at-least-once";
   readonly production: boolean;
+  /** The operator asserts the servers fsync every write (`sync_interval: always`). */
+  readonly syncWrites: boolean;
   readonly replicas: number;
   /** Messages processed at once by this process; the iterator buffers at most as many more. */
   readonly maxInFlight: number;
@@ -106,6 +112,7 @@ export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettin
   return {
     mode: c.JETMESH_MODE,
     production: c.JETMESH_PRODUCTION,
+    syncWrites: c.JETMESH_SYNC_WRITES,
     replicas: c.JETMESH_REPLICAS,
     maxInFlight: c.JETMESH_MAX_IN_FLIGHT,
     maxAckPending: c.JETMESH_MAX_ACK_PENDING,

@@ -10,7 +10,11 @@ export interface Emission<T extends EventType = EventType> {
 }
 
 /** Builds an {@link Emission}. */
-export function emit<T extends EventType>(type: T, data: EventDataMap[T], partitionKey?: string): Emission<T> {
+export function emit<T extends EventType>(
+  type: T,
+  data: EventDataMap[T],
+  partitionKey?: string,
+): Emission<T> {
   return partitionKey === undefined ? { type, data } : { type, data, partitionKey };
 }
 
@@ -86,7 +90,8 @@ export interface StageDefinition<In extends EventType = EventType, Deps = unknow
 export function defineStage<In extends EventType, Deps = unknown>(
   def: StageDefinition<In, Deps>,
 ): StageDefinition<In, Deps> {
-  if (!/^[a-z][a-z0-9-]{0,31}$/.test(def.name)) throw new Error(`stage name ${def.name} must match [a-z][a-z0-9-]{0,31}`);
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(def.name))
+    throw new Error(`stage name ${def.name} must match [a-z][a-z0-9-]{0,31}`);
   if (def.inputs.length === 0) throw new Error(`stage ${def.name} has no inputs`);
   return def;
 }

@@ -13,7 +13,11 @@ const ACCOUNT_PATHS = ["from", "to", "account", "account_id", "*.from", "*.to", 
  * The one pino root of a process: JSON lines, `service` on every line, snake_case
  * fields, errors under `err`, account ids masked beyond their last four characters.
  */
-export function createLogger(opts: { service: string; level?: string; destination?: pino.DestinationStream }): Logger {
+export function createLogger(opts: {
+  service: string;
+  level?: string;
+  destination?: pino.DestinationStream;
+}): Logger {
   const options: pino.LoggerOptions = {
     level: opts.level ?? "info",
     base: { service: opts.service, pid: process.pid },

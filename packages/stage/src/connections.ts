@@ -1,0 +1,44 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Redis } from "ioredis";
+
+/**
+ * Connects to NATS (comma-separated URLs for a cluster) and reconnects forever:
+ * a stage outlives broker restarts; the runtime pauses pulling while disconnected.
+ */
+export async function connectNats(opts: {
+  url: string;
+  name: string;
+  /** Keep to the given URLs (e.g. behind a proxy) instead of learning cluster peers. */
+  ignoreClusterUpdates?: boolean;
+}): Promise<NatsConnection> {
+  return connect({
+    servers: opts.url.split(",").map((s) => s.trim()),
+    name: opts.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    pingInterval: 5000,
+    maxPingOut: 2,
+    waitOnFirstConnect: true,
+    timeout: 5000,
+    ignoreClusterUpdates: opts.ignoreClusterUpdates ?? false,
+  });
+}
+
+/**
+ * An ioredis client that reconnects by itself, pipelines concurrent commands
+ * automatically (one network write for many messages), and fails commands fast while
+ * disconnected or when Redis stops answering, so a stuck Redis becomes a transient
+ * error instead of a hung message.
+ */
+export function createRedis(opts: { url: string; name: string; commandTimeoutMs?: number }): Redis {
+  return new Redis(opts.url, {
+    connectionName: opts.name,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeoutMs ?? 5000,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+    reconnectOnError: () => true,
+  });
+}
+export type { NatsConnection, Redis };

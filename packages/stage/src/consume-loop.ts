@@ -1,0 +1,201 @@
+import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { Gate, Slots } from "./flow-control.ts";
+import type { StageMetrics } from "./metrics.ts";
+import type { Processor } from "./process-message.ts";
+import { type ConsumerSpec, ensureConsumer } from "./provision.ts";
+
+/** Why the supervisor recreated a pull. */
+export const RestartReasons = {
+  HeartbeatsMissed: "heartbeats_missed",
+  ConsumerDeleted: "consumer_deleted",
+  ConsumerNotFound: "consumer_not_found",
+  StreamNotFound: "stream_not_found",
+  Stalled: "stalled",
+  IteratorEnded: "iterator_ended",
+  Error: "error",
+} as const;
+
+export interface ConsumeLoopOptions {
+  readonly stage: string;
+  readonly spec: ConsumerSpec;
+  readonly accepts: ReadonlySet<string>;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly process: Processor;
+  readonly slots: Slots;
+  readonly gate: Gate;
+  readonly logger: Logger;
+  readonly metrics: StageMetrics;
+  /** Batch size of each pull: the most messages buffered ahead of the slots. */
+  readonly pullBatch: number;
+  readonly ackWaitMs: number;
+  /** Pull again when pending work sees no delivery for this long. */
+  readonly stallMs: number;
+}
+
+/**
+ * One input's consume loop under supervision: pull (bounded batch) → wait for a free
+ * slot → wait for the gate → process without awaiting the result. The supervisor
+ * recreates the pull (and the consumer, if it was deleted) whenever the client reports
+ * missed heartbeats or a missing consumer or stream, or when messages are pending but
+ * none arrives; every restart is logged and counted. Never leaves the stage silently idle.
+ */
+export class ConsumeLoop {
+  readonly #o: ConsumeLoopOptions;
+  #messages: ConsumerMessages | undefined;
+  #stopping = false;
+  #lastDelivery = Date.now();
+  #bound = false;
+  readonly #inFlight = new Set<JsMsg>();
+  #done: Promise<void> | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+  pending = 0;
+  ackPending = 0;
+
+  constructor(o: ConsumeLoopOptions) {
+    this.#o = o;
+  }
+
+  /** True while a pull is established and the consumer answered. */
+  get bound(): boolean {
+    return this.#bound;
+  }
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  start(): void {
+    this.#done = this.#run();
+    this.#watchdog = setInterval(
+      () => void this.#watch(),
+      Math.min(5000, Math.max(500, this.#o.stallMs / 4)),
+    );
+    this.#watchdog.unref();
+  }
+
+  /** Stops pulling; resolves when in-flight work finished or `timeoutMs` passed (the rest is nak'd). */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopping = true;
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#messages?.stop();
+    const deadline = Date.now() + timeoutMs;
+    while (this.#inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const m of this.#inFlight) m.nak();
+    await this.#done?.catch(() => {});
+  }
+
+  /** Ends the current pull so that #run opens a new one. */
+  restart(reason: string, detail?: unknown): void {
+    if (this.#stopping) return;
+    this.#o.logger.warn({ stream: this.#o.spec.stream, reason, detail }, "restarting consumer pull");
+    this.#o.metrics.consumerRestarts.inc({ stage: this.#o.stage, stream: this.#o.spec.stream, reason });
+    this.#bound = false;
+    this.#messages?.stop();
+  }
+
+  async #run(): Promise<void> {
+    const { spec, logger } = this.#o;
+    let failures = 0;
+    while (!this.#stopping) {
+      try {
+        await ensureConsumer(this.#o.jsm, spec, logger);
+        const consumer = await this.#o.js.consumers.get(spec.stream, spec.durable);
+        const messages = await consumer.consume({ max_messages: this.#o.pullBatch });
+        this.#messages = messages;
+        this.#bound = true;
+        this.#lastDelivery = Date.now();
+        failures = 0;
+        void this.#watchStatus(messages);
+        for await (const m of messages) {
+          this.#lastDelivery = Date.now();
+          if (this.#stopping) {
+            m.nak();
+            continue;
+          }
+          const wait = this.#o.slots.acquire();
+          if (wait) await wait;
+          await this.#o.gate.whenOpen(() => m.working(), Math.max(250, this.#o.ackWaitMs / 3));
+          this.#dispatch(m);
+        }
+        if (!this.#stopping)
+          this.#o.metrics.consumerRestarts.inc({
+            stage: this.#o.stage,
+            stream: spec.stream,
+            reason: RestartReasons.IteratorEnded,
+          });
+      } catch (err) {
+        if (this.#stopping) break;
+        failures += 1;
+        this.#bound = false;
+        this.#o.metrics.consumerRestarts.inc({
+          stage: this.#o.stage,
+          stream: spec.stream,
+          reason: RestartReasons.Error,
+        });
+        logger.warn({ err, stream: spec.stream, failures }, "consume failed; pulling again");
+      }
+      this.#bound = false;
+      if (!this.#stopping)
+        await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(failures, 6))));
+    }
+  }
+
+  #dispatch(m: JsMsg): void {
+    this.#inFlight.add(m);
+    this.#o.metrics.inFlight.inc({ stage: this.#o.stage });
+    this.#o
+      .process(m, this.#o.accepts)
+      .catch((err) => this.#o.logger.error({ err, stream_seq: m.seq }, "processor failed unexpectedly"))
+      .finally(() => {
+        this.#inFlight.delete(m);
+        this.#o.metrics.inFlight.dec({ stage: this.#o.stage });
+        this.#o.slots.release();
+      });
+  }
+
+  async #watchStatus(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of messages.status()) {
+        if (this.#messages !== messages) return;
+        switch (s.type) {
+          case "heartbeats_missed":
+            if (s.count >= 2) this.restart(RestartReasons.HeartbeatsMissed, s);
+            break;
+          case "consumer_deleted":
+            this.restart(RestartReasons.ConsumerDeleted, s);
+            break;
+          case "consumer_not_found":
+            this.restart(RestartReasons.ConsumerNotFound, s);
+            break;
+          case "stream_not_found":
+            this.restart(RestartReasons.StreamNotFound, s);
+            break;
+          default:
+            break;
+        }
+      }
+    } catch {
+      // the status iterator ends with its pull
+    }
+  }
+
+  async #watch(): Promise<void> {
+    if (this.#stopping) return;
+    try {
+      const info = await this.#o.jsm.consumers.info(this.#o.spec.stream, this.#o.spec.durable);
+      this.pending = info.num_pending;
+      this.ackPending = info.num_ack_pending;
+      const labels = { stage: this.#o.stage, stream: this.#o.spec.stream };
+      this.#o.metrics.consumerPending.set(labels, info.num_pending);
+      this.#o.metrics.consumerAckPending.set(labels, info.num_ack_pending);
+      const idle = Date.now() - this.#lastDelivery;
+      const starving = info.num_pending > 0 && this.#o.slots.inUse < this.#o.slots.size && this.#o.gate.open;
+      if (this.#bound && starving && idle > this.#o.stallMs)
+        this.restart(RestartReasons.Stalled, { pending: info.num_pending, idle_ms: idle });
+    } catch (err) {
+      // A missing consumer is recreated by #run on the next pull.
+      if ((err as { code?: number }).code === 10014) this.restart(RestartReasons.ConsumerNotFound);
+    }
+  }
+}

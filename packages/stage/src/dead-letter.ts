@@ -1,0 +1,59 @@
+import { dlqSubject, Headers } from "@jetmesh/contracts";
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+
+/** Why a message was parked: the error's class and its message. */
+export interface ParkReason {
+  readonly errorClass: string;
+  readonly reason: string;
+}
+
+/** What identifies the original message when it is parked. */
+export interface ParkedOrigin {
+  readonly stage: string;
+  readonly stream: string;
+  readonly subject: string;
+  readonly streamSequence: number;
+  readonly deliveries: number;
+  readonly data: Uint8Array;
+  readonly headers?: { keys(): string[]; values(k: string): string[] };
+}
+
+/**
+ * Parks a message on `dlq.<stage>` (stream DLQ): the original bytes and headers,
+ * plus the reason, error class, origin stream, subject, sequence and delivery count.
+ * The `Nats-Msg-Id` is derived from the origin so that two instances parking the same
+ * message store it once. Resolves when the DLQ stream stored it; throws otherwise
+ * (the caller must then not term the original).
+ */
+export async function park(js: JetStreamClient, origin: ParkedOrigin, why: ParkReason): Promise<void> {
+  const h = natsHeaders();
+  if (origin.headers) {
+    for (const k of origin.headers.keys()) {
+      if (k === Headers.MsgId) continue;
+      for (const v of origin.headers.values(k)) h.append(k, v);
+    }
+  }
+  h.set(Headers.DlqReason, why.reason.slice(0, 1024));
+  h.set(Headers.DlqErrorClass, why.errorClass);
+  h.set(Headers.DlqStage, origin.stage);
+  h.set(Headers.DlqStream, origin.stream);
+  h.set(Headers.DlqSubject, origin.subject);
+  h.set(Headers.DlqSequence, String(origin.streamSequence));
+  h.set(Headers.DlqDeliveries, String(origin.deliveries));
+  const msgID = `dlq:${origin.stage}:${origin.stream}:${origin.streamSequence}`;
+  await js.publish(dlqSubject(origin.stage), origin.data, { msgID, headers: h });
+}
+
+/** The origin of a JetStream message, for {@link park}. */
+export function originOf(stage: string, m: JsMsg): ParkedOrigin {
+  return {
+    stage,
+    stream: m.info.stream,
+    subject: m.subject,
+    streamSequence: m.seq,
+    deliveries: m.info.deliveryCount,
+    data: m.data,
+    ...(m.headers ? { headers: m.headers } : {}),
+  };
+}

@@ -1,0 +1,53 @@
+export { BaseEnv, loadStageConfig, parseConfig, settingsFromEnv, stageSettings } from "./config.ts";
+export type { StageProcessConfig, StageSettings } from "./config.ts";
+export { connectNats, createRedis } from "./connections.ts";
+export type { NatsConnection, Redis } from "./connections.ts";
+export { CrashPoints, createCrashHook } from "./crash-points.ts";
+export type { CrashHook, CrashPoint } from "./crash-points.ts";
+export { park } from "./dead-letter.ts";
+export type { ParkReason, ParkedOrigin } from "./dead-letter.ts";
+export { defineStage, emit, isEvent } from "./define-stage.ts";
+export type {
+  Delivery,
+  Effect,
+  Emission,
+  Handler,
+  HandlerContext,
+  Middleware,
+  Plan,
+  StageDefinition,
+  StageInput,
+} from "./define-stage.ts";
+export { ConfigError, PermanentError, TransientError } from "./errors.ts";
+export { operationalRoutes, serveHttp } from "./http-server.ts";
+export type { HttpServer, ReadinessProbe, Routes } from "./http-server.ts";
+export { createIdempotencyStore } from "./idempotency-store.ts";
+export type { ClaimResult, IdempotencyStore } from "./idempotency-store.ts";
+export { createLogger, maskAccount } from "./logger.ts";
+export type { Logger } from "./logger.ts";
+export { createStageMetrics, metricsRegistry } from "./metrics.ts";
+export type { StageMetrics } from "./metrics.ts";
+export { consumerConfig, ensureConsumer, ensureStream } from "./provision.ts";
+export type { ConsumerSpec } from "./provision.ts";
+export { createEventPublisher } from "./publisher.ts";
+export type { EventPublisher, PublishOptions, PublisherSettings } from "./publisher.ts";
+export { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
+export type { RetryPolicy } from "./retry-policy.ts";
+export { runStage } from "./run-stage.ts";
+export type { RunStageOptions, StageHandle } from "./run-stage.ts";
+export { checkSettings } from "./settings-check.ts";
+export type { StreamFacts } from "./settings-check.ts";
+export { onShutdown } from "./shutdown.ts";
+export {
+  context,
+  extractContext,
+  injectContext,
+  linkTo,
+  SpanKind,
+  SpanStatusCode,
+  startTelemetry,
+  trace,
+  traceparentOf,
+  tracer,
+} from "./telemetry.ts";
+export type { Context, HeaderCarrier, Span, Telemetry, TelemetryOptions } from "./telemetry.ts";

@@ -1,0 +1,271 @@
+import {
+  type AnyEnvelope,
+  ContractError,
+  decodeEvent,
+  type EventType,
+  makeEnvelope,
+  newId,
+  outputEventId,
+} from "@jetmesh/contracts";
+import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { Logger } from "pino";
+import type { StageSettings } from "./config.ts";
+import { CrashPoints, type CrashHook } from "./crash-points.ts";
+import { originOf, park } from "./dead-letter.ts";
+import type { Delivery, Emission, Handler, HandlerContext, Plan, StageDefinition } from "./define-stage.ts";
+import { PermanentError, TransientError } from "./errors.ts";
+import type { IdempotencyStore } from "./idempotency-store.ts";
+import type { StageMetrics } from "./metrics.ts";
+import type { EventPublisher } from "./publisher.ts";
+import { retryDelayMs } from "./retry-policy.ts";
+import {
+  extractContext,
+  linkTo,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  traceparentOf,
+  tracer,
+} from "./telemetry.ts";
+
+/** Everything one message's processing needs, built once at start. */
+export interface ProcessorDeps<Deps> {
+  readonly definition: StageDefinition<EventType, Deps>;
+  readonly deps: Deps;
+  readonly settings: StageSettings;
+  /** Absent in at-least-once mode. */
+  readonly store: IdempotencyStore | undefined;
+  readonly publisher: EventPublisher;
+  readonly js: JetStreamClient;
+  readonly logger: Logger;
+  readonly metrics: StageMetrics;
+  readonly crash: CrashHook;
+  /** Unique per process: attempt tokens are `${instance}:${seq}:${delivery}`. */
+  readonly instance: string;
+  /** Aborted when the stage stops. */
+  readonly stopping: AbortSignal;
+}
+
+/** Processes one delivered message to its end: acked, nak'd with a delay, or parked and termed. */
+export type Processor = (m: JsMsg, accepts: ReadonlySet<string>) => Promise<void>;
+
+const isPlan = (r: readonly Emission[] | Plan): r is Plan => !Array.isArray(r);
+
+function composeHandler<Deps>(def: StageDefinition<EventType, Deps>): Handler<EventType, Deps> {
+  let h = def.handle as Handler<EventType, Deps>;
+  for (const mw of [...(def.middleware ?? [])].reverse()) h = mw(h);
+  return h;
+}
+
+function withTimeout<T>(p: Promise<T> | T, ms: number, ac: AbortController, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      reject(new TransientError(`${what} timed out after ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Builds the processor of a stage: the recipe of BRIEF.md steps 2 to 7 for one message.
+ *
+ * decode → claim `{stage}:{eventId}` → handler → effect → publish outputs (ids derived
+ * from the input id) → mark done → ack. A crash between any two steps leaves the key
+ * leased or done and the outputs stored at most once: the redelivery either finds the
+ * key done (ack, nothing else) or re-runs the deterministic handler and effect, whose
+ * outputs carry the same ids and are dropped by the stream's duplicate window.
+ */
+export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
+  const stage = p.definition.name;
+  const handler = composeHandler(p.definition);
+  const emits = new Set<string>(p.definition.emits);
+  const s = p.settings;
+  const exactlyOnce = s.mode === "exactly-once";
+  const policy = { baseMs: s.retryBaseMs, maxMs: s.retryMaxMs, jitter: 0.5 };
+
+  const ack = async (m: JsMsg): Promise<void> => {
+    if (s.ackMode === "confirmed") {
+      // A lost confirmation only means a redelivery, which the done key absorbs.
+      await m
+        .ackAck({ timeout: 5000 })
+        .catch((err) => p.logger.warn({ err, stream_seq: m.seq }, "ack not confirmed"));
+    } else {
+      m.ack();
+    }
+  };
+
+  return async (m, accepts) => {
+    const started = performance.now();
+    const delivery: Delivery = {
+      stream: m.info.stream,
+      subject: m.subject,
+      streamSequence: m.seq,
+      deliveryCount: m.info.deliveryCount,
+    };
+    if (delivery.deliveryCount > 1) p.metrics.redeliveries.inc({ stage, stream: delivery.stream });
+    const parent = extractContext(m.headers);
+    const span = tracer.startSpan(
+      `process ${m.subject}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": m.subject,
+          "messaging.consumer.group.name": stage,
+          "messaging.nats.stream": delivery.stream,
+          "messaging.nats.stream_sequence": delivery.streamSequence,
+          "messaging.nats.delivery_count": delivery.deliveryCount,
+        },
+      },
+      parent,
+    );
+    const otelCtx = trace.setSpan(parent, span);
+    const traceparent = traceparentOf(span);
+    const attempt = `${p.instance}:${delivery.stream}:${m.seq}:${delivery.deliveryCount}`;
+    let log = p.logger.child({
+      subject: m.subject,
+      stream_seq: m.seq,
+      delivery: delivery.deliveryCount,
+      trace_id: span.spanContext().traceId,
+      span_id: span.spanContext().spanId,
+    });
+    let key: string | undefined;
+    let outcome = "acked";
+    let env: AnyEnvelope | undefined;
+    try {
+      try {
+        env = decodeEvent(m.data);
+      } catch (err) {
+        throw new PermanentError(`undecodable message: ${(err as Error).message}`, { cause: err });
+      }
+      span.setAttribute("messaging.message.id", env.eventId);
+      span.setAttribute("messaging.message.conversation_id", env.correlationId);
+      log = log.child({ event_id: env.eventId, transfer_id: env.correlationId, event_type: env.type });
+      if (!accepts.has(env.type)) {
+        outcome = "skipped";
+        await ack(m);
+        return;
+      }
+      if (exactlyOnce && p.store) {
+        key = `${stage}:${env.eventId}`;
+        const claim = await p.store.claim(key, attempt, s.leaseMs, traceparent);
+        if (claim.state === "done") {
+          outcome = "duplicate";
+          p.metrics.duplicates.inc({ stage, layer: "idempotency" });
+          log.debug("input already done; acking the redelivery");
+          await ack(m);
+          return;
+        }
+        if (claim.state === "busy") {
+          // Another attempt holds the lease: come back when it would have expired.
+          outcome = "busy";
+          key = undefined;
+          m.nak(claim.retryInMs + 50);
+          return;
+        }
+        const link = linkTo(claim.previousAttempt, { "jetmesh.link": "previous_attempt" });
+        if (link) span.addLink(link);
+        p.crash(CrashPoints.AfterClaim);
+      }
+      const ac = new AbortController();
+      const onStop = () => ac.abort();
+      p.stopping.addEventListener("abort", onStop, { once: true });
+      let emissions: readonly Emission[];
+      try {
+        const ctx: HandlerContext<Deps> = { stage, deps: p.deps, logger: log, delivery, signal: ac.signal };
+        const result = await withTimeout(handler(env, ctx), s.handlerTimeoutMs, ac, "handler");
+        const plan: Plan = isPlan(result) ? result : { emit: result };
+        p.crash(CrashPoints.BeforeEffect);
+        const extra = plan.effect
+          ? await withTimeout(plan.effect(), s.handlerTimeoutMs, ac, "effect")
+          : undefined;
+        p.crash(CrashPoints.AfterEffect);
+        emissions = extra?.length ? [...(plan.emit ?? []), ...extra] : (plan.emit ?? []);
+      } finally {
+        p.stopping.removeEventListener("abort", onStop);
+      }
+      const input = env;
+      const outputs = emissions.map((e, i) => {
+        if (!emits.has(e.type))
+          throw new PermanentError(`stage ${stage} emitted undeclared event type ${e.type}`);
+        return makeEnvelope(e.type, e.data, {
+          eventId: exactlyOnce ? outputEventId(stage, input.eventId, i) : newId(),
+          correlationId: input.correlationId,
+          causationId: input.eventId,
+          producer: stage,
+        });
+      });
+      await Promise.all(
+        outputs.map((o, i) =>
+          p.publisher.publish(o, {
+            parent: otelCtx,
+            dedupe: exactlyOnce,
+            ...(emissions[i]?.partitionKey ? { partitionKey: emissions[i].partitionKey } : {}),
+          }),
+        ),
+      );
+      p.crash(CrashPoints.AfterPublish);
+      if (key && p.store)
+        await p.store.markDone(key, outputs.map((o) => o.eventId).join(","), s.idempotencyTtlMs);
+      p.crash(CrashPoints.AfterDone);
+      await ack(m);
+      p.crash(CrashPoints.AfterAck);
+      p.metrics.eventAge.observe({ stage }, Math.max(0, Date.now() - Date.parse(env.occurredAt)) / 1000);
+      log.debug({ outputs: outputs.length }, "processed");
+    } catch (err) {
+      outcome = await fail(m, err as Error, key, attempt, traceparent, delivery, log);
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+    } finally {
+      span.setAttribute("jetmesh.outcome", outcome);
+      span.end();
+      p.metrics.processed.inc({ stage, stream: delivery.stream, outcome });
+      p.metrics.handlerDuration.observe({ stage }, (performance.now() - started) / 1000);
+      p.metrics.lastProgress.set({ stage }, Date.now() / 1000);
+    }
+  };
+
+  async function fail(
+    m: JsMsg,
+    err: Error,
+    key: string | undefined,
+    attempt: string,
+    traceparent: string,
+    delivery: Delivery,
+    log: Logger,
+  ): Promise<string> {
+    const permanent = err instanceof PermanentError || err instanceof ContractError;
+    const exhausted = delivery.deliveryCount >= s.maxDeliver;
+    if (permanent || exhausted) {
+      const reason = permanent
+        ? err.message
+        : `gave up after ${delivery.deliveryCount} deliveries: ${err.message}`;
+      try {
+        await park(p.js, originOf(stage, m), { errorClass: err.name, reason });
+      } catch (parkErr) {
+        // Not parked means not termed: the message stays in the stream for a later attempt.
+        log.error({ err: parkErr, reason }, "could not park message in the DLQ; leaving it for redelivery");
+        m.nak(retryDelayMs(policy, delivery.deliveryCount));
+        return "retried";
+      }
+      // The key is released, not marked done, so an operator can replay the parked message.
+      if (key && p.store)
+        await p.store.release(key, attempt, traceparent, s.idempotencyTtlMs).catch(() => {});
+      m.term(reason.slice(0, 256));
+      p.metrics.dlqParked.inc({ stage, reason: permanent ? err.name : "max_deliver" });
+      log.error({ err, reason }, "message parked in the DLQ");
+      return "parked";
+    }
+    const delay = Math.max(
+      err instanceof TransientError ? (err.retryAfterMs ?? 0) : 0,
+      retryDelayMs(policy, delivery.deliveryCount),
+    );
+    if (key && p.store) await p.store.release(key, attempt, traceparent, s.idempotencyTtlMs).catch(() => {});
+    m.nak(delay);
+    log.warn({ err, retry_in_ms: delay }, "transient failure, retrying");
+    return "retried";
+  }
+}

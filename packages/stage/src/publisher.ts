@@ -1,0 +1,153 @@
+import {
+  type AnyEnvelope,
+  encodeEvent,
+  type Envelope,
+  eventHeaders,
+  Headers,
+  subjectFor,
+} from "@jetmesh/contracts";
+import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { TransientError } from "./errors.ts";
+import type { StageMetrics } from "./metrics.ts";
+import {
+  type Context,
+  context,
+  injectContext,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  tracer,
+} from "./telemetry.ts";
+
+/** Options of one publish. */
+export interface PublishOptions {
+  /** Account whose partition the subject takes; defaults to `data.from`. */
+  readonly partitionKey?: string;
+  /** Parent of the producer span (the consumer span of the input, or the HTTP span). */
+  readonly parent?: Context;
+  /** False in at-least-once mode: no `Nats-Msg-Id`, so the stream keeps every copy. */
+  readonly dedupe?: boolean;
+}
+
+/**
+ * Publishes events to their streams with `Nats-Msg-Id` = eventId and operator-readable
+ * headers plus W3C trace context. A publish whose acknowledgement is lost is retried
+ * with the same id until `publishRetryHorizonMs`; the stream's duplicate window (longer,
+ * checked at start) drops the copy. Resolves only once the stream stored the event.
+ */
+export interface EventPublisher {
+  /**
+   * @throws TransientError when the stream refuses (full, discard=new) or stays
+   * unreachable past the retry horizon; ContractError when the event is invalid.
+   */
+  publish(env: Envelope | AnyEnvelope, opts?: PublishOptions): Promise<PubAck>;
+}
+
+/** Settings the publisher reads. */
+export interface PublisherSettings {
+  readonly publishTimeoutMs: number;
+  readonly publishRetryHorizonMs: number;
+}
+
+class JetStreamEventPublisher implements EventPublisher {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly settings: PublisherSettings,
+    private readonly logger: Logger,
+    private readonly stage: string,
+    private readonly metrics?: StageMetrics,
+  ) {}
+
+  async publish(env: Envelope | AnyEnvelope, opts: PublishOptions = {}): Promise<PubAck> {
+    const data = env.data as { from?: string };
+    const subject = subjectFor(env.type, opts.partitionKey ?? data.from ?? env.correlationId);
+    const body = encodeEvent(env);
+    const span = tracer.startSpan(
+      `send ${env.type}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          "messaging.system": "nats",
+          "messaging.operation.type": "send",
+          "messaging.destination.name": subject,
+          "messaging.message.id": env.eventId,
+          "messaging.message.conversation_id": env.correlationId,
+        },
+      },
+      opts.parent ?? context.active(),
+    );
+    const h: MsgHdrs = natsHeaders();
+    const dedupe = opts.dedupe !== false;
+    for (const [k, v] of Object.entries(eventHeaders(env))) if (dedupe || k !== Headers.MsgId) h.set(k, v);
+    injectContext(trace.setSpan(opts.parent ?? context.active(), span), h);
+    const started = performance.now();
+    try {
+      const ack = await this.#publishWithRetry(subject, body, h, dedupe ? env.eventId : undefined);
+      span.setAttribute("messaging.nats.stream_sequence", ack.seq);
+      if (ack.duplicate) {
+        span.setAttribute("messaging.nats.duplicate", true);
+        this.metrics?.duplicates.inc({ stage: this.stage, layer: "stream" });
+      }
+      return ack;
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      this.metrics?.publishDuration.observe({ stage: this.stage }, (performance.now() - started) / 1000);
+      span.end();
+    }
+  }
+
+  async #publishWithRetry(
+    subject: string,
+    body: Uint8Array,
+    h: MsgHdrs,
+    msgID: string | undefined,
+  ): Promise<PubAck> {
+    const deadline = Date.now() + this.settings.publishRetryHorizonMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.js.publish(subject, body, {
+          ...(msgID ? { msgID } : {}),
+          headers: h,
+          timeout: this.settings.publishTimeoutMs,
+        });
+      } catch (err) {
+        // The stream answered and refused (e.g. full with discard=new): retrying now
+        // cannot help; the caller naks (stage) or answers 503 (gateway).
+        if (err instanceof JetStreamApiError) {
+          throw new TransientError(`stream refused ${subject}: ${err.message}`, {
+            cause: err,
+            retryAfterMs: 1000,
+          });
+        }
+        const waitMs = Math.min(2000, 50 * 2 ** attempt);
+        if (Date.now() + waitMs > deadline) {
+          throw new TransientError(`publish to ${subject} unacknowledged after ${attempt} attempts`, {
+            cause: err,
+          });
+        }
+        this.logger.warn(
+          { err, subject, msg_id: msgID, attempt },
+          "publish not acknowledged, retrying with the same id",
+        );
+        await new Promise((r) => setTimeout(r, waitMs));
+      }
+    }
+  }
+}
+
+/** Creates an {@link EventPublisher} over a JetStream client. */
+export function createEventPublisher(opts: {
+  js: JetStreamClient;
+  settings: PublisherSettings;
+  logger: Logger;
+  /** Name used in metrics (the stage or service). */
+  stage: string;
+  metrics?: StageMetrics;
+}): EventPublisher {
+  return new JetStreamEventPublisher(opts.js, opts.settings, opts.logger, opts.stage, opts.metrics);
+}

@@ -1,0 +1,257 @@
+import { randomBytes } from "node:crypto";
+import { type EventType, Streams, type StreamDefinition, streamOf, subjectFilter } from "@jetmesh/contracts";
+import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { Registry } from "prom-client";
+import type { StageSettings } from "./config.ts";
+import { ConsumeLoop } from "./consume-loop.ts";
+import { createCrashHook } from "./crash-points.ts";
+import { park } from "./dead-letter.ts";
+import type { StageDefinition } from "./define-stage.ts";
+import { ConfigError } from "./errors.ts";
+import { Gate, Slots } from "./flow-control.ts";
+import type { ReadinessProbe } from "./http-server.ts";
+import { createIdempotencyStore } from "./idempotency-store.ts";
+import { createStageMetrics, metricsRegistry } from "./metrics.ts";
+import { createProcessor } from "./process-message.ts";
+import { ensureStream } from "./provision.ts";
+import { createEventPublisher } from "./publisher.ts";
+import { checkSettings, type StreamFacts } from "./settings-check.ts";
+
+/** What {@link runStage} needs; main.ts builds the clients. */
+export interface RunStageOptions<In extends EventType, Deps> {
+  readonly definition: StageDefinition<In, Deps>;
+  readonly deps: Deps;
+  readonly nc: NatsConnection;
+  readonly redis: Redis;
+  readonly logger: Logger;
+  readonly settings: StageSettings;
+  readonly registry?: Registry;
+}
+
+/** A running stage. */
+export interface StageHandle extends ReadinessProbe {
+  /** NATS and Redis reachable, every input's pull bound, not draining. */
+  ready(): boolean;
+  /**
+   * Drains: stops pulling, waits up to the drain timeout for in-flight messages to
+   * finish, naks the rest (they are redelivered), closes its subscriptions. Does not
+   * close the NATS or Redis clients: main.ts owns them.
+   */
+  stop(): Promise<void>;
+  /** Numbers for tests and benches. */
+  stats(): { inFlight: number; maxInFlightSeen: number; pending: number; ackPending: number };
+}
+
+function facts(info: StreamInfo, def: StreamDefinition): StreamFacts {
+  return {
+    name: info.config.name,
+    duplicateWindowMs: Math.floor((info.config.duplicate_window ?? 0) / 1_000_000),
+    replicas: info.config.num_replicas,
+    retention: String(info.config.retention),
+    critical: def.critical,
+  };
+}
+
+/**
+ * Starts a stage: provisions its streams (when missing) and durable consumers, refuses
+ * settings that contradict exactly-once (ConfigError), then consumes every input
+ * under supervision until {@link StageHandle.stop}.
+ * @throws ConfigError listing every contradiction; errors of the first JetStream calls.
+ */
+export async function runStage<In extends EventType, Deps>(
+  o: RunStageOptions<In, Deps>,
+): Promise<StageHandle> {
+  const def = o.definition as unknown as StageDefinition<EventType, Deps>;
+  const stage = def.name;
+  const s = o.settings;
+  const logger = o.logger.child({ stage });
+  const crash = createCrashHook(s.crashAt, s.crashAfter);
+  const jsm = await jetstreamManager(o.nc);
+  const js = jetstream(o.nc);
+
+  // Provision what the stage touches; the owning team's definitions come from contracts.
+  const inputDefs = def.inputs.map((i) => Streams[i.stream]);
+  const outputDefs = [...new Set(def.emits.map((t) => streamOf(t)))];
+  const all = new Map<string, StreamDefinition>();
+  for (const d of [...inputDefs, ...outputDefs, Streams.DLQ]) all.set(d.name, d);
+  const infos = new Map<string, StreamFacts>();
+  for (const d of all.values()) {
+    const { info } = await ensureStream(jsm, d, { replicas: s.replicas, logger });
+    infos.set(d.name, facts(info, d));
+  }
+  const serverVersion = o.nc.info?.version ?? "0.0.0";
+  const verdict = checkSettings({
+    settings: s,
+    inputs: inputDefs.map((d) => infos.get(d.name)!),
+    outputs: outputDefs.map((d) => infos.get(d.name)!),
+    dlq: infos.get(Streams.DLQ.name)!,
+    serverVersion,
+  });
+  for (const w of verdict.warnings) logger.warn({ server_version: serverVersion }, w);
+  if (verdict.problems.length) throw new ConfigError(verdict.problems);
+
+  const registry = o.registry ?? metricsRegistry();
+  const metrics = createStageMetrics(registry);
+  const store = s.mode === "exactly-once" ? createIdempotencyStore(o.redis) : undefined;
+  const publisher = createEventPublisher({ js, settings: s, logger, stage, metrics });
+  const stopping = new AbortController();
+  const process = createProcessor({
+    definition: def,
+    deps: o.deps,
+    settings: s,
+    store,
+    publisher,
+    js,
+    logger,
+    metrics,
+    crash,
+    instance: randomBytes(6).toString("hex"),
+    stopping: stopping.signal,
+  });
+
+  // Pull only while NATS and Redis are both reachable.
+  const gate = new Gate();
+  const onRedis = (up: boolean) => () => {
+    gate.set("redis", up);
+    metrics.paused.set({ stage }, gate.open ? 0 : 1);
+    logger[up ? "info" : "warn"](
+      { dependency: "redis" },
+      up ? "redis reachable; pulling" : "redis down; paused",
+    );
+  };
+  const redisReady = onRedis(true);
+  const redisDown = onRedis(false);
+  o.redis.on("ready", redisReady);
+  o.redis.on("close", redisDown);
+  gate.set("redis", o.redis.status === "ready");
+  void (async () => {
+    for await (const st of o.nc.status()) {
+      if (st.type === "disconnect" || st.type === "reconnect") {
+        const up = st.type === "reconnect";
+        gate.set("nats", up);
+        metrics.paused.set({ stage }, gate.open ? 0 : 1);
+        logger[up ? "info" : "warn"](
+          { dependency: "nats", server: st.server },
+          up ? "nats reconnected" : "nats disconnected; paused",
+        );
+      }
+    }
+  })();
+
+  const slots = new Slots(s.maxInFlight);
+  let maxInFlightSeen = 0;
+  const loops = def.inputs.map((input) => {
+    const streamDef = Streams[input.stream];
+    const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
+    // nats-server 2.9 takes one filter subject: filter when one type is wanted,
+    // otherwise take the stream and skip other types in the processor.
+    const filterSubject =
+      !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0]!) : undefined;
+    return new ConsumeLoop({
+      stage,
+      spec: {
+        stream: input.stream,
+        durable: stage,
+        ...(filterSubject ? { filterSubject } : {}),
+        ackWaitMs: s.ackWaitMs,
+        backoffMs: s.backoffMs,
+        maxDeliver: s.maxDeliver,
+        maxAckPending: s.maxAckPending,
+      },
+      accepts: new Set(input.types),
+      js,
+      jsm,
+      process: async (m, accepts) => {
+        maxInFlightSeen = Math.max(maxInFlightSeen, slots.inUse);
+        await process(m, accepts);
+      },
+      slots,
+      gate,
+      logger,
+      metrics,
+      pullBatch: s.maxInFlight,
+      ackWaitMs: s.ackWaitMs,
+      stallMs: Math.max(10_000, s.ackWaitMs),
+    });
+  });
+
+  // A message that exhausted MaxDeliver without any attempt terming it (e.g. the process
+  // died on its last delivery) is announced by the server; park it from the advisory.
+  const advisories = def.inputs.map((input) =>
+    o.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${input.stream}.${stage}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          const adv = msg.json<{ stream: string; stream_seq: number; deliveries: number }>();
+          const stored = await jsm.streams.getMessage(adv.stream, { seq: adv.stream_seq });
+          if (!stored) return;
+          await park(
+            js,
+            {
+              stage,
+              stream: adv.stream,
+              subject: stored.subject,
+              streamSequence: adv.stream_seq,
+              deliveries: adv.deliveries,
+              data: stored.data,
+              ...(stored.header ? { headers: stored.header } : {}),
+            },
+            {
+              errorClass: "MaxDeliveriesExceeded",
+              reason: `no attempt finished within ${adv.deliveries} deliveries`,
+            },
+          );
+          metrics.dlqParked.inc({ stage, reason: "max_deliver" });
+          logger.error(
+            { stream: adv.stream, stream_seq: adv.stream_seq },
+            "parked a message that exhausted max deliver",
+          );
+        })().catch((e) => logger.error({ err: e }, "could not park after a max deliveries advisory"));
+      },
+    }),
+  );
+
+  for (const l of loops) l.start();
+  logger.info(
+    {
+      inputs: def.inputs.map((i) => i.stream),
+      mode: s.mode,
+      max_in_flight: s.maxInFlight,
+      ack_mode: s.ackMode,
+    },
+    "stage started",
+  );
+  let draining = false;
+
+  const health = () => {
+    const nats = !o.nc.isClosed() && gate.reasons.indexOf("nats") < 0;
+    const redis = o.redis.status === "ready";
+    const consumers = loops.every((l) => l.bound);
+    return { ok: nats && redis && consumers && !draining, nats, redis, consumers, draining };
+  };
+  return {
+    name: stage,
+    health,
+    ready: () => health().ok,
+    stats: () => ({
+      inFlight: slots.inUse,
+      maxInFlightSeen,
+      pending: loops.reduce((n, l) => n + l.pending, 0),
+      ackPending: loops.reduce((n, l) => n + l.ackPending, 0),
+    }),
+    async stop() {
+      if (draining) return;
+      draining = true;
+      logger.info("draining");
+      stopping.abort();
+      await Promise.all(loops.map((l) => l.stop(s.drainTimeoutMs)));
+      for (const a of advisories) a.unsubscribe();
+      o.redis.off("ready", redisReady);
+      o.redis.off("close", redisDown);
+      logger.info("drained");
+    },
+  };
+}

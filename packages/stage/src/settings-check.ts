@@ -1,0 +1,96 @@
+import type { StageSettings } from "./config.ts";
+import { redeliveryHorizonMs } from "./retry-policy.ts";
+
+/** What the server says about a stream the stage reads or writes. */
+export interface StreamFacts {
+  readonly name: string;
+  readonly duplicateWindowMs: number;
+  readonly replicas: number;
+  readonly retention: string;
+  readonly critical: boolean;
+}
+
+/** Parses `2.9.10` → [2, 9, 10]. */
+function version(v: string): number[] {
+  return v
+    .split(/[.-]/)
+    .slice(0, 3)
+    .map((n) => Number.parseInt(n, 10) || 0);
+}
+function atLeast(v: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version(v);
+  return a > major || (a === major && b >= minor);
+}
+
+/**
+ * Checks settings that would break exactly-once or hide failures. Pure: start-up
+ * gathers the facts, this decides. `problems` refuse the start; `warnings` are logged.
+ */
+export function checkSettings(input: {
+  readonly settings: StageSettings;
+  readonly outputs: readonly StreamFacts[];
+  readonly inputs: readonly StreamFacts[];
+  readonly dlq: StreamFacts;
+  readonly serverVersion: string;
+}): { problems: string[]; warnings: string[] } {
+  const { settings: s } = input;
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const horizon = redeliveryHorizonMs(s);
+  if (s.maxDeliver <= 1 + s.backoffMs.length) {
+    problems.push(
+      `max deliver ${s.maxDeliver} must exceed the ${1 + s.backoffMs.length} redelivery steps (ack wait + backoff); the server refuses otherwise`,
+    );
+  }
+  if (s.mode === "exactly-once" && horizon >= s.idempotencyTtlMs) {
+    problems.push(
+      `redelivery horizon ${horizon} ms (ack wait, backoff, max deliver ${s.maxDeliver}) outlives the idempotency key ttl ${s.idempotencyTtlMs} ms: a late redelivery would run twice`,
+    );
+  }
+  const publishHorizon = s.publishRetryHorizonMs + s.publishTimeoutMs;
+  for (const out of [...input.outputs, input.dlq]) {
+    if (out.duplicateWindowMs < publishHorizon) {
+      problems.push(
+        `stream ${out.name} duplicate window ${out.duplicateWindowMs} ms is shorter than the publish retry horizon ${publishHorizon} ms: a retried publish could be stored twice`,
+      );
+    }
+    if (s.mode === "exactly-once" && s.idempotencyTtlMs <= out.duplicateWindowMs) {
+      problems.push(
+        `idempotency key ttl ${s.idempotencyTtlMs} ms must outlive stream ${out.name}'s duplicate window ${out.duplicateWindowMs} ms`,
+      );
+    }
+  }
+  if (input.dlq.retention !== "limits") {
+    problems.push(
+      `stream ${input.dlq.name} has ${input.dlq.retention} retention; use limits so operators can peek at parked messages`,
+    );
+  }
+  if (s.leaseMs > s.ackWaitMs) {
+    warnings.push(
+      `lease ${s.leaseMs} ms outlives ack wait ${s.ackWaitMs} ms: a crashed attempt delays its redelivery`,
+    );
+  }
+  if (s.handlerTimeoutMs >= s.ackWaitMs) {
+    problems.push(`handler timeout ${s.handlerTimeoutMs} ms must be shorter than ack wait ${s.ackWaitMs} ms`);
+  }
+  if (s.production) {
+    for (const st of [...input.inputs, ...input.outputs]) {
+      if (st.critical && st.replicas < 3) {
+        problems.push(`production: critical stream ${st.name} has ${st.replicas} replica(s); use 3`);
+      }
+    }
+    if (atLeast(input.serverVersion, 2, 10)) {
+      if (!s.syncWrites) {
+        problems.push(
+          `production: nats-server ${input.serverVersion} supports sync_interval; run it with sync_interval: always and set JETMESH_SYNC_WRITES=true (lazy fsync loses acknowledged writes on power loss)`,
+        );
+      }
+    } else {
+      warnings.push(
+        `nats-server ${input.serverVersion} has no sync_interval setting: acknowledged writes rely on replication, not fsync`,
+      );
+    }
+    if (s.mode !== "exactly-once") warnings.push("production stage runs in at-least-once mode");
+  }
+  return { problems, warnings };
+}
