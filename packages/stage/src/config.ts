@@ -97,7 +97,13 @@ export interface StageSettings {
 
 /** Default settings, overridable piecewise (tests and benches use this). */
 export function stageSettings(overrides: Partial<StageSettings> = {}): StageSettings {
-  return { ...settingsFromEnv(parseConfig(BaseEnv, {})), ...overrides };
+  const base = { ...settingsFromEnv(parseConfig(BaseEnv, {})), ...overrides };
+  // Lease and handler timeout follow the ack wait unless set explicitly.
+  return {
+    ...base,
+    leaseMs: overrides.leaseMs ?? base.ackWaitMs,
+    handlerTimeoutMs: overrides.handlerTimeoutMs ?? Math.floor(base.ackWaitMs * 0.8),
+  };
 }
 
 /** Stage settings from a parsed {@link BaseEnv} configuration. */

@@ -31,8 +31,14 @@ export async function connectNats(opts: {
  * disconnected or when Redis stops answering, so a stuck Redis becomes a transient
  * error instead of a hung message.
  */
-export function createRedis(opts: { url: string; name: string; commandTimeoutMs?: number }): Redis {
-  return new Redis(opts.url, {
+export function createRedis(opts: {
+  url: string;
+  name: string;
+  commandTimeoutMs?: number;
+  /** Connection errors are reported here (rate-limited by reconnect backoff); commands fail on their own. */
+  onError?: (err: Error) => void;
+}): Redis {
+  const redis = new Redis(opts.url, {
     connectionName: opts.name,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
@@ -40,5 +46,7 @@ export function createRedis(opts: { url: string; name: string; commandTimeoutMs?
     retryStrategy: (times) => Math.min(50 * times, 1000),
     reconnectOnError: () => true,
   });
+  redis.on("error", opts.onError ?? (() => {}));
+  return redis;
 }
 export type { NatsConnection, Redis };

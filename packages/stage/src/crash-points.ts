@@ -42,3 +42,12 @@ export function createCrashHook(
     process.kill(process.pid, "SIGKILL");
   };
 }
+
+/**
+ * Thrown by an in-process crash hook (tests) to simulate a process death at a point:
+ * the runtime abandons the message exactly as a dead process would (no ack, no nak,
+ * no lease release), so JetStream redelivers it after AckWait.
+ */
+export class SimulatedCrash extends Error {
+  override readonly name = "SimulatedCrash";
+}

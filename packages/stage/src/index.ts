@@ -2,7 +2,7 @@ export { BaseEnv, loadStageConfig, parseConfig, settingsFromEnv, stageSettings }
 export type { StageProcessConfig, StageSettings } from "./config.ts";
 export { connectNats, createRedis } from "./connections.ts";
 export type { NatsConnection, Redis } from "./connections.ts";
-export { CrashPoints, createCrashHook } from "./crash-points.ts";
+export { CrashPoints, createCrashHook, SimulatedCrash } from "./crash-points.ts";
 export type { CrashHook, CrashPoint } from "./crash-points.ts";
 export { park } from "./dead-letter.ts";
 export type { ParkReason, ParkedOrigin } from "./dead-letter.ts";

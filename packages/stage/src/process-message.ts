@@ -10,7 +10,7 @@ import {
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StageSettings } from "./config.ts";
-import { CrashPoints, type CrashHook } from "./crash-points.ts";
+import { CrashPoints, type CrashHook, SimulatedCrash } from "./crash-points.ts";
 import { originOf, park } from "./dead-letter.ts";
 import type { Delivery, Emission, Handler, HandlerContext, Plan, StageDefinition } from "./define-stage.ts";
 import { PermanentError, TransientError } from "./errors.ts";
@@ -216,6 +216,10 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       p.metrics.eventAge.observe({ stage }, Math.max(0, Date.now() - Date.parse(env.occurredAt)) / 1000);
       log.debug({ outputs: outputs.length }, "processed");
     } catch (err) {
+      if (err instanceof SimulatedCrash) {
+        outcome = "crashed";
+        return;
+      }
       outcome = await fail(m, err as Error, key, attempt, traceparent, delivery, log);
       span.recordException(err as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { StageSettings } from "./config.ts";
 import { ConsumeLoop } from "./consume-loop.ts";
-import { createCrashHook } from "./crash-points.ts";
+import { type CrashHook, createCrashHook } from "./crash-points.ts";
 import { park } from "./dead-letter.ts";
 import type { StageDefinition } from "./define-stage.ts";
 import { ConfigError } from "./errors.ts";
@@ -29,6 +29,8 @@ export interface RunStageOptions<In extends EventType, Deps> {
   readonly logger: Logger;
   readonly settings: StageSettings;
   readonly registry?: Registry;
+  /** Test seam: replaces the JETMESH_CRASH_AT hook (e.g. one that throws SimulatedCrash). */
+  readonly crashHook?: CrashHook;
 }
 
 /** A running stage. */
@@ -68,7 +70,7 @@ export async function runStage<In extends EventType, Deps>(
   const stage = def.name;
   const s = o.settings;
   const logger = o.logger.child({ stage });
-  const crash = createCrashHook(s.crashAt, s.crashAfter);
+  const crash = o.crashHook ?? createCrashHook(s.crashAt, s.crashAfter);
   const jsm = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
 
@@ -230,7 +232,15 @@ export async function runStage<In extends EventType, Deps>(
     const nats = !o.nc.isClosed() && gate.reasons.indexOf("nats") < 0;
     const redis = o.redis.status === "ready";
     const consumers = loops.every((l) => l.bound);
-    return { ok: nats && redis && consumers && !draining, nats, redis, consumers, draining };
+    return {
+      ok: nats && redis && consumers && !draining,
+      nats,
+      redis,
+      consumers,
+      draining,
+      in_flight: slots.inUse,
+      max_in_flight_seen: maxInFlightSeen,
+    };
   };
   return {
     name: stage,

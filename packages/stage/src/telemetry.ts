@@ -11,9 +11,11 @@ import {
 } from "@opentelemetry/api";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import {
   BatchSpanProcessor,
+  NoopSpanProcessor,
   ParentBasedSampler,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
@@ -91,8 +93,15 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     const url = `${opts.otlpEndpoint.replace(/\/$/, "")}/v1/traces`;
     processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url })));
   }
+  // NodeSDK registers no tracer provider without a processor, and then every trace id
+  // is zero: with no exporter, spans still exist so that context propagates (I5).
+  if (processors.length === 0) processors.push(new NoopSpanProcessor());
   const sdk = new NodeSDK({
     serviceName: opts.serviceName,
+    resource: resourceFromAttributes({
+      "service.name": opts.serviceName,
+      ...(opts.serviceVersion ? { "service.version": opts.serviceVersion } : {}),
+    }),
     autoDetectResources: false,
     spanProcessors: processors,
     metricReaders: [],
