@@ -34,7 +34,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // The runtime aborts an effect at its handler timeout; a longer bank timeout would never fire.
   if (c.PAYOUT_BANK_TIMEOUT_MS >= stage.handlerTimeoutMs) {
     throw new ConfigError([
-      `PAYOUT_BANK_TIMEOUT_MS must be below the handler timeout (${stage.handlerTimeoutMs} ms, JETMESH_HANDLER_TIMEOUT_MS)`,
+      `PAYOUT_BANK_TIMEOUT_MS must be below the handler timeout of ${stage.handlerTimeoutMs} ms (JETMESH_HANDLER_TIMEOUT_MS, default 80% of JETMESH_ACK_WAIT_MS)`,
     ]);
   }
   return {
