@@ -103,6 +103,8 @@ export class ConsumeLoop {
         const consumer = await this.#o.js.consumers.get(spec.stream, spec.durable);
         const messages = await consumer.consume({ max_messages: this.#o.pullBatch });
         this.#messages = messages;
+        // stop() may have run while the pull was being set up.
+        if (this.#stopping) messages.stop();
         this.#bound = true;
         this.#lastDelivery = Date.now();
         failures = 0;

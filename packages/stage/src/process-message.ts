@@ -44,6 +44,12 @@ export interface ProcessorDeps<Deps> {
   readonly instance: string;
   /** Aborted when the stage stops. */
   readonly stopping: AbortSignal;
+  /**
+   * The server understands `+TERM <reason>` (nats-server 2.10.4+). Older servers do not
+   * recognise the reason form and redeliver the message, so the reason then lives only
+   * in the DLQ headers.
+   */
+  readonly termWithReason: boolean;
 }
 
 /** Processes one delivered message to its end: acked, nak'd with a delay, or parked and termed. */
@@ -258,7 +264,8 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       // The key is released, not marked done, so an operator can replay the parked message.
       if (key && p.store)
         await p.store.release(key, attempt, traceparent, s.idempotencyTtlMs).catch(() => {});
-      m.term(reason.slice(0, 256));
+      if (p.termWithReason) m.term(reason.slice(0, 256));
+      else m.term();
       p.metrics.dlqParked.inc({ stage, reason: permanent ? err.name : "max_deliver" });
       log.error({ err, reason }, "message parked in the DLQ");
       return "parked";

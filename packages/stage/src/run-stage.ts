@@ -47,6 +47,14 @@ export interface StageHandle extends ReadinessProbe {
   stats(): { inFlight: number; maxInFlightSeen: number; pending: number; ackPending: number };
 }
 
+function versionAtLeast(v: string, want: readonly number[]): boolean {
+  const have = v.split(/[.-]/).map((n) => Number.parseInt(n, 10) || 0);
+  for (let i = 0; i < want.length; i++) {
+    if ((have[i] ?? 0) !== want[i]) return (have[i] ?? 0) > (want[i] ?? 0);
+  }
+  return true;
+}
+
 function facts(info: StreamInfo, def: StreamDefinition): StreamFacts {
   return {
     name: info.config.name,
@@ -112,6 +120,7 @@ export async function runStage<In extends EventType, Deps>(
     crash,
     instance: randomBytes(6).toString("hex"),
     stopping: stopping.signal,
+    termWithReason: versionAtLeast(serverVersion, [2, 10, 4]),
   });
 
   // Pull only while NATS and Redis are both reachable.
