@@ -1,0 +1,66 @@
+import {
+  BaseEnv,
+  parseConfig,
+  type StageProcessConfig,
+  settingsFromEnv,
+  type TelemetryOptions,
+} from "@jetmesh/stage";
+import { Type } from "@sinclair/typebox";
+
+/** The ledger's own environment, on top of the stage runtime's {@link BaseEnv}. */
+export const LedgerEnv = {
+  HTTP_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8083 }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
+  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
+  /** Write a snapshot of the fold to KV every this many LEDGER events. */
+  LEDGER_SNAPSHOT_EVERY: Type.Integer({ minimum: 1, default: 1000 }),
+  LEDGER_SNAPSHOT_BUCKET: Type.String({ minLength: 1, pattern: "^[-\\w]+$", default: "ledger-snapshots" }),
+  /** Largest value written to one KV key; must stay under the server's max_payload (1 MiB default). */
+  LEDGER_SNAPSHOT_CHUNK_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 64 * 1024 * 1024,
+    default: 512 * 1024,
+  }),
+  /** How often a running ledger checks that Redis still holds a whole projection. */
+  LEDGER_EPOCH_CHECK_MS: Type.Integer({ minimum: 50, default: 1000 }),
+  /** `rebuild`: wait between comparisons before a difference counts. */
+  LEDGER_REBUILD_SETTLE_MS: Type.Integer({ minimum: 0, default: 1000 }),
+};
+
+export interface LedgerConfig extends StageProcessConfig {
+  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
+  readonly ledger: {
+    readonly snapshotEvery: number;
+    readonly snapshotBucket: string;
+    readonly snapshotChunkBytes: number;
+    readonly epochCheckMs: number;
+    readonly rebuildSettleMs: number;
+  };
+}
+
+/**
+ * Parses the ledger's environment once ("" counts as unset).
+ * @throws ConfigError listing every bad key.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): LedgerConfig {
+  const c = parseConfig({ ...BaseEnv, ...LedgerEnv }, env);
+  return {
+    natsUrl: c.NATS_URL,
+    redisUrl: c.REDIS_URL,
+    logLevel: c.LOG_LEVEL,
+    httpPort: c.HTTP_PORT,
+    httpHost: c.HTTP_HOST,
+    stage: settingsFromEnv(c),
+    telemetry: {
+      disabled: c.OTEL_SDK_DISABLED,
+      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+    },
+    ledger: {
+      snapshotEvery: c.LEDGER_SNAPSHOT_EVERY,
+      snapshotBucket: c.LEDGER_SNAPSHOT_BUCKET,
+      snapshotChunkBytes: c.LEDGER_SNAPSHOT_CHUNK_BYTES,
+      epochCheckMs: c.LEDGER_EPOCH_CHECK_MS,
+      rebuildSettleMs: c.LEDGER_REBUILD_SETTLE_MS,
+    },
+  };
+}

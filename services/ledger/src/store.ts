@@ -1,0 +1,437 @@
+import { type AnyEnvelope, EventTypes, LedgerProjection } from "@jetmesh/contracts";
+import type { Redis } from "ioredis";
+import type { FoldState, TransferOutcome } from "./fold.ts";
+import { APPLY, COMMIT_RESTORE, FENCED_WRITE, POST, RELEASE_LOCK, RENEW_LOCK, REVERSE } from "./lua.ts";
+
+/**
+ * Redis keys of the ledger. Balances, the account set and applied-seq are the
+ * contract's (LedgerProjection); the rest is the ledger's own business.
+ */
+export const LedgerKeys = {
+  balance: LedgerProjection.balanceKey,
+  accounts: LedgerProjection.accountsKey,
+  appliedSeq: LedgerProjection.appliedSeqKey,
+  /** Hash per transfer: its outcome (see lua.ts); what makes every step idempotent. */
+  outcome: (transferId: string) => `ledger:outcome:${transferId}`,
+  /** Present while the projection is whole; deleted (or wiped) means "restore first". */
+  epoch: "ledger:epoch",
+  /** Held by the one process restoring the projection. */
+  restoreLock: "ledger:restore-lock",
+  balancePattern: "ledger:bal:*",
+  outcomePattern: "ledger:outcome:*",
+} as const;
+
+/** The answer of the posting step. */
+export type PostResult =
+  | { readonly kind: "not-ready" }
+  | {
+      /** `new`: decided now; `replay`: an outcome was stored before (this or another cause). */
+      readonly kind: "new" | "replay";
+      readonly status: "posted" | "declined";
+      readonly detail: string;
+      readonly cause: string;
+    };
+
+/** The answer of the reversal step. */
+export type ReverseResult =
+  | { readonly kind: "not-ready" }
+  | { readonly kind: "unknown" }
+  | { readonly kind: "not-posted"; readonly status: string; readonly detail: string }
+  | {
+      readonly kind: "new" | "replay";
+      readonly reason: string;
+      readonly cause: string;
+      readonly from: string;
+      readonly to: string;
+      readonly amountMinor: number;
+      readonly currency: string;
+    };
+
+/** What the projector's step did with one LEDGER event. */
+export type ApplyResult = "not-ready" | "applied" | "duplicate" | "ignored";
+
+export interface PostInput {
+  readonly cause: string;
+  readonly transferId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly amountMinor: number;
+  readonly currency: string;
+  readonly decision: string;
+}
+
+export interface ReverseInput {
+  readonly cause: string;
+  readonly transferId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+}
+
+/** The live projection as read back from Redis (balances as bigint). */
+export interface ProjectionView {
+  readonly appliedSeq: number;
+  readonly epoch: string | null;
+  readonly balances: Map<string, Map<string, bigint>>;
+  readonly outcomes: Map<string, TransferOutcome>;
+}
+
+/**
+ * The ledger's Redis state: the decision scripts the stage runs as its effect, the
+ * projector's apply step, and the fenced writes of a restore. Every method is one
+ * round trip per key batch; ioredis pipelines concurrent calls.
+ */
+export interface LedgerStore {
+  /** Decide and post (or decline) a scored transfer; replays a stored outcome. */
+  post(input: PostInput): Promise<PostResult>;
+  /** Reverse a posting at most once; replays a stored reversal. */
+  reverse(input: ReverseInput): Promise<ReverseResult>;
+  /** Make sure the effect of LEDGER event `seq` is in Redis; advances applied-seq. */
+  apply(seq: number, env: AnyEnvelope): Promise<ApplyResult>;
+  /** True while the epoch key exists. */
+  isReady(): Promise<boolean>;
+  appliedSeq(): Promise<number>;
+  epoch(): Promise<string | null>;
+  /** Takes the restore lock for `ttlMs`; false when another process holds it. */
+  acquireRestoreLock(owner: string, ttlMs: number): Promise<boolean>;
+  renewRestoreLock(owner: string, ttlMs: number): Promise<boolean>;
+  releaseRestoreLock(owner: string): Promise<void>;
+  /** True while some process holds the restore lock. */
+  restoreLockHeld(): Promise<boolean>;
+  /**
+   * Under the lock: deletes every ledger key, writes `state`, then sets applied-seq
+   * and the epoch in one step. @returns false when the lock was lost on the way
+   * (another process restores; nothing more was written by this one).
+   */
+  writeRestore(owner: string, state: FoldState, epoch: string): Promise<boolean>;
+  /** Reads balances, outcomes, applied-seq and epoch (SCAN; for rebuild and tests). */
+  read(): Promise<ProjectionView>;
+}
+
+type Reply = (string | null)[];
+type ScriptedRedis = Redis & {
+  ledgerPost(...args: string[]): Promise<Reply>;
+  ledgerReverse(...args: string[]): Promise<Reply>;
+  ledgerApply(...args: string[]): Promise<Reply>;
+  ledgerFencedWrite(numKeys: number, ...args: string[]): Promise<number>;
+  ledgerCommitRestore(...args: string[]): Promise<number>;
+  ledgerRenewLock(...args: string[]): Promise<number>;
+  ledgerReleaseLock(...args: string[]): Promise<number>;
+};
+
+/** Keys and args per fenced batch: small enough for Lua's unpack and a short script. */
+const BATCH_KEYS = 256;
+const BATCH_ARGS = 4000;
+
+/** Creates the store; the external account may go negative, every other must not. */
+export function createLedgerStore(redis: Redis, opts: { externalAccount?: string } = {}): LedgerStore {
+  return new RedisLedgerStore(redis, opts.externalAccount ?? LedgerProjection.externalAccount);
+}
+
+const neg = (n: number): string => String(-n);
+
+class RedisLedgerStore implements LedgerStore {
+  readonly #redis: ScriptedRedis;
+  readonly #external: string;
+
+  constructor(redis: Redis, external: string) {
+    // defineCommand runs EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart).
+    if (!("ledgerPost" in redis)) {
+      redis.defineCommand("ledgerPost", { numberOfKeys: 5, lua: POST });
+      redis.defineCommand("ledgerReverse", { numberOfKeys: 4, lua: REVERSE });
+      redis.defineCommand("ledgerApply", { numberOfKeys: 6, lua: APPLY });
+      redis.defineCommand("ledgerFencedWrite", { lua: FENCED_WRITE });
+      redis.defineCommand("ledgerCommitRestore", { numberOfKeys: 3, lua: COMMIT_RESTORE });
+      redis.defineCommand("ledgerRenewLock", { numberOfKeys: 1, lua: RENEW_LOCK });
+      redis.defineCommand("ledgerReleaseLock", { numberOfKeys: 1, lua: RELEASE_LOCK });
+    }
+    this.#redis = redis as ScriptedRedis;
+    this.#external = external;
+  }
+
+  async post(i: PostInput): Promise<PostResult> {
+    const r = await this.#redis.ledgerPost(
+      LedgerKeys.epoch,
+      LedgerKeys.outcome(i.transferId),
+      LedgerKeys.balance(i.from),
+      LedgerKeys.balance(i.to),
+      LedgerKeys.accounts,
+      i.cause,
+      i.from,
+      i.to,
+      String(i.amountMinor),
+      neg(i.amountMinor),
+      i.currency,
+      i.decision,
+      this.#external,
+    );
+    if (r[0] === "not-ready") return { kind: "not-ready" };
+    return {
+      kind: r[0] === "new" ? "new" : "replay",
+      status: r[1] === "posted" ? "posted" : "declined",
+      detail: r[2] ?? "",
+      cause: r[3] ?? "",
+    };
+  }
+
+  async reverse(i: ReverseInput): Promise<ReverseResult> {
+    let from = i.from;
+    let to = i.to;
+    // At most two rounds: the second uses the accounts the stored posting names.
+    for (let round = 0; round < 2; round++) {
+      const r = await this.#redis.ledgerReverse(
+        LedgerKeys.epoch,
+        LedgerKeys.outcome(i.transferId),
+        LedgerKeys.balance(from),
+        LedgerKeys.balance(to),
+        i.cause,
+        i.reason,
+        from,
+        to,
+      );
+      switch (r[0]) {
+        case "not-ready":
+          return { kind: "not-ready" };
+        case "unknown":
+          return { kind: "unknown" };
+        case "not-posted":
+          return { kind: "not-posted", status: r[1] ?? "", detail: r[2] ?? "" };
+        case "mismatch":
+          from = r[1] ?? from;
+          to = r[2] ?? to;
+          continue;
+        default:
+          return {
+            kind: r[0] === "new" ? "new" : "replay",
+            reason: r[1] ?? "",
+            cause: r[2] ?? "",
+            from: r[3] ?? "",
+            to: r[4] ?? "",
+            amountMinor: Number(r[5]),
+            currency: r[6] ?? "",
+          };
+      }
+    }
+    throw new Error(`reversal of ${i.transferId}: stored accounts kept changing`);
+  }
+
+  async apply(seq: number, env: AnyEnvelope): Promise<ApplyResult> {
+    const d = env.data as {
+      transferId: string;
+      from: string;
+      to: string;
+      amountMinor: number;
+      currency: string;
+    };
+    let kind: string;
+    let detail: string;
+    switch (env.type) {
+      case EventTypes.LedgerPosted:
+        kind = "posted";
+        detail = env.data.decision;
+        break;
+      case EventTypes.LedgerDeclined:
+        kind = "declined";
+        detail = env.data.reason;
+        break;
+      case EventTypes.LedgerReversed:
+        kind = "reversed";
+        detail = env.data.reason;
+        break;
+      default:
+        kind = "other";
+        detail = "";
+    }
+    let from = d.from;
+    let to = d.to;
+    for (let round = 0; round < 2; round++) {
+      const r = await this.#redis.ledgerApply(
+        LedgerKeys.epoch,
+        LedgerKeys.appliedSeq,
+        LedgerKeys.outcome(d.transferId),
+        LedgerKeys.balance(from),
+        LedgerKeys.balance(to),
+        LedgerKeys.accounts,
+        String(seq),
+        kind,
+        env.causationId,
+        from,
+        to,
+        String(d.amountMinor),
+        neg(d.amountMinor),
+        d.currency,
+        detail,
+      );
+      if (r[0] === "mismatch") {
+        from = r[1] ?? from;
+        to = r[2] ?? to;
+        continue;
+      }
+      return (r[0] ?? "ignored") as ApplyResult;
+    }
+    throw new Error(`apply of ${d.transferId}: stored accounts kept changing`);
+  }
+
+  async isReady(): Promise<boolean> {
+    return (await this.#redis.exists(LedgerKeys.epoch)) === 1;
+  }
+
+  async appliedSeq(): Promise<number> {
+    return Number((await this.#redis.get(LedgerKeys.appliedSeq)) ?? 0);
+  }
+
+  epoch(): Promise<string | null> {
+    return this.#redis.get(LedgerKeys.epoch);
+  }
+
+  async acquireRestoreLock(owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.#redis.set(LedgerKeys.restoreLock, owner, "PX", ttlMs, "NX")) === "OK";
+  }
+
+  async renewRestoreLock(owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.#redis.ledgerRenewLock(LedgerKeys.restoreLock, owner, String(ttlMs))) === 1;
+  }
+
+  async releaseRestoreLock(owner: string): Promise<void> {
+    await this.#redis.ledgerReleaseLock(LedgerKeys.restoreLock, owner);
+  }
+
+  async restoreLockHeld(): Promise<boolean> {
+    return (await this.#redis.exists(LedgerKeys.restoreLock)) === 1;
+  }
+
+  async writeRestore(owner: string, state: FoldState, epoch: string): Promise<boolean> {
+    const batch = new FencedBatch(this.#redis, owner);
+    // 1. wipe: whatever a crashed restore or a lost-write Redis left behind
+    for (const pattern of [LedgerKeys.balancePattern, LedgerKeys.outcomePattern]) {
+      for await (const keys of this.#redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<
+        string[]
+      >) {
+        for (const k of keys) if (!(await batch.add(k, "DEL", []))) return false;
+      }
+    }
+    for (const k of [LedgerKeys.accounts, LedgerKeys.appliedSeq])
+      if (!(await batch.add(k, "DEL", []))) return false;
+    // 2. balances and the account set
+    for (const [account, byCurrency] of state.balances) {
+      const args: string[] = [];
+      for (const [cur, v] of byCurrency) args.push(cur, v.toString());
+      if (args.length && !(await batch.add(LedgerKeys.balance(account), "HSET", args))) return false;
+      if (!(await batch.add(LedgerKeys.accounts, "SADD", [account]))) return false;
+    }
+    // 3. outcomes
+    for (const o of state.outcomes.values()) {
+      if (!(await batch.add(LedgerKeys.outcome(o.transferId), "HSET", outcomeFields(o)))) return false;
+    }
+    if (!(await batch.flush())) return false;
+    // 4. applied-seq and the epoch together: the projection is whole from here on
+    const ok = await this.#redis.ledgerCommitRestore(
+      LedgerKeys.restoreLock,
+      LedgerKeys.appliedSeq,
+      LedgerKeys.epoch,
+      owner,
+      String(state.seq),
+      epoch,
+    );
+    return ok === 1;
+  }
+
+  async read(): Promise<ProjectionView> {
+    const redis = this.#redis;
+    const [applied, epoch] = await Promise.all([
+      redis.get(LedgerKeys.appliedSeq),
+      redis.get(LedgerKeys.epoch),
+    ]);
+    const balances = new Map<string, Map<string, bigint>>();
+    const balanceKeys: string[] = [];
+    for await (const keys of redis.scanStream({
+      match: LedgerKeys.balancePattern,
+      count: 1000,
+    }) as AsyncIterable<string[]>) {
+      balanceKeys.push(...keys);
+    }
+    const prefix = LedgerKeys.balance("");
+    for (const key of balanceKeys) {
+      const h = await redis.hgetall(key);
+      const m = new Map<string, bigint>();
+      for (const [cur, v] of Object.entries(h)) m.set(cur, BigInt(v));
+      balances.set(key.slice(prefix.length), m);
+    }
+    const outcomes = new Map<string, TransferOutcome>();
+    const oprefix = LedgerKeys.outcome("");
+    for await (const keys of redis.scanStream({
+      match: LedgerKeys.outcomePattern,
+      count: 1000,
+    }) as AsyncIterable<string[]>) {
+      const rows = await Promise.all(keys.map((k) => redis.hgetall(k)));
+      keys.forEach((k, i) => {
+        const h = rows[i] ?? {};
+        const id = k.slice(oprefix.length);
+        outcomes.set(id, {
+          transferId: id,
+          status: h.status === "posted" ? "posted" : "declined",
+          detail: h.detail ?? "",
+          cause: h.cause ?? "",
+          from: h.from ?? "",
+          to: h.to ?? "",
+          amountMinor: Number(h.amount ?? 0),
+          currency: h.currency ?? "",
+          ...(h.rev_reason !== undefined
+            ? { reversal: { reason: h.rev_reason, cause: h.rev_cause ?? "" } }
+            : {}),
+        });
+      });
+    }
+    return { appliedSeq: Number(applied ?? 0), epoch, balances, outcomes };
+  }
+}
+
+/** The outcome hash fields, as lua.ts stores them. */
+function outcomeFields(o: TransferOutcome): string[] {
+  const f = [
+    "status",
+    o.status,
+    "detail",
+    o.detail,
+    "cause",
+    o.cause,
+    "from",
+    o.from,
+    "to",
+    o.to,
+    "amount",
+    String(o.amountMinor),
+    "currency",
+    o.currency,
+  ];
+  if (o.reversal) f.push("rev_reason", o.reversal.reason, "rev_cause", o.reversal.cause);
+  return f;
+}
+
+/** Collects fenced writes and sends them in batches; false once the lock is lost. */
+class FencedBatch {
+  readonly #redis: ScriptedRedis;
+  readonly #owner: string;
+  #keys: string[] = [];
+  #args: string[] = [];
+
+  constructor(redis: ScriptedRedis, owner: string) {
+    this.#redis = redis;
+    this.#owner = owner;
+  }
+
+  async add(key: string, op: "DEL" | "HSET" | "SADD", args: readonly string[]): Promise<boolean> {
+    this.#keys.push(key);
+    this.#args.push(op, String(args.length), ...args);
+    return this.#keys.length >= BATCH_KEYS || this.#args.length >= BATCH_ARGS ? this.flush() : true;
+  }
+
+  async flush(): Promise<boolean> {
+    if (this.#keys.length === 0) return true;
+    const keys = [LedgerKeys.restoreLock, ...this.#keys];
+    const args = [this.#owner, ...this.#args];
+    this.#keys = [];
+    this.#args = [];
+    return (await this.#redis.ledgerFencedWrite(keys.length, ...keys, ...args)) === 1;
+  }
+}
