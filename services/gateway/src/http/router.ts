@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { Context, Span } from "@opentelemetry/api";
 import type { Reply } from "./reply.ts";
 
 /** What a route handler receives. */
@@ -7,6 +8,13 @@ export interface RouteRequest {
   readonly url: URL;
   /** Values of the template's `:name` segments, URI-decoded. */
   readonly params: Readonly<Record<string, string>>;
+  /** The request's SERVER span. */
+  readonly span: Span;
+  /**
+   * The context holding that span: the parent to pass on explicitly, since without a
+   * registered context manager (telemetry off, tests) `context.active()` stays empty.
+   */
+  readonly context: Context;
 }
 
 export type RouteHandler = (r: RouteRequest) => Promise<Reply> | Reply;

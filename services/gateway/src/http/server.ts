@@ -51,7 +51,7 @@ export function createRequestListener(
       if (m.kind === "method") {
         return json(405, { error: "method not allowed" }, { Allow: m.allow.join(", ") });
       }
-      return m.route.handle({ req, url, params: m.params });
+      return m.route.handle({ req, url, params: m.params, span, context: ctx });
     };
     context
       .with(ctx, run)

@@ -1,0 +1,96 @@
+import {
+  BaseEnv,
+  ConfigError,
+  type PublisherSettings,
+  parseConfig,
+  settingsFromEnv,
+  type StageProcessConfig,
+  type TelemetryOptions,
+} from "@jetmesh/stage";
+import { Type } from "@sinclair/typebox";
+import type { GatewaySettings } from "./app.ts";
+
+const DAY_MS = 24 * 3600_000;
+
+/**
+ * The gateway's keys on top of the runtime's {@link BaseEnv} (NATS_URL, REDIS_URL,
+ * LOG_LEVEL, HTTP_HOST, JETMESH_* for the status projection stage). HTTP_PORT is not
+ * used: the API, /healthz, /readyz and /metrics share GATEWAY_PORT.
+ */
+export const GatewayEnv = {
+  ...BaseEnv,
+  GATEWAY_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  GATEWAY_MAX_BODY_BYTES: Type.Integer({ minimum: 256, maximum: 1024 * 1024, default: 16 * 1024 }),
+  /** Publishes in flight in this process beyond which POST answers 503. */
+  GATEWAY_MAX_PENDING: Type.Integer({ minimum: 1, default: 1024 }),
+  /** num_pending of the INGRESS consumer beyond which POST answers 503. */
+  GATEWAY_MAX_LAG: Type.Integer({ minimum: 0, default: 20_000 }),
+  /** Durable name of the INGRESS consumer whose lag is watched (the validator). */
+  GATEWAY_LAG_CONSUMER: Type.String({ minLength: 1, default: "validator" }),
+  GATEWAY_LAG_POLL_MS: Type.Integer({ minimum: 100, default: 1000 }),
+  /** How long a completed Idempotency-Key answers replays. */
+  GATEWAY_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 60_000, default: 7 * DAY_MS }),
+  /** Lease of an in-flight request; default twice the longest publish. */
+  GATEWAY_IDEMPOTENCY_LEASE_MS: Type.Optional(Type.Integer({ minimum: 100 })),
+  /** How long a concurrent retry waits for the first request before 409 "in progress". */
+  GATEWAY_IN_PROGRESS_WAIT_MS: Type.Integer({ minimum: 0, maximum: 30_000, default: 2000 }),
+  GATEWAY_STATUS_TTL_MS: Type.Integer({ minimum: 60_000, default: 30 * DAY_MS }),
+  /**
+   * How long one publish may retry an unacknowledged send (same Nats-Msg-Id) before the
+   * client gets 503. Short: the HTTP client is waiting and may retry itself.
+   */
+  GATEWAY_PUBLISH_RETRY_HORIZON_MS: Type.Integer({ minimum: 0, default: 1000 }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
+  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
+};
+
+export interface GatewayConfig extends StageProcessConfig {
+  readonly gateway: GatewaySettings;
+  readonly lag: { readonly consumer: string; readonly pollMs: number };
+  readonly publisher: PublisherSettings;
+  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
+}
+
+/**
+ * Reads the gateway's environment once ("" counts as unset).
+ * @throws ConfigError listing every bad key.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
+  const c = parseConfig(GatewayEnv, env);
+  const publisher: PublisherSettings = {
+    publishTimeoutMs: c.JETMESH_PUBLISH_TIMEOUT_MS,
+    publishRetryHorizonMs: c.GATEWAY_PUBLISH_RETRY_HORIZON_MS,
+  };
+  const longestPublishMs = publisher.publishTimeoutMs + publisher.publishRetryHorizonMs;
+  const leaseMs = c.GATEWAY_IDEMPOTENCY_LEASE_MS ?? 2 * longestPublishMs;
+  if (leaseMs <= longestPublishMs) {
+    // A lease that lapses mid-publish lets a retry publish concurrently: still one
+    // stored event (same Nats-Msg-Id), but the retry's client waits for nothing.
+    throw new ConfigError([
+      `GATEWAY_IDEMPOTENCY_LEASE_MS ${leaseMs} must exceed the longest publish ${longestPublishMs} ms (JETMESH_PUBLISH_TIMEOUT_MS + GATEWAY_PUBLISH_RETRY_HORIZON_MS)`,
+    ]);
+  }
+  return {
+    natsUrl: c.NATS_URL,
+    redisUrl: c.REDIS_URL,
+    logLevel: c.LOG_LEVEL,
+    httpHost: c.HTTP_HOST,
+    httpPort: c.GATEWAY_PORT,
+    stage: settingsFromEnv(c),
+    gateway: {
+      maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES,
+      maxPending: c.GATEWAY_MAX_PENDING,
+      maxLag: c.GATEWAY_MAX_LAG,
+      idempotencyLeaseMs: leaseMs,
+      idempotencyTtlMs: c.GATEWAY_IDEMPOTENCY_TTL_MS,
+      inProgressWaitMs: c.GATEWAY_IN_PROGRESS_WAIT_MS,
+      statusTtlMs: c.GATEWAY_STATUS_TTL_MS,
+    },
+    lag: { consumer: c.GATEWAY_LAG_CONSUMER, pollMs: c.GATEWAY_LAG_POLL_MS },
+    publisher,
+    telemetry: {
+      disabled: c.OTEL_SDK_DISABLED,
+      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+    },
+  };
+}

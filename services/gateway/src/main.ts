@@ -1,0 +1,91 @@
+import { once } from "node:events";
+import { StreamNames } from "@jetmesh/contracts";
+import {
+  connectNats,
+  createEventPublisher,
+  createLogger,
+  createRedis,
+  createStageMetrics,
+  metricsRegistry,
+  onShutdown,
+  runStage,
+  startTelemetry,
+} from "@jetmesh/stage";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import pkg from "../package.json" with { type: "json" };
+import { createGateway } from "./app.ts";
+import { loadConfig } from "./config.ts";
+import { ensureIngress } from "./ingress.ts";
+import { watchNatsConnection } from "./nats-connection.ts";
+import { STATUS_STAGE, statusProjection } from "./status/projection.ts";
+import { createStatusStore } from "./status/status-store.ts";
+import { startLagMonitor } from "./transfers/load-shedding.ts";
+
+const config = loadConfig();
+const logger = createLogger({ service: "gateway", level: config.logLevel });
+const telemetry = startTelemetry({
+  serviceName: "gateway",
+  serviceVersion: pkg.version,
+  ...config.telemetry,
+});
+const nc = await connectNats({ url: config.natsUrl, name: "gateway" });
+const redis = createRedis({ url: config.redisUrl, name: "gateway" });
+const jsm = await jetstreamManager(nc);
+await ensureIngress(jsm, {
+  replicas: config.stage.replicas,
+  logger,
+  publisher: config.publisher,
+  leaseMs: config.gateway.idempotencyLeaseMs,
+});
+
+const registry = metricsRegistry();
+const lag = startLagMonitor({
+  jsm,
+  stream: StreamNames.Ingress,
+  consumer: config.lag.consumer,
+  intervalMs: config.lag.pollMs,
+  logger,
+});
+const projection = await runStage({
+  definition: statusProjection,
+  deps: { store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }) },
+  nc,
+  redis,
+  logger,
+  settings: config.stage,
+  registry,
+});
+const nats = watchNatsConnection(nc);
+const server = createGateway({
+  settings: config.gateway,
+  redis,
+  publisher: createEventPublisher({
+    js: jetstream(nc),
+    settings: config.publisher,
+    logger,
+    stage: "gateway",
+    metrics: createStageMetrics(registry),
+  }),
+  natsConnected: nats.connected,
+  lag: lag.current,
+  logger,
+  registry,
+  readiness: { [STATUS_STAGE]: () => projection.ready() },
+});
+server.listen(config.httpPort, config.httpHost);
+await once(server, "listening");
+logger.info({ host: config.httpHost, port: config.httpPort }, "gateway listening");
+
+onShutdown(logger, [
+  // Stop accepting; requests in flight finish (their publish is acknowledged or fails).
+  () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    }),
+  () => lag.stop(),
+  () => projection.stop(),
+  () => nc.drain(),
+  () => redis.quit(),
+  () => telemetry.shutdown(),
+]);

@@ -1,0 +1,96 @@
+import {
+  type AnyEnvelope,
+  type Envelope,
+  type EventType,
+  EventTypes,
+  StreamNames,
+  Streams,
+} from "@jetmesh/contracts";
+import { defineStage, type Delivery, type HandlerContext } from "@jetmesh/stage";
+import { isSpanContextValid, trace } from "@opentelemetry/api";
+import type { LineageEntry, StatusStore } from "./status-store.ts";
+
+/** Durable consumer name on every input stream and idempotency key prefix. */
+export const STATUS_STAGE = "gateway-status";
+
+export interface StatusProjectionDeps {
+  readonly store: StatusStore;
+}
+
+const INPUT_STREAMS = [
+  StreamNames.Ingress,
+  StreamNames.Validation,
+  StreamNames.Risk,
+  StreamNames.Ledger,
+  StreamNames.Payouts,
+] as const;
+
+/**
+ * The status projection: every event of the pipeline, from each stream that carries
+ * one, recorded under its transfer as one hash field per eventId (`status:<transferId>`).
+ * It emits nothing; the write is the stage's effect, idempotent per event, so the
+ * runtime may apply it again after a crash.
+ */
+export const statusProjection = defineStage<EventType, StatusProjectionDeps>({
+  name: STATUS_STAGE,
+  inputs: INPUT_STREAMS.map((stream) => ({ stream, types: Streams[stream].eventTypes })),
+  emits: [],
+  handle: (event, ctx) => ({
+    effect: async () => {
+      await ctx.deps.store.record(lineageEntryOf(event, ctx.delivery, traceIdOf(ctx)));
+      return [];
+    },
+  }),
+});
+
+/** What the projection records of one delivered event. */
+export function lineageEntryOf(
+  event: Envelope,
+  delivery: Delivery,
+  traceId: string | undefined,
+): LineageEntry {
+  const detail = detailOf(event as AnyEnvelope);
+  return {
+    type: event.type,
+    eventId: event.eventId,
+    causationId: event.causationId,
+    transferId: event.data.transferId,
+    stream: delivery.stream,
+    sequence: delivery.streamSequence,
+    occurredAt: event.occurredAt,
+    ...(traceId ? { traceId } : {}),
+    ...(detail ? { detail } : {}),
+  };
+}
+
+/** The decision an event carries, for clients asking why; undefined for plain progress. */
+function detailOf(e: AnyEnvelope): Record<string, unknown> | undefined {
+  switch (e.type) {
+    case EventTypes.TransferRejected:
+      return { reasons: e.data.reasons };
+    case EventTypes.TransferScored:
+      return { score: e.data.score, decision: e.data.decision };
+    case EventTypes.LedgerDeclined:
+      return { reason: e.data.reason };
+    case EventTypes.LedgerReversed:
+      return { reason: e.data.reason };
+    case EventTypes.PayoutCompleted:
+      return { bankReference: e.data.bankReference };
+    case EventTypes.PayoutFailed:
+      return { reason: e.data.reason, bankStatus: e.data.bankStatus };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The trace the event belongs to. The runtime opens the consumer span (a child of the
+ * event's traceparent) but does not expose it to handlers; its id is bound on the
+ * handler's child logger as `trace_id`, so read it there when no span is active.
+ */
+function traceIdOf(ctx: HandlerContext<StatusProjectionDeps>): string | undefined {
+  const active = trace.getActiveSpan()?.spanContext();
+  if (active && isSpanContextValid(active)) return active.traceId;
+  const bound = (ctx.logger.bindings() as { trace_id?: unknown }).trace_id;
+  return typeof bound === "string" && bound !== "00000000000000000000000000000000" ? bound : undefined;
+}
