@@ -35,6 +35,7 @@ export async function startInfra(opts: { redisPersistence?: boolean } = {}): Pro
   ]);
   const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
   const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 3 });
+  redis.on("error", () => {}); // servers are killed on purpose; commands report their own errors
   return {
     nats,
     redisServer,
