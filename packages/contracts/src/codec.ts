@@ -47,7 +47,9 @@ export function checkEventData(type: string, data: unknown, version?: number): F
  * @throws ContractError naming each bad field; a producer bug never reaches a stream.
  */
 export function encodeEvent(env: AnyEnvelope | Envelope): Uint8Array {
-  const issues = envelopeCheck.Check(env) ? checkEventData(env.type, env.data, env.version) : issuesOf(envelopeCheck, env, "");
+  const issues = envelopeCheck.Check(env)
+    ? checkEventData(env.type, env.data, env.version)
+    : issuesOf(envelopeCheck, env, "");
   if (issues.length) throw new ContractError(`invalid ${env?.type ?? "event"}`, issues);
   return packr.pack(env);
 }
@@ -67,13 +69,17 @@ export function decodeEvent(bytes: Uint8Array): AnyEnvelope {
       cause: err,
     });
   }
-  if (!envelopeCheck.Check(value)) throw new ContractError("invalid envelope", issuesOf(envelopeCheck, value, ""));
+  if (!envelopeCheck.Check(value))
+    throw new ContractError("invalid envelope", issuesOf(envelopeCheck, value, ""));
   const env = value as Envelope;
   const entry = compiled.get(`${env.type}@${env.version}`);
   if (!entry) {
-    throw new ContractError("unknown event", [{ field: "/type", rule: `no schema for ${env.type}@${env.version}` }]);
+    throw new ContractError("unknown event", [
+      { field: "/type", rule: `no schema for ${env.type}@${env.version}` },
+    ]);
   }
-  if (!entry.check.Check(env.data)) throw new ContractError(`invalid ${env.type}`, issuesOf(entry.check, env.data, "/data"));
+  if (!entry.check.Check(env.data))
+    throw new ContractError(`invalid ${env.type}`, issuesOf(entry.check, env.data, "/data"));
   if (entry.upcast) {
     const current = CURRENT_VERSION[env.type];
     env.data = entry.upcast(env.data) as EventDataMap[EventType];
@@ -86,7 +92,13 @@ export function decodeEvent(bytes: Uint8Array): AnyEnvelope {
 export function makeEnvelope<T extends EventType>(
   type: T,
   data: EventDataMap[T],
-  lineage: { eventId: string; correlationId: string; causationId: string; producer: string; occurredAt?: string },
+  lineage: {
+    eventId: string;
+    correlationId: string;
+    causationId: string;
+    producer: string;
+    occurredAt?: string;
+  },
 ): Envelope<T> {
   return {
     eventId: lineage.eventId,

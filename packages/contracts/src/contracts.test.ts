@@ -62,11 +62,17 @@ describe("contracts", () => {
   it("contracts - garbage bytes and unknown types are contract errors", () => {
     expect(() => decodeEvent(new Uint8Array([0xc1, 0xff, 0x00]))).toThrow(ContractError);
     const env = { ...makeEnvelope(EventTypes.TransferValidated, transfer, lineage), type: "nope.nope" };
-    expect(() => decodeEvent(new Packr({ useRecords: false }).pack(env))).toThrow(/no schema for nope.nope@1/);
+    expect(() => decodeEvent(new Packr({ useRecords: false }).pack(env))).toThrow(
+      /no schema for nope.nope@1/,
+    );
   });
 
   it("contracts - encode refuses an invalid event", () => {
-    const env = makeEnvelope(EventTypes.TransferValidated, { ...transfer, amountMinor: "x" as never }, lineage);
+    const env = makeEnvelope(
+      EventTypes.TransferValidated,
+      { ...transfer, amountMinor: "x" as never },
+      lineage,
+    );
     expect(() => encodeEvent(env)).toThrow(ContractError);
   });
 
@@ -90,7 +96,9 @@ describe("contracts", () => {
   it("contracts - output ids are stable per input and distinct per index", () => {
     expect(outputEventId("risk", "e-1", 0)).toBe(outputEventId("risk", "e-1", 0));
     expect(outputEventId("risk", "e-1", 0)).not.toBe(outputEventId("risk", "e-1", 1));
-    expect(outputEventId("risk", "e-1", 0)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(outputEventId("risk", "e-1", 0)).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
   });
 
   it("contracts - stream configs use file storage, discard new and an explicit duplicate window", () => {

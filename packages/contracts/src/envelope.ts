@@ -22,7 +22,10 @@ export const EnvelopeSchema = Type.Object(
  * eventId of the input that caused it (for a gateway event, the request it
  * answered). Header mirrors are produced by {@link eventHeaders}.
  */
-export type Envelope<T extends EventType = EventType> = Omit<Static<typeof EnvelopeSchema>, "type" | "data"> & {
+export type Envelope<T extends EventType = EventType> = Omit<
+  Static<typeof EnvelopeSchema>,
+  "type" | "data"
+> & {
   type: T;
   data: EventDataMap[T];
 };

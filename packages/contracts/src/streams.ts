@@ -35,7 +35,12 @@ export interface StreamDefinition {
 }
 
 const GiB = 1024 ** 3;
-const common = { duplicateWindowMs: 2 * 60_000, maxBytes: 2 * GiB, maxMsgSize: 64 * 1024, critical: true } as const;
+const common = {
+  duplicateWindowMs: 2 * 60_000,
+  maxBytes: 2 * GiB,
+  maxMsgSize: 64 * 1024,
+  critical: true,
+} as const;
 
 function eventStream(
   name: StreamName,
@@ -48,7 +53,9 @@ function eventStream(
 
 /** Every stream of the pipeline, keyed by name. */
 export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
-  INGRESS: eventStream("INGRESS", "gateway", "transfer requests accepted over HTTP", [EventTypes.TransferRequested]),
+  INGRESS: eventStream("INGRESS", "gateway", "transfer requests accepted over HTTP", [
+    EventTypes.TransferRequested,
+  ]),
   VALIDATION: eventStream("VALIDATION", "validator", "transfers validated or rejected", [
     EventTypes.TransferValidated,
     EventTypes.TransferRejected,
@@ -66,7 +73,8 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
   DLQ: {
     name: "DLQ",
     owner: "platform",
-    description: "messages a stage could not process, with the reason in headers; limits retention so it can be peeked",
+    description:
+      "messages a stage could not process, with the reason in headers; limits retention so it can be peeked",
     subjects: ["dlq.>"],
     eventTypes: [],
     ...common,
