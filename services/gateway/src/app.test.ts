@@ -502,6 +502,18 @@ describe("gateway when JetStream refuses", () => {
     }
   });
 
+  it("gateway - 503 when no stream takes the subject (no responders)", async () => {
+    const gw = await serveGateway(infra);
+    try {
+      const res = await postTransfer(gw.url, transfer, { key: "k-no-stream" });
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("2");
+      expect(await res.json()).toMatchObject({ error: "event stream unavailable" });
+    } finally {
+      await gw.close();
+    }
+  });
+
   it("gateway - 503 with Retry-After when nats-server is stopped; the retry after it is back is accepted", async () => {
     await provisionIngress(infra);
     const gw = await serveGateway(infra);

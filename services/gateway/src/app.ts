@@ -129,7 +129,12 @@ export function createGateway(deps: GatewayDeps): Server {
     },
   ];
 
-  return createServer(
+  const server = createServer(
     createRequestListener({ routes, logger: deps.logger, metrics: createHttpMetrics(deps.registry) }),
   );
+  // A client trickling headers or a body holds a socket and, for a body, a claim's slot;
+  // node's defaults (60 s headers, 300 s request) are generous for 16 KiB of JSON.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  return server;
 }
