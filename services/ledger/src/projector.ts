@@ -107,6 +107,7 @@ class LogProjector implements Projector {
   #gate: Promise<void> = Promise.resolve();
   #snapshotSeq = 0;
   #snapshotting: Promise<void> | undefined;
+  #snapshotQueued: { state: FoldState; created: string } | undefined;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(o: ProjectorOptions) {
@@ -317,21 +318,25 @@ class LogProjector implements Projector {
   #maybeSnapshot(): void {
     const every = this.#o.snapshotEvery;
     const seq = this.#fold.seq;
-    if (Math.floor(seq / every) <= Math.floor(this.#snapshotSeq / every) || this.#snapshotting) return;
+    if (Math.floor(seq / every) <= Math.floor(this.#snapshotSeq / every)) return;
     this.#snapshotSeq = seq;
-    const state = cloneFold(this.#fold);
-    const created = this.#streamCreated;
-    this.#snapshotting = this.#o.snapshots
-      .write(state, created)
-      .then((p) => {
+    // Copied now, at the multiple: the fold moves on while the write runs. While a write
+    // runs, only the latest due snapshot waits for its turn.
+    this.#snapshotQueued = { state: cloneFold(this.#fold), created: this.#streamCreated };
+    if (!this.#snapshotting) this.#snapshotting = this.#writeSnapshots();
+  }
+
+  async #writeSnapshots(): Promise<void> {
+    for (let next = this.#snapshotQueued; next; next = this.#snapshotQueued) {
+      this.#snapshotQueued = undefined;
+      try {
+        const p = await this.#o.snapshots.write(next.state, next.created);
         if (p) this.#log.info({ snapshot_seq: p.seq, chunks: p.chunks, bytes: p.bytes }, "snapshot written");
-      })
-      .catch((err) =>
-        this.#log.warn({ err, snapshot_seq: seq }, "snapshot not written; the next one will be"),
-      )
-      .finally(() => {
-        this.#snapshotting = undefined;
-      });
+      } catch (err) {
+        this.#log.warn({ err, snapshot_seq: next.state.seq }, "snapshot not written; the next one will be");
+      }
+    }
+    this.#snapshotting = undefined;
   }
 
   async #restore(): Promise<void> {

@@ -271,7 +271,7 @@ describe("ledger conservation (property)", () => {
         }
         // I4 at the script level: the events the scripts produced fold to the same state
         const fold: FoldState = emptyFold();
-        log.forEach((e, i) => applyLedgerEvent(fold, i + 1, e));
+        for (const [i, e] of log.entries()) applyLedgerEvent(fold, i + 1, e);
         const live = await store.read();
         expect(diffProjection(fold, live)).toEqual([]);
         // and the projector's APPLY script rebuilds it from the log alone, duplicates included
