@@ -27,7 +27,7 @@ const fast: Partial<StageSettings> = {
   maxDeliver: 4,
   retryBaseMs: 50,
   retryMaxMs: 200,
-  idempotencyTtlMs: 600_000,
+  idempotencyTtlMs: 3_600_000,
   publishTimeoutMs: 500,
   publishRetryHorizonMs: 0,
 };
@@ -163,7 +163,7 @@ describe("runtime delivery", () => {
     const text = (err as ConfigError).problems.join("\n");
     expect(text).toMatch(/max deliver 3 must exceed the 5 redelivery steps/);
     expect(text).toMatch(/redelivery horizon .* outlives the idempotency key ttl 2000 ms/);
-    expect(text).toMatch(/idempotency key ttl 2000 ms must outlive stream VALIDATION's duplicate window 120000 ms/);
+    expect(text).toMatch(/idempotency key ttl 2000 ms must outlive stream VALIDATION's duplicate window 900000 ms/);
     expect(text).toMatch(/handler timeout 5000 ms must be shorter than ack wait 1500 ms/);
 
     // A duplicate window shorter than the publish retry horizon, and a DLQ that cannot be peeked.

@@ -35,8 +35,11 @@ export interface StreamDefinition {
 }
 
 const GiB = 1024 ** 3;
+// The window covers the default redelivery horizon (about 10 minutes), so even a
+// redelivery that re-runs a stage after a crash between publish and done is dropped
+// by the stream and never stored twice.
 const common = {
-  duplicateWindowMs: 2 * 60_000,
+  duplicateWindowMs: 15 * 60_000,
   maxBytes: 2 * GiB,
   maxMsgSize: 64 * 1024,
   critical: true,

@@ -38,6 +38,11 @@ export const BaseEnv = {
   JETMESH_PUBLISH_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   JETMESH_PUBLISH_RETRY_HORIZON_MS: Type.Integer({ minimum: 0, default: 30_000 }),
   JETMESH_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10_000 }),
+  /** OTLP/HTTP collector base URL; no span export when unset. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
+  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
+  /** Share of new traces sampled (parent-based). */
+  OTEL_TRACES_SAMPLER_ARG: Type.Number({ minimum: 0, maximum: 1, default: 1 }),
   /** Test-only: exit hard (SIGKILL) at this named step; see crash-points.ts. */
   JETMESH_CRASH_AT: Type.Optional(Type.String()),
   /** Test-only: crash at the Nth time the step is reached (default 1). */
@@ -147,11 +152,19 @@ export interface StageProcessConfig {
   readonly httpPort: number;
   readonly httpHost: string;
   readonly stage: StageSettings;
+  /** Spread into startTelemetry({ serviceName, serviceVersion, ...telemetry }). */
+  readonly telemetry: {
+    readonly disabled: boolean;
+    readonly sampleRatio?: number;
+    readonly otlpEndpoint?: string;
+  };
 }
 
-/** Loads the base stage configuration; services add their own keys with {@link parseConfig}. */
-export function loadStageConfig(env: Record<string, string | undefined>): StageProcessConfig {
-  const c = parseConfig(BaseEnv, env);
+/**
+ * The base process configuration from a parsed environment that includes
+ * {@link BaseEnv}'s keys (a service parses `{ ...BaseEnv, ...own }` once, then calls this).
+ */
+export function stageProcessConfig(c: Static<TObject<typeof BaseEnv>>): StageProcessConfig {
   return {
     natsUrl: c.NATS_URL,
     redisUrl: c.REDIS_URL,
@@ -159,5 +172,15 @@ export function loadStageConfig(env: Record<string, string | undefined>): StageP
     httpPort: c.HTTP_PORT,
     httpHost: c.HTTP_HOST,
     stage: settingsFromEnv(c),
+    telemetry: {
+      disabled: c.OTEL_SDK_DISABLED,
+      sampleRatio: c.OTEL_TRACES_SAMPLER_ARG,
+      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+    },
   };
+}
+
+/** Loads the base stage configuration; services add their own keys with {@link parseConfig}. */
+export function loadStageConfig(env: Record<string, string | undefined>): StageProcessConfig {
+  return stageProcessConfig(parseConfig(BaseEnv, env));
 }

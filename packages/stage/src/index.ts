@@ -1,4 +1,11 @@
-export { BaseEnv, loadStageConfig, parseConfig, settingsFromEnv, stageSettings } from "./config.ts";
+export {
+  BaseEnv,
+  loadStageConfig,
+  parseConfig,
+  settingsFromEnv,
+  stageProcessConfig,
+  stageSettings,
+} from "./config.ts";
 export type { StageProcessConfig, StageSettings } from "./config.ts";
 export { connectNats, createRedis } from "./connections.ts";
 export type { NatsConnection, Redis } from "./connections.ts";

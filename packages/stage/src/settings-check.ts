@@ -60,6 +60,13 @@ export function checkSettings(input: {
       );
     }
   }
+  for (const out of input.outputs) {
+    if (s.mode === "exactly-once" && horizon > out.duplicateWindowMs) {
+      warnings.push(
+        `redelivery horizon ${horizon} ms outlives stream ${out.name}'s duplicate window ${out.duplicateWindowMs} ms: a late redelivery after a crash between publish and done stores an output twice (same event id; downstream keys drop it)`,
+      );
+    }
+  }
   if (input.dlq.retention !== "limits") {
     problems.push(
       `stream ${input.dlq.name} has ${input.dlq.retention} retention; use limits so operators can peek at parked messages`,

@@ -2,9 +2,8 @@ import {
   BaseEnv,
   ConfigError,
   parseConfig,
-  settingsFromEnv,
+  stageProcessConfig,
   type StageProcessConfig,
-  type TelemetryOptions,
 } from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
 import type { BankClientOptions } from "./bank-client.ts";
@@ -13,14 +12,11 @@ import type { BankClientOptions } from "./bank-client.ts";
 export const PayoutEnv = {
   ...BaseEnv,
   HTTP_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8084 }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
-  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
   PAYOUT_BANK_URL: Type.String({ pattern: "^https?://", default: "http://127.0.0.1:9090" }),
   PAYOUT_BANK_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 600_000, default: 2000 }),
 };
 
 export interface PayoutConfig extends StageProcessConfig {
-  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
   readonly bank: BankClientOptions;
 }
 
@@ -30,7 +26,8 @@ export interface PayoutConfig extends StageProcessConfig {
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): PayoutConfig {
   const c = parseConfig(PayoutEnv, env);
-  const stage = settingsFromEnv(c);
+  const base = stageProcessConfig(c);
+  const stage = base.stage;
   // The runtime aborts an effect at its handler timeout; a longer bank timeout would never fire.
   if (c.PAYOUT_BANK_TIMEOUT_MS >= stage.handlerTimeoutMs) {
     throw new ConfigError([
@@ -38,16 +35,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ]);
   }
   return {
-    natsUrl: c.NATS_URL,
-    redisUrl: c.REDIS_URL,
-    logLevel: c.LOG_LEVEL,
-    httpPort: c.HTTP_PORT,
-    httpHost: c.HTTP_HOST,
-    stage,
-    telemetry: {
-      disabled: c.OTEL_SDK_DISABLED,
-      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
-    },
+    ...base,
     bank: { url: c.PAYOUT_BANK_URL, timeoutMs: c.PAYOUT_BANK_TIMEOUT_MS },
   };
 }

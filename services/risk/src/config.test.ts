@@ -8,7 +8,7 @@ describe("risk config", () => {
     expect(c.httpPort).toBe(8082);
     expect(c.thresholds).toEqual({ reviewScore: 60, denyScore: 85 });
     expect(c.velocity).toEqual({ windowMs: 60_000, retentionMs: 3_600_000 });
-    expect(c.telemetry).toEqual({ disabled: false });
+    expect(c.telemetry).toEqual({ disabled: false, sampleRatio: 1 });
     expect(manifest.env.HTTP_PORT.default).toBe(c.httpPort);
     expect(manifest.env.RISK_REVIEW_SCORE.default).toBe(c.thresholds.reviewScore);
     expect(manifest.env.RISK_DENY_SCORE.default).toBe(c.thresholds.denyScore);
@@ -31,6 +31,7 @@ describe("risk config", () => {
     );
     expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318" }).telemetry).toEqual({
       disabled: false,
+      sampleRatio: 1,
       otlpEndpoint: "http://collector:4318",
     });
   });

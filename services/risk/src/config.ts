@@ -3,9 +3,8 @@ import {
   ConfigError,
   parseConfig,
   redeliveryHorizonMs,
-  settingsFromEnv,
+  stageProcessConfig,
   type StageProcessConfig,
-  type TelemetryOptions,
 } from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
 import type { Thresholds } from "./handler.ts";
@@ -14,8 +13,6 @@ import type { Thresholds } from "./handler.ts";
 export const RiskEnv = {
   ...BaseEnv,
   HTTP_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8082 }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
-  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
   RISK_REVIEW_SCORE: Type.Integer({ minimum: 0, maximum: 100, default: 60 }),
   RISK_DENY_SCORE: Type.Integer({ minimum: 0, maximum: 100, default: 85 }),
   RISK_VELOCITY_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
@@ -24,7 +21,6 @@ export const RiskEnv = {
 };
 
 export interface RiskConfig extends StageProcessConfig {
-  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
   readonly thresholds: Thresholds;
   readonly velocity: { readonly windowMs: number; readonly retentionMs: number };
 }
@@ -35,7 +31,8 @@ export interface RiskConfig extends StageProcessConfig {
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): RiskConfig {
   const c = parseConfig(RiskEnv, env);
-  const stage = settingsFromEnv(c);
+  const base = stageProcessConfig(c);
+  const stage = base.stage;
   const problems: string[] = [];
   if (c.RISK_REVIEW_SCORE >= c.RISK_DENY_SCORE)
     problems.push("RISK_REVIEW_SCORE must be below RISK_DENY_SCORE");
@@ -49,16 +46,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (problems.length) throw new ConfigError(problems);
   return {
-    natsUrl: c.NATS_URL,
-    redisUrl: c.REDIS_URL,
-    logLevel: c.LOG_LEVEL,
-    httpPort: c.HTTP_PORT,
-    httpHost: c.HTTP_HOST,
-    stage,
-    telemetry: {
-      disabled: c.OTEL_SDK_DISABLED,
-      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
-    },
+    ...base,
     thresholds: { reviewScore: c.RISK_REVIEW_SCORE, denyScore: c.RISK_DENY_SCORE },
     velocity: { windowMs: c.RISK_VELOCITY_WINDOW_MS, retentionMs: c.RISK_VELOCITY_RETENTION_MS },
   };

@@ -2,9 +2,8 @@ import {
   BaseEnv,
   ConfigError,
   parseConfig,
-  settingsFromEnv,
+  stageProcessConfig,
   type StageProcessConfig,
-  type TelemetryOptions,
 } from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
 import type { ValidationRules } from "./handler.ts";
@@ -13,8 +12,6 @@ import type { ValidationRules } from "./handler.ts";
 export const ValidatorEnv = {
   ...BaseEnv,
   HTTP_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8081 }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
-  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
   VALIDATOR_MAX_AMOUNT_MINOR: Type.Integer({
     minimum: 1,
     maximum: Number.MAX_SAFE_INTEGER,
@@ -25,7 +22,6 @@ export const ValidatorEnv = {
 };
 
 export interface ValidatorConfig extends StageProcessConfig {
-  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
   readonly rules: ValidationRules;
 }
 
@@ -42,16 +38,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(["VALIDATOR_CURRENCIES must be a comma-separated list of 3-letter capital codes"]);
   }
   return {
-    natsUrl: c.NATS_URL,
-    redisUrl: c.REDIS_URL,
-    logLevel: c.LOG_LEVEL,
-    httpPort: c.HTTP_PORT,
-    httpHost: c.HTTP_HOST,
-    stage: settingsFromEnv(c),
-    telemetry: {
-      disabled: c.OTEL_SDK_DISABLED,
-      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
-    },
+    ...stageProcessConfig(c),
     rules: { maxAmountMinor: c.VALIDATOR_MAX_AMOUNT_MINOR, currencies: new Set(currencies) },
   };
 }
