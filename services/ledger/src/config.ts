@@ -1,17 +1,9 @@
-import {
-  BaseEnv,
-  parseConfig,
-  type StageProcessConfig,
-  settingsFromEnv,
-  type TelemetryOptions,
-} from "@jetmesh/stage";
+import { BaseEnv, parseConfig, type StageProcessConfig, stageProcessConfig } from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
 
 /** The ledger's own environment, on top of the stage runtime's {@link BaseEnv}. */
 export const LedgerEnv = {
   HTTP_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8083 }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
-  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
   /** Write a snapshot of the fold to KV every this many LEDGER events. */
   LEDGER_SNAPSHOT_EVERY: Type.Integer({ minimum: 1, default: 1000 }),
   LEDGER_SNAPSHOT_BUCKET: Type.String({ minLength: 1, pattern: "^[-\\w]+$", default: "ledger-snapshots" }),
@@ -28,7 +20,6 @@ export const LedgerEnv = {
 };
 
 export interface LedgerConfig extends StageProcessConfig {
-  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
   readonly ledger: {
     readonly snapshotEvery: number;
     readonly snapshotBucket: string;
@@ -45,16 +36,7 @@ export interface LedgerConfig extends StageProcessConfig {
 export function loadConfig(env: Record<string, string | undefined> = process.env): LedgerConfig {
   const c = parseConfig({ ...BaseEnv, ...LedgerEnv }, env);
   return {
-    natsUrl: c.NATS_URL,
-    redisUrl: c.REDIS_URL,
-    logLevel: c.LOG_LEVEL,
-    httpPort: c.HTTP_PORT,
-    httpHost: c.HTTP_HOST,
-    stage: settingsFromEnv(c),
-    telemetry: {
-      disabled: c.OTEL_SDK_DISABLED,
-      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
-    },
+    ...stageProcessConfig(c),
     ledger: {
       snapshotEvery: c.LEDGER_SNAPSHOT_EVERY,
       snapshotBucket: c.LEDGER_SNAPSHOT_BUCKET,
