@@ -1,0 +1,123 @@
+// deploy/ and docker-compose.yml checked statically (no Docker engine here), and the
+// stream files checked against a real 3-node nats-server cluster.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Streams, toStreamConfig } from "@jetmesh/contracts";
+import { BaseEnv } from "@jetmesh/stage";
+import { startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+
+const root = join(import.meta.dirname, "..");
+const read = (p: string) => readFileSync(join(root, p), "utf8");
+const serviceDirs = readdirSync(join(root, "services")).filter((d) => existsSync(join(root, "services", d, "package.json")));
+
+interface ComposeService {
+  build?: { context: string; dockerfile: string };
+  environment?: Record<string, string>;
+  image?: string;
+  depends_on?: string[];
+  volumes?: string[];
+}
+
+describe("deploy", () => {
+  afterAll(() => stopAllProcesses());
+
+  it("deploy - stream files are generated from the contracts' definitions (R3)", () => {
+    for (const def of Object.values(Streams)) {
+      const file = JSON.parse(read(`deploy/streams/${def.name}.json`));
+      expect(file).toEqual(JSON.parse(JSON.stringify(toStreamConfig(def, { replicas: 3 }))));
+    }
+    expect(readdirSync(join(root, "deploy/streams")).sort()).toEqual(
+      Object.values(Streams)
+        .map((d) => `${d.name}.json`)
+        .sort(),
+    );
+  });
+
+  it("deploy - a 3-node nats-server cluster accepts every stream file as an R3 stream", async () => {
+    const cluster = await startNatsCluster({ size: 3 });
+    await cluster.waitForJetStream();
+    const nc = await connect({ servers: cluster.urls });
+    try {
+      const jsm = await jetstreamManager(nc);
+      for (const def of Object.values(Streams)) {
+        const cfg = JSON.parse(read(`deploy/streams/${def.name}.json`));
+        const info = await jsm.streams.add(cfg);
+        expect(info.config.num_replicas).toBe(3);
+        expect(info.config.discard).toBe("new");
+        expect(info.config.duplicate_window).toBe(cfg.duplicate_window);
+      }
+    } finally {
+      await nc.close();
+      await cluster.stop();
+    }
+  }, 90_000);
+
+  it("deploy - docker-compose describes the cluster topology and every service", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as { services: Record<string, ComposeService> };
+    const s = compose.services;
+    // three NATS nodes with their configs, clustered, fsync always
+    for (const n of ["nats-1", "nats-2", "nats-3"]) {
+      expect(s[n]?.image).toMatch(/^nats:2\.1\d/);
+      const conf = read(`deploy/nats/${n}.conf`);
+      expect(conf).toMatch(/sync_interval: always/);
+      for (const peer of ["nats-1", "nats-2", "nats-3"]) expect(conf).toContain(`nats-route://${peer}:6222`);
+    }
+    expect(read("deploy/redis/redis-replica.conf")).toMatch(/replicaof redis-primary 6379/);
+    expect(s["redis-replica"]).toBeDefined();
+    // every service package has a compose service built from its own Dockerfile
+    for (const dir of serviceDirs) {
+      const svc = s[dir];
+      expect(svc, `compose service ${dir}`).toBeDefined();
+      expect(svc!.build?.dockerfile).toBe(`services/${dir}/Dockerfile`);
+      expect(existsSync(join(root, svc!.build!.dockerfile)), `${dir} Dockerfile`).toBe(true);
+      const manifest = JSON.parse(read(`services/${dir}/manifest.json`)) as { env: Record<string, unknown> };
+      // a key is documented by the service's manifest or, for runtime keys, by @jetmesh/stage
+      const documented = [...Object.keys(manifest.env), ...(dir === "bank-sim" ? [] : Object.keys(BaseEnv))];
+      for (const key of Object.keys(svc!.environment ?? {})) {
+        expect(documented, `${dir} documents ${key}`).toContain(key);
+      }
+      if (dir !== "bank-sim") {
+        const env = svc!.environment!;
+        expect(env.NATS_URL!.split(",")).toHaveLength(3);
+        expect(env.JETMESH_PRODUCTION).toBe("true");
+        expect(env.JETMESH_REPLICAS).toBe("3");
+        expect(env.JETMESH_SYNC_WRITES).toBe("true");
+      }
+    }
+    // the bank simulator stands for a system we do not own: it imports no jetmesh package
+    const bankPkg = JSON.parse(read("services/bank-sim/package.json"));
+    expect(Object.keys({ ...bankPkg.dependencies }).filter((d) => d.startsWith("@jetmesh/"))).toEqual([]);
+    // volumes referenced from deploy/ exist
+    for (const svc of Object.values(s)) {
+      for (const v of svc.volumes ?? []) {
+        const src = v.split(":")[0]!;
+        if (src.startsWith("./")) expect(existsSync(join(root, src)), src).toBe(true);
+      }
+    }
+  });
+
+  it("deploy - no service imports another service or a deep path of a package", () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.name === "node_modules" ? [] : e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+      );
+    for (const dir of serviceDirs) {
+      for (const file of walk(join(root, "services", dir, "src")).filter((f) => f.endsWith(".ts"))) {
+        const text = readFileSync(file, "utf8");
+        for (const m of text.matchAll(/from\s+"([^"]+)"/g)) {
+          const spec = m[1]!;
+          const otherService = serviceDirs.some((o) => o !== dir && (spec === `@jetmesh/${o}` || spec.includes(`services/${o}`)));
+          const deep = /^@jetmesh\/[^/]+\/.+/.test(spec);
+          const testOnly = file.endsWith(".test.ts");
+          if ((otherService && !testOnly) || deep) offenders.push(`${file}: ${spec}`);
+        }
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
