@@ -1,0 +1,142 @@
+import { Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { BaseEnv, parseConfig, stageSettings } from "./config.ts";
+import { createCrashHook } from "./crash-points.ts";
+import { ConfigError } from "./errors.ts";
+import { Gate, Slots } from "./flow-control.ts";
+import { createLogger, maskAccount } from "./logger.ts";
+import { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
+import { checkSettings } from "./settings-check.ts";
+
+const stream = (name: string, over: Partial<{ duplicateWindowMs: number; replicas: number; retention: string }> = {}) => ({
+  name,
+  duplicateWindowMs: 900_000,
+  replicas: 1,
+  retention: "limits",
+  critical: name !== "DLQ",
+  ...over,
+});
+
+describe("stage leaves", () => {
+  it("retry policy - delays grow exponentially, stay under the cap, and jitter within bounds", () => {
+    const p = { baseMs: 100, maxMs: 1000, jitter: 0.5 };
+    expect(retryDelayMs(p, 1, () => 0)).toBe(50);
+    expect(retryDelayMs(p, 1, () => 1)).toBe(100);
+    expect(retryDelayMs(p, 3, () => 1)).toBe(400);
+    expect(retryDelayMs(p, 20, () => 1)).toBe(1000);
+    for (let n = 1; n < 30; n++) {
+      const d = retryDelayMs(p, n);
+      expect(d).toBeGreaterThanOrEqual(Math.min(1000, 100 * 2 ** (n - 1)) / 2);
+      expect(d).toBeLessThanOrEqual(1000);
+    }
+    expect(redeliveryHorizonMs({ ackWaitMs: 1000, backoffMs: [2000], maxDeliver: 3, retryMaxMs: 500 })).toBe(5000);
+  });
+
+  it("settings check - defaults pass; production without replicas or sync writes is refused", () => {
+    const base = { outputs: [stream("VALIDATION")], inputs: [stream("INGRESS")], dlq: stream("DLQ"), serverVersion: "2.9.10" };
+    expect(checkSettings({ settings: stageSettings(), ...base }).problems).toEqual([]);
+    const prod = checkSettings({ settings: stageSettings({ production: true }), ...base, serverVersion: "2.10.22" });
+    expect(prod.problems.join("\n")).toMatch(/critical stream INGRESS has 1 replica/);
+    expect(prod.problems.join("\n")).toMatch(/sync_interval: always and set JETMESH_SYNC_WRITES=true/);
+    const r3 = {
+      outputs: [stream("VALIDATION", { replicas: 3 })],
+      inputs: [stream("INGRESS", { replicas: 3 })],
+      dlq: stream("DLQ"),
+    };
+    expect(
+      checkSettings({ settings: stageSettings({ production: true, syncWrites: true }), ...r3, serverVersion: "2.10.22" })
+        .problems,
+    ).toEqual([]);
+    const old = checkSettings({ settings: stageSettings({ production: true }), ...r3, serverVersion: "2.9.10" });
+    expect(old.problems).toEqual([]);
+    expect(old.warnings.join()).toMatch(/no sync_interval setting/);
+  });
+
+  it("settings check - at-least-once mode skips the key-lifetime rules but keeps the window rule", () => {
+    const v = checkSettings({
+      settings: stageSettings({ mode: "at-least-once", idempotencyTtlMs: 1000 }),
+      outputs: [stream("VALIDATION", { duplicateWindowMs: 1000 })],
+      inputs: [],
+      dlq: stream("DLQ"),
+      serverVersion: "2.9.10",
+    });
+    expect(v.problems).toHaveLength(1);
+    expect(v.problems[0]).toMatch(/duplicate window 1000 ms is shorter than the publish retry horizon/);
+  });
+
+  it("config - every bad key is listed at once and empty strings count as unset", () => {
+    try {
+      parseConfig(BaseEnv, { JETMESH_MAX_IN_FLIGHT: "zero", LOG_LEVEL: "loud", JETMESH_ACK_MODE: "maybe", NATS_URL: "" });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const keys = (err as ConfigError).problems.map((p) => p.split(" ")[0]);
+      expect(keys).toEqual(expect.arrayContaining(["JETMESH_MAX_IN_FLIGHT", "LOG_LEVEL", "JETMESH_ACK_MODE"]));
+    }
+    expect(parseConfig(BaseEnv, { NATS_URL: "" }).NATS_URL).toBe("nats://127.0.0.1:4222");
+  });
+
+  it("crash points - unset is a no-op, a typo is refused, the nth time kills", () => {
+    const none = createCrashHook(undefined);
+    expect(() => none("after-publish")).not.toThrow();
+    expect(() => createCrashHook("after-publsh")).toThrow(/is not one of/);
+    const seen: string[] = [];
+    // onCrash throws so the test process survives the kill that would follow
+    const hook = createCrashHook("after-ack", 2, (p) => {
+      seen.push(p);
+      throw new Error("stop");
+    });
+    hook("after-ack");
+    hook("after-publish");
+    expect(seen).toEqual([]);
+    expect(() => hook("after-ack")).toThrow("stop");
+    expect(seen).toEqual(["after-ack"]);
+  });
+
+  it("flow control - slots bound holders and the gate waits for every dependency", async () => {
+    const slots = new Slots(2);
+    expect(slots.acquire()).toBeUndefined();
+    expect(slots.acquire()).toBeUndefined();
+    const third = slots.acquire();
+    expect(third).toBeInstanceOf(Promise);
+    expect(slots.inUse).toBe(2);
+    slots.release();
+    await third;
+    expect(slots.inUse).toBe(2);
+    const gate = new Gate();
+    gate.set("redis", false);
+    gate.set("nats", false);
+    let opened = false;
+    let kept = 0;
+    const waiting = gate.whenOpen(() => kept++, 10).then(() => {
+      opened = true;
+    });
+    await new Promise((r) => setTimeout(r, 35));
+    gate.set("redis", true);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(opened).toBe(false);
+    gate.set("nats", true);
+    await waiting;
+    expect(opened).toBe(true);
+    expect(kept).toBeGreaterThan(0);
+  });
+
+  it("logger - account ids are masked beyond their last four characters", () => {
+    expect(maskAccount("acc-12345678")).toBe("********5678");
+    expect(maskAccount("abc")).toBe("abc");
+    let out = "";
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        out += chunk.toString();
+        cb();
+      },
+    });
+    const log = createLogger({ service: "t", destination: sink });
+    log.info({ from: "acc-12345678", data: { to: "bank:acme-0042" }, stage: "x" }, "hello");
+    const line = JSON.parse(out);
+    expect(line.from).toBe("********5678");
+    expect(line.data.to).toBe("**********0042");
+    expect(line.service).toBe("t");
+    expect(out).not.toContain("acc-12345678");
+  });
+});
