@@ -3,6 +3,7 @@ import {
   connectNats,
   createLogger,
   createRedis,
+  metricsRegistry,
   onShutdown,
   runStage,
   serveHttp,
@@ -11,6 +12,7 @@ import {
 import pkg from "../package.json" with { type: "json" };
 import { loadConfig } from "./config.ts";
 import { ledgerStage } from "./handler.ts";
+import { registerProjectorMetrics } from "./metrics.ts";
 import { createProjector } from "./projector.ts";
 import { createSnapshotStore, openSnapshotBucket } from "./snapshots.ts";
 import { createLedgerStore } from "./store.ts";
@@ -33,6 +35,7 @@ const projector = createProjector({
   snapshotEvery: config.ledger.snapshotEvery,
   epochCheckMs: config.ledger.epochCheckMs,
 });
+registerProjectorMetrics(metricsRegistry(), projector);
 // Decisions wait for a whole projection: restore (or catch up) before consuming.
 await projector.start();
 const stage = await runStage({
