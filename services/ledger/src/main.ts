@@ -6,6 +6,7 @@ import {
   metricsRegistry,
   onShutdown,
   runStage,
+  type StageHandle,
   serveHttp,
   startTelemetry,
 } from "@jetmesh/stage";
@@ -36,9 +37,27 @@ const projector = createProjector({
   epochCheckMs: config.ledger.epochCheckMs,
 });
 registerProjectorMetrics(metricsRegistry(), projector);
+let stage: StageHandle | undefined;
+// Probes and /healthz answer while a long restore runs; /readyz says why it is not ready.
+const stageProbe = { name: "ledger", health: () => stage?.health() ?? { ok: false, starting: true } };
+const projection = { name: "projection", health: () => ({ ok: projector.ready(), ...projector.status() }) };
+const http = await serveHttp({
+  host: config.httpHost,
+  port: config.httpPort,
+  logger,
+  probes: [stageProbe, projection],
+});
+onShutdown(logger, [
+  () => stage?.stop(),
+  () => projector.stop(),
+  () => http.close(),
+  () => nc.drain(),
+  () => redis.quit(),
+  () => telemetry.shutdown(),
+]);
 // Decisions wait for a whole projection: restore (or catch up) before consuming.
 await projector.start();
-const stage = await runStage({
+stage = await runStage({
   definition: ledgerStage,
   deps: { store, onNotReady: (reason: string) => projector.requestRestore(reason) },
   nc,
@@ -46,18 +65,3 @@ const stage = await runStage({
   logger,
   settings: config.stage,
 });
-const projection = { name: "projection", health: () => ({ ok: projector.ready(), ...projector.status() }) };
-const http = await serveHttp({
-  host: config.httpHost,
-  port: config.httpPort,
-  logger,
-  probes: [stage, projection],
-});
-onShutdown(logger, [
-  () => stage.stop(),
-  () => projector.stop(),
-  () => http.close(),
-  () => nc.drain(),
-  () => redis.quit(),
-  () => telemetry.shutdown(),
-]);

@@ -135,12 +135,25 @@ class LogProjector implements Projector {
   }
 
   async start(): Promise<void> {
-    const pos = await logPosition(this.#o.jsm, this.#stream);
+    let pos: LogPosition | undefined;
+    let whole = false;
+    // NATS or Redis may still be coming up with the rest of the system: wait for them.
+    for (let failures = 1; ; failures++) {
+      try {
+        pos = await logPosition(this.#o.jsm, this.#stream);
+        whole = await this.#o.store.isReady();
+        if (whole) this.#redisApplied = await this.#o.store.appliedSeq();
+        break;
+      } catch (err) {
+        if (this.#stopped) throw err;
+        this.#log.warn({ err, failures }, "cannot read the log position or the projection yet; retrying");
+        await sleep(Math.min(5000, 100 * 2 ** Math.min(failures, 6)));
+      }
+    }
     this.#streamCreated = pos?.created ?? "";
     const lastAtStart = pos?.lastSeq ?? 0;
     await this.#loadSnapshot(pos);
-    if (await this.#o.store.isReady()) {
-      this.#redisApplied = await this.#o.store.appliedSeq();
+    if (whole) {
       if (this.#redisApplied > lastAtStart) {
         this.#log.error(
           { applied_seq: this.#redisApplied, last_seq: lastAtStart },
@@ -234,6 +247,13 @@ class LogProjector implements Projector {
         this.#checkStreamIdentity(pos);
         const live = this.#mode === "live";
         const start = (live ? Math.min(this.#fold.seq, this.#redisApplied) : this.#fold.seq) + 1;
+        if (pos.firstSeq > this.#fold.seq + 1) {
+          // Only a purge does this (LEDGER denies deletes and has no age limit).
+          this.#log.error(
+            { first_seq: pos.firstSeq, fold_seq: this.#fold.seq },
+            "LEDGER lost messages before its first sequence and no snapshot covers them; the fold misses them",
+          );
+        }
         const consumer = await this.#o.js.consumers.get(this.#stream, {
           deliver_policy: DeliverPolicy.StartSequence,
           opt_start_seq: start,

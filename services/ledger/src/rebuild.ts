@@ -34,6 +34,12 @@ export async function foldLedger(opts: {
   const state = opts.from ?? emptyFold();
   const skipped: { seq: number; reason: string }[] = [];
   const position = await logPosition(opts.jsm, stream);
+  if (position && position.firstSeq > state.seq + 1 && position.lastSeq > 0) {
+    skipped.push({
+      seq: state.seq + 1,
+      reason: `messages ${state.seq + 1}..${position.firstSeq - 1} are gone (purged)`,
+    });
+  }
   if (position) {
     await readLog(opts.js, stream, state.seq + 1, position.lastSeq, (e) => {
       if (e.env) applyLedgerEvent(state, e.seq, e.env);
