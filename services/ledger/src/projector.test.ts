@@ -203,6 +203,18 @@ describe("ledger projector", () => {
     await expectProjectionEqualsFold();
   });
 
+  it("ledger - a projection ahead of the log (of an older stream) is replaced by the fold of this one", async () => {
+    await publishWorkload(3);
+    await infra.redis.set(LedgerKeys.epoch, "old");
+    await infra.redis.set(LedgerKeys.appliedSeq, "999");
+    await infra.redis.hset(LedgerKeys.balance("acc-ghost"), "EUR", "5");
+    const p = projector();
+    await p.start();
+    expect(p.status().restores).toBe(1);
+    expect(await infra.redis.exists(LedgerKeys.balance("acc-ghost"))).toBe(0);
+    await expectProjectionEqualsFold();
+  });
+
   it("ledger - two instances on one Redis: one restores, the other waits and follows", async () => {
     await publishWorkload(8);
     const a = projector();

@@ -159,7 +159,7 @@ class LogProjector implements Projector {
           { applied_seq: this.#redisApplied, last_seq: lastAtStart },
           "projection is ahead of the log (a recreated stream?); restoring from the log",
         );
-        this.requestRestore("projection ahead of the log");
+        this.#startRestore("projection ahead of the log", true);
       } else {
         this.#mode = "live";
         if (this.#redisApplied < lastAtStart) {
@@ -208,11 +208,16 @@ class LogProjector implements Projector {
   }
 
   requestRestore(reason: string): void {
+    this.#startRestore(reason, false);
+  }
+
+  /** `force`: restore even though the epoch is set (the projection is of another log). */
+  #startRestore(reason: string, force: boolean): void {
     if (this.#restoring || this.#stopped) return;
     this.#mode = "restoring";
     this.#generation++;
     this.#log.warn({ reason }, "projection not whole; restoring");
-    this.#restoring = this.#restore().finally(() => {
+    this.#restoring = this.#restore(force).finally(() => {
       this.#restoring = undefined;
     });
   }
@@ -293,7 +298,7 @@ class LogProjector implements Projector {
     this.#streamCreated = pos.created;
     this.#fold = emptyFold();
     this.#snapshotSeq = 0;
-    this.requestRestore("stream recreated");
+    this.#startRestore("stream recreated", true);
   }
 
   async #onMessage(m: JsMsg): Promise<void> {
@@ -359,7 +364,7 @@ class LogProjector implements Projector {
     this.#snapshotting = undefined;
   }
 
-  async #restore(): Promise<void> {
+  async #restore(force: boolean): Promise<void> {
     const lockMs = this.#o.restoreLockMs ?? 30_000;
     let failures = 0;
     while (!this.#stopped) {
@@ -371,7 +376,7 @@ class LogProjector implements Projector {
           if (await this.#waitForOtherRestore()) return this.#adopt();
           continue;
         }
-        if (await this.#o.store.isReady()) {
+        if (!force && (await this.#o.store.isReady())) {
           await this.#o.store.releaseRestoreLock(owner);
           return this.#adopt();
         }
