@@ -3,9 +3,8 @@ import {
   ConfigError,
   type PublisherSettings,
   parseConfig,
-  settingsFromEnv,
   type StageProcessConfig,
-  type TelemetryOptions,
+  stageProcessConfig,
 } from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
 import type { GatewaySettings } from "./app.ts";
@@ -14,8 +13,8 @@ const DAY_MS = 24 * 3600_000;
 
 /**
  * The gateway's keys on top of the runtime's {@link BaseEnv} (NATS_URL, REDIS_URL,
- * LOG_LEVEL, HTTP_HOST, JETMESH_* for the status projection stage). HTTP_PORT is not
- * used: the API, /healthz, /readyz and /metrics share GATEWAY_PORT.
+ * LOG_LEVEL, HTTP_HOST, OTEL_*, JETMESH_* for the status projection stage). HTTP_PORT is
+ * not used: the API, /healthz, /readyz and /metrics share GATEWAY_PORT.
  */
 export const GatewayEnv = {
   ...BaseEnv,
@@ -40,15 +39,12 @@ export const GatewayEnv = {
    * client gets 503. Short: the HTTP client is waiting and may retry itself.
    */
   GATEWAY_PUBLISH_RETRY_HORIZON_MS: Type.Integer({ minimum: 0, default: 1000 }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
-  OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
 };
 
 export interface GatewayConfig extends StageProcessConfig {
   readonly gateway: GatewaySettings;
   readonly lag: { readonly consumer: string; readonly pollMs: number };
   readonly publisher: PublisherSettings;
-  readonly telemetry: Pick<TelemetryOptions, "otlpEndpoint" | "disabled">;
 }
 
 /**
@@ -71,12 +67,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ]);
   }
   return {
-    natsUrl: c.NATS_URL,
-    redisUrl: c.REDIS_URL,
-    logLevel: c.LOG_LEVEL,
-    httpHost: c.HTTP_HOST,
+    ...stageProcessConfig(c),
     httpPort: c.GATEWAY_PORT,
-    stage: settingsFromEnv(c),
     gateway: {
       maxBodyBytes: c.GATEWAY_MAX_BODY_BYTES,
       maxPending: c.GATEWAY_MAX_PENDING,
@@ -88,9 +80,5 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     lag: { consumer: c.GATEWAY_LAG_CONSUMER, pollMs: c.GATEWAY_LAG_POLL_MS },
     publisher,
-    telemetry: {
-      disabled: c.OTEL_SDK_DISABLED,
-      ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
-    },
   };
 }

@@ -28,7 +28,7 @@ export interface TransferPublisher {
   publish(
     env: Envelope<"transfers.requested">,
     opts: { partitionKey: string; parent: Context },
-  ): Promise<{ stream: string; seq: number }>;
+  ): Promise<{ stream: string; seq: number; duplicate?: boolean }>;
 }
 
 export interface SubmitTransferDeps {
@@ -94,7 +94,9 @@ export function submitTransfer(deps: SubmitTransferDeps): (r: RouteRequest) => P
             error: "request in progress",
             detail: `a request with this ${IDEMPOTENCY_HEADER} is still being processed`,
           },
-          { "Retry-After": String(Math.max(RETRY_AFTER.inProgress, Math.ceil(claim.leaseLeftMs / 1000))) },
+          // The first request normally ends within milliseconds; its lease is only the
+          // worst case (a crashed gateway), so the hint is short rather than the lease left.
+          { "Retry-After": String(RETRY_AFTER.inProgress) },
         );
       case "claimed":
         return publishClaimed(deps, { key: key.value, hash, owner: claim.owner }, checked.value, {
@@ -147,7 +149,7 @@ async function publishClaimed(
     { transferId, ...request, requestedAt: new Date().toISOString() },
     { eventId, correlationId: transferId, causationId: `idempotency-key:${key}`, producer: PRODUCER },
   );
-  let ack: { stream: string; seq: number };
+  let ack: { stream: string; seq: number; duplicate?: boolean };
   try {
     ack = await deps.publisher.publish(env, { partitionKey: request.from, parent: trace.parent });
   } catch (err) {
@@ -167,7 +169,9 @@ async function publishClaimed(
     // "in progress"; after it, it republishes the same Nats-Msg-Id, which the stream drops.
     deps.logger.warn({ err, event_id: eventId }, "accepted transfer not recorded as done");
   }
-  if (deps.statusStore) {
+  // A duplicate ack means an earlier attempt stored the event, with its own occurredAt:
+  // leave its entry to the projection rather than record this attempt's copy.
+  if (deps.statusStore && !ack.duplicate) {
     await deps.statusStore
       .record({
         type: env.type,
