@@ -244,7 +244,7 @@ describe("gateway API", () => {
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${gw.url}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: "ready", checks: { nats: true, redis: true } });
+    expect(await ready.json()).toEqual({ ready: true, checks: { nats: { ok: true }, redis: { ok: true } } });
     await fetch(`${gw.url}/v1/transfers/some-id`);
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).toMatch(
@@ -276,7 +276,7 @@ describe("gateway status projection", () => {
       logger,
       settings: stageSettings({ ackWaitMs: 2000, backoffMs: [1000], maxDeliver: 5, retryBaseMs: 50 }),
     });
-    gw = await serveGateway(infra, { readiness: { "gateway-status": () => stage?.ready() ?? false } });
+    gw = await serveGateway(infra, stage ? { probes: [stage] } : {});
   });
   afterAll(async () => {
     await stage?.stop();
@@ -366,7 +366,7 @@ describe("gateway status projection", () => {
     expect(view.status).toBe("requested");
     expect(view.lineage[0]?.sequence).toBe(ack.seq);
     const ready = await fetch(`${gw.url}/readyz`);
-    expect(await ready.json()).toMatchObject({ checks: { "gateway-status": true } });
+    expect(await ready.json()).toMatchObject({ ready: true, checks: { "gateway-status": { ok: true } } });
   });
 });
 

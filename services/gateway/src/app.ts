@@ -1,5 +1,5 @@
 import { createServer, type Server } from "node:http";
-import type { Logger } from "@jetmesh/stage";
+import type { Logger, ReadinessProbe } from "@jetmesh/stage";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { readAccount } from "./accounts/balances.ts";
@@ -37,8 +37,8 @@ export interface GatewayDeps {
   readonly logger: Logger;
   /** The process registry (`metricsRegistry()`), served on /metrics. */
   readonly registry: Registry;
-  /** More readiness checks (e.g. the status projection's stage), by name. */
-  readonly readiness?: Readonly<Record<string, () => boolean>>;
+  /** More readiness probes, e.g. the status projection's stage handle. */
+  readonly probes?: readonly ReadinessProbe[];
 }
 
 const ID_MAX = 128;
@@ -109,14 +109,15 @@ export function createGateway(deps: GatewayDeps): Server {
     {
       method: "GET",
       template: "/readyz",
+      // Same body as the runtime's operational /readyz: { ready, checks: { name: { ok, … } } }.
       handle: () => {
-        const checks: Record<string, boolean> = {
-          nats: deps.natsConnected(),
-          redis: deps.redis.status === "ready",
+        const checks: Record<string, { ok: boolean; [detail: string]: unknown }> = {
+          nats: { ok: deps.natsConnected() },
+          redis: { ok: deps.redis.status === "ready" },
         };
-        for (const [name, check] of Object.entries(deps.readiness ?? {})) checks[name] = check();
-        const ready = Object.values(checks).every(Boolean);
-        return json(ready ? 200 : 503, { status: ready ? "ready" : "not ready", checks });
+        for (const probe of deps.probes ?? []) checks[probe.name] = probe.health();
+        const ready = Object.values(checks).every((c) => c.ok);
+        return json(ready ? 200 : 503, { ready, checks });
       },
     },
     {

@@ -17,7 +17,7 @@ import { createGateway } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { ensureIngress } from "./ingress.ts";
 import { watchNatsConnection } from "./nats-connection.ts";
-import { STATUS_STAGE, statusProjection } from "./status/projection.ts";
+import { statusProjection } from "./status/projection.ts";
 import { createStatusStore } from "./status/status-store.ts";
 import { startLagMonitor } from "./transfers/load-shedding.ts";
 
@@ -70,7 +70,7 @@ const server = createGateway({
   lag: lag.current,
   logger,
   registry,
-  readiness: { [STATUS_STAGE]: () => projection.ready() },
+  probes: [projection],
 });
 server.listen(config.httpPort, config.httpHost);
 await once(server, "listening");
