@@ -34,6 +34,8 @@ export interface HandlerContext<Deps = unknown> {
   /** A child logger carrying stage, subject, stream_seq, event_id, transfer_id, trace_id. */
   readonly logger: Logger;
   readonly delivery: Delivery;
+  /** Trace id of this message's consumer span (the transfer's trace). */
+  readonly traceId: string;
   /** Aborted when the handler runs past its time limit or the stage is stopping. */
   readonly signal: AbortSignal;
 }

@@ -2,11 +2,16 @@ import { Counter, Gauge, Histogram, type Metric, Registry, collectDefaultMetrics
 
 let processRegistry: Registry | undefined;
 
-/** The process's Prometheus registry (with Node's default process metrics), created once. */
+/**
+ * The process's Prometheus registry, created once, with Node's default process metrics
+ * under their standard names (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+ * `nodejs_eventloop_lag_seconds`, ...): one service per process, told apart by the
+ * scrape job, so the usual Node dashboards and alerts work unchanged.
+ */
 export function metricsRegistry(): Registry {
   if (!processRegistry) {
     processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry, prefix: "jetmesh_process_" });
+    collectDefaultMetrics({ register: processRegistry });
   }
   return processRegistry;
 }
@@ -15,14 +20,72 @@ function once<M extends Metric>(registry: Registry, name: string, make: () => M)
   return (registry.getSingleMetric(name) as M | undefined) ?? make();
 }
 
+/**
+ * Values of the `outcome` label of `jetmesh_messages_processed_total`: acked (done, outputs
+ * published), duplicate (key already done; acked), skipped (a type the stage does not
+ * take; acked), busy (another attempt holds the lease; nak'd until it expires), retried
+ * (transient failure; nak'd with backoff), parked (in the DLQ; termed). Test runs also
+ * see `crashed` (a simulated crash point).
+ */
+export const Outcomes = ["acked", "duplicate", "skipped", "busy", "retried", "parked"] as const;
+/** `reason` values of `jetmesh_dlq_parked_total`: the permanent error's class, or max_deliver. */
+const PARK_REASONS = ["PermanentError", "ContractError", "max_deliver"] as const;
+/** `layer` values of `jetmesh_duplicates_dropped_total`. */
+const DUPLICATE_LAYERS = ["idempotency", "stream"] as const;
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const AGE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
+const seeded = new WeakSet<Metric>();
+
 /**
  * The runtime's metrics. Labels are bounded: stage names, stream names, a fixed set of
- * outcomes and reasons; never an event id or an account.
+ * outcomes and reasons; never an event id, a subject (it carries the partition) or an
+ * account. Every call on the same registry returns the same metric objects.
+ *
+ * Counters that alerts watch with `increase()` are created at 0 for a stage (its
+ * outcomes, redeliveries, DLQ reasons, duplicate layers) so that their first event is an
+ * increase Prometheus can see, not a series that appears at 1: by {@link seed} at start,
+ * and in any case when the stage finishes its first message.
  */
 export function createStageMetrics(registry: Registry = metricsRegistry()) {
+  const metrics = defineStageMetrics(registry);
+  const seen = new Set<string>();
+  const seed = (stage: string, streams: readonly string[]): void => {
+    for (const stream of streams) {
+      if (seen.has(`${stage}\u0000${stream}`)) continue;
+      seen.add(`${stage}\u0000${stream}`);
+      for (const outcome of Outcomes) metrics.processed.inc({ stage, stream, outcome }, 0);
+      metrics.redeliveries.inc({ stage, stream }, 0);
+    }
+    if (seen.has(stage)) return;
+    seen.add(stage);
+    for (const reason of PARK_REASONS) metrics.dlqParked.inc({ stage, reason }, 0);
+    for (const layer of DUPLICATE_LAYERS) metrics.duplicates.inc({ stage, layer }, 0);
+  };
+  if (!seeded.has(metrics.processed)) {
+    seeded.add(metrics.processed);
+    // prom-client assigns `inc` per instance, so wrap the instance rather than subclass.
+    const inc = metrics.processed.inc.bind(metrics.processed) as (
+      labels: { stage: string; stream: string; outcome: string },
+      value?: number,
+    ) => void;
+    metrics.processed.inc = ((labels: { stage: string; stream: string; outcome: string }, value?: number) => {
+      if (typeof labels === "object" && labels.stage && labels.stream) seed(labels.stage, [labels.stream]);
+      inc(labels, value);
+    }) as typeof metrics.processed.inc;
+  }
+  return {
+    ...metrics,
+    /**
+     * Creates the stage's watched counters at 0 for its input streams; call once when the
+     * stage starts. Idempotent.
+     */
+    seed,
+  };
+}
+
+function defineStageMetrics(registry: Registry) {
   const r = [registry];
   return {
     processed: once(
@@ -31,7 +94,7 @@ export function createStageMetrics(registry: Registry = metricsRegistry()) {
       () =>
         new Counter({
           name: "jetmesh_messages_processed_total",
-          help: "Input messages finished, by outcome (acked, duplicate, skipped, retried, parked)",
+          help: "Input messages finished, by outcome (acked, duplicate, skipped, busy, retried, parked)",
           labelNames: ["stage", "stream", "outcome"] as const,
           registers: r,
         }),
@@ -87,7 +150,7 @@ export function createStageMetrics(registry: Registry = metricsRegistry()) {
       () =>
         new Histogram({
           name: "jetmesh_event_age_seconds",
-          help: "Age of an input event (now minus its occurredAt) when the stage finished it",
+          help: "Age of an acked input event when the stage finished it: now minus the occurredAt its producer stamped, so the wait in the stream plus this hop's processing",
           labelNames: ["stage"] as const,
           buckets: AGE_BUCKETS,
           registers: r,

@@ -19,6 +19,7 @@ import type { StageMetrics } from "./metrics.ts";
 import type { EventPublisher } from "./publisher.ts";
 import { retryDelayMs } from "./retry-policy.ts";
 import {
+  context,
   extractContext,
   linkTo,
   SpanKind,
@@ -181,8 +182,23 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       p.stopping.addEventListener("abort", onStop, { once: true });
       let emissions: readonly Emission[];
       try {
-        const ctx: HandlerContext<Deps> = { stage, deps: p.deps, logger: log, delivery, signal: ac.signal };
-        const result = await withTimeout(handler(env, ctx), s.handlerTimeoutMs, ac, "handler");
+        const ctx: HandlerContext<Deps> = {
+          stage,
+          deps: p.deps,
+          logger: log,
+          delivery,
+          traceId: span.spanContext().traceId,
+          signal: ac.signal,
+        };
+        // The handler and its effect run inside the consumer span's context, so spans
+        // they open (an HTTP call to the bank) join the transfer's trace.
+        const input = env;
+        const result = await withTimeout(
+          context.with(otelCtx, () => handler(input, ctx)),
+          s.handlerTimeoutMs,
+          ac,
+          "handler",
+        );
         const plan: Plan = isPlan(result) ? result : { emit: result };
         p.crash(CrashPoints.BeforeEffect);
         const extra = plan.effect

@@ -8,7 +8,10 @@ import { createLogger, maskAccount } from "./logger.ts";
 import { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
 import { checkSettings } from "./settings-check.ts";
 
-const stream = (name: string, over: Partial<{ duplicateWindowMs: number; replicas: number; retention: string }> = {}) => ({
+const stream = (
+  name: string,
+  over: Partial<{ duplicateWindowMs: number; replicas: number; retention: string }> = {},
+) => ({
   name,
   duplicateWindowMs: 900_000,
   replicas: 1,
@@ -29,13 +32,24 @@ describe("stage leaves", () => {
       expect(d).toBeGreaterThanOrEqual(Math.min(1000, 100 * 2 ** (n - 1)) / 2);
       expect(d).toBeLessThanOrEqual(1000);
     }
-    expect(redeliveryHorizonMs({ ackWaitMs: 1000, backoffMs: [2000], maxDeliver: 3, retryMaxMs: 500 })).toBe(5000);
+    expect(redeliveryHorizonMs({ ackWaitMs: 1000, backoffMs: [2000], maxDeliver: 3, retryMaxMs: 500 })).toBe(
+      5000,
+    );
   });
 
   it("settings check - defaults pass; production without replicas or sync writes is refused", () => {
-    const base = { outputs: [stream("VALIDATION")], inputs: [stream("INGRESS")], dlq: stream("DLQ"), serverVersion: "2.9.10" };
+    const base = {
+      outputs: [stream("VALIDATION")],
+      inputs: [stream("INGRESS")],
+      dlq: stream("DLQ"),
+      serverVersion: "2.9.10",
+    };
     expect(checkSettings({ settings: stageSettings(), ...base }).problems).toEqual([]);
-    const prod = checkSettings({ settings: stageSettings({ production: true }), ...base, serverVersion: "2.10.22" });
+    const prod = checkSettings({
+      settings: stageSettings({ production: true }),
+      ...base,
+      serverVersion: "2.10.22",
+    });
     expect(prod.problems.join("\n")).toMatch(/critical stream INGRESS has 1 replica/);
     expect(prod.problems.join("\n")).toMatch(/sync_interval: always and set JETMESH_SYNC_WRITES=true/);
     const r3 = {
@@ -44,10 +58,17 @@ describe("stage leaves", () => {
       dlq: stream("DLQ"),
     };
     expect(
-      checkSettings({ settings: stageSettings({ production: true, syncWrites: true }), ...r3, serverVersion: "2.10.22" })
-        .problems,
+      checkSettings({
+        settings: stageSettings({ production: true, syncWrites: true }),
+        ...r3,
+        serverVersion: "2.10.22",
+      }).problems,
     ).toEqual([]);
-    const old = checkSettings({ settings: stageSettings({ production: true }), ...r3, serverVersion: "2.9.10" });
+    const old = checkSettings({
+      settings: stageSettings({ production: true }),
+      ...r3,
+      serverVersion: "2.9.10",
+    });
     expect(old.problems).toEqual([]);
     expect(old.warnings.join()).toMatch(/no sync_interval setting/);
   });
@@ -66,12 +87,19 @@ describe("stage leaves", () => {
 
   it("config - every bad key is listed at once and empty strings count as unset", () => {
     try {
-      parseConfig(BaseEnv, { JETMESH_MAX_IN_FLIGHT: "zero", LOG_LEVEL: "loud", JETMESH_ACK_MODE: "maybe", NATS_URL: "" });
+      parseConfig(BaseEnv, {
+        JETMESH_MAX_IN_FLIGHT: "zero",
+        LOG_LEVEL: "loud",
+        JETMESH_ACK_MODE: "maybe",
+        NATS_URL: "",
+      });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);
       const keys = (err as ConfigError).problems.map((p) => p.split(" ")[0]);
-      expect(keys).toEqual(expect.arrayContaining(["JETMESH_MAX_IN_FLIGHT", "LOG_LEVEL", "JETMESH_ACK_MODE"]));
+      expect(keys).toEqual(
+        expect.arrayContaining(["JETMESH_MAX_IN_FLIGHT", "LOG_LEVEL", "JETMESH_ACK_MODE"]),
+      );
     }
     expect(parseConfig(BaseEnv, { NATS_URL: "" }).NATS_URL).toBe("nats://127.0.0.1:4222");
   });
@@ -108,9 +136,11 @@ describe("stage leaves", () => {
     gate.set("nats", false);
     let opened = false;
     let kept = 0;
-    const waiting = gate.whenOpen(() => kept++, 10).then(() => {
-      opened = true;
-    });
+    const waiting = gate
+      .whenOpen(() => kept++, 10)
+      .then(() => {
+        opened = true;
+      });
     await new Promise((r) => setTimeout(r, 35));
     gate.set("redis", true);
     await new Promise((r) => setTimeout(r, 5));

@@ -61,6 +61,7 @@ function context(d: LedgerDeps): HandlerContext<LedgerDeps> {
     deps: d,
     logger: createLogger({ service: "ledger", level: "silent" }),
     delivery: { stream: "RISK", subject: "transfers.scored.00", streamSequence: 1, deliveryCount: 1 },
+    traceId: "0af7651916cd43dd8448eb211c80319c",
     signal: new AbortController().signal,
   };
 }

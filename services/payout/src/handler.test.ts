@@ -58,6 +58,7 @@ function context(d: PayoutDeps, signal = new AbortController().signal): HandlerC
     deps: d,
     logger: createLogger({ service: "payout", level: "silent" }),
     delivery: { stream: "LEDGER", subject: "ledger.posted.00", streamSequence: 1, deliveryCount: 1 },
+    traceId: "0af7651916cd43dd8448eb211c80319c",
     signal,
   };
 }

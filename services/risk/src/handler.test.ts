@@ -44,6 +44,7 @@ function context(deps: RiskDeps): HandlerContext<RiskDeps> {
       streamSequence: 1,
       deliveryCount: 1,
     },
+    traceId: "0af7651916cd43dd8448eb211c80319c",
     signal: new AbortController().signal,
   };
 }

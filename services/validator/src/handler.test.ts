@@ -29,6 +29,7 @@ function context(deps: ValidatorDeps = { rules }): HandlerContext<ValidatorDeps>
     deps,
     logger: createLogger({ service: "validator", level: "silent" }),
     delivery: { stream: "INGRESS", subject: "transfers.requested.00", streamSequence: 1, deliveryCount: 1 },
+    traceId: "0af7651916cd43dd8448eb211c80319c",
     signal: new AbortController().signal,
   };
 }
