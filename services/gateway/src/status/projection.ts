@@ -83,14 +83,7 @@ function detailOf(e: AnyEnvelope): Record<string, unknown> | undefined {
   }
 }
 
-/**
- * The trace the event belongs to. The runtime opens the consumer span (a child of the
- * event's traceparent) but does not expose it to handlers; its id is bound on the
- * handler's child logger as `trace_id`, so read it there when no span is active.
- */
+/** The trace the event belongs to: the runtime's consumer span for this message. */
 function traceIdOf(ctx: HandlerContext<StatusProjectionDeps>): string | undefined {
-  const active = trace.getActiveSpan()?.spanContext();
-  if (active && isSpanContextValid(active)) return active.traceId;
-  const bound = (ctx.logger.bindings() as { trace_id?: unknown }).trace_id;
-  return typeof bound === "string" && bound !== "00000000000000000000000000000000" ? bound : undefined;
+  return ctx.traceId !== "00000000000000000000000000000000" ? ctx.traceId : undefined;
 }
