@@ -7,7 +7,6 @@ import {
   Streams,
 } from "@jetmesh/contracts";
 import { defineStage, type Delivery, type HandlerContext } from "@jetmesh/stage";
-import { isSpanContextValid, trace } from "@opentelemetry/api";
 import type { LineageEntry, StatusStore } from "./status-store.ts";
 
 /** Durable consumer name on every input stream and idempotency key prefix. */
