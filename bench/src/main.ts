@@ -1,0 +1,257 @@
+// `pnpm bench`: the raw broker, a hand-written exactly-once stage, @jetmesh/stage in both
+// modes and the whole pipeline, measured in one run on servers the bench starts itself.
+// Prints a table with ratios and writes the same figures as JSON.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname, resolve } from "node:path";
+import { Command, InvalidArgumentError } from "commander";
+import { type Infra, startInfra } from "./infra.ts";
+import { pipelineRows } from "./pipeline.ts";
+import { formatReport, ratios, targets } from "./report.ts";
+import { type ConsumerRowSpec, consumerRow, publishRow, type RowContext, type RowResult } from "./rows.ts";
+
+interface Row {
+  readonly id: string;
+  run(ctx: RowContext): Promise<RowResult | RowResult[]>;
+}
+
+const stage = (
+  id: string,
+  label: string,
+  script: "handwritten-stage.ts" | "runtime-stage.ts",
+  env: Record<string, string>,
+): Row => ({
+  id,
+  run: (ctx) => {
+    const spec: ConsumerRowSpec = {
+      id,
+      label,
+      script,
+      durable: script === "runtime-stage.ts" ? "runtime" : "handwritten",
+      benchCreatesConsumer: script !== "runtime-stage.ts",
+      outputStream: "VALIDATION",
+      usesRedis: true,
+      env: {
+        BENCH_IN_FLIGHT: String(ctx.inFlight),
+        JETMESH_MAX_IN_FLIGHT: String(ctx.inFlight),
+        JETMESH_MAX_ACK_PENDING: String(ctx.maxAckPending),
+        ...env,
+      },
+    };
+    return consumerRow(ctx, spec);
+  },
+});
+
+/** Every row, in the order they run and print. */
+export const ROWS: readonly Row[] = [
+  {
+    id: "broker.publish",
+    run: (c) => publishRow(c, { id: "broker.publish", label: "broker publish", msgId: false }),
+  },
+  {
+    id: "broker.publish.msgid",
+    run: (c) => publishRow(c, { id: "broker.publish.msgid", label: "broker publish +Msg-Id", msgId: true }),
+  },
+  {
+    id: "broker.consume",
+    run: (c) =>
+      consumerRow(c, {
+        id: "broker.consume",
+        label: "broker consume+ack",
+        script: "raw-consumer.ts",
+        durable: "raw",
+        benchCreatesConsumer: true,
+        usesRedis: false,
+        env: { BENCH_PULL: String(c.inFlight) },
+      }),
+  },
+  stage("handwritten.eo.plain", "hand-written EO plain", "handwritten-stage.ts", { BENCH_ACK_MODE: "plain" }),
+  stage("handwritten.eo.confirmed", "hand-written EO confirmed", "handwritten-stage.ts", {
+    BENCH_ACK_MODE: "confirmed",
+  }),
+  stage("runtime.eo.plain", "runtime EO plain", "runtime-stage.ts", { JETMESH_ACK_MODE: "plain" }),
+  stage("runtime.eo.confirmed", "runtime EO confirmed", "runtime-stage.ts", {
+    JETMESH_ACK_MODE: "confirmed",
+  }),
+  stage("runtime.alo.plain", "runtime ALO plain", "runtime-stage.ts", {
+    JETMESH_MODE: "at-least-once",
+    JETMESH_ACK_MODE: "plain",
+  }),
+  stage("runtime.alo.confirmed", "runtime ALO confirmed", "runtime-stage.ts", {
+    JETMESH_MODE: "at-least-once",
+    JETMESH_ACK_MODE: "confirmed",
+  }),
+  stage("runtime.eo.plain.export", "runtime EO plain +span export", "runtime-stage.ts", {
+    JETMESH_ACK_MODE: "plain",
+    BENCH_TRACING: "batch",
+  }),
+  { id: "pipeline", run: (c) => pipelineRows(c) },
+];
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a positive integer");
+  return n;
+};
+
+/** Rows selected by `--only`: comma-separated ids or id prefixes (`runtime`, `broker.publish`). */
+export function selectRows(only: string | undefined): Row[] {
+  if (!only) return [...ROWS];
+  const wanted = only
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const picked = ROWS.filter((r) =>
+    wanted.some((w) => r.id === w || r.id.startsWith(`${w}.`) || w.startsWith(`${r.id}.`)),
+  );
+  if (picked.length === 0)
+    throw new InvalidArgumentError(`no row matches ${only}; rows: ${ROWS.map((r) => r.id).join(", ")}`);
+  return picked;
+}
+
+export interface BenchOptions {
+  messages: number;
+  tiny?: boolean;
+  only?: string;
+  json: string;
+  rate: number;
+  latencyMessages?: number;
+  inFlight: number;
+  maxAckPending: number;
+  window: number;
+  repeat: number;
+  profile?: string | boolean;
+  pipelineRate: number;
+  pipelineSeconds: number;
+}
+
+function median(rs: RowResult[]): RowResult {
+  const sorted = [...rs].sort((a, b) => a.perSecond - b.perSecond);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+export async function runBench(o: BenchOptions, log: (s: string) => void = (s) => console.error(s)) {
+  const messages = o.tiny ? Math.min(o.messages, 300) : o.messages;
+  const rate = o.tiny ? Math.min(o.rate, 1000) : o.rate;
+  const latencyMessages = o.latencyMessages ?? (o.tiny ? 200 : Math.min(messages, rate * 4));
+  const rows = selectRows(o.only);
+  // Other work on the machine moves absolute figures (the ratios less so): say so.
+  const load0 = loadavg()[0]!;
+  if (load0 > cpus().length * 0.5)
+    log(
+      `bench: load average ${load0.toFixed(1)} on ${cpus().length} cpus: absolute figures will be low and noisy`,
+    );
+  const infra: Infra = await startInfra();
+  const results: RowResult[] = [];
+  try {
+    const ctx: RowContext = {
+      infra,
+      messages,
+      rate,
+      latencyMessages,
+      inFlight: o.inFlight,
+      maxAckPending: o.maxAckPending,
+      publishWindow: o.window,
+      tiny: o.tiny ?? false,
+      pipelineRate: o.tiny ? Math.min(o.pipelineRate, 100) : o.pipelineRate,
+      pipelineSeconds: o.tiny ? 2 : o.pipelineSeconds,
+      ...(o.profile
+        ? { profileDir: resolve(typeof o.profile === "string" ? o.profile : "reports/profiles") }
+        : {}),
+      log,
+    };
+    // With --repeat, rounds run every selected row in turn (ABCABC, not AABBCC) so that a
+    // machine that gets busier or quieter moves every row alike; each row keeps its median.
+    const runs = new Map<string, RowResult[][]>();
+    for (let round = 0; round < o.repeat; round++) {
+      for (const row of rows) {
+        if (row.id === "pipeline" && round > 0) continue;
+        log(`bench: ${row.id}${o.repeat > 1 ? ` (round ${round + 1} of ${o.repeat})` : ""}…`);
+        const r = await row.run(ctx);
+        const list = Array.isArray(r) ? r : [r];
+        for (const x of list) log(`bench: ${x.id}: ${x.perSecond}/s, p99 ${x.latency.p99.toFixed(2)} ms`);
+        runs.set(row.id, [...(runs.get(row.id) ?? []), list]);
+      }
+    }
+    for (const row of rows) {
+      const rowRuns = runs.get(row.id) ?? [];
+      for (let k = 0; k < (rowRuns[0]?.length ?? 0); k++) results.push(median(rowRuns.map((rs) => rs[k]!)));
+    }
+  } finally {
+    await infra.close();
+  }
+  const rs = ratios(results);
+  const ts = targets(results);
+  return {
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      natsServer: infra.nc.info?.version,
+      messages,
+      latencyMessages,
+      offeredRate: rate,
+      inFlight: o.inFlight,
+      maxAckPending: o.maxAckPending,
+      publishWindow: o.window,
+      repeat: o.repeat,
+      tiny: o.tiny ?? false,
+      loadAverageAtStart: load0,
+      loadAverageAtEnd: loadavg()[0],
+    },
+    rows: results,
+    ratios: rs,
+    targets: ts,
+    table: formatReport(results, rs, ts),
+  };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command()
+    .name("bench")
+    .description("jetmesh benchmark: broker baseline, hand-written EO stage, @jetmesh/stage, pipeline")
+    .option("--messages <n>", "messages per throughput row", positiveInt, 50_000)
+    .option("--tiny", "a few hundred messages per row (CI: proves the bench works)")
+    .option(
+      "--only <rows>",
+      "comma-separated row ids or prefixes (broker, handwritten, runtime.eo, pipeline…)",
+    )
+    .option("--json <file>", "where to write the JSON report", "reports/bench.json")
+    .option("--rate <n>", "offered load of the stage rows' latency phase, messages/s", positiveInt, 5_000)
+    .option("--latency-messages <n>", "messages in each latency phase (default: 4 s of --rate)", positiveInt)
+    .option("--in-flight <n>", "messages in flight per stage (K; JETMESH_MAX_IN_FLIGHT)", positiveInt, 64)
+    .option("--max-ack-pending <n>", "consumers' MaxAckPending", positiveInt, 1024)
+    .option("--window <n>", "PubAcks in flight in the publish rows", positiveInt, 256)
+    .option("--repeat <n>", "runs per row; the median by throughput is reported", positiveInt, 1)
+    .option(
+      "--profile [dir]",
+      "write --cpu-prof profiles of the processes under test (default reports/profiles)",
+    )
+    .option(
+      "--pipeline-rate <n>",
+      "offered load of the pipeline latency row, transfers/s",
+      positiveInt,
+      1_000,
+    )
+    .option("--pipeline-seconds <n>", "duration of each pipeline phase", positiveInt, 10)
+    .parse(argv);
+  const o = program.opts<BenchOptions>();
+  const report = await runBench(o);
+  const { table, ...json } = report;
+  console.log(table);
+  const file = resolve(o.json);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
+  console.error(`bench: wrote ${file}`);
+}
+
+if (process.argv[1]?.endsWith("main.ts")) {
+  main(process.argv).then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

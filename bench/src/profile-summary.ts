@@ -1,0 +1,78 @@
+// Summarises a V8 .cpuprofile (from `pnpm bench --profile`): self time by function and by
+// package, and inclusive time of the functions that matter. No flame graph needed to see
+// what a message costs.
+//   node --import tsx bench/src/profile-summary.ts reports/profiles/<file>.cpuprofile [top]
+import { readFileSync } from "node:fs";
+
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface Profile {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function where(url: string): string {
+  const m = /node_modules\/\.pnpm\/([^/]+)\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (m) return m[2]!;
+  const w = /\/work\/main\/([^/]+\/[^/]+)/.exec(url);
+  if (w) return w[1]!;
+  if (url.startsWith("node:")) return url;
+  return url ? url.split("/").slice(-2).join("/") : "(native)";
+}
+
+export function summarise(p: Profile, top = 30): string {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++)
+    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+
+  const fnSelf = new Map<string, number>();
+  const pkgSelf = new Map<string, number>();
+  const fnTotal = new Map<string, number>();
+  for (const [id, t] of self) {
+    const n = byId.get(id)!;
+    const name = `${n.callFrame.functionName || "(anonymous)"} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+    fnSelf.set(name, (fnSelf.get(name) ?? 0) + t);
+    const pkg = where(n.callFrame.url);
+    pkgSelf.set(pkg, (pkgSelf.get(pkg) ?? 0) + t);
+    // inclusive: every distinct frame on the stack once
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const f = byId.get(cur)!.callFrame;
+      const k = `${f.functionName || "(anonymous)"} ${where(f.url)}:${f.lineNumber + 1}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      fnTotal.set(k, (fnTotal.get(k) ?? 0) + t);
+    }
+  }
+  const pct = (t: number) => `${((100 * t) / total).toFixed(1).padStart(5)}%`;
+  const list = (m: Map<string, number>, n: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, t]) => `${pct(t)}  ${k}`)
+      .join("\n");
+  return [
+    `total ${(total / 1000).toFixed(0)} ms sampled`,
+    "\n== self time by package ==",
+    list(pkgSelf, 20),
+    "\n== self time by function ==",
+    list(fnSelf, top),
+    "\n== inclusive time by function ==",
+    list(fnTotal, top),
+  ].join("\n");
+}
+
+if (process.argv[1]?.endsWith("profile-summary.ts")) {
+  const file = process.argv[2];
+  if (!file) throw new Error("usage: profile-summary.ts <file.cpuprofile> [top]");
+  console.log(summarise(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(process.argv[3] ?? 30)));
+}

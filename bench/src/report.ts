@@ -1,0 +1,194 @@
+// Ratios, targets and the table printed on stdout. Every ratio divides two figures
+// measured in the same run, so a noisy or slower machine moves both sides.
+import type { RowResult } from "./rows.ts";
+
+export interface Ratio {
+  readonly name: string;
+  readonly numerator: string;
+  readonly denominator: string;
+  /** What is divided: throughput, or CPU time per message of the processes under test. */
+  readonly of: "messages/s" | "cpu/msg";
+  readonly value: number;
+  /** The target, when the issue sets one (value must be ≥ it). */
+  readonly target?: number;
+  readonly met?: boolean;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly value: number;
+  readonly limit: number;
+  readonly unit: string;
+  readonly met: boolean;
+}
+
+const RATIOS: ReadonlyArray<{ name: string; num: string; den: string; target?: number; cpu?: boolean }> = [
+  {
+    name: "runtime EO / hand-written EO, plain acks",
+    num: "runtime.eo.plain",
+    den: "handwritten.eo.plain",
+    target: 1,
+  },
+  {
+    name: "runtime EO / hand-written EO, confirmed acks",
+    num: "runtime.eo.confirmed",
+    den: "handwritten.eo.confirmed",
+    target: 1,
+  },
+  {
+    name: "runtime EO / runtime ALO, plain acks",
+    num: "runtime.eo.plain",
+    den: "runtime.alo.plain",
+    target: 0.7,
+  },
+  {
+    name: "runtime EO / runtime ALO, confirmed acks",
+    num: "runtime.eo.confirmed",
+    den: "runtime.alo.confirmed",
+    target: 0.7,
+  },
+  {
+    name: "confirmed / plain, hand-written EO",
+    num: "handwritten.eo.confirmed",
+    den: "handwritten.eo.plain",
+  },
+  { name: "confirmed / plain, runtime EO", num: "runtime.eo.confirmed", den: "runtime.eo.plain" },
+  { name: "confirmed / plain, runtime ALO", num: "runtime.alo.confirmed", den: "runtime.alo.plain" },
+  { name: "publish with Msg-Id / without", num: "broker.publish.msgid", den: "broker.publish" },
+  { name: "hand-written EO plain / raw consume+ack", num: "handwritten.eo.plain", den: "broker.consume" },
+  { name: "runtime EO plain / raw consume+ack", num: "runtime.eo.plain", den: "broker.consume" },
+  {
+    name: "runtime EO traced+exported / runtime EO, plain",
+    num: "runtime.eo.plain.export",
+    den: "runtime.eo.plain",
+  },
+  {
+    name: "CPU/msg runtime EO / hand-written EO, plain",
+    num: "runtime.eo.plain",
+    den: "handwritten.eo.plain",
+    cpu: true,
+  },
+  {
+    name: "CPU/msg runtime EO / runtime ALO, plain",
+    num: "runtime.eo.plain",
+    den: "runtime.alo.plain",
+    cpu: true,
+  },
+];
+
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+/** The ratios whose two rows both ran. */
+export function ratios(rows: readonly RowResult[]): Ratio[] {
+  const by = new Map(rows.map((r) => [r.id, r]));
+  const out: Ratio[] = [];
+  for (const q of RATIOS) {
+    const a = by.get(q.num);
+    const b = by.get(q.den);
+    if (!a || !b) continue;
+    const value = q.cpu
+      ? r2(a.processes[a.subject]!.cpuUsPerMsg / b.processes[b.subject]!.cpuUsPerMsg)
+      : r2(a.perSecond / b.perSecond);
+    out.push({
+      name: q.name,
+      numerator: q.num,
+      denominator: q.den,
+      of: q.cpu ? "cpu/msg" : "messages/s",
+      value,
+      ...(q.target !== undefined ? { target: q.target, met: value >= q.target } : {}),
+    });
+  }
+  return out;
+}
+
+/** The absolute targets of the issue that this run can judge. */
+export function targets(rows: readonly RowResult[]): Target[] {
+  const out: Target[] = [];
+  for (const r of rows) {
+    if (!r.id.startsWith("handwritten") && !r.id.startsWith("runtime") && !r.id.startsWith("pipeline"))
+      continue;
+    for (const [name, p] of Object.entries(r.processes)) {
+      if (name === "nats-server" || name === "redis-server" || name === "driver") continue;
+      const rss = p.peakRssMb ?? p.maxRssMb;
+      out.push({ name: `${r.id}: ${name} peak RSS`, value: rss, limit: 150, unit: "MB", met: rss < 150 });
+    }
+  }
+  const sat = rows.find((r) => r.id === "pipeline.saturation");
+  if (sat)
+    out.push({
+      name: "pipeline saturation",
+      value: sat.perSecond,
+      limit: 2500,
+      unit: "transfers/s (≥)",
+      met: sat.perSecond >= 2500,
+    });
+  const lat = rows.find((r) => r.id === "pipeline.latency");
+  if (lat)
+    out.push({
+      name: `pipeline p99 202→outcome at ${lat.latency.offeredPerSecond}/s`,
+      value: lat.latency.p99,
+      limit: 50,
+      unit: "ms (≤)",
+      met: lat.latency.p99 <= 50,
+    });
+  return out;
+}
+
+function pad(cells: string[][]): string {
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  return cells
+    .map((row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "))
+    .join("\n");
+}
+
+const f = (x: number | undefined, d = 1) => (x === undefined ? "-" : x.toFixed(d));
+
+/** The table printed by `pnpm bench`. */
+export function formatReport(
+  rows: readonly RowResult[],
+  rs: readonly Ratio[],
+  ts: readonly Target[],
+): string {
+  const cells: string[][] = [
+    ["row", "msg/s", "p50 ms", "p99 ms", "@ msg/s", "cpu µs/msg", "nats µs", "redis µs", "RSS MB"],
+  ];
+  for (const r of rows) {
+    const s = r.processes[r.subject];
+    const others = Object.entries(r.processes).filter(
+      ([n]) => n !== r.subject && n !== "nats-server" && n !== "redis-server",
+    );
+    const cpu = others.length
+      ? `${f(s?.cpuUsPerMsg)}+${f(others.reduce((a, [, p]) => a + p.cpuUsPerMsg, 0))}`
+      : f(s?.cpuUsPerMsg);
+    cells.push([
+      r.label,
+      String(r.perSecond),
+      f(r.latency.p50, 2),
+      f(r.latency.p99, 2),
+      r.latency.offeredPerSecond === null ? "sat." : String(r.latency.offeredPerSecond),
+      cpu,
+      f(r.processes["nats-server"]?.cpuUsPerMsg),
+      f(r.processes["redis-server"]?.cpuUsPerMsg),
+      f(s?.peakRssMb ?? s?.maxRssMb, 0),
+    ]);
+  }
+  const lines = [pad(cells), ""];
+  if (rs.length) {
+    lines.push("ratios (same run)");
+    const rc = [["", "value", "target"]];
+    for (const q of rs)
+      rc.push([
+        q.name,
+        q.value.toFixed(2),
+        q.target === undefined ? "" : `≥ ${q.target} ${q.met ? "met" : "MISSED"}`,
+      ]);
+    lines.push(pad(rc), "");
+  }
+  if (ts.length) {
+    lines.push("targets");
+    const tc = [["", "value", "limit"]];
+    for (const t of ts) tc.push([t.name, f(t.value), `${t.limit} ${t.unit} ${t.met ? "met" : "MISSED"}`]);
+    lines.push(pad(tc), "");
+  }
+  return lines.join("\n");
+}

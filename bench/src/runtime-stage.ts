@@ -1,0 +1,63 @@
+// The same work as handwritten-stage.ts through @jetmesh/stage: a trivial handler
+// (transfers.requested → transfers.validated), wired as a service's main.ts wires it:
+// pino root at info, OpenTelemetry started, the process's Prometheus registry, JETMESH_*
+// settings from the environment (JETMESH_MODE, JETMESH_ACK_MODE, JETMESH_MAX_IN_FLIGHT).
+// Run as a child of the bench: `node --import tsx src/runtime-stage.ts`.
+import { EventTypes } from "@jetmesh/contracts";
+import {
+  connectNats,
+  createLogger,
+  createRedis,
+  defineStage,
+  emit,
+  loadStageConfig,
+  onShutdown,
+  runStage,
+  startTelemetry,
+} from "@jetmesh/stage";
+import type { ExportResult } from "@opentelemetry/core";
+import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
+
+/** The bench stage: everything but the protocol is trivial. */
+export const benchStage = defineStage<"transfers.requested">({
+  name: process.env.BENCH_STAGE ?? "runtime",
+  inputs: [{ stream: "INGRESS", types: [EventTypes.TransferRequested] }],
+  emits: [EventTypes.TransferValidated],
+  handle: (evt) => {
+    const { transferId, from, to, amountMinor, currency } = evt.data;
+    return [emit(EventTypes.TransferValidated, { transferId, from, to, amountMinor, currency })];
+  },
+});
+
+/** Exports spans to nowhere: the cost of a deployed exporter minus the network. */
+class DiscardingExporter implements SpanExporter {
+  exported = 0;
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    this.exported += spans.length;
+    done({ code: 0 });
+  }
+  async shutdown(): Promise<void> {}
+}
+
+if (process.argv[1]?.endsWith("runtime-stage.ts")) {
+  const config = loadStageConfig(process.env);
+  const logger = createLogger({ service: benchStage.name, level: config.logLevel });
+  const telemetry = startTelemetry({
+    serviceName: benchStage.name,
+    ...(process.env.BENCH_TRACING === "batch"
+      ? { spanProcessors: [new BatchSpanProcessor(new DiscardingExporter())] }
+      : {}),
+  });
+  const nc = await connectNats({ url: config.natsUrl, name: benchStage.name });
+  const redis = createRedis({ url: config.redisUrl, name: benchStage.name });
+  const stage = await runStage({
+    definition: benchStage,
+    deps: {},
+    nc,
+    redis,
+    logger,
+    settings: config.stage,
+  });
+  console.log("bench stage ready");
+  onShutdown(logger, [() => stage.stop(), () => nc.drain(), () => redis.quit(), () => telemetry.shutdown()]);
+}

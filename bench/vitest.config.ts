@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+// The bench's own test (the root config includes packages, services and test/ only):
+// `npx vitest run --config bench/vitest.config.ts` or `pnpm --filter @jetmesh/bench test`.
+export default defineConfig({
+  test: {
+    root: import.meta.dirname,
+    include: ["src/**/*.test.ts"],
+    testTimeout: 600_000,
+    hookTimeout: 60_000,
+    pool: "forks",
+  },
+});
