@@ -1,0 +1,269 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type MeshHandle, REFUSED_BANK_ACCOUNTS, type ServiceName, startMesh } from "@jetmesh/mesh";
+import {
+  type FaultProxy,
+  type NatsClusterHandle,
+  type NatsServerHandle,
+  type RedisServerHandle,
+  startFaultProxy,
+  startNats,
+  startNatsCluster,
+  startRedis,
+} from "@jetmesh/testkit";
+
+/**
+ * The mesh as a chaos scenario needs it: the chaos runner owns nats-server (or a cluster)
+ * and redis-server, so it can kill and restart them on the same store, and hands their
+ * URLs to `startMesh`, which starts the bank and the services as processes. Optionally
+ * every jetmesh service talks to NATS and Redis through its own pair of testkit fault
+ * proxies. A supervisor restarts a service that died without being told to (as a
+ * process manager would) and counts it.
+ */
+
+/** The jetmesh services a fault can hit (the bank is an external system, see {@link ChaosEnv.kill}). */
+export const StageServices = ["gateway", "validator", "risk", "ledger", "payout"] as const;
+export type StageService = (typeof StageServices)[number];
+
+/** Options of {@link startChaosEnv}. */
+export interface ChaosEnvOptions {
+  /** One nats-server, or a three-node cluster (services get the comma-joined URL). */
+  readonly topology: "single" | "cluster";
+  /** Put a NATS and a Redis fault proxy between each jetmesh service and the servers. */
+  readonly proxies?: boolean;
+  /** Environment of every jetmesh service. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Environment per service, applied last. */
+  readonly serviceEnv?: Partial<Readonly<Record<ServiceName, Readonly<Record<string, string>>>>>;
+  readonly logLevel?: string;
+  /** Scratch folder (logs, JetStream store, the bank's state file); default a new temp folder. */
+  readonly dataDir?: string;
+  /** Remove the scratch folder at stop (default true). */
+  readonly removeDataOnStop?: boolean;
+  readonly onStatus?: (line: string) => void;
+}
+
+/** A service the supervisor found dead without a fault having killed it. */
+export interface UnplannedExit {
+  readonly service: ServiceName;
+  readonly atMs: number;
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** The last lines of its log. */
+  readonly tail: string;
+}
+
+/** A process whose memory is sampled. */
+export interface WatchedProcess {
+  readonly name: string;
+  readonly pid: number;
+}
+
+/** A running chaos environment. */
+export interface ChaosEnv {
+  readonly mesh: MeshHandle;
+  /** URL(s) for the runner's own clients: comma-joined for a cluster, never through a proxy. */
+  readonly natsUrl: string;
+  readonly gatewayUrl: string;
+  readonly nats: NatsServerHandle | undefined;
+  readonly cluster: NatsClusterHandle | undefined;
+  readonly redis: RedisServerHandle;
+  /** Per service, the proxies in front of NATS and Redis (only with `proxies`). */
+  readonly proxies: ReadonlyMap<StageService, { readonly nats: FaultProxy; readonly redis: FaultProxy }>;
+  readonly refusedBankAccounts: readonly string[];
+  readonly dataDir: string;
+  /** SIGKILL a service and keep it down (the supervisor leaves it alone) until {@link start}. */
+  kill(name: ServiceName): Promise<void>;
+  /** Starts a service that a fault took down and waits until it is ready. */
+  start(name: ServiceName): Promise<void>;
+  /** SIGSTOP: the process freezes with its connections open. */
+  pause(name: ServiceName): void;
+  /** SIGCONT. */
+  resume(name: ServiceName): void;
+  /** Every process to sample: services, nats-server node(s), redis-server. */
+  processes(): WatchedProcess[];
+  /** Services that died on their own and were restarted. */
+  unplannedExits(): readonly UnplannedExit[];
+  /** Stops everything this environment started. Idempotent; never throws. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the servers, the proxies and the mesh. When anything fails, what was started is
+ * stopped before the error is thrown.
+ */
+export async function startChaosEnv(o: ChaosEnvOptions): Promise<ChaosEnv> {
+  const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), "jetmesh-chaos-")));
+  const status = o.onStatus ?? (() => {});
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    cleanups.length = 0;
+  };
+  try {
+    let nats: NatsServerHandle | undefined;
+    let cluster: NatsClusterHandle | undefined;
+    const [servers, redis] = await Promise.all([
+      o.topology === "cluster"
+        ? startNatsCluster({ size: 3 }).then((c) => ({ cluster: c }))
+        : startNats({ storeDir: join(dataDir, "nats") }).then((n) => ({ nats: n })),
+      startRedis(),
+    ]);
+    nats = "nats" in servers ? servers.nats : undefined;
+    cluster = "cluster" in servers ? servers.cluster : undefined;
+    cleanups.push(() => redis.stop());
+    if (nats) cleanups.push(() => (nats as NatsServerHandle).stop());
+    if (cluster) cleanups.push(() => (cluster as NatsClusterHandle).stop());
+    const natsUrl = cluster ? cluster.url : (nats as NatsServerHandle).url;
+    status(`servers: nats ${natsUrl}, redis ${redis.url}`);
+
+    const proxies = new Map<StageService, { nats: FaultProxy; redis: FaultProxy }>();
+    const serviceEnv: Partial<Record<ServiceName, Record<string, string>>> = {};
+    if (o.proxies) {
+      if (!nats) throw new Error("fault proxies need the single-server topology");
+      for (const s of StageServices) {
+        const pair = {
+          nats: await startFaultProxy({ targetPort: nats.port }),
+          redis: await startFaultProxy({ targetPort: redis.port }),
+        };
+        cleanups.push(() => Promise.all([pair.nats.close(), pair.redis.close()]));
+        proxies.set(s, pair);
+        // A lone nats-server advertises no cluster URLs, so the client keeps to the proxy.
+        serviceEnv[s] = { NATS_URL: pair.nats.url("nats"), REDIS_URL: pair.redis.url("redis") };
+      }
+    }
+    for (const [name, env] of Object.entries(o.serviceEnv ?? {}))
+      serviceEnv[name as ServiceName] = { ...serviceEnv[name as ServiceName], ...env };
+    // The bank keeps its answers in a file, so a payout retried after a bank crash is
+    // still answered from the first decision (an idempotent external system).
+    serviceEnv["bank-sim"] = { BANK_STATE_FILE: join(dataDir, "bank.jsonl"), ...serviceEnv["bank-sim"] };
+
+    const mesh = await startMesh({
+      // The first node answers the mesh's probe; services get every node (below).
+      natsUrl: cluster ? (cluster.urls[0] as string) : natsUrl,
+      redisUrl: redis.url,
+      dataDir: join(dataDir, "mesh"),
+      logLevel: o.logLevel ?? "warn",
+      env: { ...o.env, ...(cluster ? { NATS_URL: cluster.url } : {}) },
+      serviceEnv,
+      refuseAccounts: REFUSED_BANK_ACCOUNTS,
+      readyTimeoutMs: 90_000,
+      onStatus: status,
+    });
+    cleanups.push(() => mesh.stop());
+    if (o.removeDataOnStop ?? true) cleanups.unshift(() => rm(dataDir, { recursive: true, force: true }));
+    return new Env(mesh, natsUrl, nats, cluster, redis, proxies, dataDir, cleanup);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
+
+const SUPERVISE_EVERY_MS = 500;
+
+class Env implements ChaosEnv {
+  readonly gatewayUrl: string;
+  readonly refusedBankAccounts = REFUSED_BANK_ACCOUNTS;
+  /** Services a fault holds down or is restarting: the supervisor keeps off them. */
+  readonly #held = new Set<ServiceName>();
+  readonly #exits: UnplannedExit[] = [];
+  readonly #restarting = new Set<ServiceName>();
+  #timer: NodeJS.Timeout | undefined;
+  #stopped: Promise<void> | undefined;
+
+  constructor(
+    readonly mesh: MeshHandle,
+    readonly natsUrl: string,
+    readonly nats: NatsServerHandle | undefined,
+    readonly cluster: NatsClusterHandle | undefined,
+    readonly redis: RedisServerHandle,
+    readonly proxies: ReadonlyMap<StageService, { nats: FaultProxy; redis: FaultProxy }>,
+    readonly dataDir: string,
+    readonly cleanup: () => Promise<void>,
+  ) {
+    this.gatewayUrl = mesh.gatewayUrl;
+    this.#timer = setInterval(() => this.#supervise(), SUPERVISE_EVERY_MS);
+  }
+
+  async kill(name: ServiceName): Promise<void> {
+    this.#held.add(name);
+    await this.mesh.services[name].kill();
+  }
+
+  async start(name: ServiceName): Promise<void> {
+    this.#held.add(name);
+    try {
+      const s = this.mesh.services[name];
+      if (!s.isRunning()) await s.start();
+      else await s.waitReady();
+    } finally {
+      this.#held.delete(name);
+    }
+  }
+
+  pause(name: ServiceName): void {
+    const pid = this.mesh.services[name].child?.pid;
+    if (pid !== undefined && this.mesh.services[name].isRunning()) process.kill(pid, "SIGSTOP");
+  }
+
+  resume(name: ServiceName): void {
+    const pid = this.mesh.services[name].child?.pid;
+    if (pid !== undefined && this.mesh.services[name].isRunning()) process.kill(pid, "SIGCONT");
+  }
+
+  processes(): WatchedProcess[] {
+    const out: WatchedProcess[] = [];
+    for (const s of Object.values(this.mesh.services)) {
+      if (s.isRunning() && s.child) out.push({ name: s.name, pid: s.child.pid });
+    }
+    for (const n of this.cluster?.nodes ?? (this.nats ? [this.nats] : [])) {
+      if (n.isRunning())
+        out.push({ name: n.serverName ? `nats-${n.serverName}` : "nats-server", pid: n.pid });
+    }
+    if (this.redis.isRunning()) out.push({ name: "redis-server", pid: this.redis.pid });
+    return out;
+  }
+
+  unplannedExits(): readonly UnplannedExit[] {
+    return this.#exits;
+  }
+
+  stop(): Promise<void> {
+    this.#stopped ??= (async () => {
+      if (this.#timer) clearInterval(this.#timer);
+      // A frozen process ignores SIGTERM until it is continued.
+      for (const s of Object.values(this.mesh.services)) {
+        if (s.isRunning() && s.child) {
+          try {
+            process.kill(s.child.pid, "SIGCONT");
+          } catch {
+            // already gone
+          }
+        }
+      }
+      await this.cleanup();
+    })();
+    return this.#stopped;
+  }
+
+  #supervise(): void {
+    if (this.#stopped) return;
+    for (const s of Object.values(this.mesh.services)) {
+      if (this.#held.has(s.name) || this.#restarting.has(s.name) || s.isRunning() || !s.child) continue;
+      this.#restarting.add(s.name);
+      void (async () => {
+        try {
+          const { code, signal } = await (s.child as NonNullable<typeof s.child>).exited;
+          const tail = (await s.log()).split("\n").slice(-15).join("\n");
+          this.#exits.push({ service: s.name, atMs: Date.now(), code, signal, tail });
+          if (!this.#stopped && !this.#held.has(s.name)) await s.start();
+        } catch {
+          // the next round tries again
+        } finally {
+          this.#restarting.delete(s.name);
+        }
+      })();
+    }
+  }
+}

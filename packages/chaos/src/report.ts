@@ -1,0 +1,148 @@
+import { formatMs } from "./duration.ts";
+import type { ScenarioResult } from "./run.ts";
+import type { FaultAction } from "./scenario.ts";
+
+/** Renders rows as a plain text table: a header, a rule, left-aligned first column. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join("  ")
+      .trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/** The fault plan of one scenario, as printed before it runs (the same seed prints the same plan). */
+export function formatSchedule(scenario: string, seed: string, plan: readonly FaultAction[]): string {
+  if (plan.length === 0) return `schedule of ${scenario} (seed ${seed}): no timed faults`;
+  const rows = plan.map((a) => [
+    String(a.id),
+    `+${(a.atMs / 1000).toFixed(1)}s`,
+    a.kind,
+    a.target,
+    a.holdMs ? formatMs(a.holdMs) : "-",
+    Object.entries(a.params ?? {})
+      .filter(([k]) => k !== "service" && k !== "link")
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" "),
+  ]);
+  return `schedule of ${scenario} (seed ${seed}):\n${table(["#", "at", "kind", "target", "hold", "params"], rows)}`;
+}
+
+/** The summary table: one row per scenario. */
+export function formatSummary(results: readonly ScenarioResult[]): string {
+  const rows = results.map((r) => {
+    const faults = Object.entries(r.faultCounts)
+      .filter(([k]) => k !== "duplicate-copy")
+      .reduce((n, [, c]) => n + c, 0);
+    const maxRss = r.rss.length ? Math.max(...r.rss.map((x) => x.maxMb)) : 0;
+    return [
+      r.scenario,
+      r.seed,
+      formatMs(r.durationMs),
+      String(faults),
+      String(r.faultCounts["duplicate-copy"] ?? 0),
+      String(r.traffic.transfers),
+      String(r.accepted),
+      String(r.traffic.shed),
+      String(r.outcomes.posted),
+      String(r.outcomes.reversed),
+      String(r.outcomes.declined),
+      String(r.outcomes.rejected),
+      String(r.lost),
+      String(r.doubled),
+      String(r.dlq),
+      formatMs(r.longestRecoveryMs),
+      `${maxRss.toFixed(0)}M`,
+      r.ok ? "PASS" : "FAIL",
+    ];
+  });
+  return table(
+    [
+      "scenario",
+      "seed",
+      "faults for",
+      "faults",
+      "dup copies",
+      "sent",
+      "accepted",
+      "shed 503",
+      "posted",
+      "reversed",
+      "declined",
+      "rejected",
+      "lost",
+      "doubled",
+      "dlq",
+      "max recovery",
+      "max rss",
+      "result",
+    ],
+    rows,
+  );
+}
+
+/** Faults by kind per scenario, with the longest recovery after each kind. */
+export function formatFaults(results: readonly ScenarioResult[]): string {
+  const rows: string[][] = [];
+  for (const r of results) {
+    for (const [kind, count] of Object.entries(r.faultCounts).sort()) {
+      const ofKind = r.faults.filter((f) => f.action.kind === kind && !f.error);
+      const rec = ofKind.flatMap((f) => (f.recoveryMs === undefined ? [] : [f.recoveryMs]));
+      const unrecovered = ofKind.length - rec.length;
+      rows.push([
+        r.scenario,
+        kind,
+        String(count),
+        rec.length ? formatMs(Math.max(...rec)) : "-",
+        rec.length ? formatMs(rec.reduce((a, b) => a + b, 0) / rec.length) : "-",
+        unrecovered ? String(unrecovered) : "",
+      ]);
+    }
+  }
+  return table(["scenario", "fault kind", "count", "longest recovery", "mean recovery", "unrecovered"], rows);
+}
+
+/** Everything after the tables: problems, warnings, violations with their events. */
+export function formatDetails(results: readonly ScenarioResult[]): string {
+  const out: string[] = [];
+  for (const r of results) {
+    const head = `${r.scenario} (seed ${r.seed}, ${formatMs(r.durationMs)} at ${r.rate}/s): ${r.ok ? "pass" : "FAIL"}`;
+    const lines = [head];
+    lines.push(
+      `  requests ${r.traffic.requests} (${Object.entries(r.traffic.byStatus)
+        .map(([k, v]) => `${k}×${v}`)
+        .join(" ")}), retries ${r.traffic.retries}, 503 with Retry-After ${r.traffic.retryAfter503}, ` +
+        `invariants checked ${r.invariantsChecked.join(" ") || "none"}, recovery threshold ${r.recoveryThreshold} outstanding, ` +
+        `drained in ${formatMs(r.timings.drainMs)}, run ${formatMs(r.timings.totalMs)}`,
+    );
+    lines.push(
+      `  rss max: ${r.rss
+        .map(
+          (x) =>
+            `${x.name} ${x.maxMb.toFixed(0)}M (${x.firstThirdMaxMb.toFixed(0)}→${x.lastThirdMaxMb.toFixed(0)})`,
+        )
+        .join(", ")}`,
+    );
+    for (const p of r.problems) lines.push(`  problem: ${p}`);
+    for (const w of r.warnings) lines.push(`  warning: ${w}`);
+    for (const v of r.violations.slice(0, 20)) {
+      lines.push(`  ${v.invariant} ${v.transferId ?? ""}: ${v.message}`);
+      for (const e of v.events.slice(0, 8)) {
+        lines.push(
+          `      ${e.type} ${e.stream}#${e.seq} ${e.eventId ?? ""} at ${new Date(e.timestampMs).toISOString()}`,
+        );
+      }
+    }
+    const t0 = r.faults[0]?.startedAtMs ?? 0;
+    for (const f of r.faults) {
+      const at = `+${((f.startedAtMs - t0) / 1000).toFixed(1)}s`;
+      const what = f.error ? `error: ${f.error}` : `${f.detail}; recovered in ${formatMs(f.recoveryMs)}`;
+      lines.push(`  fault ${f.action.id} ${at} ${f.action.kind} ${f.action.target}: ${what}`);
+    }
+    if (r.dataDir) lines.push(`  logs and store kept in ${r.dataDir}`);
+    out.push(lines.join("\n"));
+  }
+  return out.join("\n\n");
+}

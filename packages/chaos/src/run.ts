@@ -1,0 +1,404 @@
+import { checkInvariants, gatewayBalances, type InvariantName, type Violation } from "@jetmesh/testkit";
+import { waitForQuiet } from "@jetmesh/mesh";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { ServiceName } from "@jetmesh/mesh";
+import { type ChaosEnv, type ChaosEnvOptions, startChaosEnv, type UnplannedExit } from "./environment.ts";
+import { type Monitor, type RssStats, recoveryMs, startMonitor } from "./monitor.ts";
+import { createPrng } from "./prng.ts";
+import { type FaultAction, type Injected, pause, type Scenario } from "./scenario.ts";
+import { startTraffic, type TrafficStats } from "./traffic.ts";
+
+/**
+ * Runs one scenario end to end: draws the fault plan, starts the environment, sends steady
+ * traffic, injects the plan on schedule, stops the traffic (every key retried until its
+ * answer is certain), waits for the pipeline to go quiet, checks I1 to I6 and stops every
+ * process it started, whatever happened.
+ */
+
+/**
+ * Protocol settings of every service in a chaos run: redeliveries within seconds rather
+ * than the production half-minute, so a run drains in seconds, and a redelivery horizon
+ * (about 3.5 minutes with 30 deliveries) far longer than any fault. The runtime's settings
+ * check still applies: it refuses any combination that would break exactly-once.
+ */
+export const CHAOS_SETTINGS: Readonly<Record<string, string>> = {
+  JETMESH_ACK_WAIT_MS: "4000",
+  JETMESH_BACKOFF_MS: "2000,4000,8000",
+  JETMESH_MAX_DELIVER: "30",
+  JETMESH_RETRY_BASE_MS: "100",
+  JETMESH_RETRY_MAX_MS: "2000",
+  JETMESH_PUBLISH_TIMEOUT_MS: "2000",
+  JETMESH_PUBLISH_RETRY_HORIZON_MS: "15000",
+  JETMESH_DRAIN_TIMEOUT_MS: "2000",
+  GATEWAY_LAG_POLL_MS: "250",
+};
+
+/** Options of {@link runScenario}. */
+export interface RunScenarioOptions {
+  readonly scenario: Scenario;
+  /** The run's seed; the scenario's PRNG is seeded with `<seed>/<scenario name>`. */
+  readonly seed: string;
+  /** Length of the fault phase (traffic runs through it). */
+  readonly durationMs: number;
+  /** New transfers per second. */
+  readonly rate: number;
+  readonly accounts?: number;
+  /** Traffic before the first fault (default 3 s). */
+  readonly warmupMs?: number;
+  /** How long the pipeline may take to go quiet after the traffic (default 240 s). */
+  readonly quietTimeoutMs?: number;
+  /** Largest resident memory any process may reach (default 768 MiB). */
+  readonly rssLimitMb?: number;
+  /** Environment of every service, over {@link CHAOS_SETTINGS} (ignored with `env`). */
+  readonly serviceEnv?: Readonly<Record<string, string>>;
+  /**
+   * Run in this environment instead of starting one; it is left running. It must have
+   * been started with {@link envOptionsFor} of this scenario (or of a set including it).
+   */
+  readonly env?: ChaosEnv;
+  readonly logLevel?: string;
+  /** Keep the scratch folder (logs, store) for a post-mortem. */
+  readonly keepData?: boolean;
+  readonly log?: (line: string) => void;
+  /** Aborting ends the fault phase early; the run still drains, checks and stops. */
+  readonly signal?: AbortSignal;
+  /** Told the environment once it runs (the CLI keeps it to stop it on a second Ctrl-C). */
+  readonly onEnv?: (env: ChaosEnv | undefined) => void;
+}
+
+/** One injected fault as it happened. */
+export interface FaultRecord {
+  readonly action: FaultAction;
+  readonly startedAtMs: number;
+  readonly endedAtMs: number;
+  readonly detail: string;
+  /** From the end of the fault until the pipeline moved again with a drained backlog. */
+  readonly recoveryMs?: number;
+  readonly error?: string;
+}
+
+/** The result of one scenario. */
+export interface ScenarioResult {
+  readonly scenario: string;
+  readonly title: string;
+  readonly seed: string;
+  readonly durationMs: number;
+  readonly rate: number;
+  /** No violation, no idempotency mismatch, memory under the limit, nothing failed to run. */
+  readonly ok: boolean;
+  /** Why `ok` is false. */
+  readonly problems: readonly string[];
+  /** Notable but not failing: services that died on their own, odd answers. */
+  readonly warnings: readonly string[];
+  readonly plan: readonly FaultAction[];
+  readonly faults: readonly FaultRecord[];
+  /** Faults injected per kind; `duplicate-copy` counts the extra copies of requests. */
+  readonly faultCounts: Readonly<Record<string, number>>;
+  readonly traffic: TrafficStats;
+  readonly accepted: number;
+  readonly outcomes: Readonly<Record<"posted" | "reversed" | "declined" | "rejected", number>>;
+  readonly lost: number;
+  readonly doubled: number;
+  readonly dlq: number;
+  readonly invariantsChecked: readonly InvariantName[];
+  readonly violationCounts: Readonly<Record<InvariantName, number>>;
+  /** Up to 50 violations, with transfer ids and events. */
+  readonly violations: readonly Violation[];
+  readonly longestRecoveryMs?: number;
+  /** Faults after which the pipeline never met the recovery condition before quiet. */
+  readonly unrecovered: number;
+  readonly recoveryThreshold: number;
+  readonly rss: readonly RssStats[];
+  readonly unplannedExits: readonly UnplannedExit[];
+  readonly timings: { readonly totalMs: number; readonly drainMs: number };
+  readonly dataDir?: string;
+}
+
+const NO_VIOLATIONS: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0 };
+
+/** The scenario's own PRNG: the same for `--scenario all` and `--scenario <name>`. */
+export function scenarioPrng(seed: string, scenario: Scenario) {
+  return createPrng(`${seed}/${scenario.name}`);
+}
+
+/** The fault plan a seed and duration give; what `runScenario` will inject. */
+export function planOf(scenario: Scenario, seed: string, durationMs: number): FaultAction[] {
+  return scenario.plan(scenarioPrng(seed, scenario).fork("faults"), durationMs);
+}
+
+/**
+ * Options that start an environment fit for every scenario in `scenarios`: the cluster
+ * topology if one needs it, proxies if one needs them, and every scenario's environment
+ * merged over {@link CHAOS_SETTINGS} and `serviceEnv`.
+ * @throws when the scenarios need different topologies.
+ */
+export function envOptionsFor(
+  scenarios: readonly Scenario[],
+  serviceEnv: Readonly<Record<string, string>> = {},
+): Pick<ChaosEnvOptions, "topology" | "proxies" | "env" | "serviceEnv"> {
+  const topologies = new Set(scenarios.map((s) => s.env?.topology ?? "single"));
+  if (topologies.size > 1)
+    throw new Error(`scenarios ${scenarios.map((s) => s.name).join(", ")} need different topologies`);
+  const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
+  for (const s of scenarios) {
+    for (const [name, vars] of Object.entries(s.env?.serviceEnv ?? {}))
+      perService[name as ServiceName] = { ...perService[name as ServiceName], ...vars };
+  }
+  return {
+    topology: [...topologies][0] ?? "single",
+    proxies: scenarios.some((s) => s.env?.proxies),
+    env: Object.assign({}, CHAOS_SETTINGS, ...scenarios.map((s) => s.env?.env ?? {}), serviceEnv),
+    serviceEnv: perService,
+  };
+}
+
+function incompatibility(s: Scenario, env: ChaosEnv): string | undefined {
+  const cluster = s.env?.topology === "cluster";
+  if (cluster !== (env.cluster !== undefined))
+    return cluster ? "it needs a cluster" : "it needs a single nats-server";
+  if (s.env?.proxies && env.proxies.size === 0) return "it needs the fault proxies";
+  return undefined;
+}
+
+export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult> {
+  const s = o.scenario;
+  const log = o.log ?? (() => {});
+  const signal = o.signal ?? new AbortController().signal;
+  const started = Date.now();
+  const prng = scenarioPrng(o.seed, s);
+  const plan = s.plan(prng.fork("faults"), o.durationMs);
+  const trafficPrng = prng.fork("traffic");
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const faults: FaultRecord[] = [];
+  let env: ChaosEnv | undefined;
+  let nc: NatsConnection | undefined;
+  let monitor: Monitor | undefined;
+  let trafficStats: TrafficStats | undefined;
+  let drainMs = 0;
+  let inv: Awaited<ReturnType<typeof checkInvariants>> | undefined;
+  let accepted = 0;
+  let threshold = 0;
+  try {
+    if (o.env) {
+      const why = incompatibility(s, o.env);
+      if (why) throw new Error(`scenario ${s.name} cannot run in the given environment: ${why}`);
+      env = o.env;
+    } else {
+      env = await startChaosEnv({
+        ...envOptionsFor([s], o.serviceEnv ?? {}),
+        logLevel: o.logLevel ?? "warn",
+        removeDataOnStop: !o.keepData,
+        onStatus: (line) => log(`  ${line}`),
+      });
+      o.onEnv?.(env);
+      log(`  mesh up in ${((Date.now() - started) / 1000).toFixed(1)} s (data ${env.dataDir})`);
+    }
+    nc = await connect({
+      servers: env.natsUrl.split(","),
+      name: "chaos-runner",
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+    });
+    const jsm = await jetstreamManager(nc, { timeout: 3000 });
+    const liveEnv = env;
+    monitor = startMonitor({ jsm, processes: () => liveEnv.processes() });
+    const accounts = o.accounts ?? 20;
+    const traffic = startTraffic({
+      gatewayUrl: env.gatewayUrl,
+      prng: trafficPrng,
+      rate: o.rate,
+      runId: `chaos-${o.seed}-${s.name}`,
+      accounts,
+      refusedBankAccounts: env.refusedBankAccounts,
+      storm: s.storm ?? false,
+    });
+    try {
+      await pause(o.warmupMs ?? 3000, signal);
+      const warm = monitor.samples().map((x) => x.outstanding);
+      threshold = Math.max(10, Math.ceil(o.rate), 2 * percentile(warm, 0.9));
+      const t0 = Date.now();
+      const settling = new Map<string, Promise<void>>();
+      for (const a of plan) {
+        if (signal.aborted) break;
+        await pause(t0 + a.atMs - Date.now(), signal);
+        if (signal.aborted) break;
+        await settling.get(a.target);
+        const startedAtMs = Date.now();
+        log(
+          `  fault ${a.id}/${plan.length} at +${((startedAtMs - t0) / 1000).toFixed(1)}s: ${a.kind} ${a.target}`,
+        );
+        try {
+          const done: Injected = await s.inject(a, { env, jsm, log, signal });
+          faults.push({ action: a, startedAtMs, endedAtMs: done.endedAtMs, detail: done.detail });
+          if (done.settle) {
+            const target = a.target;
+            const p = done.settle.catch((err: unknown) => {
+              problems.push(`fault ${a.id} (${a.kind} ${target}) did not settle: ${message(err)}`);
+            });
+            settling.set(target, p);
+          }
+        } catch (err) {
+          problems.push(`fault ${a.id} (${a.kind} ${a.target}) failed: ${message(err)}`);
+          faults.push({ action: a, startedAtMs, endedAtMs: Date.now(), detail: "", error: message(err) });
+        }
+      }
+      await pause(t0 + o.durationMs - Date.now(), signal);
+      await Promise.all(settling.values());
+    } finally {
+      log("  traffic: stopping; every open request retried until its answer is certain");
+      trafficStats = await traffic.stop();
+    }
+    accepted = traffic.accepted().length;
+
+    const drainStart = Date.now();
+    log("  waiting for every service to be ready and the pipeline to go quiet");
+    for (const svc of Object.values(env.mesh.services)) {
+      await svc.waitReady(90_000).catch((err: unknown) => {
+        problems.push(`${svc.name} not ready after the faults: ${message(err).split("\n")[0]}`);
+      });
+    }
+    await waitForQuiet(jsm, { timeoutMs: o.quietTimeoutMs ?? 240_000, stablePolls: 4 }).catch(
+      (err: unknown) => {
+        problems.push(message(err));
+      },
+    );
+    drainMs = Date.now() - drainStart;
+    log(
+      `  quiet after ${(drainMs / 1000).toFixed(1)} s; checking I1-I6 from the streams and the gateway's balances`,
+    );
+    inv = await checkInvariants({
+      nc,
+      accepted: traffic.accepted(),
+      balances: gatewayBalances(env.gatewayUrl),
+      accounts: Array.from({ length: accounts }, (_, i) => `acc-${i}`),
+      maxViolations: 500,
+    });
+    if (!inv.ok) problems.push(`invariants broken: ${summariseViolations(inv.violationCounts)}`);
+  } catch (err) {
+    problems.push(`run failed: ${message(err)}`);
+  } finally {
+    await monitor?.stop();
+    await nc?.close().catch(() => {});
+    if (!o.env) {
+      await env?.stop();
+      o.onEnv?.(undefined);
+    }
+  }
+
+  const samples = monitor?.samples() ?? [];
+  const recorded = faults.map((f) => {
+    const r = f.error ? undefined : recoveryMs(samples, f.endedAtMs, threshold);
+    return r === undefined ? f : { ...f, recoveryMs: r };
+  });
+  const recoveries = recorded.flatMap((f) => (f.recoveryMs === undefined ? [] : [f.recoveryMs]));
+  const unrecovered = recorded.filter((f) => !f.error && f.recoveryMs === undefined).length;
+  const traffic = trafficStats ?? emptyStats();
+  const faultCounts: Record<string, number> = {};
+  for (const f of recorded) if (!f.error) faultCounts[f.action.kind] = (faultCounts[f.action.kind] ?? 0) + 1;
+  const copies = Object.values(traffic.copies).reduce((a, b) => a + b, 0);
+  if (copies > 0) faultCounts["duplicate-copy"] = copies;
+
+  const rss = monitor?.rss() ?? [];
+  const limit = o.rssLimitMb ?? 768;
+  for (const r of rss) {
+    if (r.maxMb > limit) problems.push(`${r.name} reached ${r.maxMb.toFixed(0)} MiB RSS (limit ${limit})`);
+  }
+  if (traffic.mismatched.length)
+    problems.push(
+      `gateway answered different transfers for one key: ${traffic.mismatched.slice(0, 5).join("; ")}`,
+    );
+  if (trafficStats && !signal.aborted) problems.push(...(s.check?.(trafficStats) ?? []));
+  for (const k of s.kinds) {
+    if (!faultCounts[k] && !signal.aborted) problems.push(`no ${k} fault was injected`);
+  }
+  const exits = (env?.unplannedExits() ?? []).filter((e) => e.atMs >= started);
+  for (const e of exits)
+    warnings.push(`${e.service} exited on its own (code ${e.code}, signal ${e.signal}) and was restarted`);
+  if (traffic.unexpected.length)
+    warnings.push(
+      `${traffic.unexpected.length} unexpected answers: ${traffic.unexpected.slice(0, 5).join("; ")}`,
+    );
+  if (traffic.givenUp.length)
+    warnings.push(
+      `${traffic.givenUp.length} keys never got a final answer: ${traffic.givenUp.slice(0, 5).join("; ")}`,
+    );
+  if (unrecovered)
+    warnings.push(`${unrecovered} fault(s) without a measured recovery before the pipeline went quiet`);
+
+  const doubledIds = new Set<string>();
+  for (const v of inv?.violations ?? [])
+    if (v.invariant === "I2" && v.transferId) doubledIds.add(v.transferId);
+  for (const t of inv?.transfers.values() ?? []) if (t.outcome === "multiple") doubledIds.add(t.transferId);
+
+  return {
+    scenario: s.name,
+    title: s.title,
+    seed: o.seed,
+    durationMs: o.durationMs,
+    rate: o.rate,
+    ok: problems.length === 0,
+    problems,
+    warnings,
+    plan,
+    faults: recorded,
+    faultCounts,
+    traffic,
+    accepted,
+    outcomes: {
+      posted: inv?.counts.posted ?? 0,
+      reversed: inv?.counts.reversed ?? 0,
+      declined: inv?.counts.declined ?? 0,
+      rejected: inv?.counts.rejected ?? 0,
+    },
+    lost: inv?.counts.lost ?? 0,
+    doubled: doubledIds.size,
+    dlq: inv?.counts.dlq ?? 0,
+    invariantsChecked: inv?.checked ?? [],
+    violationCounts: inv?.violationCounts ?? NO_VIOLATIONS,
+    violations: (inv?.violations ?? []).slice(0, 50),
+    ...(recoveries.length ? { longestRecoveryMs: Math.max(...recoveries) } : {}),
+    unrecovered,
+    recoveryThreshold: threshold,
+    rss,
+    unplannedExits: exits,
+    timings: { totalMs: Date.now() - started, drainMs },
+    ...(o.keepData && env ? { dataDir: env.dataDir } : {}),
+  };
+}
+
+function summariseViolations(counts: Readonly<Record<InvariantName, number>>): string {
+  return Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([i, n]) => `${i}×${n}`)
+    .join(", ");
+}
+
+function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function emptyStats(): TrafficStats {
+  return {
+    transfers: 0,
+    requests: 0,
+    byStatus: {},
+    retryAfter503: 0,
+    shed: 0,
+    shedWithoutRetryAfter: 0,
+    retries: 0,
+    copies: { single: 0, sequential: 0, concurrent: 0, "pair-then-one": 0 },
+    acceptedByKind: {},
+    invalid: { sent: 0, answered400: 0 },
+    mismatched: [],
+    givenUp: [],
+    unexpected: [],
+  };
+}
