@@ -1,7 +1,8 @@
 /**
  * @jetmesh/testkit: real nats-server and redis-server processes, JetStream clusters, a
- * TCP fault-injection proxy and child-process helpers for tests. Everything listens on
- * 127.0.0.1 only, on free ports, with temp data folders; nothing outlives the test process.
+ * TCP fault-injection proxy, child-process helpers and the invariant checker for tests.
+ * Everything listens on 127.0.0.1 only, on free ports, with temp data folders; nothing
+ * outlives the test process.
  */
 export { ensureBinaries } from "./binaries.ts";
 export type { Binaries } from "./binaries.ts";
@@ -13,6 +14,22 @@ export { startNatsCluster } from "./nats-cluster.ts";
 export type { NatsClusterHandle, StartNatsClusterOptions } from "./nats-cluster.ts";
 export { startNats } from "./nats-server.ts";
 export type { NatsClusterMembership, NatsServerHandle, StartNatsOptions } from "./nats-server.ts";
+export { checkInvariants, eventRef, foldLedger, Invariants } from "./invariants.ts";
+export type {
+  AcceptedTransfer,
+  CheckInvariantsOptions,
+  EventRef,
+  InvariantCounts,
+  InvariantName,
+  InvariantReport,
+  TransferOutcome,
+  TransferView,
+  Violation,
+} from "./invariants.ts";
+export { gatewayBalances, redisBalances } from "./invariants-balances.ts";
+export type { Balances, BalanceSource } from "./invariants-balances.ts";
+export { readStoredEvents, streamPosition } from "./invariants-read.ts";
+export type { StoredEvent, StreamPosition } from "./invariants-read.ts";
 export { freePort } from "./ports.ts";
 export { killAll, liveProcessIds, stopAllProcesses } from "./processes.ts";
 export { startRedis } from "./redis-server.ts";
