@@ -1,0 +1,355 @@
+import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { connect as tcpConnect } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import {
+  type ChildHandle,
+  type ExitResult,
+  freePort,
+  type NatsServerHandle,
+  type RedisServerHandle,
+  spawnProcess,
+  startNats,
+  startRedis,
+} from "@jetmesh/testkit";
+import { type ServiceName, ServiceNames, Services, type ServiceSpec } from "./services.ts";
+
+/** The repository root, found from this file (packages/mesh/src). */
+export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+/** Options of {@link startMesh}. */
+export interface StartMeshOptions {
+  /** Repository root the services are started from (default: this checkout). */
+  readonly root?: string;
+  /** Where logs and the JetStream store go (default `<root>/.mesh`). Wiped at start. */
+  readonly dataDir?: string;
+  /** Reuse this NATS server when it answers with JetStream; otherwise start one. */
+  readonly natsUrl?: string;
+  /** Reuse this Redis when it answers PING; otherwise start one. */
+  readonly redisUrl?: string;
+  /** LOG_LEVEL of every service (default `warn`). */
+  readonly logLevel?: string;
+  /** Environment for every jetmesh service (JETMESH_* settings, for instance). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Environment per service, applied last. */
+  readonly serviceEnv?: Partial<Readonly<Record<ServiceName, Readonly<Record<string, string>>>>>;
+  /** Services to start (default all of them). */
+  readonly services?: readonly ServiceName[];
+  /** Bank accounts the simulated bank always refuses (`bank:…`). */
+  readonly refuseAccounts?: readonly string[];
+  /** How long each service may take to answer its readiness probe (default 60 s). */
+  readonly readyTimeoutMs?: number;
+  /** Remove `dataDir` when the mesh stops (tests; the CLI keeps the logs). */
+  readonly removeDataOnStop?: boolean;
+  /** Told what happens during start-up (one short line each). */
+  readonly onStatus?: (line: string) => void;
+}
+
+/** One service process of the mesh; keeps its port across restarts. */
+export interface MeshService {
+  readonly name: ServiceName;
+  readonly spec: ServiceSpec;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  /** Its stdout and stderr, appended across restarts. */
+  readonly logFile: string;
+  /** The current process, if one was started. */
+  readonly child: ChildHandle | undefined;
+  /** Starts the process with `env` on top of its own and waits until it is ready. */
+  start(env?: Readonly<Record<string, string>>): Promise<void>;
+  /** Starts the process without waiting (for one that is meant to crash early). */
+  spawn(env?: Readonly<Record<string, string>>): Promise<ChildHandle>;
+  /** Resolves once the readiness path answers 200. @throws when the process exits or time runs out. */
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** SIGTERM (the service drains), SIGKILL after `graceMs` (default 10 s). */
+  stop(graceMs?: number): Promise<ExitResult | undefined>;
+  /** SIGKILL: a crash. */
+  kill(): Promise<ExitResult | undefined>;
+  isRunning(): boolean;
+  /** The whole log file. */
+  log(): Promise<string>;
+}
+
+/** A running mesh. */
+export interface MeshHandle {
+  readonly natsUrl: string;
+  readonly redisUrl: string;
+  readonly gatewayUrl: string;
+  readonly bankUrl: string;
+  /** The servers the runner started (absent when an existing one was reused). */
+  readonly nats: NatsServerHandle | undefined;
+  readonly redis: RedisServerHandle | undefined;
+  readonly services: Readonly<Record<ServiceName, MeshService>>;
+  readonly dataDir: string;
+  readonly logDir: string;
+  /** Stops every service (SIGTERM, then SIGKILL) and the servers the runner started. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the mesh: nats-server (JetStream, file store in `dataDir/nats`) and redis-server
+ * on free loopback ports unless `natsUrl` / `redisUrl` answer, then every service as its
+ * own process (`node --import tsx services/<name>/src/main.ts`, output appended to
+ * `dataDir/logs/<name>.log`), and waits for each one's readiness probe. Every process is
+ * registered with the testkit, so it dies with this process whatever happens.
+ * @throws when a server or a service does not start; what was started is stopped first.
+ */
+export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle> {
+  const root = opts.root ?? repoRoot;
+  const dataDir = resolve(opts.dataDir ?? join(root, ".mesh"));
+  const logDir = join(dataDir, "logs");
+  const status = opts.onStatus ?? (() => {});
+  await rm(logDir, { recursive: true, force: true });
+  await mkdir(logDir, { recursive: true });
+  // The folder is the runner's scratch space; keep it out of git without touching .gitignore.
+  await writeFile(join(dataDir, ".gitignore"), "*\n");
+
+  let nats: NatsServerHandle | undefined;
+  let redis: RedisServerHandle | undefined;
+  const started: MeshService[] = [];
+  const stopAll = async () => {
+    await Promise.all(started.map((s) => s.stop()));
+    await Promise.all([nats?.stop(), redis?.stop()]);
+  };
+  try {
+    let natsUrl = opts.natsUrl;
+    if (natsUrl && (await natsAnswers(natsUrl))) status(`nats: reusing ${natsUrl}`);
+    else {
+      if (natsUrl) status(`nats: nothing with JetStream answers at ${natsUrl}; starting nats-server`);
+      const storeDir = join(dataDir, "nats");
+      await rm(storeDir, { recursive: true, force: true });
+      nats = await startNats({ storeDir });
+      natsUrl = nats.url;
+      status(`nats: started nats-server at ${natsUrl} (store ${storeDir})`);
+    }
+    let redisUrl = opts.redisUrl;
+    if (redisUrl && (await redisAnswers(redisUrl))) status(`redis: reusing ${redisUrl}`);
+    else {
+      if (redisUrl) status(`redis: nothing answers at ${redisUrl}; starting redis-server`);
+      redis = await startRedis();
+      redisUrl = redis.url;
+      status(`redis: started redis-server at ${redisUrl}`);
+    }
+
+    const names = opts.services ?? ServiceNames;
+    const ports = new Map<ServiceName, number>();
+    for (const n of ServiceNames) ports.set(n, await freePort());
+    const url = (n: ServiceName) => `http://127.0.0.1:${ports.get(n)}`;
+    const services = {} as Record<ServiceName, MeshService>;
+    for (const n of ServiceNames) {
+      const spec = Services[n];
+      const port = ports.get(n) as number;
+      const base: Record<string, string> = spec.jetmesh
+        ? {
+            NATS_URL: natsUrl,
+            REDIS_URL: redisUrl,
+            LOG_LEVEL: opts.logLevel ?? "warn",
+            HTTP_HOST: "127.0.0.1",
+            [spec.portEnv]: String(port),
+            ...(n === "payout" ? { PAYOUT_BANK_URL: url("bank-sim") } : {}),
+            ...opts.env,
+          }
+        : {
+            BANK_HOST: "127.0.0.1",
+            BANK_PORT: String(port),
+            BANK_REFUSE_ACCOUNTS: (opts.refuseAccounts ?? []).join(","),
+          };
+      services[n] = new Service(
+        spec,
+        port,
+        root,
+        join(logDir, `${n}.log`),
+        {
+          ...base,
+          ...opts.serviceEnv?.[n],
+        },
+        opts.readyTimeoutMs ?? 60_000,
+      );
+    }
+    const wanted = names.map((n) => services[n]);
+    started.push(...wanted);
+    status(`services: starting ${names.join(", ")}`);
+    await Promise.all(
+      wanted.map(async (s) => {
+        await s.start();
+        status(`services: ${s.name} ready at ${s.url}`);
+      }),
+    );
+    let stopped: Promise<void> | undefined;
+    return {
+      natsUrl,
+      redisUrl,
+      gatewayUrl: url("gateway"),
+      bankUrl: url("bank-sim"),
+      nats,
+      redis,
+      services,
+      dataDir,
+      logDir,
+      stop() {
+        stopped ??= (async () => {
+          await Promise.all(Object.values(services).map((s) => s.stop()));
+          await Promise.all([nats?.stop(), redis?.stop()]);
+          if (opts.removeDataOnStop) await rm(dataDir, { recursive: true, force: true });
+        })();
+        return stopped;
+      },
+    };
+  } catch (err) {
+    await stopAll().catch(() => {});
+    throw err;
+  }
+}
+
+class Service implements MeshService {
+  readonly url: string;
+  #child: ChildHandle | undefined;
+
+  constructor(
+    readonly spec: ServiceSpec,
+    readonly port: number,
+    private readonly root: string,
+    readonly logFile: string,
+    private readonly env: Readonly<Record<string, string>>,
+    private readonly readyTimeoutMs: number,
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  get name(): ServiceName {
+    return this.spec.name;
+  }
+
+  get child(): ChildHandle | undefined {
+    return this.#child;
+  }
+
+  isRunning(): boolean {
+    return this.#child?.isRunning() ?? false;
+  }
+
+  async spawn(extra: Readonly<Record<string, string>> = {}): Promise<ChildHandle> {
+    if (this.isRunning()) throw new Error(`${this.name} is already running (pid ${this.#child?.pid})`);
+    const env = { ...this.env, ...extra };
+    const shown = Object.keys(extra).length ? ` with ${JSON.stringify(extra)}` : "";
+    await appendFile(
+      this.logFile,
+      `--- mesh: starting ${this.name} at ${new Date().toISOString()}${shown} ---\n`,
+    );
+    // The shell only sets up the redirection, then becomes node (exec): signals reach
+    // the service itself, and its output lands in the log file, not in a buffer.
+    this.#child = await spawnProcess({
+      name: this.name,
+      command: "/bin/sh",
+      args: [
+        "-c",
+        'exec "$@" >>"$0" 2>&1',
+        this.logFile,
+        process.execPath,
+        "--import",
+        "tsx",
+        this.spec.entry,
+      ],
+      cwd: this.root,
+      env,
+      maxLines: 50,
+    });
+    return this.#child;
+  }
+
+  async start(extra: Readonly<Record<string, string>> = {}): Promise<void> {
+    await this.spawn(extra);
+    await this.waitReady();
+  }
+
+  async waitReady(timeoutMs = this.readyTimeoutMs): Promise<void> {
+    const child = this.#child;
+    if (!child) throw new Error(`${this.name} was not started`);
+    const deadline = Date.now() + timeoutMs;
+    let last = "no answer yet";
+    while (Date.now() < deadline) {
+      if (!child.isRunning()) {
+        const { code, signal } = await child.exited;
+        throw new Error(
+          `${this.name} exited while starting (code ${code}, signal ${signal})\n--- ${this.logFile} ---\n${await this.#tail()}`,
+        );
+      }
+      try {
+        const res = await fetch(`${this.url}${this.spec.readyPath}`, { signal: AbortSignal.timeout(1000) });
+        await res.arrayBuffer();
+        if (res.status === 200) return;
+        last = `${this.spec.readyPath} answered ${res.status}`;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      await sleep(100);
+    }
+    throw new Error(
+      `${this.name} not ready within ${timeoutMs} ms (${last})\n--- ${this.logFile} ---\n${await this.#tail()}`,
+    );
+  }
+
+  async stop(graceMs = 10_000): Promise<ExitResult | undefined> {
+    return this.#child?.stop(graceMs);
+  }
+
+  async kill(): Promise<ExitResult | undefined> {
+    return this.#child?.kill("SIGKILL");
+  }
+
+  log(): Promise<string> {
+    return readFile(this.logFile, "utf8").catch(() => "");
+  }
+
+  async #tail(): Promise<string> {
+    return (await this.log()).split("\n").slice(-30).join("\n");
+  }
+}
+
+/** True when a NATS server with JetStream answers at `url` within a second. */
+async function natsAnswers(url: string): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: url, timeout: 1000, reconnect: false, name: "mesh-probe" });
+    try {
+      await (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo();
+      return true;
+    } finally {
+      await nc.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** True when a Redis answers PING at `url` within a second (RESP by hand: no client needed). */
+function redisAnswers(url: string): Promise<boolean> {
+  let host = "127.0.0.1";
+  let port = 6379;
+  try {
+    const u = new URL(url);
+    host = u.hostname || host;
+    port = u.port ? Number(u.port) : port;
+  } catch {
+    return Promise.resolve(false);
+  }
+  return new Promise((done) => {
+    const socket = tcpConnect({ host, port });
+    let got = "";
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      done(ok);
+    };
+    socket.setTimeout(1000, () => finish(false));
+    socket.once("connect", () => socket.write("*1\r\n$4\r\nPING\r\n"));
+    // A password-protected Redis answers -NOAUTH: it is there, the services' URL carries the password.
+    socket.on("data", (c: Buffer) => {
+      got += c.toString("utf8");
+      if (got.includes("\r\n")) finish(got.startsWith("+PONG") || got.startsWith("-NOAUTH"));
+    });
+    socket.once("error", () => finish(false));
+  });
+}

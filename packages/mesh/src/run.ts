@@ -1,0 +1,92 @@
+import { randomBytes } from "node:crypto";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { checkInvariants, gatewayBalances } from "@jetmesh/testkit";
+import { type MeshHandle, type StartMeshOptions, startMesh } from "./mesh.ts";
+import type { ProgressBar } from "./progress.ts";
+import { waitForQuiet } from "./quiet.ts";
+import { buildReport, type MeshReport } from "./report.ts";
+import { sendTraffic } from "./traffic.ts";
+
+/** Options of {@link runDemo}. */
+export interface RunDemoOptions extends StartMeshOptions {
+  readonly transfers: number;
+  readonly rate: number;
+  readonly accounts?: number;
+  /** How long the pipeline may take to go quiet after the last answer (default 180 s). */
+  readonly quietTimeoutMs?: number;
+  readonly progress?: ProgressBar;
+  /** Called once the mesh is up (the CLI keeps the handle for Ctrl-C). */
+  readonly onMesh?: (mesh: MeshHandle) => void;
+}
+
+/** Bank accounts the demo's bank refuses; payouts to them end in ledger.reversed. */
+export const REFUSED_BANK_ACCOUNTS = ["bank:refuse-1", "bank:refuse-2"] as const;
+
+/**
+ * The whole demo: starts the mesh, sends the traffic, waits for quiet, checks I1 to I6
+ * from the streams and the gateway's balances, and builds the report. The mesh is left
+ * running: the caller stops it (or keeps it, with --keep).
+ */
+export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; report: MeshReport }> {
+  const bar = o.progress;
+  const mesh = await startMesh({
+    ...o,
+    refuseAccounts: o.refuseAccounts ?? REFUSED_BANK_ACCOUNTS,
+    onStatus: (line) => bar?.log(line),
+  });
+  o.onMesh?.(mesh);
+  const runId = `run-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
+  const accounts = o.accounts ?? 100;
+  const traffic = await sendTraffic({
+    gatewayUrl: mesh.gatewayUrl,
+    transfers: o.transfers,
+    rate: o.rate,
+    accounts,
+    runId,
+    refusedBankAccounts: o.refuseAccounts ?? REFUSED_BANK_ACCOUNTS,
+    onProgress: (p) =>
+      bar?.update(
+        p.phase,
+        p.done,
+        p.total,
+        p.phase === "transfers"
+          ? `${Math.round(p.ratePerSec)}/s · accepted ${p.accepted} · retries ${p.retries}`
+          : `accepted ${p.accepted}`,
+      ),
+  });
+  bar?.done();
+  const nc = await connect({ servers: mesh.natsUrl, name: "mesh-runner" });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const started = Date.now();
+    await waitForQuiet(jsm, {
+      timeoutMs: o.quietTimeoutMs ?? 180_000,
+      onProgress: (b) =>
+        bar?.update(
+          "draining",
+          0,
+          1,
+          `${b.outstanding} messages outstanding · ${Math.round((Date.now() - started) / 1000)} s`,
+        ),
+    });
+    const quietAtMs = Date.now();
+    bar?.log("pipeline quiet; checking the invariants from the streams");
+    const invariants = await checkInvariants({
+      nc,
+      accepted: traffic.accepted,
+      balances: gatewayBalances(mesh.gatewayUrl),
+      accounts: traffic.accounts,
+    });
+    const report = buildReport({
+      runId,
+      options: { transfers: o.transfers, rate: o.rate, accounts },
+      traffic,
+      invariants,
+      quietAtMs,
+    });
+    return { mesh, report };
+  } finally {
+    await nc.close().catch(() => {});
+  }
+}
