@@ -1,0 +1,164 @@
+// End-to-end support: the real mesh (every service as its own process, started by the
+// local runner's library) on a private nats-server and redis-server from the testkit,
+// plus helpers that check the invariants from the streams, never through the services.
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type AcceptedTransfer,
+  type BalanceSource,
+  checkInvariants,
+  type InvariantName,
+  type InvariantReport,
+  type NatsServerHandle,
+  type RedisServerHandle,
+  startNats,
+  startRedis,
+} from "@jetmesh/testkit";
+// The runner is a workspace package that test/package.json does not list (yet); its public
+// entry point is src/index.ts, the file its package.json `exports` names.
+import {
+  type MeshHandle,
+  REFUSED_BANK_ACCOUNTS,
+  type ServiceName,
+  startMesh,
+  waitForQuiet,
+} from "../../packages/mesh/src/index.ts";
+
+export { REFUSED_BANK_ACCOUNTS };
+
+/**
+ * Protocol settings short enough for tests: a crashed consumer's messages come back
+ * after 3 s. The bank timeout (2 s) stays below the payout's handler timeout (80% of
+ * the ack wait), and MaxDeliver leaves room for a ledger restore.
+ */
+export const E2E_SETTINGS: Readonly<Record<string, string>> = {
+  JETMESH_ACK_WAIT_MS: "3000",
+  JETMESH_BACKOFF_MS: "2000,4000",
+  JETMESH_MAX_DELIVER: "20",
+  JETMESH_RETRY_BASE_MS: "50",
+  JETMESH_RETRY_MAX_MS: "1000",
+  JETMESH_PUBLISH_TIMEOUT_MS: "2000",
+  JETMESH_PUBLISH_RETRY_HORIZON_MS: "5000",
+  JETMESH_DRAIN_TIMEOUT_MS: "2000",
+};
+
+/** A mesh on servers the test owns (so it can wipe Redis or kill NATS). */
+export interface TestMesh {
+  readonly mesh: MeshHandle;
+  readonly nats: NatsServerHandle;
+  readonly redis: RedisServerHandle;
+  readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nats-server and redis-server on free ports (never the system ones), then the
+ * mesh on them through the runner's `startMesh`, with {@link E2E_SETTINGS} and
+ * `serviceEnv` per service.
+ */
+export async function startTestMesh(
+  opts: { serviceEnv?: Partial<Record<ServiceName, Record<string, string>>> } = {},
+): Promise<TestMesh> {
+  const [nats, redis] = await Promise.all([startNats(), startRedis()]);
+  const dataDir = await mkdtemp(join(tmpdir(), "jetmesh-e2e-"));
+  const mesh = await startMesh({
+    natsUrl: nats.url,
+    redisUrl: redis.url,
+    dataDir,
+    removeDataOnStop: true,
+    env: E2E_SETTINGS,
+    serviceEnv: opts.serviceEnv ?? {},
+    refuseAccounts: REFUSED_BANK_ACCOUNTS,
+    readyTimeoutMs: 90_000,
+  });
+  const nc = await connect({ servers: nats.url, name: "e2e" });
+  const jsm = await jetstreamManager(nc);
+  return {
+    mesh,
+    nats,
+    redis,
+    nc,
+    jsm,
+    async stop() {
+      await nc.close().catch(() => {});
+      await mesh.stop();
+      await Promise.all([nats.stop(), redis.stop()]);
+    },
+  };
+}
+
+/** Waits until every durable consumer is drained and nothing moves, then runs the checker. */
+export async function quietThenCheck(
+  t: TestMesh,
+  accepted: readonly AcceptedTransfer[],
+  balances: BalanceSource,
+  only?: readonly InvariantName[],
+): Promise<InvariantReport> {
+  await waitForQuiet(t.jsm, { timeoutMs: 120_000 });
+  return checkInvariants({ nc: t.nc, accepted, balances, ...(only ? { only } : {}) });
+}
+
+/** The report's violations as readable lines, for an assertion message. */
+export function describeViolations(r: InvariantReport): string {
+  return r.violations
+    .slice(0, 10)
+    .map(
+      (v) =>
+        `${v.invariant} ${v.message} [${v.events.map((e) => `${e.type}@${e.stream}:${e.seq}`).join(", ")}]`,
+    )
+    .join("\n");
+}
+
+/** One POST /v1/transfers; retries 503 and 409 "in progress" with the same key. */
+export async function postTransfer(
+  gatewayUrl: string,
+  key: string,
+  body: { from: string; to: string; amountMinor: number; currency: string },
+): Promise<{ status: number; transferId: string; eventId: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await fetch(`${gatewayUrl}/v1/transfers`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "idempotency-key": key },
+      body: JSON.stringify(body),
+    });
+    const json = (await res.json().catch(() => ({}))) as { transferId?: string; eventId?: string };
+    if ((res.status === 202 || res.status === 200) && json.transferId) {
+      return { status: res.status, transferId: json.transferId, eventId: json.eventId ?? "" };
+    }
+    if ((res.status === 503 || res.status === 409) && attempt < 20) {
+      await sleep(250 * attempt);
+      continue;
+    }
+    throw new Error(`POST ${key} answered ${res.status}: ${JSON.stringify(json)}`);
+  }
+}
+
+/** Reads a service's /readyz body (200 or 503). */
+export async function readiness(
+  url: string,
+): Promise<{ ready: boolean; checks: Record<string, Record<string, unknown>> }> {
+  const res = await fetch(`${url}/readyz`);
+  return (await res.json()) as { ready: boolean; checks: Record<string, Record<string, unknown>> };
+}
+
+/** Resolves with the exit of a service that is expected to die at a crash point. */
+export async function expectCrash(
+  t: TestMesh,
+  name: ServiceName,
+  timeoutMs = 60_000,
+): Promise<{ code: number | null; signal: string | null }> {
+  const child = t.mesh.services[name].child;
+  if (!child) throw new Error(`${name} is not running`);
+  const exit = await Promise.race([
+    child.exited,
+    sleep(timeoutMs).then(() => {
+      throw new Error(`${name} did not reach its crash point within ${timeoutMs} ms`);
+    }),
+  ]);
+  return exit;
+}
