@@ -10,7 +10,10 @@ export const DEPLOY_REPLICAS = 3;
 export function renderStreamFiles(): Map<string, string> {
   const files = new Map<string, string>();
   for (const def of Object.values(Streams)) {
-    files.set(`${def.name}.json`, `${JSON.stringify(toStreamConfig(def, { replicas: DEPLOY_REPLICAS }), null, 2)}\n`);
+    files.set(
+      `${def.name}.json`,
+      `${JSON.stringify(toStreamConfig(def, { replicas: DEPLOY_REPLICAS }), null, 2)}\n`,
+    );
   }
   return files;
 }

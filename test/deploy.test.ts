@@ -12,7 +12,9 @@ import { parse } from "yaml";
 
 const root = join(import.meta.dirname, "..");
 const read = (p: string) => readFileSync(join(root, p), "utf8");
-const serviceDirs = readdirSync(join(root, "services")).filter((d) => existsSync(join(root, "services", d, "package.json")));
+const serviceDirs = readdirSync(join(root, "services")).filter((d) =>
+  existsSync(join(root, "services", d, "package.json")),
+);
 
 interface ComposeService {
   build?: { context: string; dockerfile: string };
@@ -57,7 +59,9 @@ describe("deploy", () => {
   }, 90_000);
 
   it("deploy - docker-compose describes the cluster topology and every service", () => {
-    const compose = parse(read("docker-compose.yml"), { merge: true }) as { services: Record<string, ComposeService> };
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, ComposeService>;
+    };
     const s = compose.services;
     // three NATS nodes with their configs, clustered, fsync always
     for (const n of ["nats-1", "nats-2", "nats-3"]) {
@@ -111,7 +115,9 @@ describe("deploy", () => {
         const text = readFileSync(file, "utf8");
         for (const m of text.matchAll(/from\s+"([^"]+)"/g)) {
           const spec = m[1]!;
-          const otherService = serviceDirs.some((o) => o !== dir && (spec === `@jetmesh/${o}` || spec.includes(`services/${o}`)));
+          const otherService = serviceDirs.some(
+            (o) => o !== dir && (spec === `@jetmesh/${o}` || spec.includes(`services/${o}`)),
+          );
           const deep = /^@jetmesh\/[^/]+\/.+/.test(spec);
           const testOnly = file.endsWith(".test.ts");
           if ((otherService && !testOnly) || deep) offenders.push(`${file}: ${spec}`);

@@ -100,7 +100,10 @@ describe("runtime delivery", () => {
     // Republish the stored output itself with its id, as a retry after a lost PubAck would.
     const h = natsHeaders();
     for (const [k, v] of Object.entries(out!.headers)) h.set(k, v);
-    const ack = await infra.js.publish(out!.subject, out!.data, { msgID: out!.headers[Headers.MsgId], headers: h });
+    const ack = await infra.js.publish(out!.subject, out!.data, {
+      msgID: out!.headers[Headers.MsgId],
+      headers: h,
+    });
     expect(ack.duplicate).toBe(true);
     expect(await readStream(infra.jsm, "VALIDATION")).toHaveLength(1);
   });
@@ -108,7 +111,9 @@ describe("runtime delivery", () => {
   it("runtime - poison messages are parked with reasons and the messages behind them flow", async () => {
     await start({ failTimes: 100 }, {});
     // garbage bytes, a permanent handler error, then good messages
-    await infra.js.publish("transfers.requested.00", new Uint8Array([0xc1, 0x00, 0xff]), { msgID: "garbage-1" });
+    await infra.js.publish("transfers.requested.00", new Uint8Array([0xc1, 0x00, 0xff]), {
+      msgID: "garbage-1",
+    });
     await publishEvent(infra.js, requested(1, { currency: "XXX" }));
     await quiet().catch(() => undefined);
     const dlq = await waitFor(
@@ -157,18 +162,29 @@ describe("runtime delivery", () => {
   it("runtime - settings that contradict exactly-once are refused with every reason", async () => {
     const err = await start(
       {},
-      { idempotencyTtlMs: 2_000, ackWaitMs: 1_500, backoffMs: [1_000, 1_000, 1_000, 1_000], maxDeliver: 3, handlerTimeoutMs: 5_000 },
+      {
+        idempotencyTtlMs: 2_000,
+        ackWaitMs: 1_500,
+        backoffMs: [1_000, 1_000, 1_000, 1_000],
+        maxDeliver: 3,
+        handlerTimeoutMs: 5_000,
+      },
     ).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
     const text = (err as ConfigError).problems.join("\n");
     expect(text).toMatch(/max deliver 3 must exceed the 5 redelivery steps/);
     expect(text).toMatch(/redelivery horizon .* outlives the idempotency key ttl 2000 ms/);
-    expect(text).toMatch(/idempotency key ttl 2000 ms must outlive stream VALIDATION's duplicate window 900000 ms/);
+    expect(text).toMatch(
+      /idempotency key ttl 2000 ms must outlive stream VALIDATION's duplicate window 900000 ms/,
+    );
     expect(text).toMatch(/handler timeout 5000 ms must be shorter than ack wait 1500 ms/);
 
     // A duplicate window shorter than the publish retry horizon, and a DLQ that cannot be peeked.
     await infra.jsm.streams.delete("VALIDATION");
-    await infra.jsm.streams.add({ ...toStreamConfig(Streams.VALIDATION), duplicate_window: 1_000 * 1_000_000 } as never);
+    await infra.jsm.streams.add({
+      ...toStreamConfig(Streams.VALIDATION),
+      duplicate_window: 1_000 * 1_000_000,
+    } as never);
     await infra.jsm.streams.delete("DLQ");
     await infra.jsm.streams.add({ ...toStreamConfig(Streams.DLQ), retention: "workqueue" } as never);
     const err2 = await start({}, { publishRetryHorizonMs: 5_000 }).catch((e) => e);
@@ -180,7 +196,9 @@ describe("runtime delivery", () => {
     await infra.jsm.streams.delete("DLQ");
     await infra.jsm.streams.delete("VALIDATION");
     const err3 = await start({}, { production: true }).catch((e) => e);
-    expect((err3 as ConfigError).problems.join("\n")).toMatch(/production: critical stream INGRESS has 1 replica\(s\); use 3/);
+    expect((err3 as ConfigError).problems.join("\n")).toMatch(
+      /production: critical stream INGRESS has 1 replica\(s\); use 3/,
+    );
   });
 
   it("runtime - a drifted consumer is reported, not changed", async () => {
@@ -189,7 +207,14 @@ describe("runtime delivery", () => {
     await infra.jsm.consumers.update("INGRESS", "echo", { max_ack_pending: 7 });
     const report = await ensureConsumer(
       infra.jsm,
-      { stream: "INGRESS", durable: "echo", ackWaitMs: 1500, backoffMs: [1000], maxDeliver: 4, maxAckPending: 1024 },
+      {
+        stream: "INGRESS",
+        durable: "echo",
+        ackWaitMs: 1500,
+        backoffMs: [1000],
+        maxDeliver: 4,
+        maxAckPending: 1024,
+      },
       logger,
     );
     expect(report.drift.join()).toMatch(/max_ack_pending: server 7, declared 1024/);
@@ -207,9 +232,9 @@ describe("runtime delivery", () => {
       timeoutMs: 40_000,
     });
     expect(stage.ready()).toBe(true);
-    const metrics = await (await import("@jetmesh/stage")).metricsRegistry().getSingleMetricAsString(
-      "jetmesh_consumer_restarts_total",
-    );
+    const metrics = await (await import("@jetmesh/stage"))
+      .metricsRegistry()
+      .getSingleMetricAsString("jetmesh_consumer_restarts_total");
     expect(metrics).toMatch(/stage="echo"/);
   });
 });

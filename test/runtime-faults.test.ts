@@ -25,7 +25,9 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
-async function readyz(port: number): Promise<{ checks: Record<string, { max_in_flight_seen: number; in_flight: number }> }> {
+async function readyz(
+  port: number,
+): Promise<{ checks: Record<string, { max_in_flight_seen: number; in_flight: number }> }> {
   const res = await fetch(`http://127.0.0.1:${port}/readyz`);
   return (await res.json()) as never;
 }
@@ -65,7 +67,9 @@ describe("runtime faults", () => {
       await waitFor(
         async () => {
           const c = await infra.jsm.consumers.info(Streams.INGRESS.name, "echo");
-          return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.stream_seq >= N ? c : undefined;
+          return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.stream_seq >= N
+            ? c
+            : undefined;
         },
         { what: "echo consumer quiet after the faults", timeoutMs: 60_000, intervalMs: 250 },
       );
@@ -84,7 +88,7 @@ describe("runtime faults", () => {
     } finally {
       await infra.close();
     }
-  });
+  }, 240_000);
 
   it("runtime - backpressure: 50,000 waiting messages, a slow handler, bounded in flight and flat memory", async () => {
     const infra: Infra = await startInfra();
@@ -132,5 +136,5 @@ describe("runtime faults", () => {
     } finally {
       await infra.close();
     }
-  });
+  }, 240_000);
 });

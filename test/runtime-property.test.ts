@@ -24,7 +24,9 @@ startTelemetry({ serviceName: "runtime-property-test" });
 const logger = createLogger({ service: "test", level: "silent" });
 const points = Object.values(CrashPoints) as CrashPoint[];
 
-type Command = { kind: "publish"; i: number; delayMs: number } | { kind: "duplicate"; i: number; delayMs: number };
+type Command =
+  | { kind: "publish"; i: number; delayMs: number }
+  | { kind: "duplicate"; i: number; delayMs: number };
 
 describe("runtime property", () => {
   let infra: Infra;
@@ -50,10 +52,13 @@ describe("runtime property", () => {
           }),
           { maxLength: 12 },
         ),
-        fc.uniqueArray(fc.record({ point: fc.constantFrom(...points), nth: fc.integer({ min: 1, max: 10 }) }), {
-          maxLength: 4,
-          selector: (c) => `${c.point}:${c.nth}`,
-        }),
+        fc.uniqueArray(
+          fc.record({ point: fc.constantFrom(...points), nth: fc.integer({ min: 1, max: 10 }) }),
+          {
+            maxLength: 4,
+            selector: (c) => `${c.point}:${c.nth}`,
+          },
+        ),
         fc.integer({ min: 1, max: 8 }),
         async (n, extra, crashes, maxInFlight) => {
           run += 1;

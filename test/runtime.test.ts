@@ -35,10 +35,13 @@ describe("runtime", () => {
     // the same request again: the stream's duplicate window drops it
     const again = await publishEvent(infra.js, requested(3));
     expect(again.duplicate).toBe(true);
-    const out = await waitFor(async () => {
-      const v = await readStream(infra.jsm, Streams.VALIDATION.name);
-      return v.length >= 20 ? v : undefined;
-    }, { what: "20 validated events", timeoutMs: 20_000 });
+    const out = await waitFor(
+      async () => {
+        const v = await readStream(infra.jsm, Streams.VALIDATION.name);
+        return v.length >= 20 ? v : undefined;
+      },
+      { what: "20 validated events", timeoutMs: 20_000 },
+    );
     expect(out).toHaveLength(20);
     const ingress = await readStream(infra.jsm, Streams.INGRESS.name);
     const byId = new Map(ingress.map((e) => [e.env!.eventId, e.env!]));
@@ -48,10 +51,13 @@ describe("runtime", () => {
       expect(byId.get(o.env!.causationId)?.correlationId).toBe(o.env?.correlationId);
       expect(o.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
     }
-    await waitFor(async () => (stage!.stats().ackPending === 0 && stage!.stats().pending === 0) || undefined, {
-      what: "consumer drained",
-      timeoutMs: 15_000,
-    });
+    await waitFor(
+      async () => (stage!.stats().ackPending === 0 && stage!.stats().pending === 0) || undefined,
+      {
+        what: "consumer drained",
+        timeoutMs: 15_000,
+      },
+    );
     redis.disconnect();
   });
 });

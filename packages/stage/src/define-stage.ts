@@ -44,7 +44,9 @@ export interface HandlerContext<Deps = unknown> {
  * The effect of one input, applied by the runtime between the `before-effect` and
  * `after-effect` crash points. It must be idempotent and keyed by the input's
  * eventId (or the transferId): the runtime may apply it again after a crash, and
- * it must then return the same emissions it returned the first time.
+ * it must then return the same emissions it returned the first time. It must also be
+ * atomic (one Lua script, one idempotent HTTP call): an attempt that times out keeps
+ * running while the retry starts, and a crash may cut it anywhere.
  */
 export type Effect = () => Promise<readonly Emission[] | undefined>;
 

@@ -98,7 +98,7 @@ describe("ledger process", () => {
     const { child, port } = await startLedger();
     await waitFor(async () => (await readyz(port)).status === 200, {
       what: "/readyz 200",
-      timeoutMs: 30_000,
+      timeoutMs: 90_000,
     });
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -106,14 +106,14 @@ describe("ledger process", () => {
     expect(metrics).toMatch(/ledger_projection_ready 1/);
     const fund = scored("external", "acc-p1", 1000);
     await publishEvent(infra.js, fund);
-    await waitFor(async () => (await bal("acc-p1")) === "1000", { what: "funded", timeoutMs: 15_000 });
+    await waitFor(async () => (await bal("acc-p1")) === "1000", { what: "funded", timeoutMs: 60_000 });
     await waitFor(async () => (await postings(fund.correlationId)) === 1, {
       what: "logged",
-      timeoutMs: 15_000,
+      timeoutMs: 60_000,
     });
     await child.kill("SIGTERM");
     expect(await child.exited).toEqual({ code: 0, signal: null });
-  });
+  }, 240_000);
 
   it("ledger - killed at after-effect and restarted, a transfer posts once", async () => {
     const crashing = await startLedger({ JETMESH_CRASH_AT: "after-effect" });
@@ -126,12 +126,12 @@ describe("ledger process", () => {
     const { child } = await startLedger();
     await waitFor(async () => (await postings(pay.correlationId)) === 1, {
       what: "posted after restart",
-      timeoutMs: 30_000,
+      timeoutMs: 90_000,
     });
     expect(await bal("acc-p1")).toBe("750");
     expect(await bal("bank:p1")).toBe("250");
     await child.stop();
-  });
+  }, 240_000);
 
   it("ledger - rebuild exits 0 when the projection equals the fold and 1 naming a tampered balance", async () => {
     const clean = await runRebuild();
@@ -143,5 +143,5 @@ describe("ledger process", () => {
     expect(tampered.out).toContain("balance acc-p1 EUR: log 750, projection 751");
     expect(tampered.out).toContain("total EUR: projection sums to 1, not 0");
     await infra.redis.hincrby(LedgerKeys.balance("acc-p1"), "EUR", -1);
-  });
+  }, 240_000);
 });
