@@ -18,6 +18,8 @@ export interface PipelineSample {
   readonly outstanding: number;
   /** Sum of the last sequences of the streams the stages write (not INGRESS, not DLQ): grows when stages work. */
   readonly progress: number;
+  /** `stream/consumer` → backlog, for the consumers that have one. */
+  readonly consumers: Readonly<Record<string, number>>;
 }
 
 /** Memory of one process name across its restarts. */
@@ -56,6 +58,7 @@ export function startMonitor(o: {
           atMs: Date.now(),
           outstanding: b.outstanding,
           progress: DOWNSTREAM.reduce((sum, s) => sum + (b.lastSeqs[s] ?? 0), 0),
+          consumers: b.consumers,
         });
       } catch {
         // the broker is down or slow: no sample this round

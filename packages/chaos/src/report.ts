@@ -113,7 +113,13 @@ export function formatDetails(results: readonly ScenarioResult[]): string {
     lines.push(
       `  requests ${r.traffic.requests} (${Object.entries(r.traffic.byStatus)
         .map(([k, v]) => `${k}×${v}`)
-        .join(" ")}), retries ${r.traffic.retries}, 503 with Retry-After ${r.traffic.retryAfter503}, ` +
+        .join(" ")})${
+        Object.keys(r.traffic.errors).length
+          ? ` errors ${Object.entries(r.traffic.errors)
+              .map(([k, v]) => `${k}×${v}`)
+              .join(" ")}`
+          : ""
+      }, retries ${r.traffic.retries}, 503 with Retry-After ${r.traffic.retryAfter503}, ` +
         `invariants checked ${r.invariantsChecked.join(" ") || "none"}, recovery threshold ${r.recoveryThreshold} outstanding, ` +
         `drained in ${formatMs(r.timings.drainMs)}, run ${formatMs(r.timings.totalMs)}`,
     );

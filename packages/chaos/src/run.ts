@@ -4,7 +4,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { ServiceName } from "@jetmesh/mesh";
 import { type ChaosEnv, type ChaosEnvOptions, startChaosEnv, type UnplannedExit } from "./environment.ts";
-import { type Monitor, type RssStats, recoveryMs, startMonitor } from "./monitor.ts";
+import { type Monitor, type PipelineSample, type RssStats, recoveryMs, startMonitor } from "./monitor.ts";
 import { createPrng } from "./prng.ts";
 import { type FaultAction, type Injected, pause, type Scenario } from "./scenario.ts";
 import { startTraffic, type TrafficStats } from "./traffic.ts";
@@ -110,6 +110,8 @@ export interface ScenarioResult {
   readonly unrecovered: number;
   readonly recoveryThreshold: number;
   readonly rss: readonly RssStats[];
+  /** The pipeline's backlog over the run, at most one sample a second (for the JSON report). */
+  readonly backlog: readonly PipelineSample[];
   readonly unplannedExits: readonly UnplannedExit[];
   readonly timings: { readonly totalMs: number; readonly drainMs: number };
   readonly dataDir?: string;
@@ -362,6 +364,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     unrecovered,
     recoveryThreshold: threshold,
     rss,
+    backlog: thin(samples, 1000),
     unplannedExits: exits,
     timings: { totalMs: Date.now() - started, drainMs },
     ...(o.keepData && env ? { dataDir: env.dataDir } : {}),
@@ -373,6 +376,14 @@ function summariseViolations(counts: Readonly<Record<InvariantName, number>>): s
     .filter(([, n]) => n > 0)
     .map(([i, n]) => `${i}×${n}`)
     .join(", ");
+}
+
+/** At most one sample per `everyMs`. */
+function thin(samples: readonly PipelineSample[], everyMs: number): PipelineSample[] {
+  const out: PipelineSample[] = [];
+  for (const x of samples)
+    if (!out.length || x.atMs - (out.at(-1) as PipelineSample).atMs >= everyMs) out.push(x);
+  return out;
 }
 
 function percentile(values: readonly number[], p: number): number {
@@ -390,6 +401,7 @@ function emptyStats(): TrafficStats {
     transfers: 0,
     requests: 0,
     byStatus: {},
+    errors: {},
     retryAfter503: 0,
     shed: 0,
     shedWithoutRetryAfter: 0,

@@ -71,6 +71,8 @@ export interface TrafficStats {
   readonly requests: number;
   /** Requests by answer: status code, or `error` (network error or client timeout). */
   readonly byStatus: Readonly<Record<string, number>>;
+  /** The `error` answers by cause (`ECONNREFUSED`, `TimeoutError`, …). */
+  readonly errors: Readonly<Record<string, number>>;
   /** 503 answers carrying Retry-After (shed load or an outage the gateway noticed). */
   readonly retryAfter503: number;
   /** 503 answers whose body says the gateway shed load (`overloaded`). */
@@ -138,6 +140,7 @@ class TrafficGenerator implements Traffic {
   readonly #accepted = new Map<string, ChaosAccepted>();
   readonly #running = new Set<Promise<void>>();
   readonly #byStatus: Record<string, number> = {};
+  readonly #errors: Record<string, number> = {};
   readonly #copies: Record<CopyPattern, number> = {
     single: 0,
     sequential: 0,
@@ -182,6 +185,7 @@ class TrafficGenerator implements Traffic {
       transfers: this.#created,
       requests: this.#requests,
       byStatus: { ...this.#byStatus },
+      errors: { ...this.#errors },
       retryAfter503: this.#retryAfter503,
       shed: this.#shed,
       shedWithoutRetryAfter: this.#shedBare,
@@ -392,9 +396,17 @@ class TrafficGenerator implements Traffic {
         ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
         ...(shed ? { shed } : {}),
       };
-    } catch {
+    } catch (err) {
       this.#byStatus.error = (this.#byStatus.error ?? 0) + 1;
+      const cause = errorCause(err);
+      this.#errors[cause] = (this.#errors[cause] ?? 0) + 1;
       return { status: "error" };
     }
   }
+}
+
+/** A short name for why a request failed: the system error code, or the error's name. */
+function errorCause(err: unknown): string {
+  const e = err as { name?: string; code?: string; cause?: { code?: string; name?: string } };
+  return e.cause?.code ?? e.code ?? e.cause?.name ?? e.name ?? "error";
 }

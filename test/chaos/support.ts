@@ -1,0 +1,27 @@
+// Shared by the chaos suites: the seed, and the assertions every scenario makes after a
+// printout of its tables. test/package.json does not list @jetmesh/chaos, so the suites
+// import the package's public entry by path.
+import { expect } from "vitest";
+import {
+  formatDetails,
+  formatFaults,
+  formatSummary,
+  type Scenario,
+  type ScenarioResult,
+} from "../../packages/chaos/src/index.ts";
+
+/** Fixed so a failure replays: `pnpm chaos --scenario <name> --seed <SEED> --duration <ms>ms --rate <rate>`. */
+export const SEED = "20261126";
+
+/** Prints the tables, then asserts: checker clean, nothing lost or doubled, every planned fault kind injected. */
+export function expectSurvived(r: ScenarioResult, scenario: Scenario): void {
+  console.log(`${formatSummary([r])}\n\n${formatFaults([r])}\n\n${formatDetails([r])}`);
+  expect(r.violations).toEqual([]);
+  expect(r.invariantsChecked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6"]);
+  expect(r.lost).toBe(0);
+  expect(r.doubled).toBe(0);
+  expect(r.accepted).toBeGreaterThan(0);
+  for (const kind of scenario.kinds)
+    expect(r.faultCounts[kind] ?? 0, `faults of kind ${kind}`).toBeGreaterThan(0);
+  expect(r.problems).toEqual([]);
+}
