@@ -108,6 +108,15 @@ describe("runtime delivery", () => {
     expect(await readStream(infra.jsm, "VALIDATION")).toHaveLength(1);
   });
 
+  it("runtime - confirmed acks (double ack) process every message once", async () => {
+    const stage = await start({}, { ackMode: "confirmed" });
+    for (let i = 0; i < 30; i++) await publishEvent(infra.js, requested(i));
+    await quiet();
+    const out = await readStream(infra.jsm, "VALIDATION");
+    expect(out.map((o) => o.env!.correlationId).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `t-${i}`).sort());
+    expect(stage.ready()).toBe(true);
+  });
+
   it("runtime - poison messages are parked with reasons and the messages behind them flow", async () => {
     await start({ failTimes: 100 }, {});
     // garbage bytes, a permanent handler error, then good messages

@@ -90,6 +90,37 @@ describe("runtime faults", () => {
     }
   }, 240_000);
 
+  it("runtime - SIGTERM drains: in-flight work finishes, the process exits 0, a restart completes the rest", async () => {
+    const infra: Infra = await startInfra();
+    try {
+      const urls = { natsUrl: infra.nats.url, redisUrl: infra.redisServer.url };
+      const stage = await startEchoProcess(urls, { ECHO_DELAY_MS: "200", JETMESH_MAX_IN_FLIGHT: "8" });
+      const N = 60;
+      for (let i = 0; i < N; i++) await publishEvent(infra.js, requested(i, {}, "d"));
+      await waitFor(async () => (await readStream(infra.jsm, Streams.VALIDATION.name)).length > 0 || undefined, {
+        what: "first outputs",
+        timeoutMs: 60_000,
+      });
+      const exit = await stage.stop(30_000);
+      expect(exit.code).toBe(0);
+      expect(stage.lines().join("\n")).toMatch(/"msg":"drained"/);
+      const second = await startEchoProcess(urls);
+      await waitFor(
+        async () => {
+          const c = await infra.jsm.consumers.info(Streams.INGRESS.name, "echo");
+          return c.num_pending === 0 && c.num_ack_pending === 0 ? c : undefined;
+        },
+        { what: "quiet after restart", timeoutMs: 60_000 },
+      );
+      const ids = (await readStream(infra.jsm, Streams.VALIDATION.name)).map((o) => o.env!.correlationId);
+      expect(ids).toHaveLength(N);
+      expect(new Set(ids).size).toBe(N);
+      await second.stop();
+    } finally {
+      await infra.close();
+    }
+  }, 240_000);
+
   it("runtime - backpressure: 50,000 waiting messages, a slow handler, bounded in flight and flat memory", async () => {
     const infra: Infra = await startInfra();
     try {
