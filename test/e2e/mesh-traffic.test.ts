@@ -1,9 +1,11 @@
 // 2,000 transfers through the real mesh (six processes, real HTTP), with client retries
 // of the same Idempotency-Key (half of them concurrent), invalid requests, rule
-// rejections, risky amounts and refused payouts; then I1 to I6 from the streams.
-import { Streams } from "@jetmesh/contracts";
+// rejections, risky amounts and refused payouts, behind one poison message; then I1 to
+// I6 from the streams.
+import { Headers, Streams, subjectFor } from "@jetmesh/contracts";
 import { gatewayBalances, readStoredEvents, stopAllProcesses, streamPosition } from "@jetmesh/testkit";
 import { jetstream } from "@nats-io/jetstream";
+import { headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { sendTraffic } from "../../packages/mesh/src/index.ts";
 import {
@@ -23,6 +25,14 @@ describe("e2e mesh traffic", () => {
 
   it("e2e - 2,000 transfers with duplicated client retries keep I1 to I6", async () => {
     t = await startTestMesh();
+    // A message no stage can decode goes first: it must be parked with its reason (I6)
+    // by every consumer of INGRESS while everything behind it flows.
+    const poison = natsHeaders();
+    poison.set(Headers.CorrelationId, "poison-1");
+    await jetstream(t.nc).publish(subjectFor("transfers.requested", "acc-0"), new Uint8Array([0xc1, 0xff]), {
+      msgID: "poison-1",
+      headers: poison,
+    });
     const traffic = await sendTraffic({
       gatewayUrl: t.mesh.gatewayUrl,
       transfers: 2000,
@@ -54,13 +64,22 @@ describe("e2e mesh traffic", () => {
     expect(c.declined).toBeGreaterThan(0);
     expect(c.reversed).toBeGreaterThan(5);
     // Retries never reached the log twice: one transfers.requested per accepted transfer.
-    expect(c.events[Streams.INGRESS.name]).toBe(traffic.accepted.length);
+    expect(c.events[Streams.INGRESS.name]).toBe(traffic.accepted.length + 1);
     const ingress = await readStoredEvents(
       jetstream(t.nc),
       Streams.INGRESS.name,
       await streamPosition(t.jsm, Streams.INGRESS.name),
     );
-    expect(new Set(ingress.map((e) => e.env?.correlationId)).size).toBe(ingress.length);
-    expect(c.dlq).toBe(0);
+    const requested = ingress.filter((e) => e.env);
+    expect(new Set(requested.map((e) => e.env?.correlationId)).size).toBe(requested.length);
+    // The poison was parked, with a reason, by the validator and by the gateway's projection.
+    const dlq = await readStoredEvents(
+      jetstream(t.nc),
+      Streams.DLQ.name,
+      await streamPosition(t.jsm, Streams.DLQ.name),
+      { decode: false },
+    );
+    expect(dlq.map((d) => d.subject).sort()).toEqual(["dlq.gateway-status", "dlq.validator"]);
+    expect(c.dlq).toBe(2);
   }, 240_000);
 });

@@ -103,10 +103,10 @@ try {
     process.stderr.write(
       [
         "mesh running; Ctrl-C stops it",
-        `  gateway  ${m.gatewayUrl}   (curl ${m.gatewayUrl}/v1/accounts/acc-1)`,
-        `  nats     ${m.natsUrl}   (nats --server ${m.natsUrl} stream ls)`,
-        `  redis    ${m.redisUrl}`,
-        ...Object.values(m.services).map((s) => `  ${s.name.padEnd(9)}${s.url}  log ${s.logFile}`),
+        `  gateway   ${m.gatewayUrl}   (curl ${m.gatewayUrl}/v1/accounts/acc-1)`,
+        `  nats      ${m.natsUrl}   (nats --server ${m.natsUrl} stream ls)`,
+        `  redis     ${m.redisUrl}`,
+        ...Object.values(m.services).map((s) => `  ${s.name.padEnd(10)}${s.url}  log ${s.logFile}`),
         "",
       ].join("\n"),
     );

@@ -9,6 +9,7 @@ export interface MeshReport {
   readonly requests: {
     readonly sent: number;
     readonly byStatus: Readonly<Record<string, number>>;
+    readonly errors: Readonly<Record<string, number>>;
     readonly invalid: {
       readonly sent: number;
       readonly answered400: number;
@@ -108,6 +109,7 @@ export function buildReport(input: {
     requests: {
       sent: t.requests,
       byStatus: t.statuses,
+      errors: t.errors,
       invalid: t.invalid,
       retries: t.retries,
       failed: t.failed,
@@ -163,7 +165,10 @@ export function formatReport(r: MeshReport): string {
     "traffic",
     `${r.options.transfers} transfers at ${r.options.rate}/s over ${r.options.accounts} accounts, after ${r.transfers.funding} fundings from external`,
   );
-  kv("requests", `${r.requests.sent} HTTP requests · ${statuses}`);
+  const errors = Object.entries(r.requests.errors)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ");
+  kv("requests", `${r.requests.sent} HTTP requests · ${statuses}${errors ? ` (errors: ${errors})` : ""}`);
   kv(
     "retries",
     `${r.requests.retries.duplicates} duplicated by the client (${r.requests.retries.concurrent} concurrent) · ${r.requests.retries.afterFailure} resent after 503/409/error · ${r.requests.retries.mismatched.length} answered with another transfer`,

@@ -48,7 +48,10 @@ export interface TrafficOptions {
   readonly shares?: Partial<TrafficShares>;
   /** Funding per account per currency, minor units (default 500 000). */
   readonly fundingMinor?: number;
-  /** Requests in flight at most (default 256). */
+  /**
+   * Requests in flight at most (default 64). More only queues inside the gateway, where a
+   * request that waits past the client timeout is retried and costs twice.
+   */
   readonly maxInFlight?: number;
   /** How long funding may take to post (default 60 s). */
   readonly fundingTimeoutMs?: number;
@@ -101,6 +104,8 @@ export interface TrafficResult {
   readonly accounts: readonly string[];
   /** Requests sent, by HTTP status (`error` for a network error or client timeout). */
   readonly statuses: Readonly<Record<string, number>>;
+  /** The `error` requests by kind (`timeout after 30000 ms`, `ECONNRESET`, …). */
+  readonly errors: Readonly<Record<string, number>>;
   readonly requests: number;
   readonly invalid: {
     readonly sent: number;
@@ -144,9 +149,18 @@ interface Answer {
 }
 
 const MAX_ATTEMPTS = 30;
+const CLIENT_TIMEOUT_MS = 30_000;
+
+/** A short name for a failed request: the cause's code (ECONNRESET…) or the error's name. */
+function errorKind(err: unknown): string {
+  const e = err as { name?: string; code?: string; cause?: { code?: string } };
+  if (e?.name === "TimeoutError") return `timeout after ${CLIENT_TIMEOUT_MS} ms`;
+  return e?.cause?.code ?? e?.code ?? e?.name ?? "error";
+}
 
 class Client {
   readonly statuses: Record<string, number> = {};
+  readonly errors: Record<string, number> = {};
   requests = 0;
   afterFailure = 0;
   inFlight = 0;
@@ -164,7 +178,7 @@ class Client {
           ...(key !== undefined ? { "idempotency-key": key } : {}),
         },
         body: typeof body === "string" ? body : JSON.stringify(body),
-        signal: AbortSignal.timeout(15_000),
+        signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS),
       });
       const text = await res.text();
       this.statuses[res.status] = (this.statuses[res.status] ?? 0) + 1;
@@ -183,6 +197,8 @@ class Client {
       };
     } catch (err) {
       this.statuses.error = (this.statuses.error ?? 0) + 1;
+      const why = errorKind(err);
+      this.errors[why] = (this.errors[why] ?? 0) + 1;
       return { status: "error", error: err instanceof Error ? err.message : String(err) };
     } finally {
       this.inFlight--;
@@ -228,7 +244,7 @@ export async function sendTraffic(o: TrafficOptions): Promise<TrafficResult> {
   const invalid = { sent: 0, answered400: 0, unexpected: [] as string[] };
   let duplicates = 0;
   let concurrent = 0;
-  const maxInFlight = o.maxInFlight ?? 256;
+  const maxInFlight = o.maxInFlight ?? 64;
 
   const record = (
     key: string,
@@ -382,6 +398,7 @@ export async function sendTraffic(o: TrafficOptions): Promise<TrafficResult> {
     funding: funding.length,
     accounts,
     statuses: client.statuses,
+    errors: client.errors,
     requests: client.requests,
     invalid,
     retries: { duplicates, concurrent, afterFailure: client.afterFailure, mismatched },
