@@ -79,11 +79,17 @@ export function requested(
 }
 
 /** Publishes an event as the gateway would: headers and Nats-Msg-Id = eventId. */
-export async function publishEvent(js: JetStreamClient, env: AnyEnvelope | Envelope): Promise<{ seq: number; duplicate: boolean }> {
+export async function publishEvent(
+  js: JetStreamClient,
+  env: AnyEnvelope | Envelope,
+): Promise<{ seq: number; duplicate: boolean }> {
   const h = natsHeaders();
   for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
   const data = env.data as { from: string };
-  const ack = await js.publish(subjectFor(env.type, data.from), encodeEvent(env), { msgID: env.eventId, headers: h });
+  const ack = await js.publish(subjectFor(env.type, data.from), encodeEvent(env), {
+    msgID: env.eventId,
+    headers: h,
+  });
   return { seq: ack.seq, duplicate: ack.duplicate };
 }
 
@@ -105,7 +111,9 @@ export async function readStream(jsm: JetStreamManager, stream: string): Promise
   for (let start = info.state.first_seq; start <= info.state.last_seq; start += batch) {
     const seqs = [];
     for (let s = start; s < Math.min(start + batch, info.state.last_seq + 1); s++) seqs.push(s);
-    const msgs = await Promise.all(seqs.map((seq) => jsm.streams.getMessage(stream, { seq }).catch(() => null)));
+    const msgs = await Promise.all(
+      seqs.map((seq) => jsm.streams.getMessage(stream, { seq }).catch(() => null)),
+    );
     for (const m of msgs) {
       if (!m) continue;
       const headers: Record<string, string> = {};

@@ -35,6 +35,6 @@ export async function startEchoProcess(
       ...env,
     },
   });
-  await child.waitForLine(/echo ready/, 30_000);
+  await child.waitForLine(/echo ready/, 90_000);
   return child;
 }
