@@ -11,7 +11,7 @@ export type { ProgressBar } from "./progress.ts";
 export { pipelineBacklog, waitForQuiet } from "./quiet.ts";
 export type { PipelineBacklog, WaitForQuietOptions } from "./quiet.ts";
 export { buildReport, formatReport, percentile } from "./report.ts";
-export type { MeshReport } from "./report.ts";
+export type { MeshReport, Percentiles } from "./report.ts";
 export { REFUSED_BANK_ACCOUNTS, runDemo } from "./run.ts";
 export type { RunDemoOptions } from "./run.ts";
 export { ServiceNames, Services } from "./services.ts";

@@ -40,14 +40,13 @@ export interface MeshReport {
     /** Seconds spent waiting for the pipeline to go quiet after the last answer. */
     readonly drainSeconds: number;
   };
-  /** From the client's 202 to the outcome's stream timestamp (VALIDATION or LEDGER), ms. */
-  readonly latencyMs: {
-    readonly samples: number;
-    readonly p50: number;
-    readonly p95: number;
-    readonly p99: number;
-    readonly max: number;
-  };
+  /**
+   * From the client's 202 to the outcome's stream timestamp (VALIDATION or LEDGER), ms;
+   * 0 for an outcome stored before the 202 reached the client (`beforeAccepted` of them).
+   */
+  readonly latencyMs: Percentiles & { readonly beforeAccepted: number };
+  /** From sending the request to the outcome's stream timestamp, ms (the client's view). */
+  readonly requestToOutcomeMs: Percentiles;
   readonly invariants: {
     readonly ok: boolean;
     readonly results: Readonly<Record<InvariantName, "pass" | "fail" | "skipped">>;
@@ -58,6 +57,26 @@ export interface MeshReport {
     readonly totals: Readonly<Record<string, string>>;
     readonly events: Readonly<Record<string, number>>;
     readonly dlq: number;
+  };
+}
+
+/** Percentiles of a latency, ms. */
+export interface Percentiles {
+  readonly samples: number;
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+function percentiles(values: number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    samples: sorted.length,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    max: sorted.at(-1) ?? 0,
   };
 }
 
@@ -81,14 +100,18 @@ export function buildReport(input: {
   const { traffic: t, invariants: inv } = input;
   const main = t.accepted.filter((a) => a.kind !== "funding");
   const latencies: number[] = [];
+  const fromRequest: number[] = [];
+  let beforeAccepted = 0;
   let lastOutcome = t.startedAtMs;
   for (const a of main) {
     const view = inv.transfers.get(a.transferId);
     if (!view?.terminal) continue;
-    latencies.push(Math.max(0, view.terminal.timestampMs - a.acceptedAtMs));
+    const ms = view.terminal.timestampMs - a.acceptedAtMs;
+    if (ms < 0) beforeAccepted++;
+    latencies.push(Math.max(0, ms));
+    fromRequest.push(Math.max(0, view.terminal.timestampMs - a.sentAtMs));
     lastOutcome = Math.max(lastOutcome, view.reversal?.timestampMs ?? view.terminal.timestampMs);
   }
-  latencies.sort((a, b) => a - b);
   const byOutcome: Record<string, number> = {};
   for (const a of main) {
     const o = inv.transfers.get(a.transferId)?.outcome ?? "lost";
@@ -123,13 +146,8 @@ export function buildReport(input: {
       completedPerSec: round(completed / endToEndSeconds),
       drainSeconds: round(Math.max(0, input.quietAtMs - t.finishedAtMs) / 1000, 2),
     },
-    latencyMs: {
-      samples: latencies.length,
-      p50: percentile(latencies, 50),
-      p95: percentile(latencies, 95),
-      p99: percentile(latencies, 99),
-      max: latencies.at(-1) ?? 0,
-    },
+    latencyMs: { ...percentiles(latencies), beforeAccepted },
+    requestToOutcomeMs: percentiles(fromRequest),
     invariants: {
       ok: inv.ok,
       results,
@@ -190,10 +208,13 @@ export function formatReport(r: MeshReport): string {
     "throughput",
     `${r.throughput.acceptedPerSec}/s accepted over ${r.throughput.sendSeconds} s · ${r.throughput.completedPerSec}/s end to end over ${r.throughput.endToEndSeconds} s · quiet ${r.throughput.drainSeconds} s after the last answer`,
   );
+  const l = r.latencyMs;
+  const q = r.requestToOutcomeMs;
   kv(
     "latency",
-    `202 → outcome p50 ${r.latencyMs.p50} ms · p95 ${r.latencyMs.p95} ms · p99 ${r.latencyMs.p99} ms · max ${r.latencyMs.max} ms (${r.latencyMs.samples} transfers)`,
+    `202 → outcome p50 ${l.p50} ms · p95 ${l.p95} ms · p99 ${l.p99} ms · max ${l.max} ms (${l.samples} transfers; ${l.beforeAccepted} outcomes were stored before their 202 reached the client)`,
   );
+  kv("", `request → outcome p50 ${q.p50} ms · p95 ${q.p95} ms · p99 ${q.p99} ms · max ${q.max} ms`);
   kv(
     "streams",
     `${Object.entries(r.invariants.events)

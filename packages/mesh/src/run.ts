@@ -20,6 +20,9 @@ export interface RunDemoOptions extends StartMeshOptions {
   readonly onMesh?: (mesh: MeshHandle) => void;
 }
 
+/** How long a quiet pipeline may still owe outcomes before they count as lost. */
+const LATE_OUTCOME_WAIT_MS = 30_000;
+
 /** Bank accounts the demo's bank refuses; payouts to them end in ledger.reversed. */
 export const REFUSED_BANK_ACCOUNTS = ["bank:refuse-1", "bank:refuse-2"] as const;
 
@@ -60,24 +63,39 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
   try {
     const jsm = await jetstreamManager(nc);
     const started = Date.now();
-    await waitForQuiet(jsm, {
-      timeoutMs: o.quietTimeoutMs ?? 180_000,
-      onProgress: (b) =>
-        bar?.update(
-          "draining",
-          0,
-          1,
-          `${b.outstanding} messages outstanding · ${Math.round((Date.now() - started) / 1000)} s`,
-        ),
-    });
-    const quietAtMs = Date.now();
+    const deadline = started + (o.quietTimeoutMs ?? 180_000);
+    const quiet = () =>
+      waitForQuiet(jsm, {
+        timeoutMs: Math.max(1000, deadline - Date.now()),
+        onProgress: (b) =>
+          bar?.update(
+            "draining",
+            0,
+            1,
+            `${b.outstanding} messages outstanding · ${Math.round((Date.now() - started) / 1000)} s`,
+          ),
+      });
+    const check = () =>
+      checkInvariants({
+        nc,
+        accepted: traffic.accepted,
+        balances: gatewayBalances(mesh.gatewayUrl),
+        accounts: traffic.accounts,
+      });
+    await quiet();
+    let quietAtMs = Date.now();
     bar?.log("pipeline quiet; checking the invariants from the streams");
-    const invariants = await checkInvariants({
-      nc,
-      accepted: traffic.accepted,
-      balances: gatewayBalances(mesh.gatewayUrl),
-      accounts: traffic.accounts,
-    });
+    let invariants = await check();
+    // Quiet also means every accepted transfer has its outcome: if some are missing while
+    // time remains, look again rather than report a loss that is only late.
+    const patience = Math.min(deadline, Date.now() + LATE_OUTCOME_WAIT_MS);
+    while (invariants.counts.lost > 0 && Date.now() + 2000 < patience) {
+      bar?.log(`${invariants.counts.lost} accepted transfers have no outcome yet; waiting`);
+      await new Promise((r) => setTimeout(r, 2000));
+      await quiet();
+      quietAtMs = Date.now();
+      invariants = await check();
+    }
     const report = buildReport({
       runId,
       options: { transfers: o.transfers, rate: o.rate, accounts },
