@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import {
   type Context,
   context,
@@ -68,7 +69,10 @@ export type { Context, Link, Span };
 export interface TelemetryOptions {
   readonly serviceName: string;
   readonly serviceVersion?: string;
-  /** OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT); no exporter when absent. */
+  /**
+   * OTLP/HTTP base URL (OTEL_EXPORTER_OTLP_ENDPOINT); spans go to `<url>/v1/traces` as
+   * OTLP JSON whatever OTEL_EXPORTER_OTLP_PROTOCOL says. No exporter when absent.
+   */
   readonly otlpEndpoint?: string;
   /** Share of new traces sampled, 0..1 (parent-based: a sampled parent is always followed). */
   readonly sampleRatio?: number;
@@ -84,7 +88,11 @@ export interface Telemetry {
 
 /**
  * Starts the OpenTelemetry Node SDK for traces only (metrics are Prometheus text on
- * /metrics; logs are pino), with W3C propagation. Call once per process, first.
+ * /metrics; logs are pino), with W3C propagation and a parent-based sampler: a sampled
+ * caller is always followed, so one transfer's trace is never cut between stages. The
+ * resource names the service, its version and this process (`service.instance.id`, a
+ * UUID per start), so that spans of scaled-out instances of one stage stay apart.
+ * Call once per process, first; `shutdown` on SIGTERM flushes what is still batched.
  */
 export function startTelemetry(opts: TelemetryOptions): Telemetry {
   if (opts.disabled) return { shutdown: async () => {} };
@@ -100,6 +108,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     serviceName: opts.serviceName,
     resource: resourceFromAttributes({
       "service.name": opts.serviceName,
+      "service.instance.id": randomUUID(),
       ...(opts.serviceVersion ? { "service.version": opts.serviceVersion } : {}),
     }),
     autoDetectResources: false,
