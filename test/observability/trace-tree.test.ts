@@ -115,6 +115,15 @@ function expectOneTree(spans: readonly ReceivedSpan[]): void {
   const orphans = spans.filter((s) => s.parentSpanId && !ids.has(s.parentSpanId));
   expect(orphans, pretty(spans)).toEqual([]);
   for (const s of spans) expect(s.serviceVersion, `${s.service} service.version`).toBe(SERVICE_VERSION);
+  // One process per service here: each has one instance id, and no two share one.
+  const instances = new Map<string, Set<string | undefined>>();
+  for (const s of spans)
+    instances.set(s.service, (instances.get(s.service) ?? new Set()).add(s.serviceInstance));
+  for (const [service, ids] of instances) {
+    expect(ids.size, `${service} instances`).toBe(1);
+    expect([...ids][0], `${service} service.instance.id`).toMatch(/^[0-9a-f-]{36}$/);
+  }
+  expect(new Set([...instances.values()].flatMap((ids) => [...ids])).size).toBe(instances.size);
 }
 
 describe("tracing across the pipeline", { timeout: 120_000 }, () => {

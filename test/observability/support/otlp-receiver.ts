@@ -27,6 +27,8 @@ type KeyValue = { key: string; value: AnyValue };
 export interface ReceivedSpan {
   readonly service: string;
   readonly serviceVersion: string | undefined;
+  /** `service.instance.id`: one per process. */
+  readonly serviceInstance: string | undefined;
   readonly scope: string;
   readonly name: string;
   readonly kind: number;
@@ -115,6 +117,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
             received.push({
               service: String(resource["service.name"]),
               serviceVersion: resource["service.version"] as string | undefined,
+              serviceInstance: resource["service.instance.id"] as string | undefined,
               scope: ss.scope?.name ?? "",
               name: s.name,
               kind: s.kind ?? 0,
