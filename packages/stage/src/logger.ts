@@ -45,14 +45,18 @@ function scrub(value: unknown, key: string | undefined, depth: number): unknown 
     let out: unknown[] | undefined;
     value.forEach((item, i) => {
       const s = scrub(item, undefined, depth + 1);
-      if (s !== item) (out ??= [...value])[i] = s;
+      if (s === item) return;
+      out ??= [...value];
+      out[i] = s;
     });
     return out ?? value;
   }
   let out: Record<string, unknown> | undefined;
   for (const [k, v] of Object.entries(value)) {
     const s = scrub(v, k, depth + 1);
-    if (s !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = s;
+    if (s === v) continue;
+    out ??= { ...(value as Record<string, unknown>) };
+    out[k] = s;
   }
   return out ?? value;
 }
