@@ -13,7 +13,7 @@ export type {
   UnplannedExit,
   WatchedProcess,
 } from "./environment.ts";
-export { recoveryMs, rssMb, startMonitor } from "./monitor.ts";
+export { drainMs, progressMs, rssMb, startMonitor } from "./monitor.ts";
 export type { Monitor, PipelineSample, RssStats } from "./monitor.ts";
 export { createPrng } from "./prng.ts";
 export type { Prng } from "./prng.ts";

@@ -14,12 +14,14 @@ import type { WatchedProcess } from "./environment.ts";
 /** One look at the pipeline. */
 export interface PipelineSample {
   readonly atMs: number;
-  /** num_pending + num_ack_pending over every durable consumer. */
+  /** num_pending + num_ack_pending over the money pipeline's durable consumers (validator, risk, ledger, payout). */
   readonly outstanding: number;
-  /** Sum of the last sequences of the streams the stages write (not INGRESS, not DLQ): grows when stages work. */
-  readonly progress: number;
+  /** The same over the gateway's status projection (a read model, not on the money path). */
+  readonly statusLag: number;
   /** `stream/consumer` → backlog, for the consumers that have one. */
   readonly consumers: Readonly<Record<string, number>>;
+  /** Last sequence of each stream. */
+  readonly lastSeqs: Readonly<Record<string, number>>;
 }
 
 /** Memory of one process name across its restarts. */
@@ -38,7 +40,17 @@ export interface Monitor {
   stop(): Promise<void>;
 }
 
-const DOWNSTREAM = [StreamNames.Validation, StreamNames.Risk, StreamNames.Ledger, StreamNames.Payouts];
+/** Durable name of the gateway's status projection. */
+const STATUS_CONSUMER = "gateway-status";
+
+/** Each stage of the money path, the stream it writes, and the durable name of its consumers. */
+const STAGES = [
+  { stage: "gateway", output: StreamNames.Ingress },
+  { stage: "validator", output: StreamNames.Validation },
+  { stage: "risk", output: StreamNames.Risk },
+  { stage: "ledger", output: StreamNames.Ledger },
+  { stage: "payout", output: StreamNames.Payouts },
+] as const;
 
 /** Starts sampling; polls never overlap, a failed poll (broker down) leaves a gap. */
 export function startMonitor(o: {
@@ -54,11 +66,14 @@ export function startMonitor(o: {
     while (!stop.signal.aborted) {
       try {
         const b = await pipelineBacklog(o.jsm);
+        let status = 0;
+        for (const [k, n] of Object.entries(b.consumers)) if (k.endsWith(`/${STATUS_CONSUMER}`)) status += n;
         samples.push({
           atMs: Date.now(),
-          outstanding: b.outstanding,
-          progress: DOWNSTREAM.reduce((sum, s) => sum + (b.lastSeqs[s] ?? 0), 0),
+          outstanding: b.outstanding - status,
+          statusLag: status,
           consumers: b.consumers,
+          lastSeqs: b.lastSeqs,
         });
       } catch {
         // the broker is down or slow: no sample this round
@@ -111,23 +126,50 @@ export async function rssMb(pid: number): Promise<number | undefined> {
 }
 
 /**
- * How long after `endMs` the pipeline recovered: the first sample where the backlog is
- * at most `threshold` and the stages have produced output since the fault ended (or have
- * nothing left to do). Undefined when that never happened in the samples.
+ * How long after `endMs` the stages a fault stopped moved again: the first sample in which
+ * each of `stages` (default: every stage of the money path) has written to its stream
+ * since the fault ended, or has nothing to do (no backlog on its consumers; for the
+ * gateway, no more traffic after `trafficEndMs`). Undefined when that never happened.
  */
-export function recoveryMs(
+export function progressMs(
+  samples: readonly PipelineSample[],
+  endMs: number,
+  trafficEndMs: number,
+  stages?: readonly string[],
+): number | undefined {
+  const watched = STAGES.filter((x) => !stages || stages.includes(x.stage));
+  let base: PipelineSample | undefined;
+  for (const s of samples) {
+    if (s.atMs <= endMs) {
+      base = s;
+      continue;
+    }
+    base ??= s;
+    const moved = watched.every(({ stage, output }) => {
+      if ((s.lastSeqs[output] ?? 0) > ((base as PipelineSample).lastSeqs[output] ?? 0)) return true;
+      if (stage === "gateway") return s.atMs > trafficEndMs;
+      return backlogOf(s, stage) === 0;
+    });
+    if (moved) return s.atMs - endMs;
+  }
+  return undefined;
+}
+
+/**
+ * How long after `endMs` the money path's backlog drained: the first sample where it is
+ * at most `threshold`. Undefined when that never happened in the samples.
+ */
+export function drainMs(
   samples: readonly PipelineSample[],
   endMs: number,
   threshold: number,
 ): number | undefined {
-  let base: number | undefined;
-  for (const s of samples) {
-    if (s.atMs <= endMs) {
-      base = s.progress;
-      continue;
-    }
-    base ??= s.progress;
-    if (s.outstanding <= threshold && (s.progress > base || s.outstanding === 0)) return s.atMs - endMs;
-  }
+  for (const s of samples) if (s.atMs > endMs && s.outstanding <= threshold) return s.atMs - endMs;
   return undefined;
+}
+
+function backlogOf(s: PipelineSample, stage: string): number {
+  let n = 0;
+  for (const [k, v] of Object.entries(s.consumers)) if (k.endsWith(`/${stage}`)) n += v;
+  return n;
 }

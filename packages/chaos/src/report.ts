@@ -53,7 +53,9 @@ export function formatSummary(results: readonly ScenarioResult[]): string {
       String(r.lost),
       String(r.doubled),
       String(r.dlq),
-      formatMs(r.longestRecoveryMs),
+      formatMs(r.longestProgressMs),
+      formatMs(r.longestDrainMs),
+      String(r.unplannedExits.length),
       `${maxRss.toFixed(0)}M`,
       r.ok ? "PASS" : "FAIL",
     ];
@@ -75,7 +77,9 @@ export function formatSummary(results: readonly ScenarioResult[]): string {
       "lost",
       "doubled",
       "dlq",
-      "max recovery",
+      "max to progress",
+      "max to drain",
+      "crashes",
       "max rss",
       "result",
     ],
@@ -89,19 +93,24 @@ export function formatFaults(results: readonly ScenarioResult[]): string {
   for (const r of results) {
     for (const [kind, count] of Object.entries(r.faultCounts).sort()) {
       const ofKind = r.faults.filter((f) => f.action.kind === kind && !f.error);
-      const rec = ofKind.flatMap((f) => (f.recoveryMs === undefined ? [] : [f.recoveryMs]));
-      const unrecovered = ofKind.length - rec.length;
+      const progress = ofKind.flatMap((f) => (f.progressMs === undefined ? [] : [f.progressMs]));
+      const drain = ofKind.flatMap((f) => (f.drainMs === undefined ? [] : [f.drainMs]));
+      const unrecovered = ofKind.length - progress.length;
       rows.push([
         r.scenario,
         kind,
         String(count),
-        rec.length ? formatMs(Math.max(...rec)) : "-",
-        rec.length ? formatMs(rec.reduce((a, b) => a + b, 0) / rec.length) : "-",
+        progress.length ? formatMs(Math.max(...progress)) : "-",
+        progress.length ? formatMs(progress.reduce((a, b) => a + b, 0) / progress.length) : "-",
+        drain.length ? formatMs(Math.max(...drain)) : "-",
         unrecovered ? String(unrecovered) : "",
       ]);
     }
   }
-  return table(["scenario", "fault kind", "count", "longest recovery", "mean recovery", "unrecovered"], rows);
+  return table(
+    ["scenario", "fault kind", "count", "max to progress", "mean to progress", "max to drain", "unrecovered"],
+    rows,
+  );
 }
 
 /** Everything after the tables: problems, warnings, violations with their events. */
@@ -120,7 +129,7 @@ export function formatDetails(results: readonly ScenarioResult[]): string {
               .join(" ")}`
           : ""
       }, retries ${r.traffic.retries}, 503 with Retry-After ${r.traffic.retryAfter503}, ` +
-        `invariants checked ${r.invariantsChecked.join(" ") || "none"}, recovery threshold ${r.recoveryThreshold} outstanding, ` +
+        `invariants checked ${r.invariantsChecked.join(" ") || "none"}, drained at ≤ ${r.drainThreshold} outstanding, status projection lag max ${r.maxStatusLag}, ` +
         `drained in ${formatMs(r.timings.drainMs)}, run ${formatMs(r.timings.totalMs)}`,
     );
     lines.push(
@@ -144,7 +153,9 @@ export function formatDetails(results: readonly ScenarioResult[]): string {
     const t0 = r.faults[0]?.startedAtMs ?? 0;
     for (const f of r.faults) {
       const at = `+${((f.startedAtMs - t0) / 1000).toFixed(1)}s`;
-      const what = f.error ? `error: ${f.error}` : `${f.detail}; recovered in ${formatMs(f.recoveryMs)}`;
+      const what = f.error
+        ? `error: ${f.error}`
+        : `${f.detail}; stages moving after ${formatMs(f.progressMs)}, drained after ${formatMs(f.drainMs)}`;
       lines.push(`  fault ${f.action.id} ${at} ${f.action.kind} ${f.action.target}: ${what}`);
     }
     if (r.dataDir) lines.push(`  logs and store kept in ${r.dataDir}`);

@@ -4,7 +4,14 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { ServiceName } from "@jetmesh/mesh";
 import { type ChaosEnv, type ChaosEnvOptions, startChaosEnv, type UnplannedExit } from "./environment.ts";
-import { type Monitor, type PipelineSample, type RssStats, recoveryMs, startMonitor } from "./monitor.ts";
+import {
+  drainMs,
+  type Monitor,
+  type PipelineSample,
+  progressMs,
+  type RssStats,
+  startMonitor,
+} from "./monitor.ts";
 import { createPrng } from "./prng.ts";
 import { type FaultAction, type Injected, pause, type Scenario } from "./scenario.ts";
 import { startTraffic, type TrafficStats } from "./traffic.ts";
@@ -73,8 +80,10 @@ export interface FaultRecord {
   readonly startedAtMs: number;
   readonly endedAtMs: number;
   readonly detail: string;
-  /** From the end of the fault until the pipeline moved again with a drained backlog. */
-  readonly recoveryMs?: number;
+  /** From the end of the fault until every stage of the money path moved again (or had nothing to do). */
+  readonly progressMs?: number;
+  /** From the end of the fault until the money path's backlog was at most the threshold. */
+  readonly drainMs?: number;
   readonly error?: string;
 }
 
@@ -105,10 +114,16 @@ export interface ScenarioResult {
   readonly violationCounts: Readonly<Record<InvariantName, number>>;
   /** Up to 50 violations, with transfer ids and events. */
   readonly violations: readonly Violation[];
-  readonly longestRecoveryMs?: number;
-  /** Faults after which the pipeline never met the recovery condition before quiet. */
+  /** The longest time from a fault's end until every stage moved again. */
+  readonly longestProgressMs?: number;
+  /** The longest time from a fault's end until the backlog drained (later faults may overlap it). */
+  readonly longestDrainMs?: number;
+  /** Faults after which the stages never all moved again before the pipeline went quiet. */
   readonly unrecovered: number;
-  readonly recoveryThreshold: number;
+  /** Backlog (messages) at or under which the money path counts as drained. */
+  readonly drainThreshold: number;
+  /** The largest backlog of the gateway's status projection (a read model). */
+  readonly maxStatusLag: number;
   readonly rss: readonly RssStats[];
   /** The pipeline's backlog over the run, at most one sample a second (for the JSON report). */
   readonly backlog: readonly PipelineSample[];
@@ -178,10 +193,11 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
   let nc: NatsConnection | undefined;
   let monitor: Monitor | undefined;
   let trafficStats: TrafficStats | undefined;
-  let drainMs = 0;
+  let quietInMs = 0;
   let inv: Awaited<ReturnType<typeof checkInvariants>> | undefined;
   let accepted = 0;
   let threshold = 0;
+  let trafficEndMs = Number.POSITIVE_INFINITY;
   try {
     if (o.env) {
       const why = incompatibility(s, o.env);
@@ -250,6 +266,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       await Promise.all(settling.values());
     } finally {
       log("  traffic: stopping; every open request retried until its answer is certain");
+      trafficEndMs = Date.now();
       trafficStats = await traffic.stop();
     }
     accepted = traffic.accepted().length;
@@ -266,9 +283,9 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
         problems.push(message(err));
       },
     );
-    drainMs = Date.now() - drainStart;
+    quietInMs = Date.now() - drainStart;
     log(
-      `  quiet after ${(drainMs / 1000).toFixed(1)} s; checking I1-I6 from the streams and the gateway's balances`,
+      `  quiet after ${(quietInMs / 1000).toFixed(1)} s; checking I1-I6 from the streams and the gateway's balances`,
     );
     inv = await checkInvariants({
       nc,
@@ -290,12 +307,23 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
   }
 
   const samples = monitor?.samples() ?? [];
-  const recorded = faults.map((f) => {
-    const r = f.error ? undefined : recoveryMs(samples, f.endedAtMs, threshold);
-    return r === undefined ? f : { ...f, recoveryMs: r };
+  const recorded = faults.map((f): FaultRecord => {
+    if (f.error) return f;
+    const p = progressMs(samples, f.endedAtMs, trafficEndMs, f.action.affects);
+    const d = drainMs(samples, f.endedAtMs, threshold);
+    return {
+      ...f,
+      ...(p === undefined ? {} : { progressMs: p }),
+      ...(d === undefined ? {} : { drainMs: d }),
+    };
   });
-  const recoveries = recorded.flatMap((f) => (f.recoveryMs === undefined ? [] : [f.recoveryMs]));
-  const unrecovered = recorded.filter((f) => !f.error && f.recoveryMs === undefined).length;
+  const longest = (pick: (f: FaultRecord) => number | undefined) => {
+    const xs = recorded.flatMap((f) => (pick(f) === undefined ? [] : [pick(f) as number]));
+    return xs.length ? Math.max(...xs) : undefined;
+  };
+  const longestProgress = longest((f) => f.progressMs);
+  const longestDrain = longest((f) => f.drainMs);
+  const unrecovered = recorded.filter((f) => !f.error && f.progressMs === undefined).length;
   const traffic = trafficStats ?? emptyStats();
   const faultCounts: Record<string, number> = {};
   for (const f of recorded) if (!f.error) faultCounts[f.action.kind] = (faultCounts[f.action.kind] ?? 0) + 1;
@@ -327,7 +355,9 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       `${traffic.givenUp.length} keys never got a final answer: ${traffic.givenUp.slice(0, 5).join("; ")}`,
     );
   if (unrecovered)
-    warnings.push(`${unrecovered} fault(s) without a measured recovery before the pipeline went quiet`);
+    warnings.push(
+      `${unrecovered} fault(s) after which the stages did not all move again before the pipeline went quiet`,
+    );
 
   const doubledIds = new Set<string>();
   for (const v of inv?.violations ?? [])
@@ -360,13 +390,15 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     invariantsChecked: inv?.checked ?? [],
     violationCounts: inv?.violationCounts ?? NO_VIOLATIONS,
     violations: (inv?.violations ?? []).slice(0, 50),
-    ...(recoveries.length ? { longestRecoveryMs: Math.max(...recoveries) } : {}),
+    ...(longestProgress === undefined ? {} : { longestProgressMs: longestProgress }),
+    ...(longestDrain === undefined ? {} : { longestDrainMs: longestDrain }),
     unrecovered,
-    recoveryThreshold: threshold,
+    drainThreshold: threshold,
+    maxStatusLag: Math.max(0, ...samples.map((x) => x.statusLag)),
     rss,
     backlog: thin(samples, 1000),
     unplannedExits: exits,
-    timings: { totalMs: Date.now() - started, drainMs },
+    timings: { totalMs: Date.now() - started, drainMs: quietInMs },
     ...(o.keepData && env ? { dataDir: env.dataDir } : {}),
   };
 }

@@ -19,6 +19,11 @@ export interface FaultAction {
   readonly target: string;
   /** How long the fault lasts before it is undone (0 for an instant fault like a cut). */
   readonly holdMs: number;
+  /**
+   * Stages of the money path the fault stops (gateway, validator, risk, ledger, payout),
+   * whose moving again ends its recovery; every stage when absent (broker or Redis faults).
+   */
+  readonly affects?: readonly string[];
   /** Further drawn parameters (latency peak, which follower), shown in the schedule. */
   readonly params?: Readonly<Record<string, number | string>>;
 }

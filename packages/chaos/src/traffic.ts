@@ -56,6 +56,8 @@ export interface ChaosTrafficOptions {
   readonly duplicateShare?: number;
   /** Transfers in progress (sending or waiting to retry) at most; the pacing waits beyond (default 512). */
   readonly maxInFlight?: number;
+  /** HTTP requests open at once (default 64): more would only queue inside the gateway and time out. */
+  readonly maxRequests?: number;
   /** How long one copy keeps retrying before the client gives up on it (default 90 s). */
   readonly retryDeadlineMs?: number;
 }
@@ -160,6 +162,8 @@ class TrafficGenerator implements Traffic {
   #created = 0;
   #lastAccept = 0;
   #stopping = false;
+  #open = 0;
+  readonly #waiting: (() => void)[] = [];
   readonly #loop: Promise<void>;
   readonly #wake = new AbortController();
 
@@ -365,7 +369,20 @@ class TrafficGenerator implements Traffic {
     }
   }
 
+  /** One request at a time per slot; a slot is handed straight to the next waiter. */
   async #post(key: string, body: unknown): Promise<Answer> {
+    if (this.#open >= (this.#o.maxRequests ?? 64)) await new Promise<void>((r) => this.#waiting.push(r));
+    else this.#open++;
+    try {
+      return await this.#request(key, body);
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#open--;
+    }
+  }
+
+  async #request(key: string, body: unknown): Promise<Answer> {
     this.#requests++;
     try {
       const res = await fetch(`${this.#base}/v1/transfers`, {
@@ -407,6 +424,9 @@ class TrafficGenerator implements Traffic {
 
 /** A short name for why a request failed: the system error code, or the error's name. */
 function errorCause(err: unknown): string {
-  const e = err as { name?: string; code?: string; cause?: { code?: string; name?: string } };
-  return e.cause?.code ?? e.code ?? e.cause?.name ?? e.name ?? "error";
+  // A timeout is a DOMException (name TimeoutError, numeric code 23); fetch wraps socket
+  // errors in a TypeError whose cause carries the system code (ECONNREFUSED, …).
+  const e = err as { name?: string; code?: unknown; cause?: { code?: unknown; name?: string } };
+  const code = [e.cause?.code, e.code].find((c) => typeof c === "string") as string | undefined;
+  return code ?? (e.name === "TypeError" ? e.cause?.name : e.name) ?? "error";
 }

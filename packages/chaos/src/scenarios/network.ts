@@ -28,16 +28,24 @@ export const network: Scenario = {
       const service = prng.pick(StageServices);
       const atMs = Math.round(k * spacing + prng.float(0, spacing * 0.2));
       const target = `${service}→${link}`;
+      const affects = [service];
       if (kind === "net-cut") {
         // Half the cuts also refuse reconnects for a while (a short partition).
         const refuseMs = prng.chance(0.5) ? prng.int(500, 3000) : 0;
-        return { atMs, kind, target, holdMs: refuseMs, params: { service, link, refuseMs } };
+        return { atMs, kind, target, affects, holdMs: refuseMs, params: { service, link, refuseMs } };
       }
       if (kind === "net-hold")
         return { atMs, kind, target, holdMs: prng.int(1000, 5000), params: { service, link } };
       const peakMs = prng.int(100, 800);
       const rampMs = prng.int(2000, 5000);
-      return { atMs, kind, target, holdMs: prng.int(500, 2000), params: { service, link, peakMs, rampMs } };
+      return {
+        atMs,
+        kind,
+        target,
+        affects,
+        holdMs: prng.int(500, 2000),
+        params: { service, link, peakMs, rampMs },
+      };
     });
     return numbered(actions);
   },

@@ -17,6 +17,8 @@ export const serviceKill: Scenario = {
       atMs: Math.round(k * spacing + prng.float(0, spacing * 0.3)),
       kind: "kill-service",
       target,
+      // The bank is outside the pipeline: while it is down, the payout stage is what stops.
+      affects: [target === "bank-sim" ? "payout" : target],
       holdMs: prng.int(300, Math.max(300, Math.min(2500, Math.round(spacing * 0.6)))),
     }));
     return numbered(actions);

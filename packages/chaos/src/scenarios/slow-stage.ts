@@ -36,6 +36,7 @@ export const slowStage: Scenario = {
       atMs: Math.round(k * window + prng.float(0.1, 0.3) * window),
       kind: "pause-stage",
       target,
+      affects: [target],
       holdMs: prng.int(2500, Math.max(2500, Math.min(8000, Math.round(window * 0.6)))),
     }));
     return numbered(actions);
