@@ -38,6 +38,8 @@ export const BaseEnv = {
   JETMESH_PUBLISH_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   JETMESH_PUBLISH_RETRY_HORIZON_MS: Type.Integer({ minimum: 0, default: 30_000 }),
   JETMESH_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10_000 }),
+  /** Overrides the service name traces are reported under. */
+  OTEL_SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
   /** OTLP/HTTP collector base URL; no span export when unset. */
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
   OTEL_SDK_DISABLED: Type.Boolean({ default: false }),
@@ -176,6 +178,7 @@ export function stageProcessConfig(c: Static<TObject<typeof BaseEnv>>): StagePro
       disabled: c.OTEL_SDK_DISABLED,
       sampleRatio: c.OTEL_TRACES_SAMPLER_ARG,
       ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
+      ...(c.OTEL_SERVICE_NAME ? { serviceName: c.OTEL_SERVICE_NAME } : {}),
     },
   };
 }

@@ -39,6 +39,7 @@ await ensureIngress(jsm, {
 });
 
 const registry = metricsRegistry();
+let draining = false;
 const lag = startLagMonitor({
   jsm,
   stream: StreamNames.Ingress,
@@ -70,13 +71,18 @@ const server = createGateway({
   lag: lag.current,
   logger,
   registry,
-  probes: [projection],
+  probes: [projection, { name: "gateway", health: () => ({ ok: !draining, draining }) }],
 });
 server.listen(config.httpPort, config.httpHost);
 await once(server, "listening");
 logger.info({ host: config.httpHost, port: config.httpPort }, "gateway listening");
 
 onShutdown(logger, [
+  // Turn /readyz 503 first and give load balancers a probe period to notice.
+  async () => {
+    draining = true;
+    await new Promise((r) => setTimeout(r, 1000));
+  },
   // Stop accepting; requests in flight finish (their publish is acknowledged or fails).
   () =>
     new Promise<void>((resolve) => {

@@ -1,17 +1,16 @@
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
+  type Context,
   context,
   isSpanContextValid,
-  propagation,
-  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
   TraceFlags,
   trace,
 } from "@opentelemetry/api";
-import type { Logger } from "@jetmesh/stage";
+import { extractContext, type Logger } from "@jetmesh/stage";
 import type { HttpMetrics } from "./metrics.ts";
 import { HttpError, json, type Reply } from "./reply.ts";
 import { createRouter, type Route } from "./router.ts";
@@ -42,7 +41,14 @@ export function createRequestListener(
     const url = new URL(req.url ?? "/", "http://gateway.invalid");
     const m = match(method, url.pathname);
     const route = m.kind === "none" ? UNMATCHED_ROUTE : m.kind === "found" ? m.route.template : m.template;
-    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    // The W3C extractor works whether or not an SDK registered a global propagator.
+    const parent = extractContext({
+      get: (k) => {
+        const v = req.headers[k];
+        return Array.isArray(v) ? v[0] : v;
+      },
+      set: () => {},
+    });
     const span = serverSpan(`${method} ${route}`, route, method, parent);
     const ctx = trace.setSpan(parent, span);
 
@@ -79,7 +85,7 @@ export function createRequestListener(
   };
 }
 
-function serverSpan(name: string, route: string, method: string, parent: typeof ROOT_CONTEXT): Span {
+function serverSpan(name: string, route: string, method: string, parent: Context): Span {
   const span = tracer.startSpan(
     name,
     { kind: SpanKind.SERVER, attributes: { "http.request.method": method, "http.route": route } },
