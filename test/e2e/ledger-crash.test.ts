@@ -34,7 +34,7 @@ describe("e2e ledger crash", () => {
     const mesh = t.mesh;
     const traffic = sendTraffic({
       gatewayUrl: mesh.gatewayUrl,
-      transfers: 300,
+      transfers: 200,
       rate: 200,
       accounts: ACCOUNTS,
       maxInFlight: 32,

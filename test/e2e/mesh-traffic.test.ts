@@ -37,7 +37,7 @@ describe("e2e mesh traffic", () => {
       gatewayUrl: t.mesh.gatewayUrl,
       transfers: 2000,
       rate: 400,
-      accounts: 40,
+      accounts: 20,
       maxInFlight: 64,
       runId: "e2e-traffic",
       refusedBankAccounts: REFUSED_BANK_ACCOUNTS,

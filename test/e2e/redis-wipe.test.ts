@@ -15,7 +15,7 @@ import {
   type TestMesh,
 } from "../support/mesh.ts";
 
-const TRANSFERS = 600;
+const TRANSFERS = 450;
 
 describe("e2e redis wipe", () => {
   let t: TestMesh | undefined;
