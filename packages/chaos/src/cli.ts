@@ -54,6 +54,11 @@ const program = new Command()
   )
   .option("--rss-limit <mib>", "largest RSS any process may reach", positive("--rss-limit"), 768)
   .option("-e, --env <KEY=VALUE>", "environment for every service (repeatable)", keyValue, {})
+  .option(
+    "--fail-on-crash",
+    "a service that dies on its own fails the run (default: restarted, reported)",
+    false,
+  )
   .option("--plan-only", "print the fault schedules and exit", false)
   .addHelpText(
     "after",
@@ -75,6 +80,7 @@ const opts = program.opts<{
   rssLimit: number;
   env: Record<string, string>;
   planOnly: boolean;
+  failOnCrash: boolean;
 }>();
 
 const names =
@@ -133,6 +139,7 @@ try {
       serviceEnv: opts.env,
       logLevel: opts.logLevel,
       keepData: opts.keepData,
+      failOnCrash: opts.failOnCrash,
       log: out,
       signal: abort.signal,
       onEnv: (env) => {

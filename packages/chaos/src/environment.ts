@@ -161,6 +161,8 @@ export async function startChaosEnv(o: ChaosEnvOptions): Promise<ChaosEnv> {
 }
 
 const SUPERVISE_EVERY_MS = 500;
+/** A service that keeps dying is left down after this many restarts (the run reports it). */
+const MAX_RESTARTS_PER_SERVICE = 20;
 
 class Env implements ChaosEnv {
   readonly gatewayUrl: string;
@@ -251,6 +253,7 @@ class Env implements ChaosEnv {
     if (this.#stopped) return;
     for (const s of Object.values(this.mesh.services)) {
       if (this.#held.has(s.name) || this.#restarting.has(s.name) || s.isRunning() || !s.child) continue;
+      if (this.#exits.filter((e) => e.service === s.name).length >= MAX_RESTARTS_PER_SERVICE) continue;
       this.#restarting.add(s.name);
       void (async () => {
         try {

@@ -65,6 +65,8 @@ export interface RunScenarioOptions {
    */
   readonly env?: ChaosEnv;
   readonly logLevel?: string;
+  /** A service dying on its own fails the run (by default it is restarted and reported as a warning). */
+  readonly failOnCrash?: boolean;
   /** Keep the scratch folder (logs, store) for a post-mortem. */
   readonly keepData?: boolean;
   readonly log?: (line: string) => void;
@@ -344,8 +346,10 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     if (!faultCounts[k] && !signal.aborted) problems.push(`no ${k} fault was injected`);
   }
   const exits = (env?.unplannedExits() ?? []).filter((e) => e.atMs >= started);
-  for (const e of exits)
-    warnings.push(`${e.service} exited on its own (code ${e.code}, signal ${e.signal}) and was restarted`);
+  for (const e of exits) {
+    const line = `${e.service} exited on its own at ${new Date(e.atMs).toISOString()} (code ${e.code}, signal ${e.signal}) and was restarted; log tail: ${e.tail.split("\n").filter(Boolean).slice(-3).join(" | ").slice(0, 400)}`;
+    (o.failOnCrash ? problems : warnings).push(line);
+  }
   if (traffic.unexpected.length)
     warnings.push(
       `${traffic.unexpected.length} unexpected answers: ${traffic.unexpected.slice(0, 5).join("; ")}`,
