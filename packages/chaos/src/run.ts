@@ -1,6 +1,6 @@
 import { checkInvariants, gatewayBalances, type InvariantName, type Violation } from "@jetmesh/testkit";
 import { waitForQuiet } from "@jetmesh/mesh";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { ServiceName } from "@jetmesh/mesh";
 import { type ChaosEnv, type ChaosEnvOptions, startChaosEnv, type UnplannedExit } from "./environment.ts";
@@ -280,22 +280,32 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
         problems.push(`${svc.name} not ready after the faults: ${message(err).split("\n")[0]}`);
       });
     }
-    await waitForQuiet(jsm, { timeoutMs: o.quietTimeoutMs ?? 240_000, stablePolls: 4 }).catch(
-      (err: unknown) => {
-        problems.push(message(err));
-      },
-    );
+    await waitQuiet(jsm, o.quietTimeoutMs ?? 240_000).catch((err: unknown) => {
+      problems.push(message(err));
+    });
     quietInMs = Date.now() - drainStart;
     log(
       `  quiet after ${(quietInMs / 1000).toFixed(1)} s; checking I1-I6 from the streams and the gateway's balances`,
     );
-    inv = await checkInvariants({
-      nc,
-      accepted: traffic.accepted(),
-      balances: gatewayBalances(env.gatewayUrl),
-      accounts: Array.from({ length: accounts }, (_, i) => `acc-${i}`),
-      maxViolations: 500,
-    });
+    const check = () =>
+      checkInvariants({
+        nc: nc as NatsConnection,
+        accepted: traffic.accepted(),
+        balances: gatewayBalances((env as ChaosEnv).gatewayUrl),
+        accounts: Array.from({ length: accounts }, (_, i) => `acc-${i}`),
+        maxViolations: 500,
+      });
+    // The checker throws only when it cannot read (an API timeout): read again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        inv = await check();
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        log(`  checker could not read (${message(err)}); reading again`);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
     if (!inv.ok) problems.push(`invariants broken: ${summariseViolations(inv.violationCounts)}`);
   } catch (err) {
     problems.push(`run failed: ${message(err)}`);
@@ -412,6 +422,27 @@ function summariseViolations(counts: Readonly<Record<InvariantName, number>>): s
     .filter(([, n]) => n > 0)
     .map(([i, n]) => `${i}×${n}`)
     .join(", ");
+}
+
+/**
+ * The mesh's waitForQuiet, going on through failed reads: right after a broker fault a
+ * JetStream API call may time out, which says nothing about the pipeline being quiet.
+ * @throws when the pipeline is not quiet by the deadline.
+ */
+async function waitQuiet(jsm: JetStreamManager, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      await waitForQuiet(jsm, { timeoutMs: Math.max(1000, deadline - Date.now()), stablePolls: 4 });
+      return;
+    } catch (err) {
+      if (message(err).startsWith("pipeline not quiet")) throw err;
+      last = err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  throw new Error(`pipeline not quiet after ${timeoutMs} ms (last read failed: ${message(last)})`);
 }
 
 /** At most one sample per `everyMs`. */
