@@ -311,11 +311,12 @@ class LogProjector implements Projector {
       this.#maybeSnapshot();
     }
     if (this.#mode === "live" && m.seq > this.#redisApplied && entry.env) {
-      this.#pending.push({
-        seq: m.seq,
-        generation: this.#generation,
-        result: this.#o.store.apply(m.seq, entry.env),
-      });
+      const result = this.#o.store.apply(m.seq, entry.env);
+      // Applies still queued when the loop resets (a dropped Redis link) are dropped
+      // unawaited; observe their rejection here so it cannot end the process. The
+      // awaited ones still reject into #settle's caller.
+      result.catch(() => {});
+      this.#pending.push({ seq: m.seq, generation: this.#generation, result });
       await this.#settle(this.#o.applyWindow ?? 256);
     }
   }
