@@ -2,7 +2,7 @@
 // later a follower killed under traffic.
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { afterAll, describe, expect, it } from "vitest";
-import { runScenario, scenarioNamed } from "../../packages/chaos/src/index.ts";
+import { runScenario, scenarioNamed } from "@jetmesh/chaos";
 import { expectSurvived, SEED } from "./support.ts";
 
 const cluster = scenarioNamed("cluster");

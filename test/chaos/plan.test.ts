@@ -8,7 +8,7 @@ import {
   planOf,
   Scenarios,
   scenarioNamed,
-} from "../../packages/chaos/src/index.ts";
+} from "@jetmesh/chaos";
 
 const SEEDS = ["1", "42", "7031", "20261126", "chaos"];
 const DURATIONS = [6_000, 15_000, 86_000, 600_000];

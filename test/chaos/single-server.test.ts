@@ -12,7 +12,7 @@ import {
   runScenario,
   scenarioNamed,
   startChaosEnv,
-} from "../../packages/chaos/src/index.ts";
+} from "@jetmesh/chaos";
 import { expectSurvived, SEED } from "./support.ts";
 
 const RATE = 15;

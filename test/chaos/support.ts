@@ -8,7 +8,7 @@ import {
   formatSummary,
   type Scenario,
   type ScenarioResult,
-} from "../../packages/chaos/src/index.ts";
+} from "@jetmesh/chaos";
 
 /** Fixed so a failure replays: `pnpm chaos --scenario <name> --seed <SEED> --duration <ms>ms --rate <rate>`. */
 export const SEED = "20261126";

@@ -7,7 +7,7 @@ import { gatewayBalances, readStoredEvents, stopAllProcesses, streamPosition } f
 import { jetstream } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { sendTraffic } from "../../packages/mesh/src/index.ts";
+import { sendTraffic } from "@jetmesh/mesh";
 import {
   describeViolations,
   quietThenCheck,

@@ -21,7 +21,7 @@ import { jetstream } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
-import { waitForQuiet } from "../../packages/mesh/src/index.ts";
+import { waitForQuiet } from "@jetmesh/mesh";
 import {
   describeViolations,
   expectCrash,

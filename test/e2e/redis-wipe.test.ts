@@ -5,7 +5,7 @@
 import { Streams } from "@jetmesh/contracts";
 import { redisBalances, stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, describe, expect, it } from "vitest";
-import { sendTraffic } from "../../packages/mesh/src/index.ts";
+import { sendTraffic } from "@jetmesh/mesh";
 import {
   describeViolations,
   quietThenCheck,

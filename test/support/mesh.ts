@@ -26,7 +26,7 @@ import {
   type ServiceName,
   startMesh,
   waitForQuiet,
-} from "../../packages/mesh/src/index.ts";
+} from "@jetmesh/mesh";
 
 export { REFUSED_BANK_ACCOUNTS };
 
