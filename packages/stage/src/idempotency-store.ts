@@ -15,8 +15,10 @@ export type ClaimResult =
 /**
  * Redis idempotency keys, one per (stage, input event). A key is a lease while an
  * attempt runs, a retry marker after a transient failure and the stored result once
- * done. Every operation is one round trip (Lua where it must be atomic), so with
- * ioredis auto-pipelining concurrent messages share network writes.
+ * done. Claims and done marks requested while the current batch of deliveries is being
+ * processed (until the next `process.nextTick`) go to Redis together, as one script call
+ * each; every caller still waits for its own key's answer. The keys of one call may sit
+ * on different slots, so the store needs one Redis primary (not Redis Cluster).
  */
 export interface IdempotencyStore {
   /** Takes the lease unless the key is done or leased by another attempt. */
@@ -28,15 +30,33 @@ export interface IdempotencyStore {
 }
 
 // Values: "L|<attempt>|<traceparent>" lease, "R|<traceparent>" retry marker, "D|<result>" done.
-const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if (not v) or string.sub(v, 1, 2) == 'R|' then
-  redis.call('SET', KEYS[1], 'L|' .. ARGV[1] .. '|' .. ARGV[3], 'PX', ARGV[2])
-  if v then return {'claimed', string.sub(v, 3)} end
-  return {'claimed', ''}
+// Batched forms: ARGV holds (attempt, leaseMs, traceparent) per key; the answer is a flat
+// list of (state, arg) pairs in key order.
+const CLAIM_MANY = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a, lease, tp = ARGV[i * 3 - 2], ARGV[i * 3 - 1], ARGV[i * 3]
+  local v = redis.call('GET', key)
+  if (not v) or string.sub(v, 1, 2) == 'R|' then
+    redis.call('SET', key, 'L|' .. a .. '|' .. tp, 'PX', lease)
+    out[#out + 1] = 'claimed'
+    out[#out + 1] = v and string.sub(v, 3) or ''
+  elseif string.sub(v, 1, 2) == 'D|' then
+    out[#out + 1] = 'done'
+    out[#out + 1] = string.sub(v, 3)
+  else
+    out[#out + 1] = 'busy'
+    out[#out + 1] = tostring(redis.call('PTTL', key))
+  end
 end
-if string.sub(v, 1, 2) == 'D|' then return {'done', string.sub(v, 3)} end
-return {'busy', tostring(redis.call('PTTL', KEYS[1]))}
+return out
+`;
+// ARGV holds (value, ttlMs) per key.
+const DONE_MANY = `
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[i * 2 - 1], 'PX', ARGV[i * 2])
+end
+return #KEYS
 `;
 const RELEASE = `
 local v = redis.call('GET', KEYS[1])
@@ -48,7 +68,8 @@ return 0
 `;
 
 type ScriptedRedis = Redis & {
-  jetmeshClaim(key: string, attempt: string, leaseMs: number, traceparent: string): Promise<[string, string]>;
+  jetmeshClaimMany(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<string[]>;
+  jetmeshDoneMany(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
   jetmeshRelease(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<number>;
 };
 
@@ -56,28 +77,91 @@ class RedisIdempotencyStore implements IdempotencyStore {
   readonly #redis: ScriptedRedis;
   constructor(redis: Redis) {
     // defineCommand uses EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart).
-    if (!("jetmeshClaim" in redis)) {
-      redis.defineCommand("jetmeshClaim", { numberOfKeys: 1, lua: CLAIM });
+    if (!("jetmeshClaimMany" in redis)) {
+      redis.defineCommand("jetmeshClaimMany", { lua: CLAIM_MANY });
+      redis.defineCommand("jetmeshDoneMany", { lua: DONE_MANY });
       redis.defineCommand("jetmeshRelease", { numberOfKeys: 1, lua: RELEASE });
     }
     this.#redis = redis as ScriptedRedis;
   }
 
-  async claim(key: string, attempt: string, leaseMs: number, traceparent: string): Promise<ClaimResult> {
-    const [state, arg] = await this.#redis.jetmeshClaim(key, attempt, leaseMs, traceparent);
-    if (state === "claimed") return arg ? { state, previousAttempt: arg } : { state };
-    if (state === "done") return { state, result: arg };
-    return { state: "busy", retryInMs: Math.max(1, Number(arg)) };
+  #claims: Pending<ClaimResult>[] = [];
+  #dones: Pending<void>[] = [];
+  #flushing = false;
+
+  claim(key: string, attempt: string, leaseMs: number, traceparent: string): Promise<ClaimResult> {
+    return this.#enqueue(this.#claims, key, [attempt, leaseMs, traceparent]);
   }
 
-  async markDone(key: string, result: string, ttlMs: number): Promise<void> {
-    await this.#redis.set(key, `D|${result}`, "PX", ttlMs);
+  markDone(key: string, result: string, ttlMs: number): Promise<void> {
+    return this.#enqueue(this.#dones, key, [`D|${result}`, ttlMs]);
+  }
+
+  #enqueue<T>(queue: Pending<T>[], key: string, args: (string | number)[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      queue.push({ key, args, resolve, reject });
+      if (!this.#flushing) {
+        this.#flushing = true;
+        // After the promise jobs of this turn: every message of the delivered batch has
+        // reached its claim (or its done mark) by then.
+        process.nextTick(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#flushing = false;
+    const claims = this.#claims;
+    const dones = this.#dones;
+    this.#claims = [];
+    this.#dones = [];
+    if (claims.length) {
+      this.#redis.jetmeshClaimMany(claims.length, ...keysThenArgs(claims)).then((flat) => {
+        for (let i = 0; i < claims.length; i++) {
+          const state = flat[i * 2];
+          const arg = flat[i * 2 + 1] ?? "";
+          claims[i]!.resolve(
+            state === "claimed"
+              ? arg
+                ? { state, previousAttempt: arg }
+                : { state }
+              : state === "done"
+                ? { state, result: arg }
+                : { state: "busy", retryInMs: Math.max(1, Number(arg)) },
+          );
+        }
+      }, rejectAll(claims));
+    }
+    if (dones.length) {
+      this.#redis.jetmeshDoneMany(dones.length, ...keysThenArgs(dones)).then(() => {
+        for (const d of dones) d.resolve();
+      }, rejectAll(dones));
+    }
   }
 
   async release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<void> {
     await this.#redis.jetmeshRelease(key, attempt, traceparent, ttlMs);
   }
 }
+
+interface Pending<T> {
+  readonly key: string;
+  readonly args: (string | number)[];
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+function keysThenArgs(batch: readonly Pending<unknown>[]): (string | number)[] {
+  const out: (string | number)[] = batch.map((p) => p.key);
+  for (const p of batch) for (const a of p.args) out.push(a);
+  return out;
+}
+
+const rejectAll =
+  (batch: readonly Pending<unknown>[]) =>
+  (err: unknown): void => {
+    for (const p of batch) p.reject(err);
+  };
 
 /** The Redis implementation of {@link IdempotencyStore}. */
 export function createIdempotencyStore(redis: Redis): IdempotencyStore {
