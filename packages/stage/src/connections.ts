@@ -49,7 +49,10 @@ export function createRedis(opts: {
     maxRetriesPerRequest: 1,
     commandTimeout: opts.commandTimeoutMs ?? 5000,
     retryStrategy: (times) => Math.min(50 * times, 1000),
-    reconnectOnError: () => true,
+    // Reconnect only when a failover made this node a replica; any other error reply
+    // (NOSCRIPT on a script's first use, a WRONGTYPE) belongs to its command alone, and
+    // reconnecting on it paused every stage for nothing.
+    reconnectOnError: (err) => err.message.startsWith("READONLY"),
   });
   redis.on("error", opts.onError ?? (() => {}));
   return redis;
