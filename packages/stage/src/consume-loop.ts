@@ -117,7 +117,8 @@ export class ConsumeLoop {
           }
           const wait = this.#o.slots.acquire();
           if (wait) await wait;
-          await this.#o.gate.whenOpen(() => m.working(), Math.max(250, this.#o.ackWaitMs / 3));
+          if (!this.#o.gate.open)
+            await this.#o.gate.whenOpen(() => m.working(), Math.max(250, this.#o.ackWaitMs / 3));
           this.#dispatch(m);
         }
         if (!this.#stopping)

@@ -175,9 +175,9 @@ export async function runStage<In extends EventType, Deps>(
       accepts: new Set(input.types),
       js,
       jsm,
-      process: async (m, accepts) => {
+      process: (m, accepts) => {
         maxInFlightSeen = Math.max(maxInFlightSeen, slots.inUse);
-        await process(m, accepts);
+        return process(m, accepts);
       },
       slots,
       gate,
