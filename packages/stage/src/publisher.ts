@@ -7,7 +7,15 @@ import {
   subjectFor,
 } from "@jetmesh/contracts";
 import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
-import { headers as natsHeaders, type MsgHdrs } from "@nats-io/transport-node";
+import {
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  NoRespondersError,
+  headers as natsHeaders,
+  TimeoutError,
+} from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { TransientError } from "./errors.ts";
 import type { StageMetrics } from "./metrics.ts";
@@ -51,14 +59,115 @@ export interface PublisherSettings {
   readonly publishRetryHorizonMs: number;
 }
 
-class JetStreamEventPublisher implements EventPublisher {
+/** Sends a message and resolves with the stream's PubAck, like `js.publish`. */
+type PublishOnce = (
+  subject: string,
+  body: Uint8Array,
+  h: MsgHdrs,
+  msgID: string | undefined,
+) => Promise<PubAck>;
+
+const utf8 = new TextDecoder();
+
+/**
+ * JetStream publishes with their PubAcks taken from one inbox subscription. `js.publish`
+ * makes each publish a request: a timer, a response mux entry, a TextDecoder and an Error
+ * (built even on success, to cancel the request) per message, about a tenth of a stage's
+ * CPU at saturation (bench/NOTES.md). Here a publish is a plain message with a reply
+ * subject under the inbox, its PubAck is matched by token, and one interval sweeps the
+ * publishes whose PubAck is late (in order: every publish has the same timeout).
+ */
+class PubAckInbox {
+  readonly #prefix = `${createInbox()}.`;
+  readonly #pending = new Map<
+    string,
+    { deadline: number; resolve(a: PubAck): void; reject(e: Error): void }
+  >();
+  #next = 0;
+  #sweeper: NodeJS.Timeout | undefined;
+
   constructor(
-    private readonly js: JetStreamClient,
+    private readonly nc: NatsConnection,
+    private readonly timeoutMs: number,
+  ) {
+    nc.subscribe(`${this.#prefix}*`, { callback: (_err, m) => this.#answer(m) });
+  }
+
+  // The event's headers already carry Nats-Msg-Id when it dedupes (eventHeaders).
+  publish: PublishOnce = (subject, body, h) => {
+    const token = (this.#next++).toString(36);
+    return new Promise<PubAck>((resolve, reject) => {
+      try {
+        this.nc.publish(subject, body, { reply: this.#prefix + token, headers: h });
+      } catch (err) {
+        reject(err as Error);
+        return;
+      }
+      this.#pending.set(token, { deadline: performance.now() + this.timeoutMs, resolve, reject });
+      if (!this.#sweeper) {
+        this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
+        this.#sweeper.unref();
+      }
+    });
+  };
+
+  #answer(m: Msg): void {
+    const token = m.subject.slice(this.#prefix.length);
+    const p = this.#pending.get(token);
+    if (!p) return;
+    this.#pending.delete(token);
+    if (m.headers?.hasError) {
+      p.reject(m.headers.code === 503 ? new NoRespondersError(m.subject) : new Error(m.headers.status));
+      return;
+    }
+    try {
+      const ack = JSON.parse(utf8.decode(m.data)) as PubAck & {
+        error?: ConstructorParameters<typeof JetStreamApiError>[0];
+      };
+      if (ack.error) p.reject(new JetStreamApiError(ack.error));
+      else if (!ack.stream) p.reject(new Error("invalid ack response"));
+      else {
+        ack.duplicate = ack.duplicate ?? false;
+        p.resolve(ack);
+      }
+    } catch (err) {
+      p.reject(err as Error);
+    }
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const [token, p] of this.#pending) {
+      if (p.deadline > now) break;
+      this.#pending.delete(token);
+      p.reject(new TimeoutError());
+    }
+    if (this.#pending.size === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+}
+
+class JetStreamEventPublisher implements EventPublisher {
+  readonly #publishOnce: PublishOnce;
+  constructor(
+    js: JetStreamClient,
+    nc: NatsConnection | undefined,
     private readonly settings: PublisherSettings,
     private readonly logger: Logger,
     private readonly stage: string,
     private readonly metrics?: StageMetrics,
-  ) {}
+  ) {
+    this.#publishOnce = nc
+      ? new PubAckInbox(nc, settings.publishTimeoutMs).publish
+      : (subject, body, h, msgID) =>
+          js.publish(subject, body, {
+            ...(msgID ? { msgID } : {}),
+            headers: h,
+            timeout: settings.publishTimeoutMs,
+          });
+  }
 
   async publish(env: Envelope | AnyEnvelope, opts: PublishOptions = {}): Promise<PubAck> {
     const data = env.data as { from?: string };
@@ -110,11 +219,7 @@ class JetStreamEventPublisher implements EventPublisher {
     const deadline = Date.now() + this.settings.publishRetryHorizonMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.js.publish(subject, body, {
-          ...(msgID ? { msgID } : {}),
-          headers: h,
-          timeout: this.settings.publishTimeoutMs,
-        });
+        return await this.#publishOnce(subject, body, h, msgID);
       } catch (err) {
         // The stream answered and refused (e.g. full with discard=new): retrying now
         // cannot help; the caller naks (stage) or answers 503 (gateway).
@@ -143,11 +248,13 @@ class JetStreamEventPublisher implements EventPublisher {
 /** Creates an {@link EventPublisher} over a JetStream client. */
 export function createEventPublisher(opts: {
   js: JetStreamClient;
+  /** When given, PubAcks come back on one inbox subscription instead of a request per publish. */
+  nc?: NatsConnection;
   settings: PublisherSettings;
   logger: Logger;
   /** Name used in metrics (the stage or service). */
   stage: string;
   metrics?: StageMetrics;
 }): EventPublisher {
-  return new JetStreamEventPublisher(opts.js, opts.settings, opts.logger, opts.stage, opts.metrics);
+  return new JetStreamEventPublisher(opts.js, opts.nc, opts.settings, opts.logger, opts.stage, opts.metrics);
 }

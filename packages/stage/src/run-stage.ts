@@ -106,7 +106,7 @@ export async function runStage<In extends EventType, Deps>(
   const registry = o.registry ?? metricsRegistry();
   const metrics = createStageMetrics(registry);
   const store = s.mode === "exactly-once" ? createIdempotencyStore(o.redis) : undefined;
-  const publisher = createEventPublisher({ js, settings: s, logger, stage, metrics });
+  const publisher = createEventPublisher({ js, nc: o.nc, settings: s, logger, stage, metrics });
   const stopping = new AbortController();
   const process = createProcessor({
     definition: def,
