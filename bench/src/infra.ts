@@ -47,7 +47,8 @@ export async function startInfra(): Promise<Infra> {
     nats,
     redisServer,
     nc,
-    js: jetstream(nc),
+    // Long enough for a machine that other work keeps busy: the driver must not be the one that fails.
+    js: jetstream(nc, { timeout: 60_000 }),
     jsm: await jetstreamManager(nc),
     redis,
     async close() {
@@ -109,24 +110,30 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Polls a consumer every `everyMs` until `test` holds (a missing consumer counts as not yet).
- * @throws after `timeoutMs`, naming `what`.
+ * @throws when `stallMs` pass without the consumer's delivered or ack floor sequence moving
+ *   (a slow machine is not a failure, a stuck one is), naming `what`.
  */
 export async function pollConsumer(
   jsm: JetStreamManager,
   durable: string,
   test: (ci: ConsumerInfo) => boolean,
-  opts: { what: string; timeoutMs: number; everyMs?: number; onPoll?: () => void },
+  opts: { what: string; stallMs: number; everyMs?: number; onPoll?: () => void },
 ): Promise<ConsumerInfo> {
-  const deadline = Date.now() + opts.timeoutMs;
+  let progress = "";
+  let movedAt = Date.now();
   for (;;) {
     const ci = await jsm.consumers.info(INPUT.name, durable).catch(() => undefined);
     if (ci && test(ci)) return ci;
     opts.onPoll?.();
-    if (Date.now() > deadline) {
+    const now = ci ? `${ci.delivered.stream_seq}/${ci.ack_floor.stream_seq}` : "";
+    if (now !== progress) {
+      progress = now;
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt > opts.stallMs) {
       const state = ci
         ? `delivered ${ci.delivered.stream_seq}, ack floor ${ci.ack_floor.stream_seq}, pending ${ci.num_pending}, ack pending ${ci.num_ack_pending}`
         : "no consumer";
-      throw new Error(`timed out waiting for ${opts.what} (${state})`);
+      throw new Error(`no progress for ${opts.stallMs} ms waiting for ${opts.what} (${state})`);
     }
     await sleep(opts.everyMs ?? 5);
   }

@@ -2,8 +2,8 @@
 // modes and the whole pipeline, measured in one run on servers the bench starts itself.
 // Prints a table with ratios and writes the same figures as JSON.
 import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
-import { dirname, resolve } from "node:path";
+import { cpus, loadavg, setPriority } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { type Infra, startInfra } from "./infra.ts";
 import { pipelineRows } from "./pipeline.ts";
@@ -15,20 +15,16 @@ interface Row {
   run(ctx: RowContext): Promise<RowResult | RowResult[]>;
 }
 
-const stage = (
-  id: string,
-  label: string,
-  script: "handwritten-stage.ts" | "runtime-stage.ts",
-  env: Record<string, string>,
-): Row => ({
+const stage = (id: string, label: string, script: string, env: Record<string, string>): Row => ({
   id,
   run: (ctx) => {
+    const runtime = script.endsWith("runtime-stage.ts");
     const spec: ConsumerRowSpec = {
       id,
       label,
       script,
-      durable: script === "runtime-stage.ts" ? "runtime" : "handwritten",
-      benchCreatesConsumer: script !== "runtime-stage.ts",
+      durable: runtime ? "runtime" : "handwritten",
+      benchCreatesConsumer: !runtime,
       outputStream: "VALIDATION",
       usesRedis: true,
       env: {
@@ -85,6 +81,10 @@ export const ROWS: readonly Row[] = [
     JETMESH_ACK_MODE: "plain",
     BENCH_TRACING: "batch",
   }),
+  stage("runtime.eo.plain.untraced", "runtime EO plain, no tracing SDK", "runtime-stage.ts", {
+    JETMESH_ACK_MODE: "plain",
+    BENCH_TRACING: "off",
+  }),
   { id: "pipeline", run: (c) => pipelineRows(c) },
 ];
 
@@ -95,15 +95,58 @@ const positiveInt = (v: string): number => {
 };
 
 /** Rows selected by `--only`: comma-separated ids or id prefixes (`runtime`, `broker.publish`). */
-export function selectRows(only: string | undefined): Row[] {
-  if (!only) return [...ROWS];
+export function selectRows(only: string | undefined, baseline?: string, runtimeFrom?: string): Row[] {
+  let rows = only ? pick(only) : [...ROWS];
+  if (runtimeFrom) {
+    const script = resolve(runtimeFrom, "bench/src/runtime-stage.ts");
+    rows = rows.map((r) => {
+      const twin = RUNTIME_ENV[r.id];
+      return twin ? stage(r.id, twin.label, script, twin.env) : r;
+    });
+  }
+  if (!baseline) return rows;
+  // Each runtime row runs again with every other checkout's runtime, right after its own.
+  const others = baseline.split(",").map((d) => resolve(d.trim()));
+  return rows.flatMap((r) => {
+    const twin = RUNTIME_ENV[r.id];
+    if (!twin) return [r];
+    return [
+      r,
+      ...others.map((dir) =>
+        stage(
+          `${r.id}@${basename(dir)}`,
+          `${twin.label} @${basename(dir)}`,
+          join(dir, "bench/src/runtime-stage.ts"),
+          twin.env,
+        ),
+      ),
+    ];
+  });
+}
+
+/** The runtime rows that `--baseline` and `--runtime-from` can run from another checkout. */
+const RUNTIME_ENV: Record<string, { label: string; env: Record<string, string> }> = {
+  "runtime.eo.plain": { label: "runtime EO plain", env: { JETMESH_ACK_MODE: "plain" } },
+  "runtime.eo.confirmed": { label: "runtime EO confirmed", env: { JETMESH_ACK_MODE: "confirmed" } },
+  "runtime.alo.plain": {
+    label: "runtime ALO plain",
+    env: { JETMESH_MODE: "at-least-once", JETMESH_ACK_MODE: "plain" },
+  },
+  "runtime.alo.confirmed": {
+    label: "runtime ALO confirmed",
+    env: { JETMESH_MODE: "at-least-once", JETMESH_ACK_MODE: "confirmed" },
+  },
+};
+
+function pick(only: string): Row[] {
   const wanted = only
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  const picked = ROWS.filter((r) =>
-    wanted.some((w) => r.id === w || r.id.startsWith(`${w}.`) || w.startsWith(`${r.id}.`)),
-  );
+  // An exact id names that row alone; anything else is a prefix (`runtime`, `runtime.eo`).
+  const matches = (r: Row, w: string) =>
+    ROWS.some((x) => x.id === w) ? r.id === w : r.id.startsWith(`${w}.`) || w.startsWith(`${r.id}.`);
+  const picked = ROWS.filter((r) => wanted.some((w) => matches(r, w)));
   if (picked.length === 0)
     throw new InvalidArgumentError(`no row matches ${only}; rows: ${ROWS.map((r) => r.id).join(", ")}`);
   return picked;
@@ -123,6 +166,9 @@ export interface BenchOptions {
   profile?: string | boolean;
   pipelineRate: number;
   pipelineSeconds: number;
+  baseline?: string;
+  runtimeFrom?: string;
+  priority?: number;
 }
 
 function median(rs: RowResult[]): RowResult {
@@ -134,7 +180,10 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
   const messages = o.tiny ? Math.min(o.messages, 300) : o.messages;
   const rate = o.tiny ? Math.min(o.rate, 1000) : o.rate;
   const latencyMessages = o.latencyMessages ?? (o.tiny ? 200 : Math.min(messages, rate * 4));
-  const rows = selectRows(o.only);
+  const rows = selectRows(o.only, o.baseline, o.runtimeFrom);
+  // Opt-in: on a machine shared with other work, a higher priority (negative niceness,
+  // root only) for the bench, its servers and children (they inherit it) steadies the figures.
+  if (o.priority !== undefined) setPriority(0, o.priority);
   // Other work on the machine moves absolute figures (the ratios less so): say so.
   const load0 = loadavg()[0]!;
   if (load0 > cpus().length * 0.5)
@@ -164,12 +213,17 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
     // machine that gets busier or quieter moves every row alike; each row keeps its median.
     const runs = new Map<string, RowResult[][]>();
     for (let round = 0; round < o.repeat; round++) {
-      for (const row of rows) {
+      // Each round starts one row later, so no row always runs first (or right after another).
+      const order = rows.map((_, i) => rows[(i + round) % rows.length]!);
+      for (const row of order) {
         if (row.id === "pipeline" && round > 0) continue;
         log(`bench: ${row.id}${o.repeat > 1 ? ` (round ${round + 1} of ${o.repeat})` : ""}…`);
         const r = await row.run(ctx);
         const list = Array.isArray(r) ? r : [r];
-        for (const x of list) log(`bench: ${x.id}: ${x.perSecond}/s, p99 ${x.latency.p99.toFixed(2)} ms`);
+        for (const x of list)
+          log(
+            `bench: ${x.id}: ${x.perSecond}/s, p99 ${x.latency.p99.toFixed(2)} ms, ${x.processes[x.subject]?.cpuUsPerMsg} µs/msg`,
+          );
         runs.set(row.id, [...(runs.get(row.id) ?? []), list]);
       }
     }
@@ -198,6 +252,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
       repeat: o.repeat,
       tiny: o.tiny ?? false,
       loadAverageAtStart: load0,
+      priority: o.priority ?? 0,
       loadAverageAtEnd: loadavg()[0],
     },
     rows: results,
@@ -227,6 +282,23 @@ async function main(argv: string[]): Promise<void> {
     .option(
       "--profile [dir]",
       "write --cpu-prof profiles of the processes under test (default reports/profiles)",
+    )
+    .option(
+      "--baseline <checkouts>",
+      "also run each runtime row with the runtime of other checkouts (comma-separated; git archive + pnpm install), for before/after ratios",
+    )
+    .option(
+      "--priority <nice>",
+      "niceness of the bench and everything it starts (-20..19; negative needs root)",
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < -20 || n > 19) throw new InvalidArgumentError("must be -20..19");
+        return n;
+      },
+    )
+    .option(
+      "--runtime-from <checkout>",
+      "run the runtime rows with the runtime of another checkout (a snapshot that edits in this one cannot disturb)",
     )
     .option(
       "--pipeline-rate <n>",

@@ -6,6 +6,10 @@ import { readdirSync, readFileSync } from "node:fs";
 export interface ProcSample {
   /** user+sys CPU time in milliseconds, summed over every thread (ns precision). */
   readonly cpuMs: number;
+  /** The same for the main thread alone (for node: JavaScript, without GC helper threads). */
+  readonly mainCpuMs: number;
+  /** read and write system calls so far (/proc/<pid>/io; 0 when unreadable). */
+  readonly syscalls: number;
   /** Resident set size now, bytes. */
   readonly rssBytes: number;
   /** Peak resident set size over the process's life (VmHWM), bytes. */
@@ -25,7 +29,31 @@ export function sampleProcess(pid: number): ProcSample {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
     return m ? Number(m[1]) * 1024 : 0;
   };
-  return { cpuMs: cpuMs(pid), rssBytes: kb("VmRSS"), peakRssBytes: kb("VmHWM") };
+  return {
+    cpuMs: cpuMs(pid),
+    mainCpuMs: threadCpuMs(pid, pid),
+    syscalls: syscalls(pid),
+    rssBytes: kb("VmRSS"),
+    peakRssBytes: kb("VmHWM"),
+  };
+}
+
+function syscalls(pid: number): number {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    const n = (k: string) => Number(new RegExp(`^${k}: (\\d+)`, "m").exec(io)?.[1] ?? 0);
+    return n("syscr") + n("syscw");
+  } catch {
+    return 0;
+  }
+}
+
+function threadCpuMs(pid: number, tid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]) / 1e6;
+  } catch {
+    return 0;
+  }
 }
 
 function cpuMs(pid: number): number {
@@ -45,6 +73,15 @@ function cpuMs(pid: number): number {
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(rest[11]) + Number(rest[12])) * 10;
   }
+}
+
+/** What a process used over a watched interval. */
+export interface ProcCost {
+  readonly cpuMs: number;
+  readonly mainCpuMs: number;
+  readonly syscalls: number;
+  readonly maxRssBytes: number;
+  readonly peakRssBytes: number;
 }
 
 /** Samples several processes now and then, keeping each one's highest RSS. */
@@ -81,15 +118,17 @@ export class ProcWatch {
   }
 
   /** CPU ms used since {@link start} and the highest RSS seen, per process. */
-  stop(): Record<string, { cpuMs: number; maxRssBytes: number; peakRssBytes: number }> {
+  stop(): Record<string, ProcCost> {
     if (this.#timer) clearInterval(this.#timer);
     this.#sampleRss();
-    const out: Record<string, { cpuMs: number; maxRssBytes: number; peakRssBytes: number }> = {};
+    const out: Record<string, ProcCost> = {};
     for (const [name, pid] of this.#pids) {
       const end = sampleProcess(pid);
       const start = this.#start.get(name)!;
       out[name] = {
         cpuMs: end.cpuMs - start.cpuMs,
+        mainCpuMs: end.mainCpuMs - start.mainCpuMs,
+        syscalls: end.syscalls - start.syscalls,
         maxRssBytes: Math.max(this.#maxRss.get(name) ?? 0, end.rssBytes),
         peakRssBytes: end.peakRssBytes,
       };

@@ -25,14 +25,41 @@ function where(url: string): string {
   return url ? url.split("/").slice(-2).join("/") : "(native)";
 }
 
+/**
+ * Self and inclusive time of the busy samples (idle left out) between the first and the
+ * last sample that runs message work (a frame of @nats-io/jetstream), so that start-up
+ * (module loading through tsx) does not count.
+ */
 export function summarise(p: Profile, top = 30): string {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const self = new Map<number, number>();
-  for (let i = 0; i < p.samples.length; i++)
-    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
-  const total = [...self.values()].reduce((a, b) => a + b, 0);
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const working = new Map<number, boolean>();
+  const isWork = (id: number): boolean => {
+    let w = working.get(id);
+    if (w === undefined) {
+      const up = parent.get(id);
+      w = byId.get(id)!.callFrame.url.includes("@nats-io/jetstream") || (up !== undefined && isWork(up));
+      working.set(id, w);
+    }
+    return w;
+  };
+  let from = p.samples.findIndex(isWork);
+  let to = p.samples.length - 1;
+  while (to > from && !isWork(p.samples[to]!)) to--;
+  if (from < 0) from = 0;
+  const self = new Map<number, number>();
+  let idle = 0;
+  for (let i = from; i <= to; i++) {
+    const id = p.samples[i]!;
+    const dt = p.timeDeltas[i] ?? 0;
+    if (byId.get(id)!.callFrame.functionName === "(idle)") {
+      idle += dt;
+      continue;
+    }
+    self.set(id, (self.get(id) ?? 0) + dt);
+  }
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
 
   const fnSelf = new Map<string, number>();
   const pkgSelf = new Map<string, number>();
@@ -61,7 +88,7 @@ export function summarise(p: Profile, top = 30): string {
       .map(([k, t]) => `${pct(t)}  ${k}`)
       .join("\n");
   return [
-    `total ${(total / 1000).toFixed(0)} ms sampled`,
+    `busy ${(total / 1000).toFixed(0)} ms, idle ${(idle / 1000).toFixed(0)} ms, in the message-work window`,
     "\n== self time by package ==",
     list(pkgSelf, 20),
     "\n== self time by function ==",

@@ -98,6 +98,26 @@ export function ratios(rows: readonly RowResult[]): Ratio[] {
       ...(q.target !== undefined ? { target: q.target, met: value >= q.target } : {}),
     });
   }
+  for (const b of rows) {
+    const at = b.id.indexOf("@");
+    const a = at > 0 ? by.get(b.id.slice(0, at)) : undefined;
+    if (!a) continue;
+    const other = b.id.slice(at + 1);
+    out.push({
+      name: `${a.id} / the same on ${other}`,
+      numerator: a.id,
+      denominator: b.id,
+      of: "messages/s",
+      value: r2(a.perSecond / b.perSecond),
+    });
+    out.push({
+      name: `CPU/msg ${a.id} / the same on ${other}`,
+      numerator: a.id,
+      denominator: b.id,
+      of: "cpu/msg",
+      value: r2(a.processes[a.subject]!.cpuUsPerMsg / b.processes[b.subject]!.cpuUsPerMsg),
+    });
+  }
   return out;
 }
 
@@ -108,7 +128,8 @@ export function targets(rows: readonly RowResult[]): Target[] {
     if (!r.id.startsWith("handwritten") && !r.id.startsWith("runtime") && !r.id.startsWith("pipeline"))
       continue;
     for (const [name, p] of Object.entries(r.processes)) {
-      if (name === "nats-server" || name === "redis-server" || name === "driver") continue;
+      // The simulated bank is an external system, not a stage.
+      if (name === "nats-server" || name === "redis-server" || name === "bank-sim") continue;
       const rss = p.peakRssMb ?? p.maxRssMb;
       out.push({ name: `${r.id}: ${name} peak RSS`, value: rss, limit: 150, unit: "MB", met: rss < 150 });
     }
@@ -150,7 +171,19 @@ export function formatReport(
   ts: readonly Target[],
 ): string {
   const cells: string[][] = [
-    ["row", "msg/s", "p50 ms", "p99 ms", "@ msg/s", "cpu µs/msg", "nats µs", "redis µs", "RSS MB"],
+    [
+      "row",
+      "msg/s",
+      "p50 ms",
+      "p99 ms",
+      "@ msg/s",
+      "cpu µs/msg",
+      "main µs",
+      "sys/msg",
+      "nats µs",
+      "redis µs",
+      "RSS MB",
+    ],
   ];
   for (const r of rows) {
     const s = r.processes[r.subject];
@@ -167,12 +200,22 @@ export function formatReport(
       f(r.latency.p99, 2),
       r.latency.offeredPerSecond === null ? "sat." : String(r.latency.offeredPerSecond),
       cpu,
+      f(s?.mainCpuUsPerMsg),
+      f(s?.syscallsPerMsg, 2),
       f(r.processes["nats-server"]?.cpuUsPerMsg),
       f(r.processes["redis-server"]?.cpuUsPerMsg),
       f(s?.peakRssMb ?? s?.maxRssMb, 0),
     ]);
   }
   const lines = [pad(cells), ""];
+  for (const r of rows) {
+    const f50 = r.facts?.request_to_outcome_p50_ms;
+    if (f50 === undefined) continue;
+    lines.push(
+      `${r.label}: request → outcome p50 ${f50} ms, p95 ${r.facts?.request_to_outcome_p95_ms} ms, p99 ${r.facts?.request_to_outcome_p99_ms} ms; ${r.facts?.outcome_before_202} of ${r.latency.count} outcomes were stored before their 202 reached the client (0 ms from the 202)`,
+    );
+  }
+  if (lines.length > 2) lines.push("");
   if (rs.length) {
     lines.push("ratios (same run)");
     const rc = [["", "value", "target"]];

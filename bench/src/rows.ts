@@ -2,7 +2,7 @@
 // test is a child (node --import tsx), so its CPU time and RSS are its own; the bench
 // process only drives load and watches from outside.
 import { existsSync, mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Streams } from "@jetmesh/contracts";
 import { type ChildHandle, spawnProcess } from "@jetmesh/testkit";
@@ -26,8 +26,12 @@ export const benchDir = dirname(here);
 
 /** CPU and memory of one process over a row's measured interval. */
 export interface ProcessCost {
-  /** user+sys CPU time per message, microseconds. */
+  /** user+sys CPU time per message, microseconds, every thread of the process. */
   readonly cpuUsPerMsg: number;
+  /** The main thread's share of it (node: JavaScript and I/O, not the GC helper threads). */
+  readonly mainCpuUsPerMsg?: number;
+  /** read+write system calls per message (how well I/O is batched). */
+  readonly syscallsPerMsg?: number;
   /** Highest RSS sampled during the row, MB. */
   readonly maxRssMb: number;
   /** Peak RSS over the process's life (VmHWM), MB; for children started by the row. */
@@ -76,9 +80,18 @@ export interface RowContext {
 const MB = 1024 * 1024;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-function cost(cpuMs: number, messages: number, maxRssBytes: number, peakRssBytes?: number): ProcessCost {
+function cost(
+  cpuMs: number,
+  messages: number,
+  maxRssBytes: number,
+  peakRssBytes?: number,
+  mainCpuMs?: number,
+  syscalls?: number,
+): ProcessCost {
   return {
+    ...(syscalls !== undefined ? { syscallsPerMsg: round(syscalls / messages, 2) } : {}),
     cpuUsPerMsg: round((cpuMs * 1000) / messages, 2),
+    ...(mainCpuMs !== undefined ? { mainCpuUsPerMsg: round((mainCpuMs * 1000) / messages, 2) } : {}),
     maxRssMb: round(maxRssBytes / MB),
     ...(peakRssBytes !== undefined ? { peakRssMb: round(peakRssBytes / MB) } : {}),
   };
@@ -97,8 +110,16 @@ async function spawnChild(
   return spawnProcess({
     name,
     command: process.execPath,
-    args: [...prof, "--import", "tsx", join(here, script)],
-    cwd: benchDir,
+    // An absolute script runs from its own checkout (the --baseline rows).
+    // BENCH_NODE_FLAGS: extra node flags for the processes under test (diagnostics).
+    args: [
+      ...prof,
+      ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
+      "--import",
+      "tsx",
+      isAbsolute(script) ? script : join(here, script),
+    ],
+    cwd: isAbsolute(script) ? dirname(dirname(script)) : benchDir,
     env: {
       NATS_URL: ctx.infra.nats.url,
       REDIS_URL: ctx.infra.redisServer.url,
@@ -156,6 +177,7 @@ export async function publishRow(
 export interface ConsumerRowSpec {
   readonly id: string;
   readonly label: string;
+  /** A file in bench/src, or an absolute path into another checkout's bench/src. */
   readonly script: string;
   readonly env: Record<string, string>;
   /** The durable consumer; created by the bench unless the runtime creates its own. */
@@ -189,7 +211,7 @@ export async function consumerRow(ctx: RowContext, spec: ConsumerRowSpec): Promi
   try {
     await pollConsumer(infra.jsm, spec.durable, (ci) => ci.delivered.stream_seq >= first, {
       what: `${spec.id} to start consuming`,
-      timeoutMs: 60_000,
+      stallMs: 90_000,
       everyMs: 2,
       onPoll: alive,
     });
@@ -200,7 +222,7 @@ export async function consumerRow(ctx: RowContext, spec: ConsumerRowSpec): Promi
     const t0 = performance.now();
     await pollConsumer(infra.jsm, spec.durable, (ci) => ci.ack_floor.stream_seq >= last, {
       what: `${spec.id} to ack ${ctx.messages} messages`,
-      timeoutMs: Math.max(120_000, ctx.messages * 5),
+      stallMs: 60_000,
       everyMs: 5,
       onPoll: alive,
     });
@@ -224,6 +246,8 @@ export async function consumerRow(ctx: RowContext, spec: ConsumerRowSpec): Promi
         ctx.messages,
         c.maxRssBytes,
         name === spec.id ? peak.peakRssBytes : undefined,
+        name === spec.id ? c.mainCpuMs : undefined,
+        name === spec.id ? c.syscalls : undefined,
       );
     return {
       id: spec.id,
@@ -245,6 +269,8 @@ export async function consumerRow(ctx: RowContext, spec: ConsumerRowSpec): Promi
       },
     };
   } finally {
+    if (process.env.BENCH_ECHO)
+      for (const l of child.lines()) if (l.includes(process.env.BENCH_ECHO)) ctx.log(l);
     await child.stop(15_000);
   }
 }

@@ -15,6 +15,7 @@ import {
   runStage,
   startTelemetry,
 } from "@jetmesh/stage";
+import { getHeapSpaceStatistics } from "node:v8";
 import type { ExportResult } from "@opentelemetry/core";
 import { BatchSpanProcessor, type ReadableSpan, type SpanExporter } from "@opentelemetry/sdk-trace-base";
 
@@ -42,11 +43,13 @@ class DiscardingExporter implements SpanExporter {
 if (process.argv[1]?.endsWith("runtime-stage.ts")) {
   const config = loadStageConfig(process.env);
   const logger = createLogger({ service: benchStage.name, level: config.logLevel });
+  // BENCH_TRACING: unset = as deployed without an OTLP endpoint; "batch" = with an exporter
+  // (that drops the spans); "off" = no SDK at all (what tracing costs).
+  const tracing = process.env.BENCH_TRACING;
   const telemetry = startTelemetry({
     serviceName: benchStage.name,
-    ...(process.env.BENCH_TRACING === "batch"
-      ? { spanProcessors: [new BatchSpanProcessor(new DiscardingExporter())] }
-      : {}),
+    ...(tracing === "batch" ? { spanProcessors: [new BatchSpanProcessor(new DiscardingExporter())] } : {}),
+    ...(tracing === "off" ? { disabled: true } : {}),
   });
   const nc = await connectNats({ url: config.natsUrl, name: benchStage.name });
   const redis = createRedis({ url: config.redisUrl, name: benchStage.name });
@@ -59,5 +62,17 @@ if (process.argv[1]?.endsWith("runtime-stage.ts")) {
     settings: config.stage,
   });
   console.log("bench stage ready");
+  // Diagnostics: BENCH_MEMLOG=ms prints RSS and V8 heap spaces every ms to stderr.
+  if (process.env.BENCH_MEMLOG) {
+    setInterval(() => {
+      const spaces = Object.fromEntries(
+        getHeapSpaceStatistics().map((sp) => [sp.space_name, Math.round(sp.space_size / 1048576)]),
+      );
+      const m = process.memoryUsage();
+      console.error(
+        `memlog rss=${Math.round(m.rss / 1048576)} ext=${Math.round(m.external / 1048576)} ${JSON.stringify(spaces)}`,
+      );
+    }, Number(process.env.BENCH_MEMLOG)).unref();
+  }
   onShutdown(logger, [() => stage.stop(), () => nc.drain(), () => redis.quit(), () => telemetry.shutdown()]);
 }
