@@ -195,8 +195,12 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       // The signal is built when the handler first reads it; until then a timeout or a stop
       // has nothing to abort.
       let ac: AbortController | undefined;
+      let timedOut = false;
       const onStop = () => ac?.abort();
-      const abort = () => ac?.abort();
+      const abort = () => {
+        timedOut = true;
+        ac?.abort();
+      };
       let emissions: readonly Emission[];
       try {
         const ctx: HandlerContext<Deps> = {
@@ -210,7 +214,9 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
           get signal() {
             if (!ac) {
               ac = new AbortController();
-              if (p.stopping.aborted) ac.abort();
+              // Read after a timeout or a stop: the signal is already aborted, as it was
+              // when every message built its controller up front.
+              if (timedOut || p.stopping.aborted) ac.abort();
               else p.stopping.addEventListener("abort", onStop, { once: true });
             }
             return ac.signal;
