@@ -192,6 +192,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
     );
   const infra: Infra = await startInfra();
   const results: RowResult[] = [];
+  const failures: { row: string; error: string }[] = [];
   try {
     const ctx: RowContext = {
       infra,
@@ -218,8 +219,16 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
       for (const row of order) {
         if (row.id === "pipeline" && round > 0) continue;
         log(`bench: ${row.id}${o.repeat > 1 ? ` (round ${round + 1} of ${o.repeat})` : ""}…`);
-        const r = await row.run(ctx);
-        const list = Array.isArray(r) ? r : [r];
+        let list: RowResult[];
+        try {
+          const r = await row.run(ctx);
+          list = Array.isArray(r) ? r : [r];
+        } catch (err) {
+          // One broken row must not cost the others: it is reported, and the exit code says so.
+          log(`bench: ${row.id} failed: ${(err as Error).stack ?? err}`);
+          failures.push({ row: row.id, error: (err as Error).message });
+          continue;
+        }
         for (const x of list)
           log(
             `bench: ${x.id}: ${x.perSecond}/s, p99 ${x.latency.p99.toFixed(2)} ms, ${x.processes[x.subject]?.cpuUsPerMsg} µs/msg`,
@@ -256,6 +265,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
       loadAverageAtEnd: loadavg()[0],
     },
     rows: results,
+    failures,
     ratios: rs,
     targets: ts,
     table: formatReport(results, rs, ts),
@@ -316,11 +326,17 @@ async function main(argv: string[]): Promise<void> {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
   console.error(`bench: wrote ${file}`);
+  if (json.failures.length) {
+    console.error(
+      `bench: ${json.failures.length} row(s) failed: ${json.failures.map((f) => f.row).join(", ")}`,
+    );
+    process.exitCode = 1;
+  }
 }
 
 if (process.argv[1]?.endsWith("main.ts")) {
   main(process.argv).then(
-    () => process.exit(0),
+    () => process.exit(process.exitCode ?? 0),
     (err) => {
       console.error(err);
       process.exit(1);

@@ -115,7 +115,9 @@ async function postTransfer(
         const { transferId } = JSON.parse(text) as { transferId: string };
         return { transferId, sentAt, acceptedAt: performance.now() };
       }
-      if (res.status !== 503 && res.status !== 409)
+      // 503 (shedding, outage), 409 (same key in progress), 408 and 5xx (timeouts) are
+      // retried with the same key, as a client should; anything else is a bench bug.
+      if (res.status !== 503 && res.status !== 409 && res.status !== 408 && res.status < 500)
         throw new Error(`gateway answered ${res.status}: ${text}`);
       const ra = Number(res.headers.get("retry-after"));
       await sleep(Number.isFinite(ra) && ra > 0 ? Math.min(ra * 1000, 2000) : 100);
