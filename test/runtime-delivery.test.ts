@@ -113,7 +113,9 @@ describe("runtime delivery", () => {
     for (let i = 0; i < 30; i++) await publishEvent(infra.js, requested(i));
     await quiet();
     const out = await readStream(infra.jsm, "VALIDATION");
-    expect(out.map((o) => o.env!.correlationId).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `t-${i}`).sort());
+    expect(out.map((o) => o.env!.correlationId).sort()).toEqual(
+      Array.from({ length: 30 }, (_, i) => `t-${i}`).sort(),
+    );
     expect(stage.ready()).toBe(true);
   });
 

@@ -97,10 +97,13 @@ describe("runtime faults", () => {
       const stage = await startEchoProcess(urls, { ECHO_DELAY_MS: "200", JETMESH_MAX_IN_FLIGHT: "8" });
       const N = 60;
       for (let i = 0; i < N; i++) await publishEvent(infra.js, requested(i, {}, "d"));
-      await waitFor(async () => (await readStream(infra.jsm, Streams.VALIDATION.name)).length > 0 || undefined, {
-        what: "first outputs",
-        timeoutMs: 60_000,
-      });
+      await waitFor(
+        async () => (await readStream(infra.jsm, Streams.VALIDATION.name)).length > 0 || undefined,
+        {
+          what: "first outputs",
+          timeoutMs: 60_000,
+        },
+      );
       const exit = await stage.stop(30_000);
       expect(exit.code).toBe(0);
       expect(stage.lines().join("\n")).toMatch(/"msg":"drained"/);

@@ -1,14 +1,7 @@
 // The fault plans, without processes: the same seed gives the same plan, and every plan
 // contains what its scenario promises, whatever the seed and duration.
 import { describe, expect, it } from "vitest";
-import {
-  createPrng,
-  formatSchedule,
-  parseDuration,
-  planOf,
-  Scenarios,
-  scenarioNamed,
-} from "@jetmesh/chaos";
+import { createPrng, formatSchedule, parseDuration, planOf, Scenarios, scenarioNamed } from "@jetmesh/chaos";
 
 const SEEDS = ["1", "42", "7031", "20261126", "chaos"];
 const DURATIONS = [6_000, 15_000, 86_000, 600_000];

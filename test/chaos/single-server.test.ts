@@ -6,13 +6,7 @@
 // scenario in an environment of its own.
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type ChaosEnv,
-  envOptionsFor,
-  runScenario,
-  scenarioNamed,
-  startChaosEnv,
-} from "@jetmesh/chaos";
+import { type ChaosEnv, envOptionsFor, runScenario, scenarioNamed, startChaosEnv } from "@jetmesh/chaos";
 import { expectSurvived, SEED } from "./support.ts";
 
 const RATE = 15;
