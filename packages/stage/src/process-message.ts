@@ -97,14 +97,22 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
   const exactlyOnce = s.mode === "exactly-once";
   const policy = { baseMs: s.retryBaseMs, maxMs: s.retryMaxMs, jitter: 0.5 };
 
+  // Plain acks of one turn go out together, after its promise jobs, so that the acks of a
+  // delivered batch share one socket write instead of one each (see the publisher).
+  let acks: JsMsg[] = [];
+  const sendAcks = () => {
+    const batch = acks;
+    acks = [];
+    for (const m of batch) m.ack();
+  };
   const ack = async (m: JsMsg): Promise<void> => {
     if (s.ackMode === "confirmed") {
       // A lost confirmation only means a redelivery, which the done key absorbs.
       await m
         .ackAck({ timeout: 5000 })
         .catch((err) => p.logger.warn({ err, stream_seq: m.seq }, "ack not confirmed"));
-    } else {
-      m.ack();
+    } else if (acks.push(m) === 1) {
+      process.nextTick(sendAcks);
     }
   };
 

@@ -75,7 +75,8 @@ const utf8 = new TextDecoder();
  * (built even on success, to cancel the request) per message, about a tenth of a stage's
  * CPU at saturation (bench/NOTES.md). Here a publish is a plain message with a reply
  * subject under the inbox, its PubAck is matched by token, and one interval sweeps the
- * publishes whose PubAck is late (in order: every publish has the same timeout).
+ * publishes whose PubAck is late (in order: every publish has the same timeout). The
+ * publishes requested in one turn go out together, in one socket write.
  */
 class PubAckInbox {
   readonly #prefix = `${createInbox()}.`;
@@ -93,22 +94,36 @@ class PubAckInbox {
     nc.subscribe(`${this.#prefix}*`, { callback: (_err, m) => this.#answer(m) });
   }
 
+  #outbox: { subject: string; body: Uint8Array; h: MsgHdrs; token: string }[] = [];
+
   // The event's headers already carry Nats-Msg-Id when it dedupes (eventHeaders).
   publish: PublishOnce = (subject, body, h) => {
     const token = (this.#next++).toString(36);
     return new Promise<PubAck>((resolve, reject) => {
-      try {
-        this.nc.publish(subject, body, { reply: this.#prefix + token, headers: h });
-      } catch (err) {
-        reject(err as Error);
-        return;
-      }
       this.#pending.set(token, { deadline: performance.now() + this.timeoutMs, resolve, reject });
+      // Sent after this turn's promise jobs, all together: nats.js flushes its buffer one
+      // microtask after the first write, which would otherwise send each message of a
+      // delivered batch on its own as soon as it is ready (one syscall per message).
+      if (this.#outbox.push({ subject, body, h, token }) === 1) process.nextTick(this.#send);
       if (!this.#sweeper) {
         this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
         this.#sweeper.unref();
       }
     });
+  };
+
+  #send = (): void => {
+    const out = this.#outbox;
+    this.#outbox = [];
+    for (const o of out) {
+      try {
+        this.nc.publish(o.subject, o.body, { reply: this.#prefix + o.token, headers: o.h });
+      } catch (err) {
+        const p = this.#pending.get(o.token);
+        this.#pending.delete(o.token);
+        p?.reject(err as Error);
+      }
+    }
   };
 
   #answer(m: Msg): void {
