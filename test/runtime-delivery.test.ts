@@ -111,11 +111,15 @@ describe("runtime delivery", () => {
   it("runtime - confirmed acks (double ack) process every message once", async () => {
     const stage = await start({}, { ackMode: "confirmed" });
     for (let i = 0; i < 30; i++) await publishEvent(infra.js, requested(i));
-    await quiet();
+    const info = await quiet();
     const out = await readStream(infra.jsm, "VALIDATION");
     expect(out.map((o) => o.env!.correlationId).sort()).toEqual(
       Array.from({ length: 30 }, (_, i) => `t-${i}`).sort(),
     );
+    // Each ack landed on the first delivery: nothing was redelivered, the ack floor is the last.
+    expect(info.num_redelivered).toBe(0);
+    expect(info.delivered.consumer_seq).toBe(30);
+    expect(info.ack_floor.consumer_seq).toBe(30);
     expect(stage.ready()).toBe(true);
   });
 

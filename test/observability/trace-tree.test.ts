@@ -231,6 +231,15 @@ describe("tracing across the pipeline", { timeout: 120_000 }, () => {
       "payout:5",
       "payout:4",
     ]);
+    // The bank call is payout's CLIENT span, a child of its CONSUMER span.
+    const calls = t.spans.filter((s) => s.service === "payout" && s.kind === OtlpSpanKind.Client);
+    expect(calls, pretty(t.spans)).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ name: "POST", parentSpanId: chain[8]!.spanId });
+    expect(calls[0]!.attributes).toMatchObject({
+      "http.request.method": "POST",
+      "url.full": `${pipeline.bank.url}/v1/payouts`,
+      "http.response.status_code": 201,
+    });
     // Every span of the transfer names it: the correlation id is the transferId.
     for (const s of t.spans.filter(
       (x) => x.kind === OtlpSpanKind.Producer || x.kind === OtlpSpanKind.Consumer,

@@ -1,5 +1,6 @@
 import type { AnyEnvelope, Envelope, EventDataMap, EventType, StreamName } from "@jetmesh/contracts";
 import type { Logger } from "pino";
+import type { Context } from "./telemetry.ts";
 
 /** One event a handler asks the runtime to publish. */
 export interface Emission<T extends EventType = EventType> {
@@ -36,7 +37,18 @@ export interface HandlerContext<Deps = unknown> {
   readonly delivery: Delivery;
   /** Trace id of this message's consumer span (the transfer's trace). */
   readonly traceId: string;
-  /** Aborted when the handler runs past its time limit or the stage is stopping. */
+  /**
+   * The context holding this message's consumer span: the parent of any span the handler
+   * or its effect opens (an outgoing HTTP call). The runtime passes it explicitly and does
+   * not make it the active context (`context.active()` is the root in a handler): running
+   * every message inside `context.with` cost about 7% of a stage's CPU.
+   */
+  readonly traceContext: Context;
+  /**
+   * Aborted when the handler runs past its time limit, or when the stage is stopping and
+   * its drain deadline (JETMESH_DRAIN_TIMEOUT_MS) is near: a handler still running then
+   * should give up; its message is nak'd and redelivered.
+   */
   readonly signal: AbortSignal;
 }
 

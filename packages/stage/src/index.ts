@@ -37,6 +37,7 @@ export type { StageMetrics } from "./metrics.ts";
 export { consumerConfig, ensureConsumer, ensureStream } from "./provision.ts";
 export type { ConsumerSpec } from "./provision.ts";
 export { createEventPublisher } from "./publisher.ts";
+export { ReplyInbox } from "./reply-inbox.ts";
 export type { EventPublisher, PublishOptions, PublisherSettings } from "./publisher.ts";
 export { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
 export type { RetryPolicy } from "./retry-policy.ts";

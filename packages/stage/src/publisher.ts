@@ -7,18 +7,11 @@ import {
   subjectFor,
 } from "@jetmesh/contracts";
 import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
-import {
-  createInbox,
-  type Msg,
-  type MsgHdrs,
-  type NatsConnection,
-  NoRespondersError,
-  headers as natsHeaders,
-  TimeoutError,
-} from "@nats-io/transport-node";
+import { type Msg, type MsgHdrs, type NatsConnection, headers as natsHeaders } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { TransientError } from "./errors.ts";
 import type { StageMetrics } from "./metrics.ts";
+import { ReplyInbox } from "./reply-inbox.ts";
 import {
   type Context,
   context,
@@ -70,98 +63,20 @@ type PublishOnce = (
 const utf8 = new TextDecoder();
 
 /**
- * JetStream publishes with their PubAcks taken from one inbox subscription. `js.publish`
- * makes each publish a request: a timer, a response mux entry, a TextDecoder and an Error
- * (built even on success, to cancel the request) per message, about a tenth of a stage's
- * CPU at saturation (bench/NOTES.md). Here a publish is a plain message with a reply
- * subject under the inbox, its PubAck is matched by token, and one interval sweeps the
- * publishes whose PubAck is late (in order: every publish has the same timeout). The
- * publishes requested in one turn go out together, in one socket write.
+ * A PubAck, parsed from the reply to a publish made through a {@link ReplyInbox}: `js.publish`
+ * would make each publish a nats.js request (a timer, a mux entry, a TextDecoder and an
+ * Error per message; about a tenth of a stage's CPU at saturation, bench/NOTES.md).
+ * @throws JetStreamApiError when the stream refused the message.
  */
-class PubAckInbox {
-  readonly #prefix = `${createInbox()}.`;
-  readonly #pending = new Map<
-    string,
-    { deadline: number; resolve(a: PubAck): void; reject(e: Error): void }
-  >();
-  #next = 0;
-  #sweeper: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly timeoutMs: number,
-  ) {
-    nc.subscribe(`${this.#prefix}*`, { callback: (_err, m) => this.#answer(m) });
-  }
-
-  #outbox: { subject: string; body: Uint8Array; h: MsgHdrs; token: string }[] = [];
-
-  // The event's headers already carry Nats-Msg-Id when it dedupes (eventHeaders).
-  publish: PublishOnce = (subject, body, h) => {
-    const token = (this.#next++).toString(36);
-    return new Promise<PubAck>((resolve, reject) => {
-      this.#pending.set(token, { deadline: performance.now() + this.timeoutMs, resolve, reject });
-      // Sent after this turn's promise jobs, all together: nats.js flushes its buffer one
-      // microtask after the first write, which would otherwise send each message of a
-      // delivered batch on its own as soon as it is ready (one syscall per message).
-      if (this.#outbox.push({ subject, body, h, token }) === 1) process.nextTick(this.#send);
-      if (!this.#sweeper) {
-        this.#sweeper = setInterval(() => this.#sweep(), Math.max(10, Math.min(250, this.timeoutMs / 4)));
-        this.#sweeper.unref();
-      }
-    });
+function pubAckOf(m: Msg): PubAck {
+  if (m.headers?.hasError) throw new Error(m.headers.status);
+  const ack = JSON.parse(utf8.decode(m.data)) as PubAck & {
+    error?: ConstructorParameters<typeof JetStreamApiError>[0];
   };
-
-  #send = (): void => {
-    const out = this.#outbox;
-    this.#outbox = [];
-    for (const o of out) {
-      try {
-        this.nc.publish(o.subject, o.body, { reply: this.#prefix + o.token, headers: o.h });
-      } catch (err) {
-        const p = this.#pending.get(o.token);
-        this.#pending.delete(o.token);
-        p?.reject(err as Error);
-      }
-    }
-  };
-
-  #answer(m: Msg): void {
-    const token = m.subject.slice(this.#prefix.length);
-    const p = this.#pending.get(token);
-    if (!p) return;
-    this.#pending.delete(token);
-    if (m.headers?.hasError) {
-      p.reject(m.headers.code === 503 ? new NoRespondersError(m.subject) : new Error(m.headers.status));
-      return;
-    }
-    try {
-      const ack = JSON.parse(utf8.decode(m.data)) as PubAck & {
-        error?: ConstructorParameters<typeof JetStreamApiError>[0];
-      };
-      if (ack.error) p.reject(new JetStreamApiError(ack.error));
-      else if (!ack.stream) p.reject(new Error("invalid ack response"));
-      else {
-        ack.duplicate = ack.duplicate ?? false;
-        p.resolve(ack);
-      }
-    } catch (err) {
-      p.reject(err as Error);
-    }
-  }
-
-  #sweep(): void {
-    const now = performance.now();
-    for (const [token, p] of this.#pending) {
-      if (p.deadline > now) break;
-      this.#pending.delete(token);
-      p.reject(new TimeoutError());
-    }
-    if (this.#pending.size === 0 && this.#sweeper) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
-  }
+  if (ack.error) throw new JetStreamApiError(ack.error);
+  if (!ack.stream) throw new Error("invalid ack response");
+  ack.duplicate = ack.duplicate ?? false;
+  return ack;
 }
 
 class JetStreamEventPublisher implements EventPublisher {
@@ -169,13 +84,16 @@ class JetStreamEventPublisher implements EventPublisher {
   constructor(
     js: JetStreamClient,
     nc: NatsConnection | undefined,
+    replies: ReplyInbox | undefined,
     private readonly settings: PublisherSettings,
     private readonly logger: Logger,
     private readonly stage: string,
     private readonly metrics?: StageMetrics,
   ) {
-    this.#publishOnce = nc
-      ? new PubAckInbox(nc, settings.publishTimeoutMs).publish
+    const inbox = replies ?? (nc ? new ReplyInbox(nc, settings.publishTimeoutMs) : undefined);
+    // The event's headers already carry Nats-Msg-Id when it dedupes (eventHeaders).
+    this.#publishOnce = inbox
+      ? (subject, body, h) => inbox.request(subject, body, h, settings.publishTimeoutMs).then(pubAckOf)
       : (subject, body, h, msgID) =>
           js.publish(subject, body, {
             ...(msgID ? { msgID } : {}),
@@ -265,11 +183,21 @@ export function createEventPublisher(opts: {
   js: JetStreamClient;
   /** When given, PubAcks come back on one inbox subscription instead of a request per publish. */
   nc?: NatsConnection;
+  /** The inbox to use instead of a new one on `nc` (a stage shares one with its confirmed acks). */
+  replies?: ReplyInbox;
   settings: PublisherSettings;
   logger: Logger;
   /** Name used in metrics (the stage or service). */
   stage: string;
   metrics?: StageMetrics;
 }): EventPublisher {
-  return new JetStreamEventPublisher(opts.js, opts.nc, opts.settings, opts.logger, opts.stage, opts.metrics);
+  return new JetStreamEventPublisher(
+    opts.js,
+    opts.nc,
+    opts.replies,
+    opts.settings,
+    opts.logger,
+    opts.stage,
+    opts.metrics,
+  );
 }

@@ -18,6 +18,7 @@ import { createStageMetrics, metricsRegistry } from "./metrics.ts";
 import { createProcessor } from "./process-message.ts";
 import { ensureStream } from "./provision.ts";
 import { createEventPublisher } from "./publisher.ts";
+import { ReplyInbox } from "./reply-inbox.ts";
 import { checkSettings, type StreamFacts } from "./settings-check.ts";
 
 /** What {@link runStage} needs; main.ts builds the clients. */
@@ -106,7 +107,8 @@ export async function runStage<In extends EventType, Deps>(
   const registry = o.registry ?? metricsRegistry();
   const metrics = createStageMetrics(registry);
   const store = s.mode === "exactly-once" ? createIdempotencyStore(o.redis) : undefined;
-  const publisher = createEventPublisher({ js, nc: o.nc, settings: s, logger, stage, metrics });
+  const replies = new ReplyInbox(o.nc, Math.min(s.publishTimeoutMs, 5000));
+  const publisher = createEventPublisher({ js, replies, settings: s, logger, stage, metrics });
   const stopping = new AbortController();
   const process = createProcessor({
     definition: def,
@@ -114,6 +116,7 @@ export async function runStage<In extends EventType, Deps>(
     settings: s,
     store,
     publisher,
+    replies,
     js,
     logger,
     metrics,
@@ -265,8 +268,14 @@ export async function runStage<In extends EventType, Deps>(
       if (draining) return;
       draining = true;
       logger.info("draining");
-      stopping.abort();
+      // In-flight handlers keep a live signal until just before the drain deadline: work that
+      // can finish in time (a bank call) is not cut short by the stop. What still runs then
+      // sees its signal aborted, and its message is nak'd at the deadline.
+      const lead = Math.min(1000, s.drainTimeoutMs / 10);
+      const abortAt = setTimeout(() => stopping.abort(), s.drainTimeoutMs - lead);
       await Promise.all(loops.map((l) => l.stop(s.drainTimeoutMs)));
+      clearTimeout(abortAt);
+      stopping.abort();
       for (const a of advisories) a.unsubscribe();
       o.redis.off("ready", redisReady);
       o.redis.off("close", redisDown);

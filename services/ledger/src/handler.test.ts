@@ -6,6 +6,7 @@ import {
   type TransferScored,
 } from "@jetmesh/contracts";
 import {
+  context as otelContext,
   createLogger,
   type Emission,
   type HandlerContext,
@@ -62,6 +63,7 @@ function context(d: LedgerDeps): HandlerContext<LedgerDeps> {
     logger: createLogger({ service: "ledger", level: "silent" }),
     delivery: { stream: "RISK", subject: "transfers.scored.00", streamSequence: 1, deliveryCount: 1 },
     traceId: "0af7651916cd43dd8448eb211c80319c",
+    traceContext: otelContext.active(),
     signal: new AbortController().signal,
   };
 }

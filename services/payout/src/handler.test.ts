@@ -10,6 +10,7 @@ import {
   makeEnvelope,
 } from "@jetmesh/contracts";
 import {
+  context as otelContext,
   createLogger,
   type Emission,
   type HandlerContext,
@@ -59,6 +60,7 @@ function context(d: PayoutDeps, signal = new AbortController().signal): HandlerC
     logger: createLogger({ service: "payout", level: "silent" }),
     delivery: { stream: "LEDGER", subject: "ledger.posted.00", streamSequence: 1, deliveryCount: 1 },
     traceId: "0af7651916cd43dd8448eb211c80319c",
+    traceContext: otelContext.active(),
     signal,
   };
 }

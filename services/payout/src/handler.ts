@@ -33,7 +33,7 @@ export const payoutStage = defineStage<typeof EventTypes.LedgerPosted, PayoutDep
         const outcome = await ctx.deps.bank.pay(
           { transferId, account: to, amountMinor, currency },
           event.eventId,
-          ctx.signal,
+          { signal: ctx.signal, parent: ctx.traceContext },
         );
         if (outcome.paid)
           return [emit(EventTypes.PayoutCompleted, { ...transfer, bankReference: outcome.reference })];

@@ -6,7 +6,14 @@ import {
   makeEnvelope,
   type TransferValidated,
 } from "@jetmesh/contracts";
-import { createLogger, type Emission, type HandlerContext, type Plan, PermanentError } from "@jetmesh/stage";
+import {
+  context as otelContext,
+  createLogger,
+  type Emission,
+  type HandlerContext,
+  type Plan,
+  PermanentError,
+} from "@jetmesh/stage";
 import { type RedisServerHandle, startRedis } from "@jetmesh/testkit";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -45,6 +52,7 @@ function context(deps: RiskDeps): HandlerContext<RiskDeps> {
       deliveryCount: 1,
     },
     traceId: "0af7651916cd43dd8448eb211c80319c",
+    traceContext: otelContext.active(),
     signal: new AbortController().signal,
   };
 }

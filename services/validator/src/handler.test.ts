@@ -5,7 +5,13 @@ import {
   makeEnvelope,
   type TransferRequested,
 } from "@jetmesh/contracts";
-import { createLogger, type Emission, type HandlerContext, type Plan } from "@jetmesh/stage";
+import {
+  context as otelContext,
+  createLogger,
+  type Emission,
+  type HandlerContext,
+  type Plan,
+} from "@jetmesh/stage";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type ValidationRules, type ValidatorDeps, validateTransfer, validatorStage } from "./handler.ts";
@@ -30,6 +36,7 @@ function context(deps: ValidatorDeps = { rules }): HandlerContext<ValidatorDeps>
     logger: createLogger({ service: "validator", level: "silent" }),
     delivery: { stream: "INGRESS", subject: "transfers.requested.00", streamSequence: 1, deliveryCount: 1 },
     traceId: "0af7651916cd43dd8448eb211c80319c",
+    traceContext: otelContext.active(),
     signal: new AbortController().signal,
   };
 }

@@ -1,0 +1,42 @@
+// The bank client against a real HTTP server that records what it receives.
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { context, trace } from "@jetmesh/stage";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBankClient } from "./bank-client.ts";
+
+describe("bank client", () => {
+  const seen: IncomingHttpHeaders[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(201, { "content-type": "application/json" });
+      res.end(JSON.stringify({ reference: "ref-1" }));
+    });
+  });
+  let url: string;
+  beforeAll(async () => {
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it("bank client - the call carries the idempotency key and the caller's trace as traceparent", async () => {
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const parent = trace.setSpan(
+      context.active(),
+      trace.wrapSpanContext({ traceId, spanId: "00f067aa0ba902b7", traceFlags: 1 }),
+    );
+    const bank = createBankClient({ url, timeoutMs: 2000 });
+    const outcome = await bank.pay(
+      { transferId: "t-1", account: "bank:acme-1", amountMinor: 100, currency: "EUR" },
+      "evt-1",
+      { parent },
+    );
+    expect(outcome).toEqual({ paid: true, reference: "ref-1" });
+    const h = seen.at(-1)!;
+    expect(h["idempotency-key"]).toBe("evt-1");
+    expect(h.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  });
+});
