@@ -53,7 +53,10 @@ const projection = await runStage({
   nc,
   redis,
   logger,
-  settings: config.stage,
+  // At-least-once: the projection emits nothing and its write (one hash field per eventId)
+  // is idempotent by itself, so the lease and done keys of exactly-once mode would buy
+  // nothing and cost two Redis scripts per batch of every stream's traffic.
+  settings: { ...config.stage, mode: "at-least-once" },
   registry,
 });
 const nats = watchNatsConnection(nc);
@@ -62,6 +65,8 @@ const server = createGateway({
   redis,
   publisher: createEventPublisher({
     js: jetstream(nc),
+    // PubAcks through one inbox subscription, not a nats.js request per transfer.
+    nc,
     settings: config.publisher,
     logger,
     stage: "gateway",
