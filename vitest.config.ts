@@ -3,6 +3,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "test/**/*.test.ts"],
+    // Child processes run bundles (services, test/fixtures): built once per run, so that
+    // `npx vitest run some.test.ts` works on a fresh clone and never runs a stale bundle.
+    globalSetup: ["scripts/build.mjs"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

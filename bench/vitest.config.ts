@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     root: import.meta.dirname,
     include: ["src/**/*.test.ts"],
+    // The bench's children run bundles (bench/dist, services): built once per run.
+    globalSetup: ["../scripts/build.mjs"],
     testTimeout: 600_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -5,4 +5,6 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
+# Every process it starts runs a bundle (scripts/build.mjs): rebuilt each time, never stale.
+node scripts/build.mjs || exit 1
 exec node --import tsx bench/src/main.ts "$@"

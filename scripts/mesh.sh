@@ -6,5 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
+# Every process it starts runs a bundle (scripts/build.mjs): rebuilt each time, never stale.
+node scripts/build.mjs || exit 1
 # exec: Ctrl-C reaches the runner directly, which stops every process it started.
 exec node --import tsx packages/mesh/src/main.ts "$@"

@@ -5,6 +5,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
+# Every process it starts runs a bundle (scripts/build.mjs): rebuilt each time, never stale.
+node scripts/build.mjs || exit 1
 rm -f reports/vitest.json
 pnpm exec vitest run "$@"
 status=$?

@@ -4,7 +4,7 @@
 // No tracing, no metrics, no logs, no retries or DLQ, and one Redis round trip instead of the
 // runtime's lease + done: a crash between the SET and the publish loses that output (the key
 // says done), which is the gap the runtime's second round trip closes.
-// Run as a child of the bench: `node --import tsx src/handwritten-stage.ts`.
+// Run as a child of the bench, bundled: `node dist/handwritten-stage.mjs`.
 import {
   decodeEvent,
   EventTypes,
@@ -80,7 +80,8 @@ export async function runHandwrittenStage(o: HandwrittenOptions): Promise<() => 
   };
 }
 
-if (process.argv[1]?.endsWith("handwritten-stage.ts")) {
+// Main when run as the bundle (or as the source, through tsx), not when imported.
+if (/handwritten-stage\.(ts|mjs)$/.test(process.argv[1] ?? "")) {
   const env = process.env;
   const stop = await runHandwrittenStage({
     natsUrl: env.NATS_URL ?? "",

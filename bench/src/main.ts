@@ -1,7 +1,8 @@
 // `pnpm bench`: the raw broker, a hand-written exactly-once stage, @jetmesh/stage in both
 // modes and the whole pipeline, measured in one run on servers the bench starts itself.
 // Prints a table with ratios and writes the same figures as JSON.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, setPriority } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
@@ -171,6 +172,16 @@ export interface BenchOptions {
   priority?: number;
 }
 
+/**
+ * Builds the bench bundles of another checkout with its own build script, so that its rows
+ * run what its sources say. A checkout from before the bundles runs its sources through tsx.
+ */
+function buildCheckout(dir: string, log: (s: string) => void): void {
+  const script = join(dir, "scripts/build.mjs");
+  if (existsSync(script)) execFileSync(process.execPath, [script, "bench"], { stdio: "inherit" });
+  else log(`bench: ${dir} has no scripts/build.mjs: its rows run through tsx (RSS about 80 MB higher)`);
+}
+
 function median(rs: RowResult[]): RowResult {
   const sorted = [...rs].sort((a, b) => a.perSecond - b.perSecond);
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
@@ -181,6 +192,8 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
   const rate = o.tiny ? Math.min(o.rate, 1000) : o.rate;
   const latencyMessages = o.latencyMessages ?? (o.tiny ? 200 : Math.min(messages, rate * 4));
   const rows = selectRows(o.only, o.baseline, o.runtimeFrom);
+  for (const dir of [...(o.baseline?.split(",") ?? []), ...(o.runtimeFrom ? [o.runtimeFrom] : [])])
+    buildCheckout(resolve(dir.trim()), log);
   // Opt-in: on a machine shared with other work, a higher priority (negative niceness,
   // root only) for the bench, its servers and children (they inherit it) steadies the figures.
   if (o.priority !== undefined) setPriority(0, o.priority);

@@ -1,11 +1,12 @@
 // Rows 1 to 3: the raw broker, the hand-written stage and the runtime. Every process under
-// test is a child (node --import tsx), so its CPU time and RSS are its own; the bench
-// process only drives load and watches from outside.
+// test is a child running its bundle with plain node (bench/dist, as services are deployed),
+// so its CPU time and RSS are its own; the bench process only drives load and watches from
+// outside.
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Streams } from "@jetmesh/contracts";
-import { type ChildHandle, spawnProcess } from "@jetmesh/testkit";
+import { bundleOf, type ChildHandle, spawnProcess } from "@jetmesh/testkit";
 import { makeEvents } from "./events.ts";
 import {
   addStageConsumer,
@@ -21,7 +22,7 @@ import { type ProcSample, ProcWatch, sampleProcess } from "./proc-stats.ts";
 import type { PublisherResult } from "./raw-publisher.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The bench package folder: children resolve `tsx` and workspace packages from here. */
+/** The bench package folder: the children's working directory. */
 export const benchDir = dirname(here);
 
 /** CPU and memory of one process over a row's measured interval. */
@@ -103,22 +104,21 @@ async function spawnChild(
   script: string,
   env: Record<string, string>,
 ): Promise<ChildHandle> {
-  // One folder per row: with tsx, the module loader thread writes its own profile too.
+  // One folder per row (a checkout run through tsx adds its loader thread's profile).
   const dir = ctx.profileDir ? join(ctx.profileDir, name) : undefined;
   if (dir && !existsSync(dir)) mkdirSync(dir, { recursive: true });
   const prof = dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+  // An absolute script runs from its own checkout (the --baseline rows). A checkout from
+  // before the bundles has none: its sources run through tsx, as they did then (about
+  // 80 MB more RSS, so compare its CPU, not its memory).
+  const source = isAbsolute(script) ? script : join(here, script);
+  const bundle = bundleOf(source);
+  const entry = existsSync(bundle) || !isAbsolute(script) ? [bundle] : ["--import", "tsx", source];
   return spawnProcess({
     name,
     command: process.execPath,
-    // An absolute script runs from its own checkout (the --baseline rows).
     // BENCH_NODE_FLAGS: extra node flags for the processes under test (diagnostics).
-    args: [
-      ...prof,
-      ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
-      "--import",
-      "tsx",
-      isAbsolute(script) ? script : join(here, script),
-    ],
+    args: [...prof, ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []), ...entry],
     cwd: isAbsolute(script) ? dirname(dirname(script)) : benchDir,
     env: {
       NATS_URL: ctx.infra.nats.url,

@@ -2,7 +2,7 @@
 // (transfers.requested → transfers.validated), wired as a service's main.ts wires it:
 // pino root at info, OpenTelemetry started, the process's Prometheus registry, JETMESH_*
 // settings from the environment (JETMESH_MODE, JETMESH_ACK_MODE, JETMESH_MAX_IN_FLIGHT).
-// Run as a child of the bench: `node --import tsx src/runtime-stage.ts`.
+// Run as a child of the bench, bundled as a service is: `node dist/runtime-stage.mjs`.
 import { EventTypes } from "@jetmesh/contracts";
 import {
   connectNats,
@@ -40,7 +40,8 @@ class DiscardingExporter implements SpanExporter {
   async shutdown(): Promise<void> {}
 }
 
-if (process.argv[1]?.endsWith("runtime-stage.ts")) {
+// Main when run as the bundle (or as the source, through tsx), not when imported.
+if (/runtime-stage\.(ts|mjs)$/.test(process.argv[1] ?? "")) {
   const config = loadStageConfig(process.env);
   const logger = createLogger({ service: benchStage.name, level: config.logLevel });
   // BENCH_TRACING: unset = as deployed without an OTLP endpoint; "batch" = with an exporter

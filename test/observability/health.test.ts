@@ -3,12 +3,9 @@
 // reachable, consumers bound, not draining), and turns 503 while a stage drains.
 import { EventTypes, makeEnvelope, StreamNames } from "@jetmesh/contracts";
 import {
-  type ChildHandle,
   type FaultProxy,
-  freePort,
   type NatsServerHandle,
   type RedisServerHandle,
-  spawnProcess,
   startFaultProxy,
   startNats,
   startRedis,
@@ -19,7 +16,14 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readStream } from "../support/infra.ts";
-import { httpGet, publishTraced, type RunningService, serviceEnv, startService } from "./support/pipeline.ts";
+import {
+  httpGet,
+  publishTraced,
+  type RunningService,
+  serviceEnv,
+  startBank,
+  startService,
+} from "./support/pipeline.ts";
 
 const TAG = Math.random().toString(36).slice(2, 8);
 
@@ -37,7 +41,7 @@ describe("health endpoints", { timeout: 120_000 }, () => {
   let nats: NatsServerHandle;
   let redis: RedisServerHandle;
   let nc: NatsConnection;
-  let bank: { child: ChildHandle; url: string };
+  let bank: RunningService;
   let services: RunningService[];
   let redisProxy: FaultProxy;
 
@@ -46,17 +50,7 @@ describe("health endpoints", { timeout: 120_000 }, () => {
     nc = await connect({ servers: nats.url });
     // The validator reaches Redis through a proxy, so the test can make Redis slow for it alone.
     redisProxy = await startFaultProxy({ targetPort: redis.port });
-    const bankPort = await freePort();
-    bank = {
-      url: `http://127.0.0.1:${bankPort}`,
-      child: await spawnProcess({
-        name: "bank-sim",
-        command: process.execPath,
-        args: ["--import", "tsx", "services/bank-sim/src/main.ts"],
-        env: { BANK_PORT: String(bankPort) },
-      }),
-    };
-    await bank.child.waitForLine(/listening/, 120_000);
+    bank = await startBank();
     const env = serviceEnv({ natsUrl: nats.url, redisUrl: redis.url }, { OTEL_SDK_DISABLED: "true" });
     services = await Promise.all([
       startService("gateway", env, { portKey: "GATEWAY_PORT" }),

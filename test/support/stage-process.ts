@@ -1,6 +1,6 @@
 // Runs a fixture stage as a child process so that a test can kill it (or let it kill
 // itself at a crash point) and start it again.
-import { type ChildHandle, spawnProcess } from "@jetmesh/testkit";
+import { bundleOf, type ChildHandle, spawnProcess } from "@jetmesh/testkit";
 
 /** Protocol settings short enough for tests: redelivery after 1.5 s. */
 export const FAST_SETTINGS: Record<string, string> = {
@@ -17,7 +17,7 @@ export const FAST_SETTINGS: Record<string, string> = {
   JETMESH_DRAIN_TIMEOUT_MS: "2000",
 };
 
-/** Starts test/fixtures/echo-stage.ts with the given environment; resolves once it is consuming. */
+/** Starts test/fixtures/echo-stage.ts (its bundle) with the given environment; resolves once it is consuming. */
 export async function startEchoProcess(
   urls: { natsUrl: string; redisUrl: string },
   env: Record<string, string> = {},
@@ -25,7 +25,7 @@ export async function startEchoProcess(
   const child = await spawnProcess({
     name: "echo",
     command: process.execPath,
-    args: ["--import", "tsx", "test/fixtures/echo-stage.ts"],
+    args: [bundleOf("test/fixtures/echo-stage.ts")],
     env: {
       NATS_URL: urls.natsUrl,
       REDIS_URL: urls.redisUrl,

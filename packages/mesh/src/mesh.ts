@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import {
+  bundleOf,
   type ChildHandle,
   type ExitResult,
   freePort,
@@ -93,7 +94,7 @@ export interface MeshHandle {
 /**
  * Starts the mesh: nats-server (JetStream, file store in `dataDir/nats`) and redis-server
  * on free loopback ports unless `natsUrl` / `redisUrl` answer, then every service as its
- * own process (`node --import tsx services/<name>/src/main.ts`, output appended to
+ * own process (`node services/<name>/dist/main.mjs`, output appended to
  * `dataDir/logs/<name>.log`), and waits for each one's readiness probe. Every process is
  * registered with the testkit, so it dies with this process whatever happens.
  * @throws when a server or a service does not start; what was started is stopped first.
@@ -250,9 +251,7 @@ class Service implements MeshService {
         'exec "$@" >>"$0" 2>&1',
         this.logFile,
         process.execPath,
-        "--import",
-        "tsx",
-        this.spec.entry,
+        bundleOf(this.spec.entry, this.root),
       ],
       cwd: this.root,
       env,

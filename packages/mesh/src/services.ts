@@ -7,7 +7,11 @@
 /** One service the runner starts as its own process. */
 export interface ServiceSpec {
   readonly name: ServiceName;
-  /** Entry point, relative to the repository root (`node --import tsx <entry>`). */
+  /**
+   * TypeScript entry point, relative to the repository root. The runner starts its bundle
+   * (`node services/<name>/dist/main.mjs`, see testkit's `bundleOf`), as the service's
+   * start command and Dockerfile do.
+   */
   readonly entry: string;
   /** Environment variable that takes the HTTP port. */
   readonly portEnv: string;

@@ -62,8 +62,8 @@ export interface ChildHandle {
 /**
  * Spawns a process (no shell, stdin closed, stdout and stderr captured) in its own process
  * group and registers it with the kit's process registry, so it is killed when the test
- * process ends. Used to run a service (`node --import tsx services/x/src/main.ts`) that a
- * test then kills at a named crash point.
+ * process ends. Used to run a service as deployed (`node services/x/dist/main.mjs`, see
+ * `bundleOf`) that a test then kills at a named crash point.
  *
  * @throws when the process cannot be spawned (e.g. ENOENT for an unknown command).
  */

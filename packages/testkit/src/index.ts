@@ -6,6 +6,7 @@
  */
 export { ensureBinaries } from "./binaries.ts";
 export type { Binaries } from "./binaries.ts";
+export { bundleOf } from "./bundles.ts";
 export { spawnProcess } from "./child-process.ts";
 export type { ChildHandle, ExitResult, SpawnProcessOptions } from "./child-process.ts";
 export { startFaultProxy } from "./fault-proxy.ts";

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { connect as tcpConnect } from "node:net";
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -7,6 +7,7 @@ import { connect } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, test } from "vitest";
 import {
+  bundleOf,
   freePort,
   liveProcessIds,
   spawnProcess,
@@ -454,6 +455,17 @@ describe("testkit", () => {
     await expect(spawnProcess({ name: "ghost", command: "/nonexistent/binary", args: [] })).rejects.toThrow(
       /cannot spawn/,
     );
+  });
+
+  test("testkit - bundleOf names the bundles scripts/build.mjs makes (vitest's global setup built them)", () => {
+    for (const entry of [
+      "services/ledger/src/rebuild.ts",
+      "bench/src/runtime-stage.ts",
+      "test/fixtures/echo-stage.ts",
+    ])
+      expect(existsSync(bundleOf(entry)), entry).toBe(true);
+    expect(bundleOf("/elsewhere/services/risk/src/main.ts")).toBe("/elsewhere/services/risk/dist/main.mjs");
+    expect(bundleOf("services/risk/src/main.ts", "/other")).toBe("/other/services/risk/dist/main.mjs");
   });
 
   test("testkit - after stopAllProcesses no process the kit started is alive", async () => {

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { freePort, spawnProcess, stopAllProcesses, waitFor } from "@jetmesh/testkit";
+import { bundleOf, freePort, spawnProcess, stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Infra, startInfra, transfer } from "./test-support.ts";
 
@@ -20,7 +20,7 @@ describe("gateway process", () => {
     const child = await spawnProcess({
       name: "gateway",
       command: process.execPath,
-      args: ["--import", "tsx", "src/main.ts"],
+      args: [bundleOf(fileURLToPath(new URL("./main.ts", import.meta.url)))],
       cwd: serviceDir,
       env: {
         NATS_URL: infra.nats.url,

@@ -1,10 +1,17 @@
-// The ledger as operators run it: `pnpm start` (src/main.ts) and `pnpm rebuild`
-// (src/rebuild.ts) as child processes against real servers, including a real SIGKILL
-// at a crash point.
+// The ledger as operators run it: `pnpm start` and `pnpm rebuild` (the bundles of
+// src/main.ts and src/rebuild.ts) as child processes against real servers, including a
+// real SIGKILL at a crash point.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type AnyEnvelope, EventTypes, makeEnvelope } from "@jetmesh/contracts";
-import { type ChildHandle, freePort, spawnProcess, stopAllProcesses, waitFor } from "@jetmesh/testkit";
+import {
+  bundleOf,
+  type ChildHandle,
+  freePort,
+  spawnProcess,
+  stopAllProcesses,
+  waitFor,
+} from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLog } from "./ledger-log.ts";
 import { LedgerKeys } from "./store.ts";
@@ -43,7 +50,7 @@ async function startLedger(
   const child = await spawnProcess({
     name: "ledger",
     command: process.execPath,
-    args: ["--import", "tsx", "src/main.ts"],
+    args: [bundleOf(join(packageDir, "src/main.ts"))],
     cwd: packageDir,
     env: { ...env, HTTP_PORT: String(port), ...extra },
   });
@@ -59,7 +66,7 @@ async function runRebuild(): Promise<{ code: number | null; out: string }> {
   const child = await spawnProcess({
     name: "ledger-rebuild",
     command: process.execPath,
-    args: ["--import", "tsx", "src/rebuild.ts"],
+    args: [bundleOf(join(packageDir, "src/rebuild.ts"))],
     cwd: packageDir,
     env: { ...env, LEDGER_REBUILD_SETTLE_MS: "100" },
   });

@@ -1,12 +1,13 @@
 // The reference pipeline as real processes: private nats-server and redis-server from the
-// testkit, every service started by its own start command (`node --import tsx
-// src/main.ts` in its folder), exactly as an operator would run it on one machine.
+// testkit, every service started by its own start command (`node dist/main.mjs` in its
+// folder, the bundle), exactly as an operator would run it on one machine.
 import { get } from "node:http";
 import { fileURLToPath } from "node:url";
 import { type AnyEnvelope, type Envelope, encodeEvent, eventHeaders, subjectFor } from "@jetmesh/contracts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import {
+  bundleOf,
   type ChildHandle,
   freePort,
   type NatsServerHandle,
@@ -53,7 +54,7 @@ export async function startService(
   const child = await spawnProcess({
     name,
     command: process.execPath,
-    args: ["--import", "tsx", "src/main.ts"],
+    args: [bundleOf(`services/${name}/src/main.ts`)],
     cwd: `${root}services/${name}`,
     env: { ...env, [opts.portKey ?? "HTTP_PORT"]: String(port) },
   });
@@ -69,6 +70,20 @@ export async function startService(
     throw new Error(`${name} did not become ready\n${child.lines().slice(-30).join("\n")}`, { cause: err });
   }
   return { name, child, url };
+}
+
+/** Starts the bank simulator with its start command; resolves once it listens. */
+export async function startBank(env: Record<string, string> = {}): Promise<RunningService> {
+  const port = await freePort();
+  const child = await spawnProcess({
+    name: "bank-sim",
+    command: process.execPath,
+    args: [bundleOf("services/bank-sim/src/main.ts")],
+    cwd: `${root}services/bank-sim`,
+    env: { BANK_PORT: String(port), ...env },
+  });
+  await child.waitForLine(/listening/, 120_000);
+  return { name: "bank-sim", child, url: `http://127.0.0.1:${port}` };
 }
 
 /** Broker, store, bank and the five pipeline services. */
@@ -105,19 +120,10 @@ export async function startPipeline(extraEnv: Record<string, string> = {}): Prom
   const env = serviceEnv({ natsUrl: nats.url, redisUrl: redis.url }, extraEnv);
   const started: RunningService[] = [];
   try {
-    const bankPort = await freePort();
-    const bankChild = await spawnProcess({
-      name: "bank-sim",
-      command: process.execPath,
-      args: ["--import", "tsx", "src/main.ts"],
-      cwd: `${root}services/bank-sim`,
-      env: { BANK_PORT: String(bankPort), BANK_LATENCY_MS: "0" },
-    });
-    await bankChild.waitForLine(/listening/, 120_000);
-    const bank = { name: "bank-sim", child: bankChild, url: `http://127.0.0.1:${bankPort}` };
+    const bank = await startBank({ BANK_LATENCY_MS: "0" });
     started.push(bank);
     // Every process provisions the streams it touches (concurrent creators are fine), so
-    // all five start at once; under load a cold `tsx` start alone takes seconds.
+    // all five start at once; under load a cold start alone takes seconds.
     const [gateway, validator, risk, ledger, payout] = await Promise.all([
       startService("gateway", env, { portKey: "GATEWAY_PORT" }),
       startService("validator", env),
