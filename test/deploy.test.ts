@@ -104,6 +104,60 @@ describe("deploy", () => {
     }
   });
 
+  it("deploy - every service image is built in two stages and runs only its own bundle with plain node", () => {
+    const buildScript = read("scripts/build.mjs");
+    const ignored = read(".dockerignore").split("\n");
+    // a checkout's node_modules (links into this machine's store) and bundles stay out of the context
+    expect(ignored).toEqual(expect.arrayContaining(["**/node_modules", "**/dist"]));
+    for (const dir of serviceDirs) {
+      const pkg = JSON.parse(read(`services/${dir}/package.json`)) as {
+        name: string;
+        scripts: Record<string, string>;
+        dependencies?: Record<string, string>;
+      };
+      expect(pkg.scripts.start, `${dir} start`).toBe("node dist/main.mjs");
+      expect(pkg.scripts.build, `${dir} build`).toBe(`node ../../scripts/build.mjs ${dir}`);
+      expect(buildScript, `scripts/build.mjs bundles ${dir}`).toContain(`"services/${dir}/src/main.ts"`);
+      // the ledger's rebuild check ships in the same image, bundled too
+      if (pkg.scripts.rebuild) {
+        expect(pkg.scripts.rebuild).toBe("node dist/rebuild.mjs");
+        expect(buildScript).toContain(`"services/${dir}/src/rebuild.ts"`);
+      }
+
+      const dockerfile = read(`services/${dir}/Dockerfile`);
+      expect(dockerfile, `${dir} Dockerfile`).not.toMatch(/tsx/);
+      const stages = dockerfile.split(/^(?=FROM )/m).filter((s) => s.startsWith("FROM "));
+      expect(stages, `${dir} stages`).toHaveLength(2);
+      const [build, runtime] = stages as [string, string];
+      const lines = (stage: string) => stage.split("\n").filter((l) => l && !l.startsWith("#"));
+      // build stage: the locked dependencies of this service, its workspace packages, its bundle
+      expect(lines(build)[0]).toBe("FROM node:20-slim AS build");
+      expect(build).toContain(`RUN pnpm install --frozen-lockfile --filter "${pkg.name}..."`);
+      expect(build).toContain("COPY scripts/build.mjs scripts/");
+      expect(build).toContain(`COPY services/${dir} services/${dir}`);
+      for (const dep of Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith("@jetmesh/"))) {
+        const folder = `packages/${dep.slice("@jetmesh/".length)}`;
+        expect(build, `${dir} copies ${folder}`).toContain(`COPY ${folder}/package.json ${folder}/`);
+        expect(build, `${dir} copies ${folder}`).toContain(`COPY ${folder} ${folder}`);
+      }
+      expect(lines(build).filter((l) => l.startsWith("RUN node "))).toEqual([
+        `RUN node scripts/build.mjs ${dir}`,
+      ]);
+      // runtime stage: node and the service's dist/ alone, started as its package's start script
+      const run = lines(runtime);
+      expect(run[0]).toBe("FROM node:20-slim");
+      expect(run.filter((l) => l.startsWith("COPY"))).toEqual([
+        `COPY --from=build /app/services/${dir}/dist dist`,
+      ]);
+      expect(run.filter((l) => l.startsWith("RUN"))).toEqual([]);
+      expect(run.at(-1)).toBe('CMD ["node","dist/main.mjs"]');
+      const port = /^ENV .*\b(?:GATEWAY|HTTP|BANK)_PORT=(\d+)/m.exec(runtime)?.[1];
+      expect(port, `${dir} sets its port`).toBeDefined();
+      expect(runtime).toContain(`EXPOSE ${port}`);
+    }
+    expect(read("docker-compose.yml")).not.toMatch(/tsx/);
+  });
+
   it("deploy - no service imports another service or a deep path of a package", () => {
     const offenders: string[] = [];
     const walk = (dir: string): string[] =>
