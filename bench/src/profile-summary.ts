@@ -2,11 +2,14 @@
 // package, and inclusive time of the functions that matter. No flame graph needed to see
 // what a message costs.
 //   node --import tsx bench/src/profile-summary.ts reports/profiles/<file>.cpuprofile [top]
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { SourceMap } from "node:module";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 interface Node {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number };
   hitCount?: number;
   children?: number[];
 }
@@ -26,9 +29,38 @@ function where(url: string): string {
 }
 
 /**
+ * The profile with every frame of a bundle (bench/dist/*.mjs, services' dist/main.mjs) moved
+ * to its place in the sources through the bundle's source map, so that time still adds up
+ * by package and by source line. Frames without a map are left as they are.
+ */
+export function throughSourceMaps(p: Profile): Profile {
+  const maps = new Map<string, { map: SourceMap; dir: string } | undefined>();
+  const mapOf = (url: string) => {
+    if (!maps.has(url)) {
+      const file = url.startsWith("file:") ? `${fileURLToPath(url)}.map` : undefined;
+      maps.set(
+        url,
+        file && existsSync(file)
+          ? { map: new SourceMap(JSON.parse(readFileSync(file, "utf8"))), dir: dirname(file) }
+          : undefined,
+      );
+    }
+    return maps.get(url);
+  };
+  const nodes = p.nodes.map((n) => {
+    const m = n.callFrame.url.endsWith(".mjs") ? mapOf(n.callFrame.url) : undefined;
+    const e = m?.map.findEntry(n.callFrame.lineNumber, n.callFrame.columnNumber ?? 0);
+    if (!m || !e || !("originalSource" in e)) return n;
+    const url = pathToFileURL(resolve(m.dir, e.originalSource)).href;
+    return { ...n, callFrame: { ...n.callFrame, url, lineNumber: e.originalLine } };
+  });
+  return { ...p, nodes };
+}
+
+/**
  * Self and inclusive time of the busy samples (idle left out) between the first and the
  * last sample that runs message work (a frame of @nats-io/jetstream), so that start-up
- * (module loading through tsx) does not count.
+ * (module loading) does not count. Map a bundle's profile with {@link throughSourceMaps} first.
  */
 export function summarise(p: Profile, top = 30): string {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
@@ -101,5 +133,6 @@ export function summarise(p: Profile, top = 30): string {
 if (process.argv[1]?.endsWith("profile-summary.ts")) {
   const file = process.argv[2];
   if (!file) throw new Error("usage: profile-summary.ts <file.cpuprofile> [top]");
-  console.log(summarise(JSON.parse(readFileSync(file, "utf8")) as Profile, Number(process.argv[3] ?? 30)));
+  const profile = throughSourceMaps(JSON.parse(readFileSync(file, "utf8")) as Profile);
+  console.log(summarise(profile, Number(process.argv[3] ?? 30)));
 }
