@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   type Context,
-  context,
   isSpanContextValid,
   type Span,
   SpanKind,
@@ -59,8 +58,10 @@ export function createRequestListener(
       }
       return m.route.handle({ req, url, params: m.params, span, context: ctx });
     };
-    context
-      .with(ctx, run)
+    // The span's context reaches routes explicitly (RouteRequest.context): running each
+    // request inside `context.with` would turn on AsyncLocalStorage's promise hooks, a
+    // cost on every promise of the process (bench/NOTES.md).
+    run()
       .catch((err: unknown) => {
         if (err instanceof HttpError) return err.reply;
         span.recordException(err as Error);
