@@ -96,8 +96,14 @@ const positiveInt = (v: string): number => {
 };
 
 /** Rows selected by `--only`: comma-separated ids or id prefixes (`runtime`, `broker.publish`). */
-export function selectRows(only: string | undefined, baseline?: string, runtimeFrom?: string): Row[] {
+export function selectRows(
+  only: string | undefined,
+  baseline?: string,
+  runtimeFrom?: string,
+  nodeFlags?: string,
+): Row[] {
   let rows = only ? pick(only) : [...ROWS];
+  if (nodeFlags) rows = rows.flatMap((r) => [r, ...flagTwins(r, nodeFlags)]);
   if (runtimeFrom) {
     const script = resolve(runtimeFrom, "bench/src/runtime-stage.ts");
     rows = rows.map((r) => {
@@ -123,6 +129,25 @@ export function selectRows(only: string | undefined, baseline?: string, runtimeF
       ),
     ];
   });
+}
+
+/**
+ * `--node-flags`: a stage row again with each set of node flags for its process, right after
+ * its own, as `<row>@<flags>` (the ratios then include `<row> / the same on <flags>`).
+ */
+function flagTwins(row: Row, sets: string): Row[] {
+  if (!row.id.startsWith("handwritten") && !row.id.startsWith("runtime")) return [];
+  return sets
+    .split(";")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((set) => ({
+      id: `${row.id}@${set}`,
+      run: async (ctx) => {
+        const r = (await row.run({ ...ctx, nodeFlags: set.split(/\s+/) })) as RowResult;
+        return { ...r, id: `${row.id}@${set}`, label: `${r.label} @${set}` };
+      },
+    }));
 }
 
 /** The runtime rows that `--baseline` and `--runtime-from` can run from another checkout. */
@@ -169,6 +194,7 @@ export interface BenchOptions {
   pipelineSeconds: number;
   baseline?: string;
   runtimeFrom?: string;
+  nodeFlags?: string;
   priority?: number;
 }
 
@@ -191,7 +217,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
   const messages = o.tiny ? Math.min(o.messages, 300) : o.messages;
   const rate = o.tiny ? Math.min(o.rate, 1000) : o.rate;
   const latencyMessages = o.latencyMessages ?? (o.tiny ? 200 : Math.min(messages, rate * 4));
-  const rows = selectRows(o.only, o.baseline, o.runtimeFrom);
+  const rows = selectRows(o.only, o.baseline, o.runtimeFrom, o.nodeFlags);
   for (const dir of [...(o.baseline?.split(",") ?? []), ...(o.runtimeFrom ? [o.runtimeFrom] : [])])
     buildCheckout(resolve(dir.trim()), log);
   // Opt-in: on a machine shared with other work, a higher priority (negative niceness,
@@ -322,6 +348,10 @@ async function main(argv: string[]): Promise<void> {
     .option(
       "--runtime-from <checkout>",
       "run the runtime rows with the runtime of another checkout (a snapshot that edits in this one cannot disturb)",
+    )
+    .option(
+      "--node-flags <sets>",
+      "also run each stage row with these node flags for its process, right after its own (sets separated by ';'), for same-run ratios",
     )
     .option(
       "--pipeline-rate <n>",

@@ -75,6 +75,8 @@ export interface RowContext {
   readonly pipelineSeconds: number;
   /** Folder for `--cpu-prof` output of stage children, when profiling. */
   readonly profileDir?: string;
+  /** Node flags for the process under test (a `--node-flags` twin row), after BENCH_NODE_FLAGS. */
+  readonly nodeFlags?: readonly string[];
   readonly log: (line: string) => void;
 }
 
@@ -118,7 +120,12 @@ async function spawnChild(
     name,
     command: process.execPath,
     // BENCH_NODE_FLAGS: extra node flags for the processes under test (diagnostics).
-    args: [...prof, ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []), ...entry],
+    args: [
+      ...prof,
+      ...(process.env.BENCH_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
+      ...(ctx.nodeFlags ?? []),
+      ...entry,
+    ],
     cwd: isAbsolute(script) ? dirname(dirname(script)) : benchDir,
     env: {
       NATS_URL: ctx.infra.nats.url,
