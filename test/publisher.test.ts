@@ -1,0 +1,49 @@
+// The event publisher's headers against a real nats-server: what is stored, and what is refused.
+import { ContractError, eventHeaders, Headers, makeEnvelope } from "@jetmesh/contracts";
+import { createEventPublisher, createLogger, stageSettings, startTelemetry } from "@jetmesh/stage";
+import { stopAllProcesses } from "@jetmesh/testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Infra, readStream, requested, startInfra } from "./support/infra.ts";
+
+startTelemetry({ serviceName: "publisher-test" });
+const logger = createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+
+describe("event publisher", () => {
+  let infra: Infra;
+  beforeAll(async () => {
+    infra = await startInfra();
+    await infra.jsm.streams.add({ name: "INGRESS", subjects: ["transfers.requested.>"] });
+  }, 60_000);
+  afterAll(async () => {
+    await infra?.close();
+    await stopAllProcesses();
+  });
+  const publisher = () =>
+    createEventPublisher({ js: infra.js, nc: infra.nc, settings: stageSettings({}), logger, stage: "test" });
+
+  it("publisher - stores the event's contract headers and a traceparent, with Nats-Msg-Id only when deduping", async () => {
+    const deduped = requested(1);
+    const plain = requested(2);
+    await publisher().publish(deduped);
+    await publisher().publish(plain, { dedupe: false });
+    const [a, b] = await readStream(infra.jsm, "INGRESS");
+    expect(a!.headers).toMatchObject(eventHeaders(deduped));
+    expect(a!.headers.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+    const { [Headers.MsgId]: _, ...withoutId } = eventHeaders(plain);
+    expect(b!.headers).toMatchObject(withoutId);
+    expect(b!.headers[Headers.MsgId]).toBeUndefined();
+  });
+
+  it("publisher - a header value with a line break is refused with the header named, and nothing is stored", async () => {
+    const before = (await readStream(infra.jsm, "INGRESS")).length;
+    const evil = { ...requested(3), correlationId: "t-3\r\nJetmesh-Producer: someone-else" };
+    const err = await publisher()
+      .publish(makeEnvelope(evil.type, evil.data, evil))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ContractError);
+    expect((err as ContractError).issues).toEqual([
+      { field: `header:${Headers.CorrelationId}`, rule: "must not contain a line break" },
+    ]);
+    expect(await readStream(infra.jsm, "INGRESS")).toHaveLength(before);
+  });
+});
