@@ -12,20 +12,11 @@
 // traces point into the TypeScript sources (off by default: it costs memory and time).
 // Plain Node ESM on purpose: it runs before anything else is built, in the Dockerfiles'
 // build stage too. It rebuilds every time (about two seconds for all of them), so a bundle
-// is never older than its sources, and rewrites only files whose bytes changed, each
-// replaced in one rename: a process starting meanwhile never reads half a bundle.
-import {
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+// is never older than its sources. esbuild writes next to `dist/` and each file then
+// replaces its old self in one rename: a process starting meanwhile never reads half a bundle.
+import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
@@ -49,8 +40,8 @@ export const ENTRIES = {
 };
 
 /** Where the bundle of `entry` goes: the sources' folder's sibling `dist/`, `.ts` → `.mjs`. */
-export function bundleOf(entry) {
-  return join(dirname(dirname(entry)), "dist", `${basename(entry, ".ts")}.mjs`);
+export function bundleOf(entry, folder = "dist") {
+  return join(dirname(dirname(entry)), folder, `${basename(entry, ".ts")}.mjs`);
 }
 
 // Native addons cannot be bundled. msgpackr-extract (msgpackr's string decoder, about a
@@ -79,10 +70,22 @@ export async function buildBundles(names = []) {
   if (unknown.length)
     throw new Error(`unknown bundle ${unknown.join(", ")}; known: ${Object.keys(ENTRIES).join(", ")}`);
   const entries = (names.length ? names : Object.keys(ENTRIES)).flatMap((n) => ENTRIES[n]);
+  // A staging folder at the same depth as dist/: the maps' relative source paths hold after the move.
+  const staging = `dist.${process.pid}.tmp`;
+  const stagingDirs = [...new Set(entries.map((e) => join(root, dirname(bundleOf(e, staging)))))];
+  try {
+    await bundle(entries, staging);
+  } finally {
+    for (const dir of stagingDirs) rmSync(dir, { recursive: true, force: true });
+  }
+  return entries.map((e) => bundleOf(e));
+}
+
+async function bundle(entries, staging) {
   // One esbuild run for every entry: each is still its own bundle (no code splitting).
-  const { metafile, outputFiles } = await build({
+  const { metafile } = await build({
     absWorkingDir: root,
-    entryPoints: entries.map((e) => ({ in: e, out: bundleOf(e).replace(/\.mjs$/, "") })),
+    entryPoints: entries.map((e) => ({ in: e, out: bundleOf(e, staging).replace(/\.mjs$/, "") })),
     outdir: ".",
     outExtension: { ".js": ".mjs" },
     bundle: true,
@@ -96,12 +99,10 @@ export async function buildBundles(names = []) {
     sourcesContent: false,
     logLevel: "warning",
     metafile: true,
-    write: false,
   });
-  for (const file of outputFiles) writeIfChanged(file.path, file.contents);
   for (const [out, meta] of Object.entries(metafile.outputs)) {
     if (!out.endsWith(".mjs")) continue;
-    const modules = join(root, dirname(out), "node_modules");
+    const modules = join(root, dirname(dirname(out)), "dist", "node_modules");
     for (const name of EXTERNAL) {
       // The module that imports it: the package is resolved from there, as Node would.
       const importer = Object.keys(meta.inputs).find((i) =>
@@ -110,15 +111,12 @@ export async function buildBundles(names = []) {
       if (importer) copyPackage(name, join(root, importer), modules);
     }
   }
-  return entries.map((e) => relative(root, join(root, bundleOf(e))));
-}
-
-function writeIfChanged(path, contents) {
-  if (existsSync(path) && readFileSync(path).equals(contents)) return;
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, contents);
-  renameSync(tmp, path);
+  // Last, the bundles themselves: their externals are in place when they appear.
+  for (const out of Object.keys(metafile.outputs)) {
+    const dist = join(root, dirname(dirname(out)), "dist");
+    mkdirSync(dist, { recursive: true });
+    renameSync(join(root, out), join(dist, basename(out)));
+  }
 }
 
 /**
@@ -140,8 +138,26 @@ function copyPackage(name, from, modules, optional = false) {
   const pkg = JSON.parse(readFileSync(self, "utf8"));
   const dest = join(modules, name);
   if (versionAt(dest) !== pkg.version) {
-    rmSync(dest, { recursive: true, force: true });
-    cpSync(real, dest, { recursive: true, dereference: true });
+    // Copied aside and swapped in by renames, never removed in place: a build running at
+    // the same time may be doing the same. (A pnpm package's own node_modules holds only
+    // .bin links: left out.)
+    const tmp = `${dest}.${process.pid}.tmp`;
+    const old = `${dest}.${process.pid}.old`;
+    const inner = join(real, "node_modules");
+    cpSync(real, tmp, { recursive: true, dereference: true, filter: (src) => !src.startsWith(inner) });
+    try {
+      renameSync(dest, old);
+    } catch {
+      // nothing there yet
+    }
+    try {
+      renameSync(tmp, dest);
+    } catch (err) {
+      if (versionAt(dest) !== pkg.version) throw err;
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+      rmSync(old, { recursive: true, force: true });
+    }
   }
   for (const dep of Object.keys(pkg.dependencies ?? {})) copyPackage(dep, self, modules);
   for (const dep of Object.keys(pkg.optionalDependencies ?? {})) copyPackage(dep, self, modules, true);
