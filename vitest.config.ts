@@ -2,7 +2,13 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["packages/*/src/**/*.test.ts", "services/*/src/**/*.test.ts", "test/**/*.test.ts"],
+    // bench/src/bench.test.ts runs `pnpm bench --tiny` once: proves the bench works, asserts no speed.
+    include: [
+      "packages/*/src/**/*.test.ts",
+      "services/*/src/**/*.test.ts",
+      "test/**/*.test.ts",
+      "bench/src/**/*.test.ts",
+    ],
     // Child processes run bundles (services, test/fixtures): built once per run, so that
     // `npx vitest run some.test.ts` works on a fresh clone and never runs a stale bundle.
     globalSetup: ["scripts/build.mjs"],

@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 
-// The bench's own test (the root config includes packages, services and test/ only):
+// The bench's own test, alone (the root config, and so the README's test command, runs it too):
 // `npx vitest run --config bench/vitest.config.ts` or `pnpm --filter @jetmesh/bench test`.
 export default defineConfig({
   test: {

@@ -47,5 +47,5 @@ describe("bench", () => {
     for (const q of report.ratios) expect(q.value, q.name).toBeGreaterThan(0);
     for (const r of report.rows) expect(stdout).toContain(r.label);
     expect(stdout).toContain("ratios (same run)");
-  });
+  }, 600_000);
 });
