@@ -18,6 +18,28 @@ const TAG = Math.random().toString(36).slice(2, 8);
 const SERVICE_VERSION = "0.1.0";
 
 /** One hop of the expected tree: who consumes which event type from which stream. */
+/** The hops every transfer that posts takes: validator, risk, then the ledger posts. */
+const TO_LEDGER_POSTED: readonly Hop[] = [
+  {
+    stage: "validator",
+    stream: StreamNames.Ingress,
+    consumes: EventTypes.TransferRequested,
+    emits: EventTypes.TransferValidated,
+  },
+  {
+    stage: "risk",
+    stream: StreamNames.Validation,
+    consumes: EventTypes.TransferValidated,
+    emits: EventTypes.TransferScored,
+  },
+  {
+    stage: "ledger",
+    stream: StreamNames.Risk,
+    consumes: EventTypes.TransferScored,
+    emits: EventTypes.LedgerPosted,
+  },
+];
+
 interface Hop {
   readonly stage: string;
   readonly stream: string;
@@ -193,24 +215,7 @@ describe("tracing across the pipeline", { timeout: 120_000 }, () => {
     );
     expectOneTree(t.spans);
     const chain = expectChain(t.spans, t.eventId, [
-      {
-        stage: "validator",
-        stream: StreamNames.Ingress,
-        consumes: EventTypes.TransferRequested,
-        emits: EventTypes.TransferValidated,
-      },
-      {
-        stage: "risk",
-        stream: StreamNames.Validation,
-        consumes: EventTypes.TransferValidated,
-        emits: EventTypes.TransferScored,
-      },
-      {
-        stage: "ledger",
-        stream: StreamNames.Risk,
-        consumes: EventTypes.TransferScored,
-        emits: EventTypes.LedgerPosted,
-      },
+      ...TO_LEDGER_POSTED,
       {
         stage: "payout",
         stream: StreamNames.Ledger,
@@ -257,24 +262,7 @@ describe("tracing across the pipeline", { timeout: 120_000 }, () => {
     );
     expectOneTree(t.spans);
     expectChain(t.spans, t.eventId, [
-      {
-        stage: "validator",
-        stream: StreamNames.Ingress,
-        consumes: EventTypes.TransferRequested,
-        emits: EventTypes.TransferValidated,
-      },
-      {
-        stage: "risk",
-        stream: StreamNames.Validation,
-        consumes: EventTypes.TransferValidated,
-        emits: EventTypes.TransferScored,
-      },
-      {
-        stage: "ledger",
-        stream: StreamNames.Risk,
-        consumes: EventTypes.TransferScored,
-        emits: EventTypes.LedgerPosted,
-      },
+      ...TO_LEDGER_POSTED,
       { stage: "payout", stream: StreamNames.Ledger, consumes: EventTypes.LedgerPosted },
     ]);
   });
@@ -289,24 +277,7 @@ describe("tracing across the pipeline", { timeout: 120_000 }, () => {
     );
     expectOneTree(t.spans);
     expectChain(t.spans, t.eventId, [
-      {
-        stage: "validator",
-        stream: StreamNames.Ingress,
-        consumes: EventTypes.TransferRequested,
-        emits: EventTypes.TransferValidated,
-      },
-      {
-        stage: "risk",
-        stream: StreamNames.Validation,
-        consumes: EventTypes.TransferValidated,
-        emits: EventTypes.TransferScored,
-      },
-      {
-        stage: "ledger",
-        stream: StreamNames.Risk,
-        consumes: EventTypes.TransferScored,
-        emits: EventTypes.LedgerPosted,
-      },
+      ...TO_LEDGER_POSTED,
       {
         stage: "payout",
         stream: StreamNames.Ledger,

@@ -1,22 +1,16 @@
-// The reference pipeline as real processes: private nats-server and redis-server from the
-// testkit, every service started by its own start command (`node dist/main.mjs` in its
-// folder, the bundle), exactly as an operator would run it on one machine.
+// The reference pipeline as real processes for the observability tests: the whole mesh
+// through the runner's library, and single services started from their bundles (`node
+// dist/main.mjs` in their folder) for tests that need their own environment or servers.
+import { mkdtemp } from "node:fs/promises";
 import { get } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { startMesh } from "@jetmesh/mesh";
 import { type AnyEnvelope, type Envelope, encodeEvent, eventHeaders, subjectFor } from "@jetmesh/contracts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
-import {
-  bundleOf,
-  type ChildHandle,
-  freePort,
-  type NatsServerHandle,
-  type RedisServerHandle,
-  spawnProcess,
-  startNats,
-  startRedis,
-  waitFor,
-} from "@jetmesh/testkit";
+import { bundleOf, type ChildHandle, freePort, spawnProcess, waitFor } from "@jetmesh/testkit";
 
 export const PIPELINE = ["gateway", "validator", "risk", "ledger", "payout"] as const;
 export type PipelineService = (typeof PIPELINE)[number];
@@ -86,12 +80,10 @@ export async function startBank(env: Record<string, string> = {}): Promise<Runni
   return { name: "bank-sim", child, url: `http://127.0.0.1:${port}` };
 }
 
-/** Broker, store, bank and the five pipeline services. */
+/** The mesh's five pipeline services and the bank, and how to submit a transfer. */
 export interface Pipeline {
-  readonly nats: NatsServerHandle;
-  readonly redis: RedisServerHandle;
-  readonly bank: RunningService;
-  readonly services: Readonly<Record<PipelineService, RunningService>>;
+  readonly bank: { readonly url: string };
+  readonly services: Readonly<Record<PipelineService, { readonly url: string }>>;
   /** POST /v1/transfers on the gateway. */
   submit(
     body: { from: string; to: string; amountMinor: number; currency: string },
@@ -102,59 +94,43 @@ export interface Pipeline {
 
 /** Environment shared by the services: private infra, test-speed protocol settings. */
 export function serviceEnv(infra: { natsUrl: string; redisUrl: string }, extra: Record<string, string> = {}) {
-  return {
-    NATS_URL: infra.natsUrl,
-    REDIS_URL: infra.redisUrl,
-    LOG_LEVEL: "info",
-    // Export spans quickly so a test does not wait the default 5 s batch delay.
-    OTEL_BSP_SCHEDULE_DELAY: "100",
-    OTEL_METRICS_EXPORTER: "none",
-    OTEL_LOGS_EXPORTER: "none",
-    ...extra,
-  };
+  return { NATS_URL: infra.natsUrl, REDIS_URL: infra.redisUrl, ...TRACING_ENV, ...extra };
 }
 
-/** Starts nats-server, redis-server, the bank simulator and every pipeline service. */
+const TRACING_ENV = {
+  LOG_LEVEL: "info",
+  // Export spans quickly so a test does not wait the default 5 s batch delay.
+  OTEL_BSP_SCHEDULE_DELAY: "100",
+  OTEL_METRICS_EXPORTER: "none",
+  OTEL_LOGS_EXPORTER: "none",
+};
+
+/**
+ * The whole mesh, started by the local runner's library (`startMesh`: private nats-server
+ * and redis-server, the bank simulator, every service from its bundle), with `extraEnv`
+ * for every jetmesh service.
+ */
 export async function startPipeline(extraEnv: Record<string, string> = {}): Promise<Pipeline> {
-  const [nats, redis] = await Promise.all([startNats(), startRedis()]);
-  const env = serviceEnv({ natsUrl: nats.url, redisUrl: redis.url }, extraEnv);
-  const started: RunningService[] = [];
-  try {
-    const bank = await startBank({ BANK_LATENCY_MS: "0" });
-    started.push(bank);
-    // Every process provisions the streams it touches (concurrent creators are fine), so
-    // all five start at once; under load a cold start alone takes seconds.
-    const [gateway, validator, risk, ledger, payout] = await Promise.all([
-      startService("gateway", env, { portKey: "GATEWAY_PORT" }),
-      startService("validator", env),
-      startService("risk", env),
-      startService("ledger", env),
-      startService("payout", { ...env, PAYOUT_BANK_URL: bank.url }),
-    ]);
-    started.push(gateway, validator, risk, ledger, payout);
-    return {
-      nats,
-      redis,
-      bank,
-      services: { gateway, validator, risk, ledger, payout },
-      async submit(body, key) {
-        const res = await fetch(`${gateway.url}/v1/transfers`, {
-          method: "POST",
-          headers: { "content-type": "application/json", "idempotency-key": key },
-          body: JSON.stringify(body),
-        });
-        return { status: res.status, body: (await res.json()) as never };
-      },
-      async close() {
-        await Promise.all(started.map((s) => s.child.stop(10_000)));
-        await Promise.all([nats.stop(), redis.stop()]);
-      },
-    };
-  } catch (err) {
-    await Promise.all(started.map((s) => s.child.kill()));
-    await Promise.all([nats.stop(), redis.stop()]);
-    throw err;
-  }
+  const mesh = await startMesh({
+    dataDir: await mkdtemp(join(tmpdir(), "jetmesh-obs-")),
+    removeDataOnStop: true,
+    logLevel: TRACING_ENV.LOG_LEVEL,
+    env: { ...TRACING_ENV, ...extraEnv },
+  });
+  const gateway = mesh.services.gateway.url;
+  return {
+    bank: { url: mesh.bankUrl },
+    services: mesh.services,
+    async submit(body, key) {
+      const res = await fetch(`${gateway}/v1/transfers`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as never };
+    },
+    close: () => mesh.stop(),
+  };
 }
 
 /**
