@@ -59,7 +59,8 @@ export interface ProcessorDeps<Deps> {
 export type Processor = (m: JsMsg, accepts: ReadonlySet<string>) => Promise<void>;
 
 const ACK = new TextEncoder().encode("+ACK");
-const CONFIRM_TIMEOUT_MS = 5000;
+/** How long a confirmed ack waits for the server's confirmation. */
+export const CONFIRM_TIMEOUT_MS = 5000;
 
 /**
  * The subject a delivered message is acked on (`$JS.ACK.<stream>.<consumer>...`): the

@@ -15,7 +15,7 @@ import { Gate, Slots } from "./flow-control.ts";
 import type { ReadinessProbe } from "./http-server.ts";
 import { createIdempotencyStore } from "./idempotency-store.ts";
 import { createStageMetrics, metricsRegistry } from "./metrics.ts";
-import { createProcessor } from "./process-message.ts";
+import { CONFIRM_TIMEOUT_MS, createProcessor } from "./process-message.ts";
 import { ensureStream } from "./provision.ts";
 import { createEventPublisher } from "./publisher.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
@@ -107,7 +107,7 @@ export async function runStage<In extends EventType, Deps>(
   const registry = o.registry ?? metricsRegistry();
   const metrics = createStageMetrics(registry);
   const store = s.mode === "exactly-once" ? createIdempotencyStore(o.redis) : undefined;
-  const replies = new ReplyInbox(o.nc, Math.min(s.publishTimeoutMs, 5000));
+  const replies = new ReplyInbox(o.nc, Math.min(s.publishTimeoutMs, CONFIRM_TIMEOUT_MS));
   const publisher = createEventPublisher({ js, replies, settings: s, logger, stage, metrics });
   const stopping = new AbortController();
   const process = createProcessor({
