@@ -117,12 +117,12 @@ export async function pollConsumer(
   jsm: JetStreamManager,
   durable: string,
   test: (ci: ConsumerInfo) => boolean,
-  opts: { what: string; stallMs: number; everyMs?: number; onPoll?: () => void },
+  opts: { what: string; stallMs: number; everyMs?: number; onPoll?: () => void; stream?: string },
 ): Promise<ConsumerInfo> {
   let progress = "";
   let movedAt = Date.now();
   for (;;) {
-    const ci = await jsm.consumers.info(INPUT.name, durable).catch(() => undefined);
+    const ci = await jsm.consumers.info(opts.stream ?? INPUT.name, durable).catch(() => undefined);
     if (ci && test(ci)) return ci;
     opts.onPoll?.();
     const now = ci ? `${ci.delivered.stream_seq}/${ci.ack_floor.stream_seq}` : "";

@@ -7,6 +7,7 @@ import { cpus, loadavg, setPriority } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { type Infra, startInfra } from "./infra.ts";
+import { ledgerRow } from "./ledger-row.ts";
 import { pipelineRows } from "./pipeline.ts";
 import { formatReport, ratios, targets } from "./report.ts";
 import { type ConsumerRowSpec, consumerRow, publishRow, type RowContext, type RowResult } from "./rows.ts";
@@ -86,6 +87,7 @@ export const ROWS: readonly Row[] = [
     JETMESH_ACK_MODE: "plain",
     BENCH_TRACING: "off",
   }),
+  { id: "ledger.decide", run: (c) => ledgerRow(c, { id: "ledger.decide", label: "ledger decisions" }) },
   { id: "pipeline", run: (c) => pipelineRows(c) },
 ];
 
@@ -115,6 +117,19 @@ export function selectRows(
   // Each runtime row runs again with every other checkout's runtime, right after its own.
   const others = baseline.split(",").map((d) => resolve(d.trim()));
   return rows.flatMap((r) => {
+    if (r.id === "ledger.decide")
+      return [
+        r,
+        ...others.map((dir) => ({
+          id: `${r.id}@${basename(dir)}`,
+          run: (ctx: RowContext) =>
+            ledgerRow(ctx, {
+              id: `${r.id}@${basename(dir)}`,
+              label: `ledger decisions @${basename(dir)}`,
+              checkout: dir,
+            }),
+        })),
+      ];
     const twin = RUNTIME_ENV[r.id];
     if (!twin) return [r];
     return [
@@ -204,7 +219,7 @@ export interface BenchOptions {
  */
 function buildCheckout(dir: string, log: (s: string) => void): void {
   const script = join(dir, "scripts/build.mjs");
-  if (existsSync(script)) execFileSync(process.execPath, [script, "bench"], { stdio: "inherit" });
+  if (existsSync(script)) execFileSync(process.execPath, [script, "bench", "ledger"], { stdio: "inherit" });
   else log(`bench: ${dir} has no scripts/build.mjs: its rows run through tsx (RSS about 80 MB higher)`);
 }
 

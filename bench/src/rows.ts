@@ -83,7 +83,7 @@ export interface RowContext {
 const MB = 1024 * 1024;
 const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
 
-function cost(
+export function cost(
   cpuMs: number,
   messages: number,
   maxRssBytes: number,
@@ -100,7 +100,7 @@ function cost(
   };
 }
 
-async function spawnChild(
+export async function spawnChild(
   ctx: RowContext,
   name: string,
   script: string,
