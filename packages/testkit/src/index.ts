@@ -34,6 +34,6 @@ export type { StoredEvent, StreamPosition } from "./invariants-read.ts";
 export { freePort } from "./ports.ts";
 export { killAll, liveProcessIds, stopAllProcesses } from "./processes.ts";
 export { startRedis } from "./redis-server.ts";
-export type { RedisServerHandle, StartRedisOptions } from "./redis-server.ts";
+export type { RedisServerHandle, RedisSnapshot, StartRedisOptions } from "./redis-server.ts";
 export { waitFor } from "./wait.ts";
 export type { WaitForOptions } from "./wait.ts";

@@ -1,4 +1,6 @@
+import { copyFile, rm } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ensureBinaries } from "./binaries.ts";
 import type { ChildHandle } from "./child-process.ts";
@@ -44,10 +46,29 @@ export interface RedisServerHandle {
   stop(): Promise<void>;
   /** Runs FLUSHALL (every database). @throws when the server does not answer OK. */
   flushAll(): Promise<void>;
+  /**
+   * Saves the whole dataset now (SAVE) and keeps the file aside: a backup, or what a lagging
+   * replica holds. @returns the snapshot, for {@link RedisServerHandle.rollbackTo}.
+   */
+  snapshot(): Promise<RedisSnapshot>;
+  /**
+   * Rolls the server back to `snapshot`: kills it (SIGKILL), drops what it persisted since,
+   * and starts it from the snapshot on the same port. Every write after the snapshot is lost,
+   * as after a failover to a lagging replica, a lost AOF tail or a restore from a backup.
+   */
+  rollbackTo(snapshot: RedisSnapshot): Promise<void>;
   /** True while the current process has not exited. */
   isRunning(): boolean;
   /** The last 200 lines the server printed, across restarts. */
   logs(): string[];
+}
+
+/** A saved dataset of a redis-server started by the kit. */
+export interface RedisSnapshot {
+  /** The RDB file, in the server's folder. */
+  readonly file: string;
+  /** When it was taken, ms since the epoch. */
+  readonly atMs: number;
 }
 
 const LOG_LINES = 200;
@@ -110,10 +131,12 @@ class RedisServer implements RedisServerHandle {
     return [...this.#previousLogs, ...(this.#child?.lines() ?? [])].slice(-LOG_LINES);
   }
 
-  async start(): Promise<void> {
-    const persistence = this.#opts.persistence
-      ? ["--appendonly", "yes", "--appendfsync", "always"]
-      : ["--save", "", "--appendonly", "no"];
+  /** `fromRdb`: load dump.rdb even when persistence keeps an AOF (turned on after loading). */
+  async start(fromRdb = false): Promise<void> {
+    const persistence =
+      this.#opts.persistence && !fromRdb
+        ? ["--appendonly", "yes", "--appendfsync", "always"]
+        : ["--save", "", "--appendonly", "no"];
     this.#child = await spawnProcess({
       name: `redis-server:${this.port}`,
       command: this.#binary,
@@ -160,6 +183,46 @@ class RedisServer implements RedisServerHandle {
     if (reply !== "+OK") throw new Error(`FLUSHALL on ${this.url} answered ${reply}`);
   }
 
+  #snapshots = 0;
+
+  async snapshot(): Promise<RedisSnapshot> {
+    const atMs = Date.now();
+    const reply = await redisCommand(this.port, ["SAVE"], 30_000);
+    if (reply !== "+OK") throw new Error(`SAVE on ${this.url} answered ${reply}`);
+    const file = join(this.dir, `snapshot-${++this.#snapshots}.rdb`);
+    await copyFile(join(this.dir, "dump.rdb"), file);
+    return { file, atMs };
+  }
+
+  async rollbackTo(snapshot: RedisSnapshot): Promise<void> {
+    if (this.#stopped) throw new Error(`redis-server ${this.url} was stopped and cannot be rolled back`);
+    await this.#child?.kill("SIGKILL");
+    // Redis loads the AOF when it has one: drop it, so the server starts from the snapshot.
+    await rm(join(this.dir, "appendonlydir"), { recursive: true, force: true });
+    await copyFile(snapshot.file, join(this.dir, "dump.rdb"));
+    this.#previousLogs = [
+      ...this.logs(),
+      `--- testkit: rolling redis-server on port ${this.port} back to ${snapshot.file} ---`,
+    ];
+    // With an AOF configured, Redis would start empty rather than read the RDB: start from the
+    // RDB, then turn the AOF on, which rewrites it from the loaded data (Redis's documented switch).
+    await this.start(true);
+    if (this.#opts.persistence) {
+      for (const args of [
+        ["CONFIG", "SET", "appendfsync", "always"],
+        ["CONFIG", "SET", "appendonly", "yes"],
+      ]) {
+        const reply = await redisCommand(this.port, args);
+        if (reply !== "+OK") throw new Error(`${args.join(" ")} on ${this.url} answered ${reply}`);
+      }
+      const deadline = Date.now() + 10_000;
+      while (!/aof_rewrite_in_progress:0[\s\S]*aof_rewrite_scheduled:0/.test(await redisInfo(this.port))) {
+        if (Date.now() > deadline) throw new Error(`redis-server ${this.url}: AOF rewrite did not finish`);
+        await sleep(25);
+      }
+    }
+  }
+
   async #waitReady(child: ChildHandle): Promise<void> {
     const timeoutMs = this.#opts.readyTimeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
@@ -186,6 +249,26 @@ class RedisServer implements RedisServerHandle {
     const tail = this.logs().slice(-30).join("\n");
     return new Error(`redis-server on 127.0.0.1:${this.port} ${why}\n--- last log lines ---\n${tail}`);
   }
+}
+
+/** `INFO persistence` as text (a bulk reply, read whole). */
+function redisInfo(port: number, timeoutMs = 2_000): Promise<string> {
+  const request = "*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n";
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host: "127.0.0.1", port });
+    let received = "";
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`redis on port ${port} did not answer`)));
+    socket.once("connect", () => socket.write(request));
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("utf8");
+      const m = /^\$(\d+)\r\n/.exec(received);
+      if (m && Buffer.byteLength(received) >= m[0].length + Number(m[1])) {
+        socket.destroy();
+        resolve(received.slice(m[0].length));
+      }
+    });
+    socket.once("error", reject);
+  });
 }
 
 /**

@@ -271,6 +271,40 @@ describe("testkit", () => {
     }
   });
 
+  for (const persistence of [false, true]) {
+    test(`testkit - redis-server rolled back to a snapshot loses every later write (persistence ${persistence})`, async () => {
+      const redis = await startRedis({ persistence });
+      const client = new Redis(redis.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+      try {
+        await client.set("tk:before", "1");
+        await client.hset("tk:h", "a", "1");
+        const snap = await redis.snapshot();
+        await client.set("tk:after", "2");
+        await client.hset("tk:h", "a", "2", "b", "3");
+        await client.del("tk:before");
+        const firstPid = redis.pid;
+        await redis.rollbackTo(snap);
+        expect(redis.pid).not.toBe(firstPid);
+        await waitFor(async () => (await client.ping()) === "PONG", { what: "redis after the rollback" });
+        expect(await client.get("tk:before")).toBe("1");
+        expect(await client.get("tk:after")).toBeNull();
+        expect(await client.hgetall("tk:h")).toEqual({ a: "1" });
+        // Writes after the rollback land on the old state, and (with persistence) survive a crash.
+        await client.set("tk:later", "4");
+        if (persistence) {
+          await redis.kill("SIGKILL");
+          await redis.restart();
+          await waitFor(async () => (await client.ping()) === "PONG", { what: "redis after the crash" });
+          expect(await client.get("tk:later")).toBe("4");
+          expect(await client.get("tk:before")).toBe("1");
+        }
+      } finally {
+        client.disconnect();
+        await redis.stop();
+      }
+    });
+  }
+
   test("testkit - fault proxy forwards redis PING and cut() drops open connections but keeps accepting", async () => {
     const redis = await startRedis();
     const proxy = await startFaultProxy({ targetPort: redis.port });
