@@ -17,7 +17,7 @@ export const SEED = "20261126";
 export function expectSurvived(r: ScenarioResult, scenario: Scenario): void {
   console.log(`${formatSummary([r])}\n\n${formatFaults([r])}\n\n${formatDetails([r])}`);
   expect(r.violations).toEqual([]);
-  expect(r.invariantsChecked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6"]);
+  expect(r.invariantsChecked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1"]);
   expect(r.lost).toBe(0);
   expect(r.doubled).toBe(0);
   expect(r.accepted).toBeGreaterThan(0);

@@ -54,7 +54,7 @@ describe("e2e mesh traffic", () => {
 
     const report = await quietThenCheck(t, traffic.accepted, gatewayBalances(t.mesh.gatewayUrl));
     expect(report.violations, describeViolations(report)).toEqual([]);
-    expect(report.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6"]);
+    expect(report.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1"]);
     const c = report.counts;
     expect(c.accepted).toBe(traffic.accepted.length);
     expect(c.lost + c.multiple).toBe(0);

@@ -134,7 +134,7 @@ export interface ScenarioResult {
   readonly dataDir?: string;
 }
 
-const NO_VIOLATIONS: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0 };
+const NO_VIOLATIONS: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0, S1: 0 };
 
 /** The scenario's own PRNG: the same for `--scenario all` and `--scenario <name>`. */
 export function scenarioPrng(seed: string, scenario: Scenario) {

@@ -15,7 +15,7 @@ export { startNatsCluster } from "./nats-cluster.ts";
 export type { NatsClusterHandle, StartNatsClusterOptions } from "./nats-cluster.ts";
 export { startNats } from "./nats-server.ts";
 export type { NatsClusterMembership, NatsServerHandle, StartNatsOptions } from "./nats-server.ts";
-export { checkInvariants, eventRef, foldLedger, Invariants } from "./invariants.ts";
+export { checkInvariants, eventRef, foldLedger, Invariants, overdrafts } from "./invariants.ts";
 export type {
   AcceptedTransfer,
   CheckInvariantsOptions,
@@ -23,6 +23,8 @@ export type {
   InvariantCounts,
   InvariantName,
   InvariantReport,
+  LedgerEntry,
+  Overdraft,
   TransferOutcome,
   TransferView,
   Violation,

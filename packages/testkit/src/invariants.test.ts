@@ -199,7 +199,7 @@ describe("invariant checker", () => {
     const r = await checkInvariants({ nc, accepted, balances: fixedBalances(healthyBalances) });
     expect(r.violations).toEqual([]);
     expect(r.ok).toBe(true);
-    expect(r.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6"]);
+    expect(r.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1"]);
     expect(r.counts).toMatchObject({
       accepted: 5,
       posted: 2,
@@ -353,7 +353,24 @@ describe("invariant checker", () => {
     await healthy();
     const r = await checkInvariants({ nc, accepted });
     expect(r.ok).toBe(true);
-    expect(r.checked).toEqual(["I1", "I2", "I5", "I6"]);
+    expect(r.checked).toEqual(["I1", "I2", "I5", "I6", "S1"]);
     expect(r.skipped.map((s) => s.invariant)).toEqual(["I3", "I4"]);
+  });
+
+  it("invariants - a posting decided on balances the log did not have breaks S1 at its sequence", async () => {
+    await healthy();
+    // acc-b holds 1,500; a posting of 2,000 from it is an overdraft written into the log,
+    // although the live balances agree with the fold (the projection moved the same money).
+    const { posted } = await log.transfer("t-over", "acc-b", "acc-c", 2_000);
+    const balances = fixedBalances({ ...healthyBalances, "acc-b": { EUR: -500 }, "acc-c": { EUR: 2_000 } });
+    const r = await checkInvariants({ nc, accepted: [...accepted, { transferId: "t-over" }], balances });
+    expect(r.ok).toBe(false);
+    const s1 = r.violations.filter((v) => v.invariant === "S1");
+    expect(s1).toHaveLength(1);
+    expect(s1[0]).toMatchObject({ transferId: "t-over" });
+    expect(s1[0]!.message).toMatch(/^account acc-b EUR is -500 after LEDGER seq \d+/);
+    expect(s1[0]!.events.map((e) => e.eventId)).toEqual([posted!.eventId]);
+    // external may go negative (minting), and I3/I4 hold: only S1 catches this.
+    expect(r.violations.every((v) => v.invariant === "S1")).toBe(true);
   });
 });

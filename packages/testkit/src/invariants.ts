@@ -24,9 +24,10 @@ export const Invariants = {
   I4: "determinism: folding LEDGER from its first message gives the live balances",
   I5: "lineage: eventId, correlationId, an existing cause, traceparent, one trace per transfer",
   I6: "flow: every DLQ message carries its reason",
+  S1: "solvency: folding LEDGER up to any sequence leaves no account but external below 0",
 } as const;
 export type InvariantName = keyof typeof Invariants;
-const ALL: readonly InvariantName[] = ["I1", "I2", "I3", "I4", "I5", "I6"];
+const ALL: readonly InvariantName[] = ["I1", "I2", "I3", "I4", "I5", "I6", "S1"];
 
 /** A transfer the gateway answered 202 for (extra fields are ignored). */
 export interface AcceptedTransfer {
@@ -177,7 +178,7 @@ function transferOf(e: StoredEvent): string | undefined {
 
 class Collector {
   readonly violations: Violation[] = [];
-  readonly counts: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0 };
+  readonly counts: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0, S1: 0 };
   constructor(readonly max: number) {}
   add(v: Violation): void {
     this.counts[v.invariant] += 1;
@@ -222,20 +223,56 @@ function addBalance(b: Balances, account: string, currency: string, delta: bigin
  * its own accounts and amount, ledger.declined moves nothing. Deliberately naive: a
  * doubled posting in the log moves money twice here, which is what the log says.
  */
-export function foldLedger(events: readonly StoredEvent[]): Balances {
+export function foldLedger(events: readonly LedgerEntry[]): Balances {
   const b: Balances = new Map();
+  for (const e of [...events].sort((x, y) => x.seq - y.seq)) foldOne(b, e);
+  return b;
+}
+
+/** What the folds need of a stored LEDGER message. */
+export type LedgerEntry = Pick<StoredEvent, "seq" | "env">;
+
+/** Applies one LEDGER event to `b`; returns the accounts it moved. */
+function foldOne(b: Balances, e: LedgerEntry): readonly string[] {
+  const env = e.env;
+  if (env?.type !== EventTypes.LedgerPosted && env?.type !== EventTypes.LedgerReversed) return [];
+  const { from, to, currency } = env.data;
+  const amount = BigInt(env.data.amountMinor);
+  const sign = env.type === EventTypes.LedgerPosted ? 1n : -1n;
+  addBalance(b, from, currency, -sign * amount);
+  addBalance(b, to, currency, sign * amount);
+  return [from, to];
+}
+
+/** An account below zero after some prefix of LEDGER. */
+export interface Overdraft {
+  /** The LEDGER sequence whose event took it below zero. */
+  readonly seq: number;
+  readonly account: string;
+  readonly currency: string;
+  readonly balance: bigint;
+}
+
+/**
+ * Folds LEDGER in sequence order and reports, per account, the first event after which an
+ * account other than `external` is below zero: log order is decision order, so a ledger that
+ * decided on whole balances never writes such a prefix.
+ */
+export function overdrafts(events: readonly LedgerEntry[]): Overdraft[] {
+  const b: Balances = new Map();
+  const out: Overdraft[] = [];
+  const seen = new Set<string>();
   for (const e of [...events].sort((x, y) => x.seq - y.seq)) {
-    const env = e.env;
-    if (!env) continue;
-    if (env.type === EventTypes.LedgerPosted || env.type === EventTypes.LedgerReversed) {
-      const { from, to, currency } = env.data;
-      const amount = BigInt(env.data.amountMinor);
-      const sign = env.type === EventTypes.LedgerPosted ? 1n : -1n;
-      addBalance(b, from, currency, -sign * amount);
-      addBalance(b, to, currency, sign * amount);
+    for (const account of foldOne(b, e)) {
+      if (account === LedgerProjection.externalAccount || seen.has(account)) continue;
+      for (const [currency, balance] of b.get(account) ?? []) {
+        if (balance >= 0n) continue;
+        seen.add(account);
+        out.push({ seq: e.seq, account, currency, balance });
+      }
     }
   }
-  return b;
+  return out;
 }
 
 /**
@@ -504,6 +541,21 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
           });
         }
       }
+    }
+  }
+
+  // ---- S1: every prefix of the log is solvent ----
+  if (wanted.has("S1")) {
+    const ledger = events(StreamNames.Ledger);
+    const bySeq = new Map(ledger.map((e) => [e.seq, e]));
+    for (const o of overdrafts(ledger)) {
+      const e = bySeq.get(o.seq);
+      out.add({
+        invariant: "S1",
+        ...(e ? { transferId: transferOf(e) } : {}),
+        message: `account ${o.account} ${o.currency} is ${o.balance} after LEDGER seq ${o.seq}: a decision was made on balances the log did not have`,
+        events: e ? [eventRef(e)] : [],
+      });
     }
   }
 
