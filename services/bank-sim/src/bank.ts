@@ -1,32 +1,9 @@
-import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
-
-/** What the simulated bank does with the next requests; changed at run time through /admin/config. */
-export interface BankBehaviour {
-  /** Delay before every answer of POST /v1/payouts, after the outcome is decided and stored. */
-  readonly latencyMs: number;
-  /** Share of payout attempts answered 503 (nothing paid, nothing stored: a retry may pass). */
-  readonly errorRate: number;
-  /** Share of new idempotency keys refused with 422 (stored: a retry gets the same 422). */
-  readonly refusalRate: number;
-  /** Accounts whose payouts are always refused with 422. */
-  readonly refuseAccounts: readonly string[];
-}
-
-/** The body of POST /v1/payouts. */
-export interface PayoutRequest {
-  readonly transferId: string;
-  readonly account: string;
-  readonly amountMinor: number;
-  readonly currency: string;
-}
-
-/** A payout the bank made: one per idempotency key, never more. */
-export interface Payout extends PayoutRequest {
-  readonly idempotencyKey: string;
-  readonly reference: string;
-  readonly paidAt: string;
-}
+import { type Decision, decisionFor, draw, fingerprintOf, isSlow, processingMsOf } from "./decision.ts";
+import type { Payout, PayoutRequest, Refusal } from "./records.ts";
+import { createRetentionQueue } from "./retention.ts";
+import { type BankBehaviour, DEFAULT_BEHAVIOUR } from "./settings.ts";
+import { appendStateLine, loadStateLines } from "./state-file.ts";
+import { type BankStats, type StatName, zeroStats } from "./stats.ts";
 
 /** The bank's answer to one payout request. */
 export interface BankAnswer {
@@ -34,219 +11,298 @@ export interface BankAnswer {
   readonly body: Readonly<Record<string, unknown>>;
   /** True when the answer is a stored one, returned again for a repeated key and body. */
   readonly replayed: boolean;
+  /** True when this answer is to be held back `slowMs` after the decision (the slowRate draw). */
+  readonly slow: boolean;
 }
 
-/** One thing wrong with a request or a setting: the field and the rule it broke. */
-export interface Issue {
-  readonly field: string;
-  readonly rule: string;
+/** What GET /v1/payouts/{idempotencyKey} reports; undefined for a key never seen or forgotten. */
+export type KeyStatus =
+  | {
+      readonly status: "paid";
+      readonly reference: string;
+      readonly transferId: string;
+      readonly amountMinor: number;
+      readonly currency: string;
+    }
+  | { readonly status: "refused"; readonly reason: string }
+  | { readonly status: "processing" };
+
+export interface OutageState {
+  readonly active: boolean;
+  readonly remainingMs: number;
 }
+
+/** Counters the HTTP layer sees and the bank cannot: they are bumped through {@link Bank.count}. */
+export type HttpStatName = Extract<
+  StatName,
+  "requests" | "statusQueries" | "outageRejections" | "answersAfterClientLeft"
+>;
 
 /** The simulated bank: decides, stores and replays payout answers per idempotency key. */
 export interface Bank {
   /**
-   * Answers a payout request. Synchronous on purpose: the decision and its storage
-   * happen with no await in between, so two concurrent requests with one key can
-   * never both pay.
+   * Answers a payout request. The key is looked up and, when new, reserved before this
+   * returns (no await in between), so two concurrent requests with one key never both
+   * pay: the second gets 409 "in use" while the first is processing. The promise
+   * settles when the key is decided (processingMs later; at once for a replay, a
+   * conflict or a 503). Rejects only when the bank is closed or the state file fails.
    */
-  answer(idempotencyKey: string, request: PayoutRequest): BankAnswer;
+  answer(idempotencyKey: string, request: PayoutRequest): Promise<BankAnswer>;
+  /** The state of a key; never creates or changes one. Undefined: never seen, or forgotten. */
+  status(idempotencyKey: string): KeyStatus | undefined;
+  /** Every payout ever made, oldest first, including those whose key was since forgotten. */
   payouts(): readonly Payout[];
+  /** Every refusal ever decided, oldest first. */
+  refusals(): readonly Refusal[];
+  stats(): BankStats;
+  count(name: HttpStatName): void;
   behaviour(): BankBehaviour;
-  /** Merges a validated partial behaviour; returns the result. */
+  /** Merges a validated partial behaviour; returns the result. Decision keys keep their answer. */
   configure(change: Partial<BankBehaviour>): BankBehaviour;
+  outage(): OutageState;
+  /**
+   * Starts an outage of `durationMs` (replacing any running one); 0 ends it. Meanwhile
+   * nothing is decided: payout requests get 503, and keys whose processing ends are
+   * decided when the outage ends.
+   */
+  startOutage(durationMs: number): OutageState;
+  /** Cancels every timer; keys still processing are dropped undecided and their callers rejected. */
+  close(): void;
 }
 
 /** Options of {@link createBank}. */
 export interface CreateBankOptions {
   /** Seed of every random draw, so a run replays; default "jetmesh". */
   readonly seed?: string;
+  /** Merged into {@link DEFAULT_BEHAVIOUR} (the realistic bank); not validated here. */
   readonly behaviour?: Partial<BankBehaviour>;
-  /** JSON-lines file the stored answers are appended to and reloaded from at start. */
+  /** JSON-lines file the decisions are appended to and reloaded from at start. */
   readonly stateFile?: string;
+  /** An outage of this many ms starting now; default 0 (none). */
+  readonly outageMs?: number;
 }
 
-export const DEFAULT_BEHAVIOUR: BankBehaviour = {
-  latencyMs: 0,
-  errorRate: 0,
-  refusalRate: 0,
-  refuseAccounts: [],
-};
+/** The fixed bodies of the bank's error answers. */
+export const AnswerBodies = {
+  inUse: { error: "idempotency key in use", code: "idempotency_key_in_use" },
+  reused: { error: "idempotency key reused with a different body", code: "idempotency_key_reused" },
+  unavailable: { error: "bank unavailable" },
+} as const;
 
-interface StoredAnswer {
+interface Processing {
   readonly fingerprint: string;
-  readonly status: number;
-  readonly body: Readonly<Record<string, unknown>>;
+  readonly request: PayoutRequest;
+  timer?: NodeJS.Timeout;
+  resolve(answer: BankAnswer): void;
+  reject(err: unknown): void;
 }
 
-/** One line of the state file. */
-interface StateLine {
-  readonly key: string;
-  readonly answer: StoredAnswer;
-  readonly payout?: Payout;
-}
+const settled = (status: number, body: Readonly<Record<string, unknown>>, replayed = false) =>
+  Promise.resolve<BankAnswer>({ status, body, replayed, slow: false });
 
-function sha256(...parts: readonly (string | number)[]): string {
-  return createHash("sha256").update(parts.join("\u001f")).digest("hex");
-}
-
-/**
- * A number in [0, 1) fixed by its parts. Draws hang off the idempotency key rather
- * than a shared sequence, so outcomes do not depend on the order concurrent requests
- * arrive in.
- */
-function draw(...parts: readonly (string | number)[]): number {
-  return Number.parseInt(sha256(...parts).slice(0, 8), 16) / 2 ** 32;
-}
-
-function fingerprintOf(r: PayoutRequest): string {
-  return sha256(JSON.stringify([r.transferId, r.account, r.amountMinor, r.currency]));
-}
-
-/** Creates the bank, reloading stored answers from `stateFile` when it exists. */
+/** Creates the bank, reloading stored decisions from `stateFile` when it exists. */
 export function createBank(opts: CreateBankOptions = {}): Bank {
   const seed = opts.seed ?? "jetmesh";
   let behaviour: BankBehaviour = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour };
-  const answers = new Map<string, StoredAnswer>();
-  const paid: Payout[] = [];
+  const decided = new Map<string, Decision>();
+  const processing = new Map<string, Processing>();
+  /** Keys whose processing ended during an outage: decided when it ends. */
+  const deferred = new Set<string>();
+  /** Decisions per key so far, stored or forgotten; numbers the next reference. */
+  const generations = new Map<string, number>();
+  /** Keys forgotten and not sent again since. */
+  const forgotten = new Set<string>();
+  const retention = createRetentionQueue();
   /** Attempts per key that were not stored (503s); they seed the next 503 draw. */
   const attempts = new Map<string, number>();
+  const paid: Payout[] = [];
+  const refused: Refusal[] = [];
+  const stats = zeroStats();
+  let outage: { until: number; timer: NodeJS.Timeout } | undefined;
+  let closed = false;
+
+  const remember = (key: string, entry: Decision): void => {
+    generations.set(key, entry.generation);
+    decided.set(key, entry);
+    retention.add({ key, generation: entry.generation, decidedAt: entry.decidedAt });
+    if (entry.payout) paid.push(entry.payout);
+    if (entry.refusal) refused.push(entry.refusal);
+  };
 
   if (opts.stateFile !== undefined) {
-    for (const line of loadState(opts.stateFile)) {
-      if (answers.has(line.key)) continue;
-      answers.set(line.key, line.answer);
-      if (line.payout) paid.push(line.payout);
+    // Oldest first: a key decided again after being forgotten ends with its last decision.
+    for (const line of loadStateLines(opts.stateFile)) {
+      const at = line.decidedAt ?? line.payout?.paidAt ?? line.refusal?.refusedAt;
+      remember(line.key, {
+        ...line.answer,
+        generation: (generations.get(line.key) ?? 0) + 1,
+        decidedAt: at === undefined ? Date.now() : Date.parse(at),
+        ...(line.payout ? { payout: line.payout } : {}),
+        ...(line.refusal ? { refusal: line.refusal } : {}),
+      });
     }
   }
 
-  const store = (key: string, answer: StoredAnswer, payout?: Payout): void => {
-    // Written before the answer leaves the process: a restart never forgets a payout it reported.
-    if (opts.stateFile !== undefined) {
-      appendFileSync(opts.stateFile, `${JSON.stringify({ key, answer, ...(payout ? { payout } : {}) })}\n`);
+  /** Forgets decisions older than retentionMs; a key decided again since keeps its new decision. */
+  const sweep = (): void => {
+    for (const e of retention.takeExpired(behaviour.retentionMs, Date.now())) {
+      if (decided.get(e.key)?.generation !== e.generation) continue;
+      decided.delete(e.key);
+      forgotten.add(e.key);
+      stats.forgottenKeys++;
     }
-    answers.set(key, answer);
-    if (payout) paid.push(payout);
   };
+
+  /**
+   * Decides a reserved key and stores the decision, synchronously: the state file line
+   * is written before the answer can leave the process.
+   */
+  const decide = (key: string, request: PayoutRequest): BankAnswer => {
+    const entry = decisionFor(seed, key, (generations.get(key) ?? 0) + 1, request, behaviour, Date.now());
+    if (opts.stateFile !== undefined) {
+      appendStateLine(opts.stateFile, {
+        key,
+        answer: { fingerprint: entry.fingerprint, status: entry.status, body: entry.body },
+        decidedAt: new Date(entry.decidedAt).toISOString(),
+        ...(entry.payout ? { payout: entry.payout } : {}),
+        ...(entry.refusal ? { refusal: entry.refusal } : {}),
+      });
+    }
+    remember(key, entry);
+    if (entry.payout) stats.paid++;
+    else stats.refused++;
+    const slow = isSlow(seed, key, behaviour);
+    if (slow) stats.slowAnswers++;
+    return { status: entry.status, body: entry.body, replayed: false, slow };
+  };
+
+  /** Ends the processing of a key: decides it, or holds it until a running outage ends. */
+  const finish = (key: string): void => {
+    const p = processing.get(key);
+    if (!p) return;
+    p.timer = undefined;
+    if (outage) {
+      deferred.add(key);
+      return;
+    }
+    processing.delete(key);
+    try {
+      p.resolve(decide(key, p.request));
+    } catch (err) {
+      p.reject(err);
+    }
+  };
+
+  const endOutage = (): void => {
+    if (outage) clearTimeout(outage.timer);
+    outage = undefined;
+    const keys = [...deferred];
+    deferred.clear();
+    for (const key of keys) finish(key);
+  };
+
+  const outageState = (): OutageState => ({
+    active: outage !== undefined,
+    remainingMs: outage ? Math.max(0, outage.until - Date.now()) : 0,
+  });
+
+  const startOutage = (durationMs: number): OutageState => {
+    if (outage) clearTimeout(outage.timer);
+    outage = undefined;
+    if (durationMs === 0) endOutage();
+    else outage = { until: Date.now() + durationMs, timer: setTimeout(endOutage, durationMs) };
+    return outageState();
+  };
+
+  if (opts.outageMs) startOutage(opts.outageMs);
 
   return {
     answer(key, request) {
+      if (closed) return Promise.reject(new Error("bank closed"));
+      if (outage) {
+        stats.outageRejections++;
+        return settled(503, AnswerBodies.unavailable);
+      }
+      sweep();
+      if (forgotten.has(key)) stats.requestsForForgottenKeys++;
       const fingerprint = fingerprintOf(request);
-      const stored = answers.get(key);
-      if (stored) {
-        if (stored.fingerprint !== fingerprint) {
-          return {
-            status: 409,
-            body: { error: "idempotency key reused with a different body" },
-            replayed: false,
-          };
-        }
-        return { status: stored.status, body: stored.body, replayed: true };
+      const pending = processing.get(key);
+      const done = decided.get(key);
+      const known = pending ?? done;
+      if (known !== undefined && known.fingerprint !== fingerprint) {
+        stats.conflictsReused++;
+        return settled(409, AnswerBodies.reused);
+      }
+      if (pending) {
+        stats.conflictsInProgress++;
+        return settled(409, AnswerBodies.inUse);
+      }
+      if (done) {
+        stats.replayed++;
+        return settled(done.status, done.body, true);
       }
       const attempt = (attempts.get(key) ?? 0) + 1;
       attempts.set(key, attempt);
       if (draw(seed, "error", key, attempt) < behaviour.errorRate) {
-        return { status: 503, body: { error: "bank unavailable" }, replayed: false };
+        stats.unavailable503++;
+        return settled(503, AnswerBodies.unavailable);
       }
       attempts.delete(key);
-      const refusal = behaviour.refuseAccounts.includes(request.account)
-        ? "account refused"
-        : draw(seed, "refuse", key) < behaviour.refusalRate
-          ? "refused by bank"
-          : undefined;
-      if (refusal !== undefined) {
-        const answer = { fingerprint, status: 422, body: { error: "payout refused", reason: refusal } };
-        store(key, answer);
-        return { ...answer, replayed: false };
+      forgotten.delete(key);
+      const processingMs = processingMsOf(seed, key, behaviour);
+      if (processingMs === 0) {
+        try {
+          return Promise.resolve(decide(key, request));
+        } catch (err) {
+          return Promise.reject(err);
+        }
       }
-      const reference = `bnk-${sha256(seed, "reference", key).slice(0, 20)}`;
-      const answer = { fingerprint, status: 201, body: { reference } };
-      store(key, answer, {
-        ...pickRequest(request),
-        idempotencyKey: key,
-        reference,
-        paidAt: new Date().toISOString(),
+      // The executor runs now: the key is reserved before answer() returns.
+      return new Promise<BankAnswer>((resolve, reject) => {
+        const p: Processing = { fingerprint, request, resolve, reject };
+        processing.set(key, p);
+        p.timer = setTimeout(() => finish(key), processingMs);
       });
-      return { ...answer, replayed: false };
+    },
+    status(key) {
+      sweep();
+      if (processing.has(key)) return { status: "processing" };
+      const d = decided.get(key);
+      if (!d) return undefined;
+      if (d.payout) {
+        const { reference, transferId, amountMinor, currency } = d.payout;
+        return { status: "paid", reference, transferId, amountMinor, currency };
+      }
+      return { status: "refused", reason: d.refusal?.reason ?? String(d.body.reason) };
     },
     payouts: () => [...paid],
+    refusals: () => [...refused],
+    stats() {
+      sweep();
+      return { ...stats };
+    },
+    count(name) {
+      stats[name]++;
+    },
     behaviour: () => behaviour,
     configure(change) {
       behaviour = { ...behaviour, ...change };
       return behaviour;
     },
+    outage: outageState,
+    startOutage,
+    close() {
+      closed = true;
+      if (outage) clearTimeout(outage.timer);
+      outage = undefined;
+      deferred.clear();
+      const dropped = [...processing.values()];
+      processing.clear();
+      for (const p of dropped) {
+        if (p.timer) clearTimeout(p.timer);
+        // Undecided, so nothing was stored: like a crash, the key is unknown to the next bank.
+        p.reject(new Error("bank closed"));
+      }
+    },
   };
-}
-
-function pickRequest(r: PayoutRequest): PayoutRequest {
-  return { transferId: r.transferId, account: r.account, amountMinor: r.amountMinor, currency: r.currency };
-}
-
-function loadState(file: string): StateLine[] {
-  if (!existsSync(file)) return [];
-  const text = readFileSync(file, "utf8");
-  // A crash mid-append leaves a torn last line; end it so the next append starts clean.
-  if (text.length > 0 && !text.endsWith("\n")) appendFileSync(file, "\n");
-  const lines: StateLine[] = [];
-  for (const raw of text.split("\n")) {
-    if (raw.trim() === "") continue;
-    try {
-      lines.push(JSON.parse(raw) as StateLine);
-    } catch {
-      // the torn line: its answer never left the process, so forgetting it is safe
-    }
-  }
-  return lines;
-}
-
-/** Checks a payout request body; returns the request or every issue found. */
-export function parsePayoutRequest(value: unknown): { request?: PayoutRequest; issues: Issue[] } {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { issues: [{ field: "/", rule: "must be a json object" }] };
-  }
-  const v = value as Record<string, unknown>;
-  const issues: Issue[] = [];
-  for (const field of ["transferId", "account"] as const) {
-    const s = v[field];
-    if (typeof s !== "string" || s.length === 0 || s.length > 128) {
-      issues.push({ field, rule: "must be a string of 1 to 128 characters" });
-    }
-  }
-  if (!Number.isSafeInteger(v.amountMinor) || (v.amountMinor as number) <= 0) {
-    issues.push({ field: "amountMinor", rule: "must be a positive integer" });
-  }
-  if (typeof v.currency !== "string" || !/^[A-Z]{3}$/.test(v.currency)) {
-    issues.push({ field: "currency", rule: "must be three capital letters" });
-  }
-  if (issues.length) return { issues };
-  return { request: pickRequest(v as unknown as PayoutRequest), issues };
-}
-
-/** Checks a partial behaviour (from /admin/config or the environment). */
-export function parseBehaviour(value: unknown): { change?: Partial<BankBehaviour>; issues: Issue[] } {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { issues: [{ field: "/", rule: "must be a json object" }] };
-  }
-  const v = value as Record<string, unknown>;
-  const issues: Issue[] = [];
-  const change: { -readonly [K in keyof BankBehaviour]?: BankBehaviour[K] } = {};
-  for (const key of Object.keys(v)) {
-    if (!(key in DEFAULT_BEHAVIOUR)) issues.push({ field: key, rule: "is not a setting" });
-  }
-  if (v.latencyMs !== undefined) {
-    if (Number.isSafeInteger(v.latencyMs) && (v.latencyMs as number) >= 0)
-      change.latencyMs = v.latencyMs as number;
-    else issues.push({ field: "latencyMs", rule: "must be a non-negative integer" });
-  }
-  for (const field of ["errorRate", "refusalRate"] as const) {
-    const r = v[field];
-    if (r === undefined) continue;
-    if (typeof r === "number" && r >= 0 && r <= 1) change[field] = r;
-    else issues.push({ field, rule: "must be a number from 0 to 1" });
-  }
-  if (v.refuseAccounts !== undefined) {
-    const a = v.refuseAccounts;
-    if (Array.isArray(a) && a.every((s) => typeof s === "string")) change.refuseAccounts = [...a];
-    else issues.push({ field: "refuseAccounts", rule: "must be an array of strings" });
-  }
-  return issues.length ? { issues } : { change, issues };
 }

@@ -1,6 +1,12 @@
-export { DEFAULT_BEHAVIOUR, createBank } from "./bank.ts";
-export type { Bank, BankAnswer, BankBehaviour, Payout, PayoutRequest } from "./bank.ts";
+export { AnswerBodies, createBank } from "./bank.ts";
+export type { Bank, BankAnswer, CreateBankOptions, HttpStatName, KeyStatus, OutageState } from "./bank.ts";
 export { loadConfig } from "./config.ts";
 export type { BankSimConfig } from "./config.ts";
+export { parsePayoutRequest } from "./records.ts";
+export type { Payout, PayoutRequest, Refusal } from "./records.ts";
+export { DEFAULT_BEHAVIOUR, POLITE_BEHAVIOUR, parseBehaviour } from "./settings.ts";
+export type { BankBehaviour, Issue } from "./settings.ts";
+export { StatNames } from "./stats.ts";
+export type { BankStats, StatName } from "./stats.ts";
 export { startBankSim } from "./server.ts";
 export type { BankSimHandle, StartBankSimOptions } from "./server.ts";

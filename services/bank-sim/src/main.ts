@@ -14,9 +14,15 @@ const bank = await startBankSim({
   port: config.port,
   seed: config.seed,
   behaviour: config.behaviour,
+  outageMs: config.outageMs,
   ...(config.stateFile !== undefined ? { stateFile: config.stateFile } : {}),
 });
-log("listening", { url: bank.url, behaviour: config.behaviour, state_file: config.stateFile ?? null });
+log("listening", {
+  url: bank.url,
+  behaviour: config.behaviour,
+  outage_ms: config.outageMs,
+  state_file: config.stateFile ?? null,
+});
 
 let stopping = false;
 const stop = (signal: string): void => {
