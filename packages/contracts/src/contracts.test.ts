@@ -9,7 +9,10 @@ import {
   EventTypes,
   Headers,
   makeEnvelope,
+  newId,
+  newTimedId,
   outputEventId,
+  timeOfTimedId,
   partitionOf,
   Streams,
   subjectFor,
@@ -93,12 +96,26 @@ describe("contracts", () => {
     expect(parts.size).toBe(16);
   });
 
-  it("contracts - output ids are stable per input and distinct per index", () => {
-    expect(outputEventId("risk", "e-1", 0)).toBe(outputEventId("risk", "e-1", 0));
-    expect(outputEventId("risk", "e-1", 0)).not.toBe(outputEventId("risk", "e-1", 1));
-    expect(outputEventId("risk", "e-1", 0)).toMatch(
-      /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
-    );
+  it("contracts - output ids are stable per input and distinct per type and per index within a type", () => {
+    const posted = outputEventId("ledger", "e-1", "ledger.posted", 0);
+    expect(posted).toBe(outputEventId("ledger", "e-1", "ledger.posted", 0));
+    expect(posted).not.toBe(outputEventId("ledger", "e-1", "ledger.posted", 1));
+    // Two decisions of one input (declined, then posted after a rollback) never share an id.
+    expect(posted).not.toBe(outputEventId("ledger", "e-1", "ledger.declined", 0));
+    expect(posted).not.toBe(outputEventId("ledger", "e-2", "ledger.posted", 0));
+    expect(posted).not.toBe(outputEventId("risk", "e-1", "ledger.posted", 0));
+    expect(posted).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("contracts - a timed id is a UUIDv7 whose creation time reads back; other ids have none", () => {
+    const at = Date.parse("2026-11-29T12:00:00.123Z");
+    const id = newTimedId(at);
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(timeOfTimedId(id)).toBe(at);
+    expect(newTimedId(at)).not.toBe(id);
+    expect(newTimedId(at + 1) > id).toBe(true);
+    expect(timeOfTimedId(newId())).toBeUndefined();
+    expect(timeOfTimedId("k-1")).toBeUndefined();
   });
 
   it("contracts - stream configs use file storage, discard new and an explicit duplicate window", () => {

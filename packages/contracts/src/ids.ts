@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 
 /**
  * A UUID-shaped id derived from its parts (SHA-256, version nibble 8 = custom,
@@ -11,14 +11,38 @@ export function deriveId(...parts: readonly string[]): string {
 }
 
 /**
- * The id of the `index`-th output a stage emits for one input event. Stable across
- * retries and crashes: this is the output's eventId and its Nats-Msg-Id.
+ * The id of the `index`-th output of type `type` a stage emits for one input event. Stable
+ * across retries and crashes: this is the output's eventId and its Nats-Msg-Id. The type is
+ * part of it, so two different decisions on one input (declined, then posted) never share an
+ * id, and a stream's duplicate window can never drop the second one silently.
  */
-export function outputEventId(stage: string, inputEventId: string, index: number): string {
-  return deriveId("out", stage, inputEventId, String(index));
+export function outputEventId(stage: string, inputEventId: string, type: string, index = 0): string {
+  return deriveId("out", stage, inputEventId, type, String(index));
 }
 
 /** A fresh random id, for things that have no cause to derive from. */
 export function newId(): string {
   return randomUUID();
+}
+
+const UUID_V7 = /^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+/**
+ * A UUIDv7 (RFC 9562): 48 bits of Unix time in milliseconds, then random bits. Clients use
+ * it as their Idempotency-Key: the key carries its own creation time, so the gateway can
+ * refuse a key older than the idempotency horizon without having to remember it.
+ */
+export function newTimedId(nowMs: number = Date.now()): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(nowMs, 0, 6);
+  b[6] = (b[6]! & 0x0f) | 0x70;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+/** The creation time (ms since the epoch) of a UUIDv7, or undefined when `id` is not one. */
+export function timeOfTimedId(id: string): number | undefined {
+  const m = UUID_V7.exec(id);
+  return m ? Number.parseInt(`${m[1]}${m[2]}`, 16) : undefined;
 }

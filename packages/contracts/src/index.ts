@@ -5,7 +5,7 @@ export { ContractError } from "./errors.ts";
 export type { FieldIssue } from "./errors.ts";
 export { CONTENT_TYPE, Headers } from "./headers.ts";
 export type { HeaderName } from "./headers.ts";
-export { deriveId, newId, outputEventId } from "./ids.ts";
+export { deriveId, newId, newTimedId, outputEventId, timeOfTimedId } from "./ids.ts";
 export {
   CURRENT_VERSION,
   DeclineReason,

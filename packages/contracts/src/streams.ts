@@ -32,6 +32,15 @@ export interface StreamDefinition {
   readonly maxMsgSize: number;
   /** True for streams whose loss breaks an invariant; production demands R3 for them. */
   readonly critical: boolean;
+  /**
+   * False for a source of truth: only the deploy step creates it (`nats stream add --config
+   * deploy/streams/<NAME>.json`), never a process at run time, so a stage started while it is
+   * missing (deleted, or on the wrong server) waits and says so instead of starting an empty
+   * log over the real one.
+   */
+  readonly createdAtRuntime: boolean;
+  /** Refuse `nats stream purge` (and the API call): for a log nothing may shorten. */
+  readonly denyPurge: boolean;
 }
 
 const GiB = 1024 ** 3;
@@ -43,6 +52,8 @@ const common = {
   maxBytes: 2 * GiB,
   maxMsgSize: 64 * 1024,
   critical: true,
+  createdAtRuntime: true,
+  denyPurge: false,
 } as const;
 
 function eventStream(
@@ -64,11 +75,15 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     EventTypes.TransferRejected,
   ]),
   RISK: eventStream("RISK", "risk", "risk scores and decisions", [EventTypes.TransferScored]),
-  LEDGER: eventStream("LEDGER", "ledger", "the ledger's event log: the source of truth for balances", [
-    EventTypes.LedgerPosted,
-    EventTypes.LedgerDeclined,
-    EventTypes.LedgerReversed,
-  ]),
+  LEDGER: {
+    ...eventStream("LEDGER", "ledger", "the ledger's event log: the source of truth for balances", [
+      EventTypes.LedgerPosted,
+      EventTypes.LedgerDeclined,
+      EventTypes.LedgerReversed,
+    ]),
+    createdAtRuntime: false,
+    denyPurge: true,
+  },
   PAYOUTS: eventStream("PAYOUTS", "payout", "outcomes of calls to the external bank", [
     EventTypes.PayoutCompleted,
     EventTypes.PayoutFailed,
@@ -116,7 +131,7 @@ export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number 
     duplicate_window: def.duplicateWindowMs * NANOS_PER_MS,
     allow_direct: true,
     deny_delete: def.critical,
-    deny_purge: false,
+    deny_purge: def.denyPurge,
     allow_rollup_hdrs: false,
   } as const;
 }
