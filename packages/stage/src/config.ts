@@ -25,19 +25,35 @@ export const BaseEnv = {
   JETMESH_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
   JETMESH_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
   JETMESH_MAX_ACK_PENDING: Type.Integer({ minimum: 1, maximum: 100_000, default: 1024 }),
+  /** How long the server waits for an ack (or a working() heartbeat) before redelivering. */
   JETMESH_ACK_WAIT_MS: Type.Integer({ minimum: 100, default: 30_000 }),
-  /** Comma-separated redelivery waits after the first (server BackOff); the first is ACK_WAIT. */
-  JETMESH_BACKOFF_MS: Type.String({ default: "5000,15000,30000,60000" }),
+  /** Deliveries a message may take before it is parked in the DLQ (the runtime counts them). */
   JETMESH_MAX_DELIVER: Type.Integer({ minimum: 2, maximum: 1000, default: 12 }),
   JETMESH_RETRY_BASE_MS: Type.Integer({ minimum: 1, default: 250 }),
   JETMESH_RETRY_MAX_MS: Type.Integer({ minimum: 1, default: 30_000 }),
   JETMESH_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 1000, default: 7 * 24 * 3600_000 }),
+  /**
+   * The business idempotency horizon: how long a client may repeat a request (the gateway
+   * refuses an Idempotency-Key older than this). Every guard must outlive it plus the
+   * redelivery horizon, so a request repeated at its edge still finds its keys.
+   */
+  JETMESH_IDEMPOTENCY_HORIZON_MS: Type.Integer({ minimum: 1000, default: 24 * 3600_000 }),
+  /** Where a missing durable consumer starts when no position is recorded for it (see provision.ts). */
+  JETMESH_CONSUMER_START: Type.Union([Type.Literal("resume"), Type.Literal("all"), Type.Literal("new")], {
+    default: "resume",
+  }),
   JETMESH_LEASE_MS: Type.Optional(Type.Integer({ minimum: 100 })),
   JETMESH_HANDLER_TIMEOUT_MS: Type.Optional(Type.Integer({ minimum: 10 })),
   JETMESH_ACK_MODE: Type.Union([Type.Literal("plain"), Type.Literal("confirmed")], { default: "plain" }),
   JETMESH_PUBLISH_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   JETMESH_PUBLISH_RETRY_HORIZON_MS: Type.Integer({ minimum: 0, default: 30_000 }),
   JETMESH_DRAIN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10_000 }),
+  /** Failures of one dependency within JETMESH_BREAKER_WINDOW_MS that stop the stage pulling. */
+  JETMESH_BREAKER_THRESHOLD: Type.Integer({ minimum: 1, default: 5 }),
+  JETMESH_BREAKER_WINDOW_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  /** First wait before an open circuit is probed; doubles up to JETMESH_BREAKER_MAX_COOLDOWN_MS. */
+  JETMESH_BREAKER_COOLDOWN_MS: Type.Integer({ minimum: 10, default: 1_000 }),
+  JETMESH_BREAKER_MAX_COOLDOWN_MS: Type.Integer({ minimum: 10, default: 30_000 }),
   /** Overrides the service name traces are reported under. */
   OTEL_SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
   /** OTLP/HTTP collector base URL; no span export when unset. */
@@ -86,18 +102,28 @@ export interface StageSettings {
   /** The consumer's MaxAckPending: the broker-side bound over all instances. */
   readonly maxAckPending: number;
   readonly ackWaitMs: number;
-  /** Server BackOff after the first AckWait. */
-  readonly backoffMs: readonly number[];
+  /** Deliveries before a message is parked; the server's max_deliver is unlimited. */
   readonly maxDeliver: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
   readonly idempotencyTtlMs: number;
+  /** How long a client may repeat a request; guards outlive it (JETMESH_IDEMPOTENCY_HORIZON_MS). */
+  readonly idempotencyHorizonMs: number;
+  /** Where a missing consumer starts without a recorded position (JETMESH_CONSUMER_START). */
+  readonly consumerStart: "resume" | "all" | "new";
   readonly leaseMs: number;
   readonly handlerTimeoutMs: number;
   readonly ackMode: "plain" | "confirmed";
   readonly publishTimeoutMs: number;
   readonly publishRetryHorizonMs: number;
   readonly drainTimeoutMs: number;
+  /** Circuit breakers of external dependencies (flow-control.ts). */
+  readonly breaker: {
+    readonly threshold: number;
+    readonly windowMs: number;
+    readonly cooldownMs: number;
+    readonly maxCooldownMs: number;
+  };
   readonly crashAt?: string;
   readonly crashAfter: number;
 }
@@ -115,13 +141,6 @@ export function stageSettings(overrides: Partial<StageSettings> = {}): StageSett
 
 /** Stage settings from a parsed {@link BaseEnv} configuration. */
 export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettings {
-  const backoffMs = c.JETMESH_BACKOFF_MS.split(",")
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map(Number);
-  if (backoffMs.some((n) => !Number.isInteger(n) || n <= 0)) {
-    throw new ConfigError([`JETMESH_BACKOFF_MS must be a comma-separated list of positive integers`]);
-  }
   return {
     mode: c.JETMESH_MODE,
     production: c.JETMESH_PRODUCTION,
@@ -130,17 +149,24 @@ export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettin
     maxInFlight: c.JETMESH_MAX_IN_FLIGHT,
     maxAckPending: c.JETMESH_MAX_ACK_PENDING,
     ackWaitMs: c.JETMESH_ACK_WAIT_MS,
-    backoffMs,
     maxDeliver: c.JETMESH_MAX_DELIVER,
     retryBaseMs: c.JETMESH_RETRY_BASE_MS,
     retryMaxMs: c.JETMESH_RETRY_MAX_MS,
     idempotencyTtlMs: c.JETMESH_IDEMPOTENCY_TTL_MS,
+    idempotencyHorizonMs: c.JETMESH_IDEMPOTENCY_HORIZON_MS,
+    consumerStart: c.JETMESH_CONSUMER_START,
     leaseMs: c.JETMESH_LEASE_MS ?? c.JETMESH_ACK_WAIT_MS,
     handlerTimeoutMs: c.JETMESH_HANDLER_TIMEOUT_MS ?? Math.floor(c.JETMESH_ACK_WAIT_MS * 0.8),
     ackMode: c.JETMESH_ACK_MODE,
     publishTimeoutMs: c.JETMESH_PUBLISH_TIMEOUT_MS,
     publishRetryHorizonMs: c.JETMESH_PUBLISH_RETRY_HORIZON_MS,
     drainTimeoutMs: c.JETMESH_DRAIN_TIMEOUT_MS,
+    breaker: {
+      threshold: c.JETMESH_BREAKER_THRESHOLD,
+      windowMs: c.JETMESH_BREAKER_WINDOW_MS,
+      cooldownMs: c.JETMESH_BREAKER_COOLDOWN_MS,
+      maxCooldownMs: Math.max(c.JETMESH_BREAKER_COOLDOWN_MS, c.JETMESH_BREAKER_MAX_COOLDOWN_MS),
+    },
     ...(c.JETMESH_CRASH_AT ? { crashAt: c.JETMESH_CRASH_AT } : {}),
     crashAfter: c.JETMESH_CRASH_AFTER,
   };

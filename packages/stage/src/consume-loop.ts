@@ -2,8 +2,12 @@ import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from 
 import type { Logger } from "pino";
 import type { Gate, Slots } from "./flow-control.ts";
 import type { StageMetrics } from "./metrics.ts";
+import type { PositionStore } from "./positions.ts";
 import type { Processor } from "./process-message.ts";
-import { type ConsumerSpec, ensureConsumer } from "./provision.ts";
+import { type ConsumerSpec, type ConsumerStart, ensureConsumer } from "./provision.ts";
+
+/** How long a message given back unprocessed (stopping, or a dependency went down) waits. */
+const GIVE_BACK_MS = 1000;
 
 /** Why the supervisor recreated a pull. */
 export const RestartReasons = {
@@ -32,6 +36,10 @@ export interface ConsumeLoopOptions {
   readonly ackWaitMs: number;
   /** Pull again when pending work sees no delivery for this long. */
   readonly stallMs: number;
+  /** Where the consumer's ack floor is recorded, so a lost consumer resumes there. */
+  readonly positions?: PositionStore;
+  /** Where a missing consumer starts when no position is recorded (JETMESH_CONSUMER_START). */
+  readonly consumerStart?: ConsumerStart;
 }
 
 /**
@@ -77,12 +85,27 @@ export class ConsumeLoop {
   /** Stops pulling; resolves when in-flight work finished or `timeoutMs` passed (the rest is nak'd). */
   async stop(timeoutMs: number): Promise<void> {
     this.#stopping = true;
+    this.#o.gate.wake();
     if (this.#watchdog) clearInterval(this.#watchdog);
     this.#messages?.stop();
     const deadline = Date.now() + timeoutMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const m of this.#inFlight) m.nak();
     await this.#done?.catch(() => {});
+    await this.#recordPosition();
+  }
+
+  /** Records the consumer's ack floor (best effort: the next record or stop tries again). */
+  async #recordPosition(floor?: number): Promise<void> {
+    const { positions, spec } = this.#o;
+    if (!positions) return;
+    try {
+      const ackFloor =
+        floor ?? (await this.#o.jsm.consumers.info(spec.stream, spec.durable)).ack_floor.stream_seq;
+      await positions.record(spec.stream, spec.durable, ackFloor);
+    } catch (err) {
+      this.#o.logger.debug({ err, stream: spec.stream }, "consumer position not recorded");
+    }
   }
 
   /** Ends the current pull so that #run opens a new one. */
@@ -98,8 +121,16 @@ export class ConsumeLoop {
     const { spec, logger } = this.#o;
     let failures = 0;
     while (!this.#stopping) {
+      // Nothing is pulled while a dependency is down: a message pulled now would only wait,
+      // or time out and come back, spending its deliveries against the outage.
+      await this.#o.gate.whenOpen();
+      if (this.#stopping) break;
+      let unsubscribe: () => void = () => {};
       try {
-        await ensureConsumer(this.#o.jsm, spec, logger);
+        await ensureConsumer(this.#o.jsm, spec, logger, {
+          ...(this.#o.positions ? { positions: this.#o.positions } : {}),
+          ...(this.#o.consumerStart ? { start: this.#o.consumerStart } : {}),
+        });
         const consumer = await this.#o.js.consumers.get(spec.stream, spec.durable);
         const messages = await consumer.consume({ max_messages: this.#o.pullBatch });
         this.#messages = messages;
@@ -109,16 +140,27 @@ export class ConsumeLoop {
         this.#lastDelivery = Date.now();
         failures = 0;
         void this.#watchStatus(messages);
+        unsubscribe = this.#o.gate.onClose(() => {
+          logger.warn(
+            { stream: spec.stream, waiting_for: this.#o.gate.reasons },
+            "dependency down; pull stopped",
+          );
+          messages.stop();
+        });
         for await (const m of messages) {
           this.#lastDelivery = Date.now();
           if (this.#stopping) {
-            m.nak();
+            m.nak(GIVE_BACK_MS);
             continue;
           }
           const wait = this.#o.slots.acquire();
           if (wait) await wait;
-          if (!this.#o.gate.open)
-            await this.#o.gate.whenOpen(() => m.working(), Math.max(250, this.#o.ackWaitMs / 3));
+          if (!this.#o.gate.open) {
+            // Pulled before the gate closed: give it back for a later pull (one delivery spent).
+            this.#o.slots.release();
+            m.nak(GIVE_BACK_MS);
+            continue;
+          }
           this.#dispatch(m);
         }
         if (!this.#stopping)
@@ -138,8 +180,9 @@ export class ConsumeLoop {
         });
         logger.warn({ err, stream: spec.stream, failures }, "consume failed; pulling again");
       }
+      unsubscribe();
       this.#bound = false;
-      if (!this.#stopping)
+      if (!this.#stopping && this.#o.gate.open)
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(failures, 6))));
     }
   }
@@ -187,6 +230,7 @@ export class ConsumeLoop {
     if (this.#stopping) return;
     try {
       const info = await this.#o.jsm.consumers.info(this.#o.spec.stream, this.#o.spec.durable);
+      void this.#recordPosition(info.ack_floor.stream_seq);
       this.pending = info.num_pending;
       this.ackPending = info.num_ack_pending;
       const labels = { stage: this.#o.stage, stream: this.#o.spec.stream };

@@ -100,6 +100,14 @@ export interface StageDefinition<In extends EventType = EventType, Deps = unknow
   readonly emits: readonly EventType[];
   readonly handle: Handler<In, Deps>;
   readonly middleware?: readonly Middleware<Deps>[];
+  /**
+   * Health checks of external dependencies the handler names in
+   * `TransientError.dependency`, each a request with no side effect that resolves when the
+   * dependency answers. When a dependency keeps failing, the stage stops pulling (its
+   * circuit opens) and calls its probe until it resolves; without a probe it tries traffic
+   * again after a cooldown.
+   */
+  readonly probes?: Readonly<Record<string, (deps: Deps) => Promise<void>>>;
 }
 
 /** Declares a stage; checks the declaration's own consistency at once. */

@@ -15,18 +15,36 @@ export type ClaimResult =
 /**
  * Redis idempotency keys, one per (stage, input event). A key is a lease while an
  * attempt runs, a retry marker after a transient failure and the stored result once
- * done. Claims and done marks requested while the current batch of deliveries is being
- * processed (until the next `process.nextTick`) go to Redis together, as one script call
- * each; every caller still waits for its own key's answer. The keys of one call may sit
- * on different slots, so the store needs one Redis primary (not Redis Cluster).
+ * done. The lease is fenced by the attempt's token (unique per process, message and
+ * delivery): renewing it, marking the key done and releasing it succeed only for the
+ * attempt that holds it, so an attempt that was paused past its lease while another took
+ * the message over can change nothing. Claims, renewals and done marks requested while the
+ * current batch of deliveries is being processed (until the next `process.nextTick`) go
+ * to Redis together, as one script call each; every caller still waits for its own key's
+ * answer. The keys of one call may sit on different slots, so the store needs one Redis
+ * primary (not Redis Cluster).
  */
 export interface IdempotencyStore {
   /** Takes the lease unless the key is done or leased by another attempt. */
   claim(key: string, attempt: string, leaseMs: number, traceparent: string): Promise<ClaimResult>;
-  /** Stores the result; the key lives `ttlMs` more. Unconditional: the outputs are published. */
-  markDone(key: string, result: string, ttlMs: number): Promise<void>;
-  /** Gives the lease back after a transient failure, keeping the attempt's traceparent for the retry. */
-  release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<void>;
+  /**
+   * Extends `attempt`'s lease to `leaseMs` from now.
+   * @returns false when the attempt no longer holds the lease (another attempt took it, or
+   *   it expired and the key is gone): the attempt must stop and change nothing.
+   */
+  extend(key: string, attempt: string, leaseMs: number): Promise<boolean>;
+  /**
+   * Stores the result, unless another attempt holds the lease; the key lives `ttlMs` more.
+   * A key found done by an earlier attempt, or gone (its lease lapsed with nobody claiming),
+   * counts as marked: the outputs of this attempt are published either way.
+   * @returns false when another attempt holds the lease (this one was fenced out).
+   */
+  markDone(key: string, attempt: string, result: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Gives the lease back after a transient failure, keeping the attempt's traceparent for
+   * the retry. @returns false when the attempt did not hold the lease (nothing changed).
+   */
+  release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<boolean>;
 }
 
 // Values: "L|<attempt>|<traceparent>" lease, "R|<traceparent>" retry marker, "D|<result>" done.
@@ -51,12 +69,37 @@ for i, key in ipairs(KEYS) do
 end
 return out
 `;
-// ARGV holds (value, ttlMs) per key.
+// ARGV holds (attempt, value, ttlMs) per key; the answer is 1 (marked) or 0 (fenced) per key.
 const DONE_MANY = `
+local out = {}
 for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i * 2 - 1], 'PX', ARGV[i * 2])
+  local a = ARGV[i * 3 - 2]
+  local v = redis.call('GET', key)
+  if v and string.sub(v, 1, 2) == 'L|' and string.sub(v, 1, string.len(a) + 3) ~= ('L|' .. a .. '|') then
+    out[i] = 0
+  else
+    if not (v and string.sub(v, 1, 2) == 'D|') then
+      redis.call('SET', key, ARGV[i * 3 - 1], 'PX', ARGV[i * 3])
+    end
+    out[i] = 1
+  end
 end
-return #KEYS
+return out
+`;
+// ARGV holds (attempt, leaseMs) per key; the answer is 1 (extended) or 0 (not the holder) per key.
+const EXTEND_MANY = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local a = ARGV[i * 2 - 1]
+  local v = redis.call('GET', key)
+  if v and string.sub(v, 1, string.len(a) + 3) == ('L|' .. a .. '|') then
+    redis.call('PEXPIRE', key, ARGV[i * 2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 `;
 const RELEASE = `
 local v = redis.call('GET', KEYS[1])
@@ -69,7 +112,8 @@ return 0
 
 type ScriptedRedis = Redis & {
   jetmeshClaimMany(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<string[]>;
-  jetmeshDoneMany(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<number>;
+  jetmeshDoneMany(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<number[]>;
+  jetmeshExtendMany(numKeys: number, ...keysThenArgs: (string | number)[]): Promise<number[]>;
   jetmeshRelease(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<number>;
 };
 
@@ -77,24 +121,30 @@ class RedisIdempotencyStore implements IdempotencyStore {
   readonly #redis: ScriptedRedis;
   constructor(redis: Redis) {
     // defineCommand uses EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart).
-    if (!("jetmeshClaimMany" in redis)) {
+    if (!("jetmeshExtendMany" in redis)) {
       redis.defineCommand("jetmeshClaimMany", { lua: CLAIM_MANY });
       redis.defineCommand("jetmeshDoneMany", { lua: DONE_MANY });
+      redis.defineCommand("jetmeshExtendMany", { lua: EXTEND_MANY });
       redis.defineCommand("jetmeshRelease", { numberOfKeys: 1, lua: RELEASE });
     }
     this.#redis = redis as ScriptedRedis;
   }
 
   #claims: Pending<ClaimResult>[] = [];
-  #dones: Pending<void>[] = [];
+  #dones: Pending<boolean>[] = [];
+  #extends: Pending<boolean>[] = [];
   #flushing = false;
 
   claim(key: string, attempt: string, leaseMs: number, traceparent: string): Promise<ClaimResult> {
     return this.#enqueue(this.#claims, key, [attempt, leaseMs, traceparent]);
   }
 
-  markDone(key: string, result: string, ttlMs: number): Promise<void> {
-    return this.#enqueue(this.#dones, key, [`D|${result}`, ttlMs]);
+  extend(key: string, attempt: string, leaseMs: number): Promise<boolean> {
+    return this.#enqueue(this.#extends, key, [attempt, leaseMs]);
+  }
+
+  markDone(key: string, attempt: string, result: string, ttlMs: number): Promise<boolean> {
+    return this.#enqueue(this.#dones, key, [attempt, `D|${result}`, ttlMs]);
   }
 
   #enqueue<T>(queue: Pending<T>[], key: string, args: (string | number)[]): Promise<T> {
@@ -113,8 +163,10 @@ class RedisIdempotencyStore implements IdempotencyStore {
     this.#flushing = false;
     const claims = this.#claims;
     const dones = this.#dones;
+    const renewals = this.#extends;
     this.#claims = [];
     this.#dones = [];
+    this.#extends = [];
     if (claims.length) {
       this.#redis.jetmeshClaimMany(claims.length, ...keysThenArgs(claims)).then((flat) => {
         for (let i = 0; i < claims.length; i++) {
@@ -132,15 +184,19 @@ class RedisIdempotencyStore implements IdempotencyStore {
         }
       }, rejectAll(claims));
     }
-    if (dones.length) {
-      this.#redis.jetmeshDoneMany(dones.length, ...keysThenArgs(dones)).then(() => {
-        for (const d of dones) d.resolve();
-      }, rejectAll(dones));
+    for (const [batch, run] of [
+      [dones, this.#redis.jetmeshDoneMany],
+      [renewals, this.#redis.jetmeshExtendMany],
+    ] as const) {
+      if (batch.length === 0) continue;
+      run.call(this.#redis, batch.length, ...keysThenArgs(batch)).then((flags) => {
+        for (let i = 0; i < batch.length; i++) batch[i]!.resolve(flags[i] === 1);
+      }, rejectAll(batch));
     }
   }
 
-  async release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<void> {
-    await this.#redis.jetmeshRelease(key, attempt, traceparent, ttlMs);
+  async release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<boolean> {
+    return (await this.#redis.jetmeshRelease(key, attempt, traceparent, ttlMs)) === 1;
   }
 }
 

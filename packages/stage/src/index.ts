@@ -25,7 +25,13 @@ export type {
   StageDefinition,
   StageInput,
 } from "./define-stage.ts";
-export { ConfigError, PermanentError, TransientError } from "./errors.ts";
+export {
+  ConfigError,
+  DuplicateMismatchError,
+  PermanentError,
+  PublishError,
+  TransientError,
+} from "./errors.ts";
 export { operationalRoutes, serveHttp } from "./http-server.ts";
 export type { HttpServer, ReadinessProbe, Routes } from "./http-server.ts";
 export { createIdempotencyStore } from "./idempotency-store.ts";
@@ -34,18 +40,30 @@ export { createLogger, maskAccount } from "./logger.ts";
 export type { Logger } from "./logger.ts";
 export { createStageMetrics, metricsRegistry } from "./metrics.ts";
 export type { StageMetrics } from "./metrics.ts";
-export { consumerConfig, ensureConsumer, ensureStream } from "./provision.ts";
-export type { ConsumerSpec } from "./provision.ts";
-export { createEventPublisher } from "./publisher.ts";
+export {
+  consumerConfig,
+  ensureConsumer,
+  ensureStream,
+  provisionStreams,
+  StreamMissingError,
+} from "./provision.ts";
+export type { ConsumerSpec, ConsumerStart } from "./provision.ts";
+export { openPositions, POSITIONS_BUCKET } from "./positions.ts";
+export type { ConsumerPosition, PositionStore } from "./positions.ts";
+export { outputEnvelopes } from "./outputs.ts";
+export { createEventPublisher, PublishErrorCodes } from "./publisher.ts";
 export { ReplyInbox } from "./reply-inbox.ts";
 export type { EventPublisher, PublishOptions, PublisherSettings } from "./publisher.ts";
 export { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
-export type { RetryPolicy } from "./retry-policy.ts";
+export type { HorizonSettings, RetryPolicy } from "./retry-policy.ts";
 export { runStage } from "./run-stage.ts";
+export { serveStage } from "./serve-stage.ts";
+export type { ServeStageOptions, StageClients } from "./serve-stage.ts";
 export type { RunStageOptions, StageHandle } from "./run-stage.ts";
 export { checkSettings } from "./settings-check.ts";
 export type { StreamFacts } from "./settings-check.ts";
 export { onShutdown } from "./shutdown.ts";
+export { untilAnswered } from "./start-retry.ts";
 export {
   context,
   extractContext,

@@ -24,10 +24,21 @@ function once<M extends Metric>(registry: Registry, name: string, make: () => M)
  * Values of the `outcome` label of `jetmesh_messages_processed_total`: acked (done, outputs
  * published), duplicate (key already done; acked), skipped (a type the stage does not
  * take; acked), busy (another attempt holds the lease; nak'd until it expires), retried
- * (transient failure; nak'd with backoff), parked (in the DLQ; termed). Test runs also
- * see `crashed` (a simulated crash point).
+ * (transient failure; nak'd with backoff), parked (in the DLQ; termed), park_failed (the
+ * DLQ refused it; it stays in its stream and the park is retried), fenced (the attempt lost
+ * its lease to another attempt and left the message to it). Test runs also see `crashed`
+ * (a simulated crash point).
  */
-export const Outcomes = ["acked", "duplicate", "skipped", "busy", "retried", "parked"] as const;
+export const Outcomes = [
+  "acked",
+  "duplicate",
+  "skipped",
+  "busy",
+  "retried",
+  "parked",
+  "park_failed",
+  "fenced",
+] as const;
 /** `reason` values of `jetmesh_dlq_parked_total`: the permanent error's class, or max_deliver. */
 const PARK_REASONS = ["PermanentError", "ContractError", "max_deliver"] as const;
 /** `layer` values of `jetmesh_duplicates_dropped_total`. */
@@ -61,6 +72,8 @@ export function createStageMetrics(registry: Registry = metricsRegistry()) {
     if (seen.has(stage)) return;
     seen.add(stage);
     for (const reason of PARK_REASONS) metrics.dlqParked.inc({ stage, reason }, 0);
+    metrics.dlqParkFailures.inc({ stage }, 0);
+    metrics.divergentReplays.inc({ stage }, 0);
     for (const layer of DUPLICATE_LAYERS) metrics.duplicates.inc({ stage, layer }, 0);
   };
   if (!seeded.has(metrics.processed)) {
@@ -231,6 +244,50 @@ function defineStageMetrics(registry: Registry) {
           name: "jetmesh_stage_paused",
           help: "1 while the stage does not pull because NATS or Redis is down",
           labelNames: ["stage"] as const,
+          registers: r,
+        }),
+    ),
+    dlqParkFailures: once(
+      registry,
+      "jetmesh_dlq_park_failures_total",
+      () =>
+        new Counter({
+          name: "jetmesh_dlq_park_failures_total",
+          help: "Parks the DLQ refused (full or unreachable); the message stays in its stream and is parked later",
+          labelNames: ["stage"] as const,
+          registers: r,
+        }),
+    ),
+    divergentReplays: once(
+      registry,
+      "jetmesh_divergent_replays_total",
+      () =>
+        new Counter({
+          name: "jetmesh_divergent_replays_total",
+          help: "Redeliveries whose output differed from the one stored under its id (state lost in between); the stored one stands",
+          labelNames: ["stage"] as const,
+          registers: r,
+        }),
+    ),
+    dependencyUp: once(
+      registry,
+      "jetmesh_dependency_up",
+      () =>
+        new Gauge({
+          name: "jetmesh_dependency_up",
+          help: "0 while the stage's circuit breaker for an external dependency is open (the stage does not pull)",
+          labelNames: ["stage", "dependency"] as const,
+          registers: r,
+        }),
+    ),
+    streamFill: once(
+      registry,
+      "jetmesh_stream_fill_ratio",
+      () =>
+        new Gauge({
+          name: "jetmesh_stream_fill_ratio",
+          help: "Share of a stream's byte and message limits in use, as the stage last read it (discard=new refuses writes at 1)",
+          labelNames: ["stream", "limit"] as const,
           registers: r,
         }),
     ),

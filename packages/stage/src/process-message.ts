@@ -1,21 +1,16 @@
-import {
-  type AnyEnvelope,
-  ContractError,
-  decodeEvent,
-  type EventType,
-  makeEnvelope,
-  newId,
-  outputEventId,
-} from "@jetmesh/contracts";
+import { type AnyEnvelope, ContractError, decodeEvent, type EventType } from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StageSettings } from "./config.ts";
 import { CrashPoints, type CrashHook, SimulatedCrash } from "./crash-points.ts";
 import { originOf, park } from "./dead-letter.ts";
 import type { Delivery, Emission, Handler, HandlerContext, Plan, StageDefinition } from "./define-stage.ts";
-import { PermanentError, TransientError } from "./errors.ts";
+import { DuplicateMismatchError, PermanentError, TransientError } from "./errors.ts";
+import type { Breakers } from "./flow-control.ts";
+import type { Heartbeat, TrackedAttempt } from "./heartbeat.ts";
 import type { IdempotencyStore } from "./idempotency-store.ts";
 import type { StageMetrics } from "./metrics.ts";
+import { outputEnvelopes } from "./outputs.ts";
 import type { EventPublisher } from "./publisher.ts";
 import type { ReplyInbox } from "./reply-inbox.ts";
 import { retryDelayMs } from "./retry-policy.ts";
@@ -43,7 +38,11 @@ export interface ProcessorDeps<Deps> {
   readonly logger: Logger;
   readonly metrics: StageMetrics;
   readonly crash: CrashHook;
-  /** Unique per process: attempt tokens are `${instance}:${seq}:${delivery}`. */
+  /** Sends working() and renews the leases of long attempts. */
+  readonly heartbeat: Heartbeat;
+  /** Told about failures of external dependencies (TransientError.dependency). */
+  readonly breakers: Pick<Breakers, "failed">;
+  /** Unique per process: attempt tokens (fencing tokens) are `${instance}:${stream}:${seq}:${delivery}`. */
   readonly instance: string;
   /** Aborted when the stage stops. */
   readonly stopping: AbortSignal;
@@ -72,6 +71,19 @@ function ackSubjectOf(m: JsMsg): string | undefined {
 }
 
 const isPlan = (r: readonly Emission[] | Plan): r is Plan => !Array.isArray(r);
+
+/** A delivery past JETMESH_MAX_DELIVER: park it, run nothing. */
+class DeliveriesSpent extends Error {
+  override readonly name = "DeliveriesSpent";
+  constructor(deliveries: number) {
+    super(`no attempt finished within ${deliveries - 1} deliveries`);
+  }
+}
+
+/** The attempt's lease is another attempt's now: stop without done mark or ack. */
+class LeaseLost extends Error {
+  override readonly name = "LeaseLost";
+}
 
 function composeHandler<Deps>(def: StageDefinition<EventType, Deps>): Handler<EventType, Deps> {
   let h = def.handle as Handler<EventType, Deps>;
@@ -182,7 +194,15 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     let key: string | undefined;
     let outcome = "acked";
     let env: AnyEnvelope | undefined;
+    // Set when the heartbeat finds another attempt holding the lease: this attempt was
+    // paused or slow past its lease and must change nothing more.
+    let fenced = false;
+    let onLost: () => void = () => {};
+    let tracked: TrackedAttempt | undefined;
     try {
+      // Its deliveries are spent (the last attempt died, or its park failed): park it without
+      // running anything again. The server never drops it (max_deliver is unlimited).
+      if (delivery.deliveryCount > s.maxDeliver) throw new DeliveriesSpent(delivery.deliveryCount);
       try {
         env = decodeEvent(m.data);
       } catch (err) {
@@ -219,11 +239,23 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
         if (link) span.addLink(link);
         p.crash(CrashPoints.AfterClaim);
       }
+      tracked = {
+        m,
+        key,
+        token: attempt,
+        since: performance.now(),
+        lost: () => {
+          fenced = true;
+          onLost();
+        },
+      };
+      p.heartbeat.track(tracked);
       // The signal is built when the handler first reads it; until then a timeout or a stop
       // has nothing to abort.
       let ac: AbortController | undefined;
       let timedOut = false;
       const onStop = () => ac?.abort();
+      onLost = () => ac?.abort();
       const abort = () => {
         timedOut = true;
         ac?.abort();
@@ -242,9 +274,9 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
           get signal() {
             if (!ac) {
               ac = new AbortController();
-              // Read after a timeout or a stop: the signal is already aborted, as it was
-              // when every message built its controller up front.
-              if (timedOut || p.stopping.aborted) ac.abort();
+              // Read after a timeout, a stop or a lost lease: the signal is already aborted, as
+              // it was when every message built its controller up front.
+              if (timedOut || fenced || p.stopping.aborted) ac.abort();
               else p.stopping.addEventListener("abort", onStop, { once: true });
             }
             return ac.signal;
@@ -264,29 +296,39 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       } finally {
         if (ac) p.stopping.removeEventListener("abort", onStop);
       }
-      const input = env;
-      const outputs = emissions.map((e, i) => {
-        if (!emits.has(e.type))
-          throw new PermanentError(`stage ${stage} emitted undeclared event type ${e.type}`);
-        return makeEnvelope(e.type, e.data, {
-          eventId: exactlyOnce ? outputEventId(stage, input.eventId, i) : newId(),
-          correlationId: input.correlationId,
-          causationId: input.eventId,
-          producer: stage,
-        });
-      });
+      const outputs = outputEnvelopes(stage, env, emissions, { declared: emits, derived: exactlyOnce });
+      if (fenced) throw new LeaseLost();
       await Promise.all(
         outputs.map((o, i) =>
-          p.publisher.publish(o, {
-            parent: otelCtx,
-            dedupe: exactlyOnce,
-            ...(emissions[i]?.partitionKey ? { partitionKey: emissions[i].partitionKey } : {}),
-          }),
+          p.publisher
+            .publish(o, {
+              parent: otelCtx,
+              dedupe: exactlyOnce,
+              ...(emissions[i]?.partitionKey ? { partitionKey: emissions[i].partitionKey } : {}),
+            })
+            .catch((err: unknown) => {
+              if (!(err instanceof DuplicateMismatchError)) throw err;
+              // An earlier attempt decided differently (its state was lost meanwhile) and its
+              // output is stored and consumed downstream: the stream is the truth, so that
+              // decision stands. Never silent: counted and logged with where it is.
+              p.metrics.divergentReplays.inc({ stage });
+              log().warn(
+                { output_event_id: o.eventId, stored_stream: err.stream, stored_seq: err.seq },
+                "a redelivery decided differently from the stored output; the stored one stands",
+              );
+            }),
         ),
       );
       p.crash(CrashPoints.AfterPublish);
-      if (key && p.store)
-        await p.store.markDone(key, outputs.map((o) => o.eventId).join(","), s.idempotencyTtlMs);
+      if (key && p.store) {
+        const marked = await p.store.markDone(
+          key,
+          attempt,
+          outputs.map((o) => o.eventId).join(","),
+          s.idempotencyTtlMs,
+        );
+        if (!marked) throw new LeaseLost();
+      }
       p.crash(CrashPoints.AfterDone);
       await ack(m);
       p.crash(CrashPoints.AfterAck);
@@ -297,10 +339,18 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
         outcome = "crashed";
         return;
       }
+      if (err instanceof LeaseLost || fenced) {
+        // Another attempt holds the message now (this one was paused or slow past its lease):
+        // it decides the ack; outputs this one published carry the same ids and were dropped.
+        outcome = "fenced";
+        log().warn({ attempt }, "attempt lost its lease to another; leaving the message to it");
+        return;
+      }
       outcome = await fail(m, err as Error, key, attempt, traceparent, delivery, log());
       span.recordException(err as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
     } finally {
+      if (tracked) p.heartbeat.untrack(tracked);
       span.setAttribute("jetmesh.outcome", outcome);
       span.end();
       p.metrics.processed.inc({ stage, stream: delivery.stream, outcome });
@@ -318,23 +368,39 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     delivery: Delivery,
     log: Logger,
   ): Promise<string> {
+    // An attempt that was paused past its lease fails on its own stale timeouts when it wakes
+    // up: if another attempt holds the lease now, this one was fenced out and must not nak,
+    // park or blame a dependency for a message it no longer owns.
+    if (key && p.store && !(await p.store.extend(key, attempt, s.leaseMs).catch(() => true))) {
+      log.warn({ err, attempt }, "attempt lost its lease to another; leaving the message to it");
+      return "fenced";
+    }
     const permanent = err instanceof PermanentError || err instanceof ContractError;
     const exhausted = delivery.deliveryCount >= s.maxDeliver;
+    if (err instanceof TransientError && err.dependency) p.breakers.failed(err.dependency);
     if (permanent || exhausted) {
       const reason = permanent
         ? err.message
-        : `gave up after ${delivery.deliveryCount} deliveries: ${err.message}`;
-      try {
-        await park(p.js, originOf(stage, m), { errorClass: err.name, reason });
-      } catch (parkErr) {
-        // Not parked means not termed: the message stays in the stream for a later attempt.
-        log.error({ err: parkErr, reason }, "could not park message in the DLQ; leaving it for redelivery");
-        m.nak(retryDelayMs(policy, delivery.deliveryCount));
-        return "retried";
-      }
+        : err instanceof DeliveriesSpent
+          ? `gave up: ${err.message}`
+          : `gave up after ${delivery.deliveryCount} deliveries: ${err.message}`;
       // The key is released, not marked done, so an operator can replay the parked message.
       if (key && p.store)
         await p.store.release(key, attempt, traceparent, s.idempotencyTtlMs).catch(() => {});
+      try {
+        await park(p.js, originOf(stage, m), { errorClass: err.name, reason });
+      } catch (parkErr) {
+        // Not parked means not termed: the message stays in its stream, and since the server
+        // never stops redelivering (max_deliver -1), its next delivery tries the park again.
+        p.metrics.dlqParkFailures.inc({ stage });
+        const retryInMs = Math.max(1000, retryDelayMs(policy, delivery.deliveryCount));
+        log.error(
+          { err: parkErr, reason, retry_in_ms: retryInMs },
+          "DLQ refused the message (full or unreachable); it stays in its stream and the park is retried",
+        );
+        m.nak(retryInMs);
+        return "park_failed";
+      }
       if (p.termWithReason) m.term(reason.slice(0, 256));
       else m.term();
       p.metrics.dlqParked.inc({ stage, reason: permanent ? err.name : "max_deliver" });

@@ -1,4 +1,4 @@
-import { type StreamDefinition, toStreamConfig } from "@jetmesh/contracts";
+import { type StreamDefinition, Streams, toStreamConfig } from "@jetmesh/contracts";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -10,8 +10,25 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Logger } from "pino";
+import { ConfigError } from "./errors.ts";
+import type { PositionStore } from "./positions.ts";
 
 const NS = 1_000_000;
+
+/**
+ * A stream only the deploy step creates is missing. The stage does not create it (an empty
+ * log started over the real one would lose the books); it waits and says so.
+ */
+export class StreamMissingError extends Error {
+  override readonly name = "StreamMissingError";
+  readonly stream: string;
+  constructor(stream: string) {
+    super(
+      `stream ${stream} is missing: it is created only by the deploy step (nats stream add --config deploy/streams/${stream}.json), never at run time`,
+    );
+    this.stream = stream;
+  }
+}
 
 function isNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
@@ -20,13 +37,16 @@ function isNotFound(err: unknown): boolean {
 /**
  * Creates the stream when it is missing (idempotent; a concurrent creator is fine) and
  * reports how an existing one differs from its definition. Never changes an existing
- * stream: its owner team does that deliberately.
+ * stream: its owner team does that deliberately. A stream that only the deploy step creates
+ * (`createdAtRuntime: false`, LEDGER) is never created here, unless `opts.deploy` says this
+ * call is the deploy step.
  * @returns the stream's info and the list of drifted settings.
+ * @throws StreamMissingError for a missing deploy-only stream.
  */
 export async function ensureStream(
   jsm: JetStreamManager,
   def: StreamDefinition,
-  opts: { replicas: number; logger: Logger },
+  opts: { replicas: number; logger: Logger; deploy?: boolean },
 ): Promise<{ info: StreamInfo; created: boolean; drift: string[] }> {
   const want = toStreamConfig(def, { replicas: opts.replicas });
   let created = false;
@@ -35,6 +55,7 @@ export async function ensureStream(
     info = await jsm.streams.info(def.name);
   } catch (err) {
     if (!isNotFound(err)) throw err;
+    if (!def.createdAtRuntime && !opts.deploy) throw new StreamMissingError(def.name);
     try {
       info = await jsm.streams.add(want as unknown as StreamConfig);
       created = true;
@@ -57,9 +78,29 @@ export async function ensureStream(
   cmp("discard", have.discard, want.discard);
   cmp("duplicate_window", have.duplicate_window, want.duplicate_window);
   cmp("num_replicas", have.num_replicas, want.num_replicas);
+  cmp("deny_delete", have.deny_delete ?? false, want.deny_delete);
+  cmp("deny_purge", have.deny_purge ?? false, want.deny_purge);
   if (drift.length)
     opts.logger.warn({ stream: def.name, drift }, "stream settings differ from its definition");
   return { info, created, drift };
+}
+
+/**
+ * The deploy step: creates every stream of the contracts that is missing, LEDGER included,
+ * as `nats stream add --config deploy/streams/<NAME>.json` would (the mesh runner, chaos and
+ * tests call it before starting services). Existing streams are left as they are.
+ * @returns the names of the streams it created.
+ */
+export async function provisionStreams(
+  jsm: JetStreamManager,
+  opts: { replicas: number; logger: Logger },
+): Promise<string[]> {
+  const created: string[] = [];
+  for (const def of Object.values(Streams)) {
+    const r = await ensureStream(jsm, def, { ...opts, deploy: true });
+    if (r.created) created.push(def.name);
+  }
+  return created;
 }
 
 /** The consumer a stage declares on one input stream. */
@@ -69,12 +110,22 @@ export interface ConsumerSpec {
   /** Single filter (nats-server 2.9 has no multi-filter); undefined = whole stream. */
   readonly filterSubject?: string;
   readonly ackWaitMs: number;
-  readonly backoffMs: readonly number[];
-  readonly maxDeliver: number;
   readonly maxAckPending: number;
 }
 
-/** The server ConsumerConfig of a {@link ConsumerSpec}: durable, pull, explicit acks. */
+/**
+ * The server ConsumerConfig of a {@link ConsumerSpec}: durable, pull, explicit acks, and
+ * redelivery timing the runtime owns (packages/stage/SERVER-BEHAVIOUR.md, measured on
+ * nats-server 2.9.10 and read from its source):
+ * - no BackOff: with BackOff the server replaces ack_wait by backoff[0] and adds the current
+ *   step's excess to every nak delay (a nak at delivery 2 came back at once); without it an
+ *   ack timeout redelivers after exactly ack_wait and `nak(d)` after exactly d, so the
+ *   runtime's exponential backoff with jitter is what the server does;
+ * - max_deliver -1 (unlimited, refused by the server only together with BackOff): the server
+ *   never drops a message after its last delivery, where a failed park would have lost it.
+ *   The runtime counts deliveries itself (JETMESH_MAX_DELIVER) and parks a message in the DLQ
+ *   once they are spent, retrying the park until the DLQ takes it.
+ */
 export function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> {
   return {
     durable_name: spec.durable,
@@ -82,9 +133,7 @@ export function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> {
     deliver_policy: DeliverPolicy.All,
     replay_policy: ReplayPolicy.Instant,
     ack_wait: spec.ackWaitMs * NS,
-    // The server takes backoff[0] as the ack wait when BackOff is set (nats-server#2812).
-    backoff: [spec.ackWaitMs, ...spec.backoffMs].map((ms) => ms * NS),
-    max_deliver: spec.maxDeliver,
+    max_deliver: -1,
     max_ack_pending: spec.maxAckPending,
     max_waiting: 512,
     ...(spec.filterSubject ? { filter_subject: spec.filterSubject } : {}),
@@ -92,14 +141,60 @@ export function consumerConfig(spec: ConsumerSpec): Partial<ConsumerConfig> {
 }
 
 /**
- * Creates the durable consumer when missing. An existing consumer whose settings
- * differ is reported (returned and logged), not changed: a silent update could
- * shorten a redelivery horizon other instances rely on.
+ * Where a durable consumer that is missing starts: `resume` (the default) from the position
+ * recorded for it, or at the stream's start when the stream holds nothing (a fresh
+ * deployment), and otherwise refuses; `all` from the first message (a new stage that must
+ * see the whole stream), `new` from the next message stored.
+ */
+export type ConsumerStart = "resume" | "all" | "new";
+
+/** What {@link ensureConsumer} needs to recreate a lost consumer where it was. */
+export interface ConsumerStartOptions {
+  readonly positions?: PositionStore;
+  readonly start?: ConsumerStart;
+}
+
+/**
+ * The start of a consumer being created: its recorded position when there is one, else as
+ * `start` says. Never the first message of a stream that holds messages unless told: a
+ * consumer lost after the idempotency keys of what it had acknowledged expired would run
+ * every one of them again.
+ * @throws ConfigError naming JETMESH_CONSUMER_START when it cannot know where to start.
+ */
+async function startOf(
+  jsm: JetStreamManager,
+  spec: ConsumerSpec,
+  o: ConsumerStartOptions,
+  logger: Logger,
+): Promise<Partial<ConsumerConfig>> {
+  const start = o.start ?? "resume";
+  if (start === "all") return { deliver_policy: DeliverPolicy.All };
+  if (start === "new") return { deliver_policy: DeliverPolicy.New };
+  const recorded = await o.positions?.read(spec.stream, spec.durable);
+  if (recorded) {
+    logger.warn(
+      { stream: spec.stream, consumer: spec.durable, ack_floor: recorded.ackFloor, recorded_at: recorded.at },
+      "consumer was missing; recreating it at its recorded position",
+    );
+    return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: recorded.ackFloor + 1 };
+  }
+  const state = (await jsm.streams.info(spec.stream)).state;
+  if (state.messages === 0) return { deliver_policy: DeliverPolicy.All };
+  throw new ConfigError([
+    `consumer ${spec.durable} on stream ${spec.stream} is missing and no position is recorded for it, while ${spec.stream} holds ${state.messages} messages (seq ${state.first_seq}..${state.last_seq}): starting at the first would process them all again. Set JETMESH_CONSUMER_START=all (a new stage that must see every message) or new (only messages from now on)`,
+  ]);
+}
+
+/**
+ * Creates the durable consumer when missing, where {@link startOf} says. An existing
+ * consumer whose settings differ is reported (returned and logged), not changed: a silent
+ * update could shorten a redelivery horizon other instances rely on.
  */
 export async function ensureConsumer(
   jsm: JetStreamManager,
   spec: ConsumerSpec,
   logger: Logger,
+  start: ConsumerStartOptions = {},
 ): Promise<{ created: boolean; drift: string[] }> {
   const want = consumerConfig(spec);
   try {
@@ -124,11 +219,15 @@ export async function ensureConsumer(
         { stream: spec.stream, consumer: spec.durable, drift },
         "consumer settings drifted; not changed",
       );
+    await start.positions?.record(spec.stream, spec.durable, info.ack_floor.stream_seq);
     return { created: false, drift };
   } catch (err) {
     if (!isNotFound(err)) throw err;
   }
-  await jsm.consumers.add(spec.stream, want);
-  logger.info({ stream: spec.stream, consumer: spec.durable }, "consumer created");
+  const from = await startOf(jsm, spec, start, logger);
+  const created = await jsm.consumers.add(spec.stream, { ...want, ...from });
+  // A position from the first moment on: a consumer lost before its first record resumes here.
+  await start.positions?.record(spec.stream, spec.durable, created.ack_floor.stream_seq);
+  logger.info({ stream: spec.stream, consumer: spec.durable, ...from }, "consumer created");
   return { created: true, drift: [] };
 }

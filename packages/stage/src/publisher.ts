@@ -7,10 +7,15 @@ import {
   Headers,
   subjectFor,
 } from "@jetmesh/contracts";
-import { JetStreamApiError, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type PubAck,
+} from "@nats-io/jetstream";
 import { type Msg, type MsgHdrs, MsgHdrsImpl, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { TransientError } from "./errors.ts";
+import { DuplicateMismatchError, PublishError } from "./errors.ts";
 import type { StageMetrics } from "./metrics.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
 import {
@@ -31,18 +36,41 @@ export interface PublishOptions {
   readonly parent?: Context;
   /** False in at-least-once mode: no `Nats-Msg-Id`, so the stream keeps every copy. */
   readonly dedupe?: boolean;
+  /**
+   * Optimistic concurrency (a log with one writer at a time): the stream stores the event
+   * only if its last sequence is `lastSequence` and, when given, its last message's id is
+   * `lastMsgId` (`Nats-Expected-Last-Sequence`, `Nats-Expected-Last-Msg-Id`). Otherwise the
+   * publish is refused with a {@link PublishError} whose `code` is 10071 or 10070. A
+   * repeated Nats-Msg-Id is checked first by the server: a retry of a stored event gets its
+   * duplicate PubAck whatever it expected (SERVER-BEHAVIOUR.md §6).
+   */
+  readonly expect?: { readonly lastSequence: number; readonly lastMsgId?: string };
 }
+
+/** JetStream API error codes the publisher's callers branch on. */
+export const PublishErrorCodes = {
+  /** Nats-Expected-Last-Sequence (or -Subject-Sequence) did not match. */
+  WrongLastSequence: 10071,
+  /** Nats-Expected-Last-Msg-Id did not match. */
+  WrongLastMsgId: 10070,
+  /** A limit with discard=new: the stream is full (bytes or messages). */
+  StreamFull: 10077,
+} as const;
 
 /**
  * Publishes events to their streams with `Nats-Msg-Id` = eventId and operator-readable
  * headers plus W3C trace context. A publish whose acknowledgement is lost is retried
  * with the same id until `publishRetryHorizonMs`; the stream's duplicate window (longer,
- * checked at start) drops the copy. Resolves only once the stream stored the event.
+ * checked at start) drops the copy. Resolves only once the stream stored the event. A
+ * duplicate PubAck is never trusted blindly: the stored message is read back and must hold
+ * the same bytes, so a second, different event under one id cannot be dropped silently.
  */
 export interface EventPublisher {
   /**
-   * @throws TransientError when the stream refuses (full, discard=new) or stays
-   * unreachable past the retry horizon; ContractError when the event is invalid.
+   * @throws PublishError (a TransientError) when the stream refuses (full, an expectation
+   *   not met) or stays unreachable past the retry horizon, saying whether an earlier attempt
+   *   may have stored it all the same; DuplicateMismatchError when the stream holds a
+   *   different event under its id; ContractError when the event is invalid.
    */
   publish(env: Envelope | AnyEnvelope, opts?: PublishOptions): Promise<PubAck>;
 }
@@ -81,6 +109,8 @@ function pubAckOf(m: Msg): PubAck {
 }
 
 const LINE_BREAK = /[\r\n]/;
+const EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence";
+const EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id";
 
 /**
  * The NATS headers of one event: its contract headers (without `Nats-Msg-Id` when it does
@@ -106,6 +136,8 @@ function headersOf(record: Record<string, string>, dedupe: boolean, ctx: Context
 
 class JetStreamEventPublisher implements EventPublisher {
   readonly #publishOnce: PublishOnce;
+  readonly #js: JetStreamClient;
+  #jsm: Promise<JetStreamManager> | undefined;
   constructor(
     js: JetStreamClient,
     nc: NatsConnection | undefined,
@@ -115,6 +147,7 @@ class JetStreamEventPublisher implements EventPublisher {
     private readonly stage: string,
     private readonly metrics?: StageMetrics,
   ) {
+    this.#js = js;
     const inbox = replies ?? (nc ? new ReplyInbox(nc, settings.publishTimeoutMs) : undefined);
     // The event's headers already carry Nats-Msg-Id when it dedupes (eventHeaders).
     this.#publishOnce = inbox
@@ -146,7 +179,12 @@ class JetStreamEventPublisher implements EventPublisher {
       opts.parent ?? context.active(),
     );
     const dedupe = opts.dedupe !== false;
-    const h = headersOf(eventHeaders(env), dedupe, trace.setSpan(opts.parent ?? context.active(), span));
+    const record = eventHeaders(env);
+    if (opts.expect) {
+      record[EXPECTED_LAST_SEQUENCE] = String(opts.expect.lastSequence);
+      if (opts.expect.lastMsgId !== undefined) record[EXPECTED_LAST_MSG_ID] = opts.expect.lastMsgId;
+    }
+    const h = headersOf(record, dedupe, trace.setSpan(opts.parent ?? context.active(), span));
     const started = performance.now();
     try {
       const ack = await this.#publishWithRetry(subject, body, h, dedupe ? env.eventId : undefined);
@@ -154,6 +192,7 @@ class JetStreamEventPublisher implements EventPublisher {
       if (ack.duplicate) {
         span.setAttribute("messaging.nats.duplicate", true);
         this.metrics?.duplicates.inc({ stage: this.stage, layer: "stream" });
+        await this.#checkDuplicate(ack, body, env.eventId);
       }
       return ack;
     } catch (err) {
@@ -166,6 +205,31 @@ class JetStreamEventPublisher implements EventPublisher {
     }
   }
 
+  /**
+   * A duplicate PubAck names where the stream holds the event's id: the bytes stored there
+   * must be the bytes sent. Outputs are deterministic (same ids, same payload on every
+   * redelivery), so a difference is a second decision, never a retry.
+   */
+  async #checkDuplicate(ack: PubAck, body: Uint8Array, eventId: string): Promise<void> {
+    this.#jsm ??= this.#js.jetstreamManager();
+    const stored = await (await this.#jsm).streams.getMessage(ack.stream, { seq: ack.seq });
+    if (!stored) {
+      throw new PublishError(
+        `duplicate of ${eventId} reported at ${ack.stream} seq ${ack.seq}, which is gone`,
+        {
+          refused: false,
+          ambiguous: true,
+        },
+      );
+    }
+    if (Buffer.compare(Buffer.from(stored.data), Buffer.from(body)) !== 0) {
+      throw new DuplicateMismatchError(
+        `${ack.stream} seq ${ack.seq} holds a different event under id ${eventId}: a second decision on one input was refused`,
+        { stream: ack.stream, seq: ack.seq },
+      );
+    }
+  }
+
   async #publishWithRetry(
     subject: string,
     body: Uint8Array,
@@ -173,22 +237,30 @@ class JetStreamEventPublisher implements EventPublisher {
     msgID: string | undefined,
   ): Promise<PubAck> {
     const deadline = Date.now() + this.settings.publishRetryHorizonMs;
+    // Once an attempt went unanswered, the event may be stored whatever comes after.
+    let ambiguous = false;
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.#publishOnce(subject, body, h, msgID);
       } catch (err) {
-        // The stream answered and refused (e.g. full with discard=new): retrying now
-        // cannot help; the caller naks (stage) or answers 503 (gateway).
+        // The stream answered and refused (full with discard=new, an expectation not met):
+        // retrying now cannot help; the caller naks (stage) or answers 503 (gateway).
         if (err instanceof JetStreamApiError) {
-          throw new TransientError(`stream refused ${subject}: ${err.message}`, {
+          throw new PublishError(`stream refused ${subject}: ${err.message}`, {
             cause: err,
+            refused: true,
+            ambiguous,
+            code: err.code,
             retryAfterMs: 1000,
           });
         }
+        ambiguous = true;
         const waitMs = Math.min(2000, 50 * 2 ** attempt);
         if (Date.now() + waitMs > deadline) {
-          throw new TransientError(`publish to ${subject} unacknowledged after ${attempt} attempts`, {
+          throw new PublishError(`publish to ${subject} unacknowledged after ${attempt} attempts`, {
             cause: err,
+            refused: false,
+            ambiguous: true,
           });
         }
         this.logger.warn(

@@ -9,7 +9,8 @@ export interface RetryPolicy {
 /**
  * Delay before the next delivery after `deliveryCount` failed attempts:
  * min(max, base·2^(n−1)), of which a `jitter` share is random so that a burst of
- * failures does not come back as a burst.
+ * failures does not come back as a burst. Never below 1 ms: a nak without a delay is
+ * redelivered at once (nats-server 2.9.10, SERVER-BEHAVIOUR.md §1).
  */
 export function retryDelayMs(
   policy: RetryPolicy,
@@ -18,22 +19,37 @@ export function retryDelayMs(
 ): number {
   const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, deliveryCount - 1));
   const fixed = exp * (1 - policy.jitter);
-  return Math.round(fixed + exp * policy.jitter * random());
+  return Math.max(1, Math.round(fixed + exp * policy.jitter * random()));
+}
+
+/** What bounds how long a message can keep coming back to be processed. */
+export interface HorizonSettings {
+  readonly ackWaitMs: number;
+  readonly maxDeliver: number;
+  readonly retryMaxMs: number;
+  readonly leaseMs: number;
+  readonly handlerTimeoutMs: number;
+  readonly publishTimeoutMs: number;
+  readonly publishRetryHorizonMs: number;
 }
 
 /**
- * Upper bound of the time a message can keep coming back: every delivery waits
- * at most its ack wait (server BackOff step) plus the longest nak delay.
+ * The true worst case of the time from a message's first delivery to the last delivery on
+ * which its handler or effect may run, on a consumer without BackOff (what the runtime
+ * provisions; on it the server redelivers after exactly ack_wait or exactly the nak delay,
+ * measured on nats-server 2.9.10). Each of the first `maxDeliver − 1` deliveries ends in at
+ * most one of:
+ * - a dead or paused process: redelivered `ackWaitMs` after its last heartbeat, which is at
+ *   most `ackWaitMs` after the delivery;
+ * - a failed attempt: its handler and effect (≤ `handlerTimeoutMs`, kept alive by the
+ *   heartbeat), its publishes retried for up to `publishRetryHorizonMs + publishTimeoutMs`,
+ *   then a nak of at most `retryMaxMs`;
+ * - a lease held by another attempt: a nak until that lease expires (≤ `leaseMs` + 50).
+ * A delivery past `maxDeliver` is parked without running anything. Time a stage spends
+ * paused with its dependency down (pulls stopped) comes on top.
  */
-export function redeliveryHorizonMs(opts: {
-  ackWaitMs: number;
-  backoffMs: readonly number[];
-  maxDeliver: number;
-  retryMaxMs: number;
-}): number {
-  const steps = [opts.ackWaitMs, ...opts.backoffMs];
-  let total = 0;
-  for (let i = 0; i < opts.maxDeliver; i++)
-    total += Math.max(steps[Math.min(i, steps.length - 1)] ?? 0, opts.retryMaxMs);
-  return total;
+export function redeliveryHorizonMs(s: HorizonSettings): number {
+  const attempt = s.handlerTimeoutMs + s.publishTimeoutMs + s.publishRetryHorizonMs + s.retryMaxMs;
+  const gap = Math.max(s.ackWaitMs, s.leaseMs + 50, attempt);
+  return (s.maxDeliver - 1) * gap;
 }

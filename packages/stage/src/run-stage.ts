@@ -11,12 +11,15 @@ import { type CrashHook, createCrashHook } from "./crash-points.ts";
 import { park } from "./dead-letter.ts";
 import type { StageDefinition } from "./define-stage.ts";
 import { ConfigError } from "./errors.ts";
-import { Gate, Slots } from "./flow-control.ts";
+import { Breakers, Gate, Slots } from "./flow-control.ts";
+import { Heartbeat } from "./heartbeat.ts";
 import type { ReadinessProbe } from "./http-server.ts";
 import { createIdempotencyStore } from "./idempotency-store.ts";
 import { createStageMetrics, metricsRegistry } from "./metrics.ts";
 import { CONFIRM_TIMEOUT_MS, createProcessor } from "./process-message.ts";
-import { ensureStream } from "./provision.ts";
+import { openPositions } from "./positions.ts";
+import { untilAnswered } from "./start-retry.ts";
+import { type ConsumerSpec, ensureConsumer, ensureStream, StreamMissingError } from "./provision.ts";
 import { createEventPublisher } from "./publisher.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
 import { checkSettings, type StreamFacts } from "./settings-check.ts";
@@ -32,6 +35,11 @@ export interface RunStageOptions<In extends EventType, Deps> {
   readonly registry?: Registry;
   /** Test seam: replaces the JETMESH_CRASH_AT hook (e.g. one that throws SimulatedCrash). */
   readonly crashHook?: CrashHook;
+  /**
+   * Told what start-up waits for (a stream only the deploy step creates), each time it
+   * checks: a service shows it in /readyz while runStage has not returned.
+   */
+  readonly onWaiting?: (what: string) => void;
 }
 
 /** A running stage. */
@@ -46,6 +54,17 @@ export interface StageHandle extends ReadinessProbe {
   stop(): Promise<void>;
   /** Numbers for tests and benches. */
   stats(): { inFlight: number; maxInFlightSeen: number; pending: number; ackPending: number };
+}
+
+/** How often a stage reads how full its output streams and the DLQ are. */
+const STREAM_FILL_EVERY_MS = 10_000;
+
+/** The stage's probes, bound to its deps. */
+function bindProbes<Deps>(
+  probes: NonNullable<StageDefinition<EventType, Deps>["probes"]>,
+  deps: Deps,
+): Record<string, () => Promise<void>> {
+  return Object.fromEntries(Object.entries(probes).map(([name, probe]) => [name, () => probe(deps)]));
 }
 
 function versionAtLeast(v: string, want: readonly number[]): boolean {
@@ -90,8 +109,21 @@ export async function runStage<In extends EventType, Deps>(
   for (const d of [...inputDefs, ...outputDefs, Streams.DLQ]) all.set(d.name, d);
   const infos = new Map<string, StreamFacts>();
   for (const d of all.values()) {
-    const { info } = await ensureStream(jsm, d, { replicas: s.replicas, logger });
-    infos.set(d.name, facts(info, d));
+    // A stream only the deploy step creates (LEDGER) is waited for, never created here.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { info } = await untilAnswered(logger, `stream ${d.name}`, () =>
+          ensureStream(jsm, d, { replicas: s.replicas, logger }),
+        );
+        infos.set(d.name, facts(info, d));
+        break;
+      } catch (err) {
+        if (!(err instanceof StreamMissingError)) throw err;
+        o.onWaiting?.(err.message);
+        if (attempt % 20 === 0) logger.warn({ stream: d.name }, `waiting: ${err.message}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
   const serverVersion = o.nc.info?.version ?? "0.0.0";
   const verdict = checkSettings({
@@ -104,12 +136,52 @@ export async function runStage<In extends EventType, Deps>(
   for (const w of verdict.warnings) logger.warn({ server_version: serverVersion }, w);
   if (verdict.problems.length) throw new ConfigError(verdict.problems);
 
+  // Consumers are created (or found) before anything runs, so that a consumer lost with no
+  // recorded position refuses the start here instead of replaying its stream.
+  const positions = await untilAnswered(logger, "the consumer positions bucket", () =>
+    openPositions(js, s.replicas),
+  );
+  const specs = def.inputs.map((input): ConsumerSpec => {
+    const streamDef = Streams[input.stream];
+    const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
+    // nats-server 2.9 takes one filter subject: filter when one type is wanted,
+    // otherwise take the stream and skip other types in the processor.
+    const filterSubject =
+      !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0]!) : undefined;
+    return {
+      stream: input.stream,
+      durable: stage,
+      ...(filterSubject ? { filterSubject } : {}),
+      ackWaitMs: s.ackWaitMs,
+      maxAckPending: s.maxAckPending,
+    };
+  });
+  for (const spec of specs)
+    await untilAnswered(logger, `consumer ${spec.durable} on ${spec.stream}`, () =>
+      ensureConsumer(jsm, spec, logger, { positions, start: s.consumerStart }),
+    );
+
   const registry = o.registry ?? metricsRegistry();
   const metrics = createStageMetrics(registry);
   const store = s.mode === "exactly-once" ? createIdempotencyStore(o.redis) : undefined;
+  const heartbeat = new Heartbeat({ ackWaitMs: s.ackWaitMs, leaseMs: s.leaseMs, store, logger });
   const replies = new ReplyInbox(o.nc, Math.min(s.publishTimeoutMs, CONFIRM_TIMEOUT_MS));
   const publisher = createEventPublisher({ js, replies, settings: s, logger, stage, metrics });
   const stopping = new AbortController();
+  const gate = new Gate();
+  const breakers = new Breakers({
+    gate,
+    settings: s.breaker,
+    ...(def.probes ? { probes: bindProbes(def.probes, o.deps) } : {}),
+    onChange: (dependency, up, detail) => {
+      metrics.dependencyUp.set({ stage, dependency }, up ? 1 : 0);
+      metrics.paused.set({ stage }, gate.open ? 0 : 1);
+      logger[up ? "info" : "warn"](
+        { dependency, detail },
+        up ? "dependency back; pulling" : "dependency down; circuit open, not pulling",
+      );
+    },
+  });
   const process = createProcessor({
     definition: def,
     deps: o.deps,
@@ -121,13 +193,14 @@ export async function runStage<In extends EventType, Deps>(
     logger,
     metrics,
     crash,
+    heartbeat,
+    breakers,
     instance: randomBytes(6).toString("hex"),
     stopping: stopping.signal,
     termWithReason: versionAtLeast(serverVersion, [2, 10, 4]),
   });
 
-  // Pull only while NATS and Redis are both reachable.
-  const gate = new Gate();
+  // Pull only while NATS, Redis and every dependency with a breaker are up.
   const onRedis = (up: boolean) => () => {
     gate.set("redis", up);
     metrics.paused.set({ stage }, gate.open ? 0 : 1);
@@ -157,24 +230,12 @@ export async function runStage<In extends EventType, Deps>(
 
   const slots = new Slots(s.maxInFlight);
   let maxInFlightSeen = 0;
-  const loops = def.inputs.map((input) => {
-    const streamDef = Streams[input.stream];
-    const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
-    // nats-server 2.9 takes one filter subject: filter when one type is wanted,
-    // otherwise take the stream and skip other types in the processor.
-    const filterSubject =
-      !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0]!) : undefined;
+  const loops = def.inputs.map((input, i) => {
     return new ConsumeLoop({
       stage,
-      spec: {
-        stream: input.stream,
-        durable: stage,
-        ...(filterSubject ? { filterSubject } : {}),
-        ackWaitMs: s.ackWaitMs,
-        backoffMs: s.backoffMs,
-        maxDeliver: s.maxDeliver,
-        maxAckPending: s.maxAckPending,
-      },
+      spec: specs[i]!,
+      positions,
+      consumerStart: s.consumerStart,
       accepts: new Set(input.types),
       js,
       jsm,
@@ -228,6 +289,28 @@ export async function runStage<In extends EventType, Deps>(
     }),
   );
 
+  // How full the streams this stage writes are (its outputs and the DLQ), for the alerts that
+  // must fire before discard=new refuses writes: a stage whose DLQ is full keeps its poison
+  // messages in their stream (nothing is lost) but says so loudly.
+  const watched = [...outputDefs.map((d) => d.name), Streams.DLQ.name];
+  const readFill = async () => {
+    for (const name of watched) {
+      try {
+        const info = await jsm.streams.info(name);
+        const { max_bytes, max_msgs } = info.config;
+        if (max_bytes > 0)
+          metrics.streamFill.set({ stream: name, limit: "bytes" }, info.state.bytes / max_bytes);
+        if (max_msgs > 0)
+          metrics.streamFill.set({ stream: name, limit: "messages" }, info.state.messages / max_msgs);
+      } catch {
+        // unreachable now: the next reading tells
+      }
+    }
+  };
+  void readFill();
+  const fillTimer = setInterval(() => void readFill(), STREAM_FILL_EVERY_MS);
+  fillTimer.unref();
+
   for (const l of loops) l.start();
   logger.info(
     {
@@ -244,11 +327,13 @@ export async function runStage<In extends EventType, Deps>(
     const nats = !o.nc.isClosed() && gate.reasons.indexOf("nats") < 0;
     const redis = o.redis.status === "ready";
     const consumers = loops.every((l) => l.bound);
+    const down = breakers.open;
     return {
-      ok: nats && redis && consumers && !draining,
+      ok: nats && redis && consumers && down.length === 0 && !draining,
       nats,
       redis,
       consumers,
+      ...(down.length ? { dependencies_down: down } : {}),
       draining,
       in_flight: slots.inUse,
       max_in_flight_seen: maxInFlightSeen,
@@ -275,6 +360,9 @@ export async function runStage<In extends EventType, Deps>(
       const abortAt = setTimeout(() => stopping.abort(), s.drainTimeoutMs - lead);
       await Promise.all(loops.map((l) => l.stop(s.drainTimeoutMs)));
       clearTimeout(abortAt);
+      heartbeat.stop();
+      breakers.stop();
+      clearInterval(fillTimer);
       stopping.abort();
       for (const a of advisories) a.unsubscribe();
       o.redis.off("ready", redisReady);

@@ -32,9 +32,23 @@ describe("stage leaves", () => {
       expect(d).toBeGreaterThanOrEqual(Math.min(1000, 100 * 2 ** (n - 1)) / 2);
       expect(d).toBeLessThanOrEqual(1000);
     }
-    expect(redeliveryHorizonMs({ ackWaitMs: 1000, backoffMs: [2000], maxDeliver: 3, retryMaxMs: 500 })).toBe(
-      5000,
-    );
+    expect(retryDelayMs({ baseMs: 0, maxMs: 0, jitter: 0 }, 1)).toBe(1);
+  });
+
+  it("retry policy - the redelivery horizon takes the longest way a delivery can end", () => {
+    const s = {
+      ackWaitMs: 1000,
+      maxDeliver: 3,
+      retryMaxMs: 500,
+      leaseMs: 1000,
+      handlerTimeoutMs: 300,
+      publishTimeoutMs: 200,
+      publishRetryHorizonMs: 0,
+    };
+    // A dead process (ack wait 1000) is the longest gap here: 2 gaps before the 3rd delivery.
+    expect(redeliveryHorizonMs(s)).toBe(2 * 1050);
+    // A slow failing attempt: handler + publish + nak.
+    expect(redeliveryHorizonMs({ ...s, handlerTimeoutMs: 5000 })).toBe(2 * (5000 + 200 + 500));
   });
 
   it("settings check - defaults pass; production without replicas or sync writes is refused", () => {

@@ -37,14 +37,9 @@ export function checkSettings(input: {
   const problems: string[] = [];
   const warnings: string[] = [];
   const horizon = redeliveryHorizonMs(s);
-  if (s.maxDeliver <= 1 + s.backoffMs.length) {
+  if (s.mode === "exactly-once" && horizon + s.idempotencyHorizonMs >= s.idempotencyTtlMs) {
     problems.push(
-      `max deliver ${s.maxDeliver} must exceed the ${1 + s.backoffMs.length} redelivery steps (ack wait + backoff); the server refuses otherwise`,
-    );
-  }
-  if (s.mode === "exactly-once" && horizon >= s.idempotencyTtlMs) {
-    problems.push(
-      `redelivery horizon ${horizon} ms (ack wait, backoff, max deliver ${s.maxDeliver}) outlives the idempotency key ttl ${s.idempotencyTtlMs} ms: a late redelivery would run twice`,
+      `idempotency key ttl ${s.idempotencyTtlMs} ms must outlive the idempotency horizon ${s.idempotencyHorizonMs} ms (JETMESH_IDEMPOTENCY_HORIZON_MS: how long a client may repeat a request) plus the redelivery horizon ${horizon} ms (max deliver ${s.maxDeliver} × the longest gap between deliveries): a request repeated at the horizon's edge, or a late redelivery, would run twice`,
     );
   }
   const publishHorizon = s.publishRetryHorizonMs + s.publishTimeoutMs;
@@ -78,7 +73,9 @@ export function checkSettings(input: {
     );
   }
   if (s.handlerTimeoutMs >= s.ackWaitMs) {
-    problems.push(`handler timeout ${s.handlerTimeoutMs} ms must be shorter than ack wait ${s.ackWaitMs} ms`);
+    warnings.push(
+      `handler timeout ${s.handlerTimeoutMs} ms outlives ack wait ${s.ackWaitMs} ms: long attempts rely on the heartbeat (working() and lease renewal every ${Math.floor(Math.min(s.ackWaitMs, s.leaseMs) / 3)} ms); a blocked event loop lets the message be redelivered, and the fenced lease keeps the late attempt from marking it done`,
+    );
   }
   if (s.production) {
     for (const st of [...input.inputs, ...input.outputs]) {

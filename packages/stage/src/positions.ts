@@ -1,0 +1,57 @@
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+
+/** Where a durable consumer stood: every message up to `ackFloor` was acknowledged. */
+export interface ConsumerPosition {
+  readonly ackFloor: number;
+  /** When it was recorded (ISO 8601). */
+  readonly at: string;
+}
+
+/**
+ * The last known position of every durable consumer, kept in JetStream (the KV bucket
+ * {@link POSITIONS_BUCKET}) rather than in Redis: a consumer lost long after the idempotency
+ * keys of the messages it had acknowledged expired must resume where it was, not replay its
+ * stream from the start with no guard left. Recorded by each stage's consume loop every few
+ * seconds while its ack floor moves, and when it stops.
+ */
+export interface PositionStore {
+  read(stream: string, durable: string): Promise<ConsumerPosition | undefined>;
+  record(stream: string, durable: string, ackFloor: number): Promise<void>;
+}
+
+/** The KV bucket holding consumer positions. */
+export const POSITIONS_BUCKET = "jetmesh-positions";
+
+const keyOf = (stream: string, durable: string) => `${stream}.${durable}`;
+
+class KvPositionStore implements PositionStore {
+  readonly #kv: KV;
+  readonly #last = new Map<string, number>();
+  constructor(kv: KV) {
+    this.#kv = kv;
+  }
+  async read(stream: string, durable: string): Promise<ConsumerPosition | undefined> {
+    const e = await this.#kv.get(keyOf(stream, durable));
+    return e?.operation === "PUT" ? e.json<ConsumerPosition>() : undefined;
+  }
+  async record(stream: string, durable: string, ackFloor: number): Promise<void> {
+    const key = keyOf(stream, durable);
+    if (this.#last.get(key) === ackFloor) return;
+    await this.#kv.put(
+      key,
+      JSON.stringify({ ackFloor, at: new Date().toISOString() } satisfies ConsumerPosition),
+    );
+    this.#last.set(key, ackFloor);
+  }
+}
+
+/** Opens (creating when missing) the positions bucket: one value per key, file storage. */
+export async function openPositions(js: JetStreamClient, replicas: number): Promise<PositionStore> {
+  const kv = await new Kvm(js).create(POSITIONS_BUCKET, {
+    history: 1,
+    replicas,
+    description: "last acknowledged position of every jetmesh durable consumer (see packages/stage)",
+  });
+  return new KvPositionStore(kv);
+}
