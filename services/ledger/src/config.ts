@@ -13,8 +13,10 @@ export const LedgerEnv = {
     maximum: 64 * 1024 * 1024,
     default: 512 * 1024,
   }),
-  /** How often a running ledger checks that Redis still holds a whole projection. */
+  /** How often a running ledger checks that Redis was not wiped or rolled back while the log is idle. */
   LEDGER_EPOCH_CHECK_MS: Type.Integer({ minimum: 50, default: 1000 }),
+  /** How long a decision waits for the fold to reach the end of LEDGER after a conflict. */
+  LEDGER_CATCH_UP_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
   /** `rebuild`: wait between comparisons before a difference counts. */
   LEDGER_REBUILD_SETTLE_MS: Type.Integer({ minimum: 0, default: 1000 }),
 };
@@ -25,6 +27,7 @@ export interface LedgerConfig extends StageProcessConfig {
     readonly snapshotBucket: string;
     readonly snapshotChunkBytes: number;
     readonly epochCheckMs: number;
+    readonly catchUpTimeoutMs: number;
     readonly rebuildSettleMs: number;
   };
 }
@@ -42,6 +45,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       snapshotBucket: c.LEDGER_SNAPSHOT_BUCKET,
       snapshotChunkBytes: c.LEDGER_SNAPSHOT_CHUNK_BYTES,
       epochCheckMs: c.LEDGER_EPOCH_CHECK_MS,
+      catchUpTimeoutMs: c.LEDGER_CATCH_UP_TIMEOUT_MS,
       rebuildSettleMs: c.LEDGER_REBUILD_SETTLE_MS,
     },
   };

@@ -27,6 +27,11 @@ export interface TransferOutcome {
 export interface FoldState {
   /** Last stream sequence folded (0 = nothing yet). */
   seq: number;
+  /**
+   * The event id (= Nats-Msg-Id) of the message at `seq`, when it decoded: what a snapshot
+   * or the projection records, so that a log replaced or cut short under them is noticed.
+   */
+  lastEventId?: string;
   /** account → currency → balance in minor units. */
   readonly balances: Map<string, Map<string, bigint>>;
   /** transferId → outcome, in the order transfers first appear in the log. */
@@ -56,7 +61,10 @@ function move(state: FoldState, account: string, currency: string, delta: bigint
  * posting not yet reversed, and moves the amounts of the stored posting.
  */
 export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope): FoldStep {
-  if (seq > state.seq) state.seq = seq;
+  if (seq > state.seq) {
+    state.seq = seq;
+    state.lastEventId = env.eventId;
+  }
   switch (env.type) {
     case EventTypes.LedgerPosted:
     case EventTypes.LedgerDeclined: {
@@ -109,5 +117,10 @@ export function cloneFold(state: FoldState): FoldState {
   const outcomes = new Map<string, TransferOutcome>();
   for (const [id, o] of state.outcomes)
     outcomes.set(id, o.reversal ? { ...o, reversal: { ...o.reversal } } : { ...o });
-  return { seq: state.seq, balances, outcomes };
+  return {
+    seq: state.seq,
+    ...(state.lastEventId !== undefined ? { lastEventId: state.lastEventId } : {}),
+    balances,
+    outcomes,
+  };
 }

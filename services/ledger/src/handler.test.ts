@@ -1,65 +1,40 @@
-import {
-  checkEventData,
-  type Envelope,
-  EventTypes,
-  makeEnvelope,
-  type TransferScored,
-} from "@jetmesh/contracts";
+// The ledger stage's handler with a fake context: it plans the writer's decision as its effect
+// and emits nothing itself. The decisions are decide.test.ts's; the stage under the real
+// runtime, servers and writer is stage.test.ts's.
+import { type AnyEnvelope, type Envelope, EventTypes } from "@jetmesh/contracts";
 import {
   context as otelContext,
   createLogger,
-  type Emission,
   type HandlerContext,
   PermanentError,
   type Plan,
   TransientError,
 } from "@jetmesh/stage";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type LedgerDeps, ledgerStage } from "./handler.ts";
-import type { PostResult, ReverseResult } from "./store.ts";
+import type { LedgerInput } from "./ledger-writer.ts";
+import { failedInput, scoredInput } from "./test-support.ts";
 
-const scoredData: TransferScored = {
-  transferId: "t-1",
-  from: "acc-alice",
-  to: "bank:bob",
-  amountMinor: 1250,
-  currency: "EUR",
-  score: 12,
-  decision: "allow",
-  factors: [],
-};
-const scored = makeEnvelope(EventTypes.TransferScored, scoredData, {
-  eventId: "e-scored",
-  correlationId: "t-1",
-  causationId: "e-validated",
-  producer: "risk",
-});
-const failed = makeEnvelope(
-  EventTypes.PayoutFailed,
-  {
-    transferId: "t-1",
-    from: "acc-alice",
-    to: "bank:bob",
-    amountMinor: 1250,
-    currency: "EUR",
-    reason: "account closed",
-    bankStatus: 422,
-  },
-  { eventId: "e-failed", correlationId: "t-1", causationId: "e-posted", producer: "payout" },
-);
+const transfer = { transferId: "t-1", from: "acc-alice", to: "bank:bob", amountMinor: 1250, currency: "EUR" };
 
-function deps(post: PostResult | Error, reverse: ReverseResult | Error = { kind: "unknown" }) {
-  const answer = <T>(r: T | Error) => (r instanceof Error ? Promise.reject(r) : Promise.resolve(r));
-  return {
-    store: { post: vi.fn(() => answer(post)), reverse: vi.fn(() => answer(reverse)) },
-    onNotReady: vi.fn(),
-  } satisfies LedgerDeps;
+/** A writer that records what it is asked and answers as told. */
+function writer(answer: () => Promise<{ appended: boolean }> = async () => ({ appended: true })) {
+  const calls: Array<{ input: LedgerInput; parent: unknown }> = [];
+  const deps: LedgerDeps = {
+    writer: {
+      decide: (input, parent) => {
+        calls.push({ input, parent });
+        return answer();
+      },
+    },
+  };
+  return { deps, calls };
 }
 
-function context(d: LedgerDeps): HandlerContext<LedgerDeps> {
+function context(deps: LedgerDeps): HandlerContext<LedgerDeps> {
   return {
     stage: "ledger",
-    deps: d,
+    deps,
     logger: createLogger({ service: "ledger", level: "silent" }),
     delivery: { stream: "RISK", subject: "transfers.scored.00", streamSequence: 1, deliveryCount: 1 },
     traceId: "0af7651916cd43dd8448eb211c80319c",
@@ -68,17 +43,9 @@ function context(d: LedgerDeps): HandlerContext<LedgerDeps> {
   };
 }
 
-/** Runs the handler and its effect, as the runtime does. */
-async function run(evt: Envelope<"transfers.scored"> | Envelope<"payouts.failed">, d: LedgerDeps) {
-  const plan = (await ledgerStage.handle(evt, context(d))) as Plan;
-  expect(plan.emit ?? []).toEqual([]);
-  expect(plan.effect).toBeTypeOf("function");
-  const out = (await plan.effect?.()) ?? [];
-  for (const e of out) expect(checkEventData(e.type, e.data)).toEqual([]);
-  return out as readonly Emission[];
+async function plan(evt: Envelope | AnyEnvelope, deps: LedgerDeps): Promise<Plan> {
+  return (await ledgerStage.handle(evt as never, context(deps))) as Plan;
 }
-
-const core = { transferId: "t-1", from: "acc-alice", to: "bank:bob", amountMinor: 1250, currency: "EUR" };
 
 describe("ledger handler", () => {
   it("ledger - declares RISK and PAYOUTS inputs and the three ledger outputs", () => {
@@ -90,80 +57,29 @@ describe("ledger handler", () => {
     expect(ledgerStage.emits).toEqual(["ledger.posted", "ledger.declined", "ledger.reversed"]);
   });
 
-  it("ledger - a posted transfer emits ledger.posted with the risk decision, from the effect", async () => {
-    const d = deps({ kind: "new", status: "posted", detail: "allow", cause: "e-scored" });
-    expect(await run(scored, d)).toEqual([{ type: "ledger.posted", data: { ...core, decision: "allow" } }]);
-    expect(d.store.post).toHaveBeenCalledWith({ cause: "e-scored", ...core, decision: "allow" });
+  it("ledger - the decision is the effect: nothing is decided before it runs, and the runtime publishes nothing", async () => {
+    for (const input of [scoredInput(transfer), failedInput(transfer)]) {
+      const w = writer();
+      const ctx = context(w.deps);
+      const p = (await ledgerStage.handle(input as never, ctx)) as Plan;
+      expect(p.emit ?? []).toEqual([]);
+      expect(w.calls).toEqual([]);
+      expect(await p.effect?.()).toEqual([]);
+      expect(w.calls).toHaveLength(1);
+      expect(w.calls[0]?.input).toBe(input);
+      expect(w.calls[0]?.parent).toBe(ctx.traceContext);
+    }
   });
 
-  it("ledger - a declined transfer emits ledger.declined with the reason", async () => {
-    const d = deps({ kind: "new", status: "declined", detail: "insufficient_funds", cause: "e-scored" });
-    expect(await run(scored, d)).toEqual([
-      { type: "ledger.declined", data: { ...core, reason: "insufficient_funds" } },
-    ]);
+  it("ledger - the writer's errors travel as they are: permanent ones are parked, transient ones retried", async () => {
+    for (const err of [new PermanentError("refused"), new TransientError("log unreadable")]) {
+      const w = writer(() => Promise.reject(err));
+      await expect((await plan(scoredInput(transfer), w.deps)).effect?.()).rejects.toBe(err);
+    }
   });
 
-  it("ledger - a replay for the same input emits the same event; for another input nothing", async () => {
-    const same = deps({ kind: "replay", status: "posted", detail: "review", cause: "e-scored" });
-    expect(await run(scored, same)).toEqual([
-      { type: "ledger.posted", data: { ...core, decision: "review" } },
-    ]);
-    const other = deps({ kind: "replay", status: "posted", detail: "review", cause: "e-earlier" });
-    expect(await run(scored, other)).toEqual([]);
-  });
-
-  it("ledger - a refused script is a transient error and asks for a restore", async () => {
-    const d = deps({ kind: "not-ready" }, { kind: "not-ready" });
-    const err = await run(scored, d).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransientError);
-    expect((err as TransientError).retryAfterMs).toBeGreaterThan(0);
-    expect(d.onNotReady).toHaveBeenCalledOnce();
-    await expect(run(failed, d)).rejects.toBeInstanceOf(TransientError);
-    expect(d.onNotReady).toHaveBeenCalledTimes(2);
-  });
-
-  it("ledger - a payout refusal emits ledger.reversed with the stored posting's amounts", async () => {
-    const d = deps(new Error("unused"), {
-      kind: "new",
-      reason: "account closed",
-      cause: "e-failed",
-      ...core,
-      amountMinor: 1250,
-    });
-    expect(await run(failed, d)).toEqual([
-      { type: "ledger.reversed", data: { ...core, reason: "account closed" } },
-    ]);
-    expect(d.store.reverse).toHaveBeenCalledWith({
-      cause: "e-failed",
-      transferId: "t-1",
-      from: "acc-alice",
-      to: "bank:bob",
-      reason: "account closed",
-    });
-  });
-
-  it("ledger - a redelivered refusal re-emits the same reversal; another refusal emits nothing", async () => {
-    const replay = { kind: "replay", reason: "account closed", cause: "e-failed", ...core } as const;
-    expect(await run(failed, deps(new Error("unused"), replay))).toEqual([
-      { type: "ledger.reversed", data: { ...core, reason: "account closed" } },
-    ]);
-    expect(await run(failed, deps(new Error("unused"), { ...replay, cause: "e-other" }))).toEqual([]);
-  });
-
-  it("ledger - reversing an unknown transfer is retried, a declined one is parked", async () => {
-    await expect(run(failed, deps(new Error("unused"), { kind: "unknown" }))).rejects.toBeInstanceOf(
-      TransientError,
-    );
-    const declinedOne = deps(new Error("unused"), {
-      kind: "not-posted",
-      status: "declined",
-      detail: "risk_denied",
-    });
-    await expect(run(failed, declinedOne)).rejects.toBeInstanceOf(PermanentError);
-    await expect(run(failed, declinedOne)).rejects.toThrow(/declined \(risk_denied\)/);
-  });
-
-  it("ledger - a Redis failure travels as an error (retried by the runtime)", async () => {
-    await expect(run(scored, deps(new Error("connection lost")))).rejects.toThrow("connection lost");
+  it("ledger - an input of another type is a permanent error", async () => {
+    const other = { ...scoredInput(transfer), type: EventTypes.TransferValidated } as unknown as AnyEnvelope;
+    await expect(plan(other, writer().deps)).rejects.toBeInstanceOf(PermanentError);
   });
 });

@@ -1,45 +1,16 @@
 /**
- * The ledger's Redis scripts. Each is one atomic step; every key it touches is
- * passed in KEYS. Amounts travel as decimal strings: Lua 5.1 numbers are doubles
- * and would print large values in exponent form, which HINCRBY refuses.
+ * The Redis scripts of the ledger's read projection. Each is one atomic step; every key it
+ * touches is passed in KEYS. Amounts travel as decimal strings: Lua 5.1 numbers are
+ * doubles and would print large values in exponent form, which HINCRBY refuses. No script
+ * decides anything: decisions are made on the fold of LEDGER (decide.ts).
  *
  * Outcome hash `ledger:outcome:<transferId>` fields: status (posted|declined),
  * detail (risk decision or decline reason), cause (input eventId), from, to,
  * amount, currency, and once reversed rev_reason, rev_cause.
  *
- * Every script that decides or applies first checks the epoch key: absent means the
- * projection was wiped or is being restored, so the script refuses (`not-ready`).
+ * APPLY first checks the epoch key: absent means the projection was wiped or is being
+ * restored, so it refuses (`not-ready`).
  */
-
-/**
- * Decide and post one scored transfer.
- * KEYS: epoch, outcome, bal:from, bal:to, accounts
- * ARGV: cause, from, to, amount, -amount, currency, decision, external account
- * → {'not-ready'} | {'new'|'replay', status, detail, cause}
- */
-export const POST = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'not-ready'} end
-local o = redis.call('HMGET', KEYS[2], 'status', 'detail', 'cause')
-if o[1] then return {'replay', o[1], o[2], o[3]} end
-local function record(status, detail)
-  redis.call('HSET', KEYS[2], 'status', status, 'detail', detail, 'cause', ARGV[1],
-    'from', ARGV[2], 'to', ARGV[3], 'amount', ARGV[4], 'currency', ARGV[6])
-  return {'new', status, detail, ARGV[1]}
-end
-if ARGV[7] == 'deny' then return record('declined', 'risk_denied') end
-if ARGV[2] ~= ARGV[3] then
-  local amount = tonumber(ARGV[4])
-  local fb = tonumber(redis.call('HGET', KEYS[3], ARGV[6]) or '0')
-  local tb = tonumber(redis.call('HGET', KEYS[4], ARGV[6]) or '0')
-  if (ARGV[2] ~= ARGV[8] and fb - amount < 0) or (ARGV[3] ~= ARGV[8] and tb + amount < 0) then
-    return record('declined', 'insufficient_funds')
-  end
-end
-redis.call('HINCRBY', KEYS[3], ARGV[6], ARGV[5])
-redis.call('HINCRBY', KEYS[4], ARGV[6], ARGV[4])
-redis.call('SADD', KEYS[5], ARGV[2], ARGV[3])
-return record('posted', ARGV[7])
-`;
 
 /** Negates a decimal integer string without going through a double. */
 const NEGATE = `
@@ -51,38 +22,25 @@ end
 `;
 
 /**
- * Reverse a posting once. Uses the stored posting's accounts and amount; KEYS name
- * the accounts the caller believes, and a mismatch asks it to call again.
- * KEYS: epoch, outcome, bal:from, bal:to
- * ARGV: cause, reason, from, to
- * → {'not-ready'} | {'unknown'} | {'not-posted', status, detail} | {'mismatch', from, to}
- *   | {'new'|'replay', reason, cause, from, to, amount, currency}
- */
-export const REVERSE = `${NEGATE}
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'not-ready'} end
-local o = redis.call('HMGET', KEYS[2], 'status', 'detail', 'from', 'to', 'amount', 'currency', 'rev_reason', 'rev_cause')
-if not o[1] then return {'unknown'} end
-if o[1] ~= 'posted' then return {'not-posted', o[1], o[2]} end
-if o[7] then return {'replay', o[7], o[8], o[3], o[4], o[5], o[6]} end
-if o[3] ~= ARGV[3] or o[4] ~= ARGV[4] then return {'mismatch', o[3], o[4]} end
-redis.call('HINCRBY', KEYS[3], o[6], o[5])
-redis.call('HINCRBY', KEYS[4], o[6], negate(o[5]))
-redis.call('HSET', KEYS[2], 'rev_reason', ARGV[2], 'rev_cause', ARGV[1])
-return {'new', ARGV[2], ARGV[1], o[3], o[4], o[5], o[6]}
-`;
-
-/**
- * The projector's step: make sure one LEDGER event's effect is in Redis (idempotent
- * by transferId, the same rules as fold.ts) and advance applied-seq.
- * KEYS: epoch, applied-seq, outcome, bal:from, bal:to, accounts
- * ARGV: seq, kind (posted|declined|reversed), cause, from, to, amount, -amount, currency, detail
- * → {'not-ready'} | {'applied'|'duplicate'|'ignored'} | {'mismatch', from, to}
+ * The projection's step: apply one LEDGER event at sequence `seq` to Redis, strictly after
+ * the one before it. Redis is a read model of the log, written only here and by a restore;
+ * a Redis that lost its latest writes (a failover to a lagging replica, a lost AOF tail, a
+ * backup) holds an older applied-seq, and the next step finds the gap instead of writing
+ * over it. Effects are idempotent by transferId as in fold.ts.
+ * KEYS: epoch, applied-seq, applied-id, outcome, bal:from, bal:to, accounts
+ * ARGV: seq, kind (posted|declined|reversed|skip), cause, from, to, amount, -amount, currency,
+ *   detail, event id
+ * → {'not-ready'} | {'applied'|'duplicate'|'ignored'} | {'gap', applied-seq} | {'mismatch', from, to}
  */
 export const APPLY = `${NEGATE}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'not-ready'} end
-local result
+local seq = tonumber(ARGV[1])
+local applied = tonumber(redis.call('GET', KEYS[2]) or '0')
+if seq <= applied then return {'duplicate'} end
+if seq ~= applied + 1 then return {'gap', tostring(applied)} end
+local result = 'ignored'
 if ARGV[2] == 'reversed' then
-  local o = redis.call('HMGET', KEYS[3], 'status', 'from', 'to', 'amount', 'currency', 'rev_reason')
+  local o = redis.call('HMGET', KEYS[4], 'status', 'from', 'to', 'amount', 'currency', 'rev_reason')
   if o[1] ~= 'posted' then
     result = 'ignored'
   elseif o[6] then
@@ -90,26 +48,27 @@ if ARGV[2] == 'reversed' then
   elseif o[2] ~= ARGV[4] or o[3] ~= ARGV[5] then
     return {'mismatch', o[2], o[3]}
   else
-    redis.call('HINCRBY', KEYS[4], o[5], o[4])
-    redis.call('HINCRBY', KEYS[5], o[5], negate(o[4]))
-    redis.call('HSET', KEYS[3], 'rev_reason', ARGV[9], 'rev_cause', ARGV[3])
+    redis.call('HINCRBY', KEYS[5], o[5], o[4])
+    redis.call('HINCRBY', KEYS[6], o[5], negate(o[4]))
+    redis.call('HSET', KEYS[4], 'rev_reason', ARGV[9], 'rev_cause', ARGV[3])
     result = 'applied'
   end
-elseif redis.call('EXISTS', KEYS[3]) == 1 then
-  result = 'duplicate'
-else
-  redis.call('HSET', KEYS[3], 'status', ARGV[2], 'detail', ARGV[9], 'cause', ARGV[3],
-    'from', ARGV[4], 'to', ARGV[5], 'amount', ARGV[6], 'currency', ARGV[8])
-  if ARGV[2] == 'posted' then
-    redis.call('HINCRBY', KEYS[4], ARGV[8], ARGV[7])
-    redis.call('HINCRBY', KEYS[5], ARGV[8], ARGV[6])
-    redis.call('SADD', KEYS[6], ARGV[4], ARGV[5])
+elseif ARGV[2] == 'posted' or ARGV[2] == 'declined' then
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    result = 'duplicate'
+  else
+    redis.call('HSET', KEYS[4], 'status', ARGV[2], 'detail', ARGV[9], 'cause', ARGV[3],
+      'from', ARGV[4], 'to', ARGV[5], 'amount', ARGV[6], 'currency', ARGV[8])
+    if ARGV[2] == 'posted' then
+      redis.call('HINCRBY', KEYS[5], ARGV[8], ARGV[7])
+      redis.call('HINCRBY', KEYS[6], ARGV[8], ARGV[6])
+      redis.call('SADD', KEYS[7], ARGV[4], ARGV[5])
+    end
+    result = 'applied'
   end
-  result = 'applied'
 end
-if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then
-  redis.call('SET', KEYS[2], ARGV[1])
-end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[10])
 return {result}
 `;
 
@@ -136,14 +95,15 @@ return 1
 `;
 
 /**
- * Ends a restore: applied-seq and the epoch are set and the lock released in one
- * step, so a decision sees either no epoch or the whole restored state.
- * KEYS: lock, applied-seq, epoch   ARGV: owner, seq, epoch value → 1 | 0 lock lost
+ * Ends a restore: applied-seq, applied-id and the epoch are set and the lock released in
+ * one step, so a reader sees either no epoch or the whole restored state.
+ * KEYS: lock, applied-seq, epoch, applied-id   ARGV: owner, seq, epoch value, event id → 1 | 0 lock lost
  */
 export const COMMIT_RESTORE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[4])
 redis.call('DEL', KEYS[1])
 return 1
 `;

@@ -1,6 +1,7 @@
 // The ledger as operators run it: `pnpm start` and `pnpm rebuild` (the bundles of
 // src/main.ts and src/rebuild.ts) as child processes against real servers, including a
-// real SIGKILL at a crash point.
+// real SIGKILL at a crash point. The streams are created first, as the deploy step does:
+// the ledger never creates LEDGER.
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type AnyEnvelope, EventTypes, makeEnvelope } from "@jetmesh/contracts";
@@ -15,7 +16,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readLog } from "./ledger-log.ts";
 import { LedgerKeys } from "./store.ts";
-import { type Infra, publishEvent, startInfra } from "./test-support.ts";
+import { type Infra, provision, publishEvent, startInfra } from "./test-support.ts";
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), "..");
 let infra: Infra;
@@ -23,7 +24,6 @@ let env: Record<string, string>;
 
 const FAST: Record<string, string> = {
   JETMESH_ACK_WAIT_MS: "1500",
-  JETMESH_BACKOFF_MS: "1000",
   JETMESH_MAX_DELIVER: "6",
   JETMESH_RETRY_BASE_MS: "50",
   JETMESH_RETRY_MAX_MS: "500",
@@ -36,6 +36,7 @@ const FAST: Record<string, string> = {
 
 beforeAll(async () => {
   infra = await startInfra();
+  await provision(infra.jsm, infra.logger);
   env = { NATS_URL: infra.nats.url, REDIS_URL: infra.redisServer.url, ...FAST };
 });
 afterAll(async () => {
@@ -111,6 +112,9 @@ describe("ledger process", () => {
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/jetmesh_/);
     expect(metrics).toMatch(/ledger_projection_ready 1/);
+    // Redis started empty: the projection was restored (from the empty fold) before it was ready
+    expect(metrics).toMatch(/^ledger_projection_restores 1$/m);
+    expect(await infra.redis.get(LedgerKeys.epoch)).toMatch(/"seq":0/);
     const fund = scored("external", "acc-p1", 1000);
     await publishEvent(infra.js, fund);
     await waitFor(async () => (await bal("acc-p1")) === "1000", { what: "funded", timeoutMs: 60_000 });
@@ -127,16 +131,27 @@ describe("ledger process", () => {
     const pay = scored("acc-p1", "bank:p1", 250);
     await publishEvent(infra.js, pay);
     expect((await crashing.child.exited).signal).toBe("SIGKILL");
-    // the effect is in Redis, nothing was published
-    expect(await bal("acc-p1")).toBe("750");
-    expect(await postings(pay.correlationId)).toBe(0);
-    const { child } = await startLedger();
-    await waitFor(async () => (await postings(pay.correlationId)) === 1, {
-      what: "posted after restart",
-      timeoutMs: 90_000,
+    // the effect is the append: the decision is in the log, the input neither done nor acked
+    expect(await postings(pay.correlationId)).toBe(1);
+    const last = (await infra.jsm.streams.info("LEDGER")).state.last_seq;
+    const { child, port } = await startLedger();
+    // the redelivery finds its decision in the log and appends nothing
+    await waitFor(
+      async () => {
+        const c = await infra.jsm.consumers.info("RISK", "ledger");
+        return c.num_pending === 0 && c.num_ack_pending === 0;
+      },
+      { what: "the input acked after restart", timeoutMs: 90_000 },
+    );
+    await waitFor(async () => (await readyz(port)).status === 200, {
+      what: "/readyz 200",
+      timeoutMs: 30_000,
     });
+    expect(await postings(pay.correlationId)).toBe(1);
+    expect((await infra.jsm.streams.info("LEDGER")).state.last_seq).toBe(last);
+    await waitFor(async () => (await bal("bank:p1")) === "250", { what: "projected", timeoutMs: 30_000 });
     expect(await bal("acc-p1")).toBe("750");
-    expect(await bal("bank:p1")).toBe("250");
+    expect((await infra.jsm.streams.info("DLQ")).state.messages).toBe(0);
     await child.stop();
   }, 240_000);
 

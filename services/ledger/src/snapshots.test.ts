@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyLedgerEvent, emptyFold, type FoldState } from "./fold.ts";
 import {
   createSnapshotStore,
+  decodeSnapshot,
   encodeSnapshot,
   openSnapshotBucket,
   SnapshotError,
@@ -59,6 +60,29 @@ describe("ledger snapshots", () => {
     expect(back?.state).toEqual(state);
     expect(encodeSnapshot(back!.state, CREATED)).toEqual(encodeSnapshot(state, CREATED));
     expect([...back!.state.outcomes.keys()]).toEqual([...state.outcomes.keys()]);
+  });
+
+  it("ledger - the id of the last folded event round-trips, in the pointer and the document; absent stays absent", async () => {
+    const { snaps } = await freshBucket();
+    const state = foldOf(12);
+    expect(state.lastEventId).toBeDefined();
+    const p = await snaps.write(state, CREATED);
+    expect(p?.lastEventId).toBe(state.lastEventId);
+    expect((await snaps.pointer())?.lastEventId).toBe(state.lastEventId);
+    const back = await snaps.readLatest();
+    expect(back?.pointer.lastEventId).toBe(state.lastEventId);
+    expect(back?.state.lastEventId).toBe(state.lastEventId);
+    expect(decodeSnapshot(encodeSnapshot(state, CREATED)).state.lastEventId).toBe(state.lastEventId);
+    // a fold whose last message did not decode records no id (log-follower.ts): none comes back
+    const undecodable = foldOf(20);
+    undecodable.seq += 1;
+    delete undecodable.lastEventId;
+    const p2 = await snaps.write(undecodable, CREATED);
+    expect(p2).toBeDefined();
+    expect(p2 && "lastEventId" in p2).toBe(false);
+    const back2 = await snaps.readLatest();
+    expect(back2?.state).toEqual(undecodable);
+    expect(back2 && "lastEventId" in back2.state).toBe(false);
   });
 
   it("ledger - a snapshot larger than a KV value is chunked across keys and read back whole", async () => {

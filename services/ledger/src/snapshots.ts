@@ -30,6 +30,11 @@ const READ_ATTEMPTS = 3;
 export interface SnapshotPointer {
   readonly format: number;
   readonly seq: number;
+  /**
+   * The event id (Nats-Msg-Id) of the message at `seq`: the log the snapshot folds must hold
+   * it there, or it is another log (or a broker that lost its tail) and the ledger stops.
+   */
+  readonly lastEventId?: string;
   /** Creation time of the LEDGER stream the snapshot folds; a recreated stream invalidates it. */
   readonly streamCreated: string;
   readonly chunks: number;
@@ -42,6 +47,7 @@ type OutcomeRow = [string, string, string, string, string, string, number, strin
 interface SnapshotDocument {
   format: number;
   seq: number;
+  lastEventId?: string;
   streamCreated: string;
   balances: [string, [string, string][]][];
   outcomes: OutcomeRow[];
@@ -94,6 +100,7 @@ export function encodeSnapshot(state: FoldState, streamCreated: string): Uint8Ar
   const doc: SnapshotDocument = {
     format: SNAPSHOT_FORMAT,
     seq: state.seq,
+    ...(state.lastEventId !== undefined ? { lastEventId: state.lastEventId } : {}),
     streamCreated,
     balances: [...state.balances].map(([acc, m]) => [acc, [...m].map(([c, v]) => [c, v.toString()])]),
     outcomes: [...state.outcomes.values()].map((o) => {
@@ -145,7 +152,15 @@ export function decodeSnapshot(bytes: Uint8Array): { state: FoldState; streamCre
       ...(revReason !== undefined ? { reversal: { reason: revReason, cause: revCause ?? "" } } : {}),
     });
   }
-  return { state: { seq: doc.seq, balances, outcomes }, streamCreated: doc.streamCreated };
+  return {
+    state: {
+      seq: doc.seq,
+      ...(doc.lastEventId !== undefined ? { lastEventId: doc.lastEventId } : {}),
+      balances,
+      outcomes,
+    },
+    streamCreated: doc.streamCreated,
+  };
 }
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -186,6 +201,7 @@ class KvSnapshotStore implements SnapshotStore {
     const pointer: SnapshotPointer = {
       format: SNAPSHOT_FORMAT,
       seq: state.seq,
+      ...(state.lastEventId !== undefined ? { lastEventId: state.lastEventId } : {}),
       streamCreated,
       chunks,
       bytes: bytes.length,

@@ -1,7 +1,7 @@
 import { type AnyEnvelope, EventTypes, LedgerProjection } from "@jetmesh/contracts";
 import type { Redis } from "ioredis";
 import type { FoldState, TransferOutcome } from "./fold.ts";
-import { APPLY, COMMIT_RESTORE, FENCED_WRITE, POST, RELEASE_LOCK, RENEW_LOCK, REVERSE } from "./lua.ts";
+import { APPLY, COMMIT_RESTORE, FENCED_WRITE, RELEASE_LOCK, RENEW_LOCK } from "./lua.ts";
 
 /**
  * Redis keys of the ledger. Balances, the account set and applied-seq are the
@@ -11,6 +11,8 @@ export const LedgerKeys = {
   balance: LedgerProjection.balanceKey,
   accounts: LedgerProjection.accountsKey,
   appliedSeq: LedgerProjection.appliedSeqKey,
+  /** The event id of the message at applied-seq: a log that holds another one there is not this projection's. */
+  appliedId: "ledger:applied-id",
   /** Hash per transfer: its outcome (see lua.ts); what makes every step idempotent. */
   outcome: (transferId: string) => `ledger:outcome:${transferId}`,
   /** Present while the projection is whole; deleted (or wiped) means "restore first". */
@@ -21,75 +23,38 @@ export const LedgerKeys = {
   outcomePattern: "ledger:outcome:*",
 } as const;
 
-/** The answer of the posting step. */
-export type PostResult =
-  | { readonly kind: "not-ready" }
-  | {
-      /** `new`: decided now; `replay`: an outcome was stored before (this or another cause). */
-      readonly kind: "new" | "replay";
-      readonly status: "posted" | "declined";
-      readonly detail: string;
-      readonly cause: string;
-    };
-
-/** The answer of the reversal step. */
-export type ReverseResult =
-  | { readonly kind: "not-ready" }
-  | { readonly kind: "unknown" }
-  | { readonly kind: "not-posted"; readonly status: string; readonly detail: string }
-  | {
-      readonly kind: "new" | "replay";
-      readonly reason: string;
-      readonly cause: string;
-      readonly from: string;
-      readonly to: string;
-      readonly amountMinor: number;
-      readonly currency: string;
-    };
-
-/** What the projector's step did with one LEDGER event. */
-export type ApplyResult = "not-ready" | "applied" | "duplicate" | "ignored";
-
-export interface PostInput {
-  readonly cause: string;
-  readonly transferId: string;
-  readonly from: string;
-  readonly to: string;
-  readonly amountMinor: number;
-  readonly currency: string;
-  readonly decision: string;
-}
-
-export interface ReverseInput {
-  readonly cause: string;
-  readonly transferId: string;
-  readonly from: string;
-  readonly to: string;
-  readonly reason: string;
-}
+/**
+ * What the projection's step did with one LEDGER event: `gap` when Redis has not applied the
+ * sequence before it (it lost writes), with the sequence it holds.
+ */
+export type ApplyResult =
+  | { readonly kind: "not-ready" | "applied" | "duplicate" | "ignored" }
+  | { readonly kind: "gap"; readonly appliedSeq: number };
 
 /** The live projection as read back from Redis (balances as bigint). */
 export interface ProjectionView {
   readonly appliedSeq: number;
+  readonly appliedId: string | null;
   readonly epoch: string | null;
   readonly balances: Map<string, Map<string, bigint>>;
   readonly outcomes: Map<string, TransferOutcome>;
 }
 
 /**
- * The ledger's Redis state: the decision scripts the stage runs as its effect, the
- * projector's apply step, and the fenced writes of a restore. Every method is one
- * round trip per key batch; ioredis pipelines concurrent calls.
+ * The ledger's Redis read projection (balances and outcomes the gateway serves): the
+ * projection's apply step and the fenced writes of a restore. Nothing here decides. Every
+ * method is one round trip per key batch; ioredis pipelines concurrent calls.
  */
 export interface LedgerStore {
-  /** Decide and post (or decline) a scored transfer; replays a stored outcome. */
-  post(input: PostInput): Promise<PostResult>;
-  /** Reverse a posting at most once; replays a stored reversal. */
-  reverse(input: ReverseInput): Promise<ReverseResult>;
-  /** Make sure the effect of LEDGER event `seq` is in Redis; advances applied-seq. */
-  apply(seq: number, env: AnyEnvelope): Promise<ApplyResult>;
+  /**
+   * Applies LEDGER event `seq` (undefined: a message that did not decode, only passed over)
+   * right after `seq − 1`; advances applied-seq and applied-id.
+   */
+  apply(seq: number, env: AnyEnvelope | undefined): Promise<ApplyResult>;
   /** True while the epoch key exists. */
   isReady(): Promise<boolean>;
+  /** What the projection says it was built from: applied-seq, applied-id, epoch. */
+  marks(): Promise<{ appliedSeq: number; appliedId: string | null; epoch: string | null }>;
   appliedSeq(): Promise<number>;
   epoch(): Promise<string | null>;
   /** Takes the restore lock for `ttlMs`; false when another process holds it. */
@@ -99,8 +64,8 @@ export interface LedgerStore {
   /** True while some process holds the restore lock. */
   restoreLockHeld(): Promise<boolean>;
   /**
-   * Under the lock: deletes every ledger key, writes `state`, then sets applied-seq
-   * and the epoch in one step. @returns false when the lock was lost on the way
+   * Under the lock: deletes every ledger key, writes `state`, then sets applied-seq,
+   * applied-id and the epoch in one step. @returns false when the lock was lost on the way
    * (another process restores; nothing more was written by this one).
    */
   writeRestore(owner: string, state: FoldState, epoch: string): Promise<boolean>;
@@ -110,8 +75,6 @@ export interface LedgerStore {
 
 type Reply = (string | null)[];
 type ScriptedRedis = Redis & {
-  ledgerPost(...args: string[]): Promise<Reply>;
-  ledgerReverse(...args: string[]): Promise<Reply>;
   ledgerApply(...args: string[]): Promise<Reply>;
   ledgerFencedWrite(numKeys: number, ...args: string[]): Promise<number>;
   ledgerCommitRestore(...args: string[]): Promise<number>;
@@ -124,108 +87,38 @@ const BATCH_KEYS = 256;
 const BATCH_ARGS = 4000;
 
 /** Creates the store; the external account may go negative, every other must not. */
-export function createLedgerStore(redis: Redis, opts: { externalAccount?: string } = {}): LedgerStore {
-  return new RedisLedgerStore(redis, opts.externalAccount ?? LedgerProjection.externalAccount);
+export function createLedgerStore(redis: Redis): LedgerStore {
+  return new RedisLedgerStore(redis);
 }
 
 const neg = (n: number): string => String(-n);
 
 class RedisLedgerStore implements LedgerStore {
   readonly #redis: ScriptedRedis;
-  readonly #external: string;
 
-  constructor(redis: Redis, external: string) {
+  constructor(redis: Redis) {
     // defineCommand runs EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart).
-    if (!("ledgerPost" in redis)) {
-      redis.defineCommand("ledgerPost", { numberOfKeys: 5, lua: POST });
-      redis.defineCommand("ledgerReverse", { numberOfKeys: 4, lua: REVERSE });
-      redis.defineCommand("ledgerApply", { numberOfKeys: 6, lua: APPLY });
+    if (!("ledgerApply" in redis)) {
+      redis.defineCommand("ledgerApply", { numberOfKeys: 7, lua: APPLY });
       redis.defineCommand("ledgerFencedWrite", { lua: FENCED_WRITE });
-      redis.defineCommand("ledgerCommitRestore", { numberOfKeys: 3, lua: COMMIT_RESTORE });
+      redis.defineCommand("ledgerCommitRestore", { numberOfKeys: 4, lua: COMMIT_RESTORE });
       redis.defineCommand("ledgerRenewLock", { numberOfKeys: 1, lua: RENEW_LOCK });
       redis.defineCommand("ledgerReleaseLock", { numberOfKeys: 1, lua: RELEASE_LOCK });
     }
     this.#redis = redis as ScriptedRedis;
-    this.#external = external;
   }
 
-  async post(i: PostInput): Promise<PostResult> {
-    const r = await this.#redis.ledgerPost(
-      LedgerKeys.epoch,
-      LedgerKeys.outcome(i.transferId),
-      LedgerKeys.balance(i.from),
-      LedgerKeys.balance(i.to),
-      LedgerKeys.accounts,
-      i.cause,
-      i.from,
-      i.to,
-      String(i.amountMinor),
-      neg(i.amountMinor),
-      i.currency,
-      i.decision,
-      this.#external,
-    );
-    if (r[0] === "not-ready") return { kind: "not-ready" };
-    return {
-      kind: r[0] === "new" ? "new" : "replay",
-      status: r[1] === "posted" ? "posted" : "declined",
-      detail: r[2] ?? "",
-      cause: r[3] ?? "",
+  async apply(seq: number, env: AnyEnvelope | undefined): Promise<ApplyResult> {
+    const d = (env?.data ?? {}) as {
+      transferId?: string;
+      from?: string;
+      to?: string;
+      amountMinor?: number;
+      currency?: string;
     };
-  }
-
-  async reverse(i: ReverseInput): Promise<ReverseResult> {
-    let from = i.from;
-    let to = i.to;
-    // At most two rounds: the second uses the accounts the stored posting names.
-    for (let round = 0; round < 2; round++) {
-      const r = await this.#redis.ledgerReverse(
-        LedgerKeys.epoch,
-        LedgerKeys.outcome(i.transferId),
-        LedgerKeys.balance(from),
-        LedgerKeys.balance(to),
-        i.cause,
-        i.reason,
-        from,
-        to,
-      );
-      switch (r[0]) {
-        case "not-ready":
-          return { kind: "not-ready" };
-        case "unknown":
-          return { kind: "unknown" };
-        case "not-posted":
-          return { kind: "not-posted", status: r[1] ?? "", detail: r[2] ?? "" };
-        case "mismatch":
-          from = r[1] ?? from;
-          to = r[2] ?? to;
-          continue;
-        default:
-          return {
-            kind: r[0] === "new" ? "new" : "replay",
-            reason: r[1] ?? "",
-            cause: r[2] ?? "",
-            from: r[3] ?? "",
-            to: r[4] ?? "",
-            amountMinor: Number(r[5]),
-            currency: r[6] ?? "",
-          };
-      }
-    }
-    throw new Error(`reversal of ${i.transferId}: stored accounts kept changing`);
-  }
-
-  async apply(seq: number, env: AnyEnvelope): Promise<ApplyResult> {
-    const d = env.data as {
-      transferId: string;
-      from: string;
-      to: string;
-      amountMinor: number;
-      currency: string;
-    };
-    let kind: string;
-    let detail: string;
-    switch (env.type) {
+    let kind = "skip";
+    let detail = "";
+    switch (env?.type) {
       case EventTypes.LedgerPosted:
         kind = "posted";
         detail = env.data.decision;
@@ -238,42 +131,59 @@ class RedisLedgerStore implements LedgerStore {
         kind = "reversed";
         detail = env.data.reason;
         break;
-      default:
-        kind = "other";
-        detail = "";
     }
-    let from = d.from;
-    let to = d.to;
+    const transferId = kind === "skip" ? "-" : (d.transferId ?? "-");
+    let from = d.from ?? "-";
+    let to = d.to ?? "-";
     for (let round = 0; round < 2; round++) {
       const r = await this.#redis.ledgerApply(
         LedgerKeys.epoch,
         LedgerKeys.appliedSeq,
-        LedgerKeys.outcome(d.transferId),
+        LedgerKeys.appliedId,
+        LedgerKeys.outcome(transferId),
         LedgerKeys.balance(from),
         LedgerKeys.balance(to),
         LedgerKeys.accounts,
         String(seq),
         kind,
-        env.causationId,
+        env?.causationId ?? "",
         from,
         to,
-        String(d.amountMinor),
-        neg(d.amountMinor),
-        d.currency,
+        String(d.amountMinor ?? 0),
+        neg(d.amountMinor ?? 0),
+        d.currency ?? "",
         detail,
+        env?.eventId ?? "",
       );
-      if (r[0] === "mismatch") {
-        from = r[1] ?? from;
-        to = r[2] ?? to;
-        continue;
+      switch (r[0]) {
+        case "mismatch":
+          from = r[1] ?? from;
+          to = r[2] ?? to;
+          continue;
+        case "gap":
+          return { kind: "gap", appliedSeq: Number(r[1]) };
+        case "not-ready":
+        case "applied":
+        case "duplicate":
+          return { kind: r[0] };
+        default:
+          return { kind: "ignored" };
       }
-      return (r[0] ?? "ignored") as ApplyResult;
     }
-    throw new Error(`apply of ${d.transferId}: stored accounts kept changing`);
+    throw new Error(`apply of ${transferId}: stored accounts kept changing`);
   }
 
   async isReady(): Promise<boolean> {
     return (await this.#redis.exists(LedgerKeys.epoch)) === 1;
+  }
+
+  async marks(): Promise<{ appliedSeq: number; appliedId: string | null; epoch: string | null }> {
+    const [seq, id, epoch] = await this.#redis.mget(
+      LedgerKeys.appliedSeq,
+      LedgerKeys.appliedId,
+      LedgerKeys.epoch,
+    );
+    return { appliedSeq: Number(seq ?? 0), appliedId: id || null, epoch: epoch ?? null };
   }
 
   async appliedSeq(): Promise<number> {
@@ -302,6 +212,9 @@ class RedisLedgerStore implements LedgerStore {
 
   async writeRestore(owner: string, state: FoldState, epoch: string): Promise<boolean> {
     const batch = new FencedBatch(this.#redis, owner);
+    // 0. no epoch while the keys are rewritten: every apply (of any instance) refuses until
+    //    the commit step sets it again with applied-seq.
+    if (!(await batch.add(LedgerKeys.epoch, "DEL", [])) || !(await batch.flush())) return false;
     // 1. wipe: whatever a crashed restore or a lost-write Redis left behind
     for (const pattern of [LedgerKeys.balancePattern, LedgerKeys.outcomePattern]) {
       for await (const keys of this.#redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<
@@ -310,7 +223,7 @@ class RedisLedgerStore implements LedgerStore {
         for (const k of keys) if (!(await batch.add(k, "DEL", []))) return false;
       }
     }
-    for (const k of [LedgerKeys.accounts, LedgerKeys.appliedSeq])
+    for (const k of [LedgerKeys.accounts, LedgerKeys.appliedSeq, LedgerKeys.appliedId])
       if (!(await batch.add(k, "DEL", []))) return false;
     // 2. balances and the account set
     for (const [account, byCurrency] of state.balances) {
@@ -329,17 +242,20 @@ class RedisLedgerStore implements LedgerStore {
       LedgerKeys.restoreLock,
       LedgerKeys.appliedSeq,
       LedgerKeys.epoch,
+      LedgerKeys.appliedId,
       owner,
       String(state.seq),
       epoch,
+      state.lastEventId ?? "",
     );
     return ok === 1;
   }
 
   async read(): Promise<ProjectionView> {
     const redis = this.#redis;
-    const [applied, epoch] = await Promise.all([
+    const [applied, appliedId, epoch] = await Promise.all([
       redis.get(LedgerKeys.appliedSeq),
+      redis.get(LedgerKeys.appliedId),
       redis.get(LedgerKeys.epoch),
     ]);
     const balances = new Map<string, Map<string, bigint>>();
@@ -382,7 +298,7 @@ class RedisLedgerStore implements LedgerStore {
         });
       });
     }
-    return { appliedSeq: Number(applied ?? 0), epoch, balances, outcomes };
+    return { appliedSeq: Number(applied ?? 0), appliedId: appliedId || null, epoch, balances, outcomes };
   }
 }
 
