@@ -1,7 +1,8 @@
 // The bank client against a real HTTP server that records what it receives.
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
-import { context, trace } from "@jetmesh/stage";
+import { type BankSimHandle, startBankSim } from "@jetmesh/bank-sim";
+import { context, TransientError, trace } from "@jetmesh/stage";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createBankClient } from "./bank-client.ts";
 
@@ -38,5 +39,44 @@ describe("bank client", () => {
     const h = seen.at(-1)!;
     expect(h["idempotency-key"]).toBe("evt-1");
     expect(h.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  });
+});
+
+describe("bank client against a realistic bank", () => {
+  let sim: BankSimHandle;
+  beforeAll(async () => {
+    sim = await startBankSim({
+      port: 0,
+      seed: "bank-client",
+      behaviour: { processingMinMs: 300, processingMaxMs: 300 },
+    });
+  });
+  afterAll(() => sim.close());
+  const order = { transferId: "t-9", account: "bank:acme-1", amountMinor: 100, currency: "EUR" };
+
+  it("bank client - a key in flight answers 409, which is a retry, and its status says processing, then paid", async () => {
+    const bank = createBankClient({ url: sim.url, timeoutMs: 2000 });
+    const first = bank.pay(order, "k-409");
+    await new Promise((r) => setTimeout(r, 50));
+    const second = await bank.pay(order, "k-409").catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(TransientError);
+    expect((second as TransientError).message).toMatch(/bank answered 409 \(idempotency_key_in_use/);
+    expect((second as TransientError).dependency).toBeUndefined();
+    expect(await bank.status("k-409")).toEqual({ state: "processing" });
+    const paid = await first;
+    expect(paid.paid).toBe(true);
+    expect(await bank.status("k-409")).toEqual({ state: "decided", outcome: paid });
+    expect(await bank.status("never-seen")).toEqual({ state: "unknown" });
+  });
+
+  it("bank client - the probe answers while the bank answers at all, and fails through an outage", async () => {
+    const bank = createBankClient({ url: sim.url, timeoutMs: 2000 });
+    await expect(bank.probe()).resolves.toBeUndefined();
+    await fetch(`${sim.url}/admin/outage`, { method: "POST", body: JSON.stringify({ durationMs: 5000 }) });
+    const err = await bank.probe().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as TransientError).dependency).toBe("bank");
+    await fetch(`${sim.url}/admin/outage`, { method: "POST", body: JSON.stringify({ durationMs: 0 }) });
+    await expect(bank.probe()).resolves.toBeUndefined();
   });
 });

@@ -2,7 +2,6 @@ import {
   type Context,
   context,
   injectContext,
-  PermanentError,
   SpanKind,
   type Span,
   SpanStatusCode,
@@ -20,25 +19,44 @@ export interface PayoutOrder {
   readonly currency: string;
 }
 
-/** The bank's final word on an order: paid, or refused for good. */
+/** The bank's final word on an order: paid, or positively refused. */
 export type BankOutcome =
   | { readonly paid: true; readonly reference: string }
   | { readonly paid: false; readonly status: number; readonly reason: string };
 
-/** The external bank's payout API. */
+/** What the bank says of a key when asked (`GET /v1/payouts/{key}`). */
+export type BankStatus =
+  | { readonly state: "decided"; readonly outcome: BankOutcome }
+  | { readonly state: "processing" }
+  /** Never received, or forgotten after the bank's retention: nothing tells which. */
+  | { readonly state: "unknown" };
+
+/** The name breakers and metrics know the bank by (TransientError.dependency). */
+export const BANK = "bank";
+
+/**
+ * The external bank's payout API, as the worst real payment APIs behave: a key is paid at
+ * most once while the bank remembers it; a request for a key still being processed answers
+ * 409; an answer may arrive after the client gave up (the bank acted all the same).
+ */
 export interface BankClient {
   /**
-   * `POST /v1/payouts` with `Idempotency-Key: idempotencyKey`: the bank pays a key at
-   * most once and answers a repeated key with its first answer, so calling this again
-   * after a crash or a timeout is safe.
-   * @throws TransientError on a timeout, a network error, a 5xx, 408 or 429: nothing
-   *   final is known and the same call may be retried.
+   * `POST /v1/payouts` with `Idempotency-Key: key`. Resolves only with a final answer: 2xx
+   * with a reference (paid) or 422 (a refusal).
+   * @throws TransientError for everything else, which never means "refused": 409 (the key
+   *   is in flight, or was used with another body), other 4xx, a 2xx without a reference
+   *   (retried, then parked), and, with `dependency: "bank"` for the stage's circuit
+   *   breaker, 5xx, 408, 429, a timeout or an unreachable bank.
    */
-  pay(order: PayoutOrder, idempotencyKey: string, opts?: PayOptions): Promise<BankOutcome>;
+  pay(order: PayoutOrder, key: string, opts?: CallOptions): Promise<BankOutcome>;
+  /** `GET /v1/payouts/{key}`. @throws TransientError (dependency bank) when the bank does not answer. */
+  status(key: string, opts?: CallOptions): Promise<BankStatus>;
+  /** Resolves when the bank answers at all (any status below 500): the circuit breaker's probe. */
+  probe(): Promise<void>;
 }
 
 /** How one call is bounded and traced. */
-export interface PayOptions {
+export interface CallOptions {
   /** Aborts the call (the runtime's handler signal). */
   readonly signal?: AbortSignal;
   /**
@@ -55,91 +73,138 @@ export interface BankClientOptions {
   readonly timeoutMs: number;
 }
 
+interface Answer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
 /** A bank client over Node's global fetch. */
 export function createBankClient(opts: BankClientOptions): BankClient {
-  const url = new URL("/v1/payouts", opts.url);
-  const endpoint = url.toString();
-  return {
-    async pay(order, idempotencyKey, { signal, parent } = {}) {
-      const span = tracer.startSpan(
-        "POST",
-        {
-          kind: SpanKind.CLIENT,
-          attributes: {
-            "http.request.method": "POST",
-            "url.full": endpoint,
-            "server.address": url.hostname,
-            "server.port": Number(url.port || (url.protocol === "https:" ? 443 : 80)),
-          },
-        },
-        parent,
-      );
-      try {
-        const outcome = await call(order, idempotencyKey, signal, span, parent ?? context.active());
-        if (!outcome.paid) span.setAttribute("jetmesh.bank.refused", outcome.reason);
-        return outcome;
-      } catch (err) {
-        span.recordException(err as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-        throw err;
-      } finally {
-        span.end();
-      }
-    },
-  };
+  const base = new URL("/v1/payouts", opts.url).toString();
 
   async function call(
-    order: PayoutOrder,
-    idempotencyKey: string,
-    signal: AbortSignal | undefined,
-    span: Span,
-    parent: Context,
-  ): Promise<BankOutcome> {
+    method: "GET" | "POST",
+    url: string,
+    init: { key?: string; body?: string },
+    { signal, parent }: CallOptions,
+  ): Promise<Answer> {
+    const target = new URL(url);
+    const span: Span = tracer.startSpan(
+      method,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          "http.request.method": method,
+          "url.full": url,
+          "server.address": target.hostname,
+          "server.port": Number(target.port || (target.protocol === "https:" ? 443 : 80)),
+        },
+      },
+      parent,
+    );
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     const bound = signal ? AbortSignal.any([timeout, signal]) : timeout;
-    let status: number;
-    let text: string;
-    const headers = new Headers({ "content-type": "application/json", "idempotency-key": idempotencyKey });
-    injectContext(trace.setSpan(parent, span), headers);
+    const headers = new Headers({ "content-type": "application/json" });
+    if (init.key) headers.set("idempotency-key", init.key);
+    injectContext(trace.setSpan(parent ?? context.active(), span), headers);
     try {
-      const res = await fetch(endpoint, {
-        method: "POST",
-        headers,
-        body: JSON.stringify({
-          transferId: order.transferId,
-          account: order.account,
-          amountMinor: order.amountMinor,
-          currency: order.currency,
-        }),
-        signal: bound,
-      });
-      status = res.status;
-      span.setAttribute("http.response.status_code", status);
-      text = await res.text();
-    } catch (err) {
-      const why = timeout.aborted
-        ? `timed out after ${opts.timeoutMs} ms`
-        : signal?.aborted
-          ? "call aborted by the runtime"
-          : "unreachable";
-      throw new TransientError(`bank ${why}`, { cause: err });
-    }
-    // 408 and 429 say "not now", not "no": retry them like a 5xx.
-    if (status >= 500 || status === 408 || status === 429) {
-      throw new TransientError(`bank answered ${status}`);
-    }
-    const body = parseObject(text);
-    if (status >= 200 && status < 300) {
-      if (typeof body.reference !== "string" || body.reference.length === 0) {
-        // The bank broke its contract and a retry gets the same stored answer: park it
-        // for an operator instead of retrying.
-        throw new PermanentError(`bank answered ${status} without a reference`);
+      let res: Response;
+      let text: string;
+      try {
+        res = await fetch(url, { method, headers, ...(init.body ? { body: init.body } : {}), signal: bound });
+        text = await res.text();
+      } catch (err) {
+        const why = timeout.aborted
+          ? `timed out after ${opts.timeoutMs} ms`
+          : signal?.aborted
+            ? "call aborted by the runtime"
+            : "unreachable";
+        throw new TransientError(`bank ${why}`, { cause: err, dependency: BANK });
       }
-      return { paid: true, reference: body.reference };
+      span.setAttribute("http.response.status_code", res.status);
+      // 408 and 429 say "not now", 5xx "not working": the bank as a dependency is down.
+      if (res.status >= 500 || res.status === 408 || res.status === 429)
+        throw new TransientError(`bank answered ${res.status}`, { dependency: BANK });
+      return { status: res.status, body: parseObject(text) };
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
     }
-    const said = [body.error, body.reason].filter((s): s is string => typeof s === "string" && s.length > 0);
-    return { paid: false, status, reason: said.length ? said.join(": ") : `bank answered ${status}` };
   }
+
+  return {
+    async pay(order, key, o = {}) {
+      const a = await call(
+        "POST",
+        base,
+        {
+          key,
+          body: JSON.stringify({
+            transferId: order.transferId,
+            account: order.account,
+            amountMinor: order.amountMinor,
+            currency: order.currency,
+          }),
+        },
+        o,
+      );
+      const outcome = outcomeOf(a);
+      if (outcome) return outcome;
+      if (a.status === 409)
+        throw new TransientError(
+          `bank answered 409 (${describe(a) || "key in flight"}): payout in progress`,
+          {
+            retryAfterMs: 250,
+          },
+        );
+      throw new TransientError(
+        `bank answered ${a.status}${describe(a) ? ` (${describe(a)})` : ""}: not a final answer; retrying`,
+      );
+    },
+
+    async status(key, o = {}) {
+      const a = await call("GET", `${base}/${encodeURIComponent(key)}`, {}, o);
+      if (a.status === 404) return { state: "unknown" };
+      if (a.status === 200 && a.body.status === "processing") return { state: "processing" };
+      if (a.status === 200 && a.body.status === "paid" && typeof a.body.reference === "string")
+        return { state: "decided", outcome: { paid: true, reference: a.body.reference } };
+      if (a.status === 200 && a.body.status === "refused")
+        return {
+          state: "decided",
+          outcome: { paid: false, status: 422, reason: refusalReason(a.body) },
+        };
+      throw new TransientError(`bank status of ${key} answered ${a.status}: not understood; retrying`);
+    },
+
+    async probe() {
+      await call("GET", `${base}/jetmesh-probe`, {}, {});
+    },
+  };
+}
+
+/** A final answer, or undefined: 2xx with a reference (paid), 422 (refused). */
+function outcomeOf(a: Answer): BankOutcome | undefined {
+  if (
+    a.status >= 200 &&
+    a.status < 300 &&
+    typeof a.body.reference === "string" &&
+    a.body.reference.length > 0
+  )
+    return { paid: true, reference: a.body.reference };
+  if (a.status === 422) return { paid: false, status: 422, reason: refusalReason(a.body) };
+  return undefined;
+}
+
+function refusalReason(body: Record<string, unknown>): string {
+  const said = [body.error, body.reason].filter((s): s is string => typeof s === "string" && s.length > 0);
+  return said.length ? said.join(": ") : "refused by the bank";
+}
+
+function describe(a: Answer): string {
+  return [a.body.code, a.body.error].filter((s) => typeof s === "string" && s.length > 0).join(": ");
 }
 
 function parseObject(text: string): Record<string, unknown> {

@@ -14,13 +14,16 @@ import {
   createLogger,
   type Emission,
   type HandlerContext,
-  PermanentError,
   type Plan,
   TransientError,
 } from "@jetmesh/stage";
+import { type NatsServerHandle, startNats, stopAllProcesses } from "@jetmesh/testkit";
+import { jetstream } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createBankClient } from "./bank-client.ts";
-import { type PayoutDeps, payoutStage } from "./handler.ts";
+import { bankKeyOf, type PayoutDeps, payoutStage } from "./handler.ts";
+import { openPayoutRecords, type PayoutRecords } from "./records.ts";
 
 const posted: LedgerPosted = {
   transferId: "t-1",
@@ -39,8 +42,16 @@ const transfer = {
 };
 
 let sim: BankSimHandle;
+let nats: NatsServerHandle;
+let nc: NatsConnection;
+let records: PayoutRecords;
+let n = 0;
 
-function envelope(data: LedgerPosted = posted, eventId: string = randomUUID()) {
+/** A posting of a fresh transfer (each test pays its own), or of `data`'s transfer. */
+function envelope(
+  data: LedgerPosted = { ...posted, transferId: `t-${++n}` },
+  eventId: string = randomUUID(),
+) {
   return makeEnvelope(EventTypes.LedgerPosted, data, {
     eventId,
     correlationId: data.transferId,
@@ -50,8 +61,13 @@ function envelope(data: LedgerPosted = posted, eventId: string = randomUUID()) {
 }
 
 function deps(opts: { url?: string; timeoutMs?: number } = {}): PayoutDeps {
-  return { bank: createBankClient({ url: opts.url ?? sim.url, timeoutMs: opts.timeoutMs ?? 2000 }) };
+  return {
+    bank: createBankClient({ url: opts.url ?? sim.url, timeoutMs: opts.timeoutMs ?? 2000 }),
+    records,
+    bankRetentionMs: 24 * 3600_000,
+  };
 }
+const paidFor = (transferId: string) => sim.bank.payouts().filter((p) => p.transferId === transferId);
 
 function context(d: PayoutDeps, signal = new AbortController().signal): HandlerContext<PayoutDeps> {
   return {
@@ -83,11 +99,16 @@ async function configure(change: Record<string, unknown>) {
 }
 
 beforeAll(async () => {
+  nats = await startNats();
+  nc = await connect({ servers: nats.url });
+  records = await openPayoutRecords(jetstream(nc), { bucket: "payout-test", replicas: 1 });
   sim = await startBankSim({ port: 0, seed: "payout-test" });
 });
 
 afterAll(async () => {
   await sim?.close();
+  await nc?.close();
+  await stopAllProcesses();
 });
 
 beforeEach(async () => {
@@ -104,19 +125,23 @@ describe("payout", () => {
     expect(sim.bank.payouts()).toHaveLength(before);
   });
 
-  it("payout - a paid payout emits payouts.completed with the bank reference", async () => {
+  it("payout - a paid payout emits payouts.completed with the bank reference, keyed by the transfer", async () => {
     const event = envelope();
     const out = await run(event);
-    const paid = sim.bank.payouts().filter((p) => p.idempotencyKey === event.eventId);
+    const paid = paidFor(event.data.transferId);
     expect(paid).toHaveLength(1);
     expect(paid[0]).toMatchObject({
-      transferId: "t-1",
+      idempotencyKey: bankKeyOf(event.data.transferId),
+      transferId: event.data.transferId,
       account: "bank:acme-1",
       amountMinor: 4200,
       currency: "EUR",
     });
     expect(out).toEqual([
-      { type: "payouts.completed", data: { ...transfer, bankReference: paid[0]!.reference } },
+      {
+        type: "payouts.completed",
+        data: { ...transfer, transferId: event.data.transferId, bankReference: paid[0]!.reference },
+      },
     ]);
     expect(checkEventData(out[0]!.type, out[0]!.data)).toEqual([]);
   });
@@ -125,9 +150,9 @@ describe("payout", () => {
     const event = envelope();
     const plan = (await payoutStage.handle(event, context(deps()))) as Plan;
     expect(plan.emit ?? []).toEqual([]);
-    expect(sim.bank.payouts().some((p) => p.idempotencyKey === event.eventId)).toBe(false);
+    expect(paidFor(event.data.transferId)).toHaveLength(0);
     await plan.effect?.();
-    expect(sim.bank.payouts().some((p) => p.idempotencyKey === event.eventId)).toBe(true);
+    expect(paidFor(event.data.transferId)).toHaveLength(1);
   });
 
   it("payout - a re-applied effect after a crash pays once and emits the same event", async () => {
@@ -137,57 +162,63 @@ describe("payout", () => {
     const concurrent = await Promise.all([run(event), run(event), run(event)]);
     expect(again).toEqual(first);
     for (const c of concurrent) expect(c).toEqual(first);
-    expect(sim.bank.payouts().filter((p) => p.idempotencyKey === event.eventId)).toHaveLength(1);
+    expect(paidFor(event.data.transferId)).toHaveLength(1);
   });
 
   it("payout - a refusal (422) emits payouts.failed with the reason and status, also on replay", async () => {
     await configure({ refuseAccounts: ["bank:closed"] });
-    const event = envelope({ ...posted, to: "bank:closed" });
+    const event = envelope({ ...posted, transferId: `t-${++n}`, to: "bank:closed" });
     const out = await run(event);
     expect(out).toEqual([
       {
         type: "payouts.failed",
-        data: { ...transfer, to: "bank:closed", reason: "payout refused: account refused", bankStatus: 422 },
+        data: {
+          ...transfer,
+          transferId: event.data.transferId,
+          to: "bank:closed",
+          reason: "payout refused: account refused",
+          bankStatus: 422,
+        },
       },
     ]);
     expect(checkEventData(out[0]!.type, out[0]!.data)).toEqual([]);
     await configure({ refuseAccounts: [] });
     expect(await run(event)).toEqual(out);
-    expect(sim.bank.payouts().some((p) => p.idempotencyKey === event.eventId)).toBe(false);
+    expect(paidFor(event.data.transferId)).toHaveLength(0);
   });
 
-  it("payout - a 409 from the bank emits payouts.failed", async () => {
+  it("payout - a 409 (the key used with another body) is retried, never a refusal to compensate", async () => {
     const event = envelope();
-    // someone already used this key with another body
+    // someone else used this transfer's key with another body: the bank paid that one
     const res = await fetch(`${sim.url}/v1/payouts`, {
       method: "POST",
-      headers: { "idempotency-key": event.eventId },
+      headers: { "idempotency-key": bankKeyOf(event.data.transferId) },
       body: JSON.stringify({ ...transfer, account: "bank:acme-1", amountMinor: 1 }),
     });
     expect(res.status).toBe(201);
-    const out = await run(event);
-    expect(out[0]?.type).toBe("payouts.failed");
-    expect(out[0]?.data).toMatchObject({
-      bankStatus: 409,
-      reason: "idempotency key reused with a different body",
-    });
+    await new Promise((r) => setTimeout(r, 300)); // decided
+    // The intent is new, so the call goes out and meets the 409: retried, then parked, never reversed.
+    const err = await run(event).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as Error).message).toMatch(/bank answered 409 \(idempotency_key_reused/);
   });
 
-  it("payout - a 5xx is transient and the retry pays once", async () => {
+  it("payout - a 5xx is transient, blamed on the bank (its circuit breaker counts it), and the retry pays once", async () => {
     await configure({ errorRate: 1 });
     const event = envelope();
-    const failed = run(event);
-    await expect(failed).rejects.toThrow(TransientError);
-    await expect(failed).rejects.toThrow("bank answered 503");
+    const err = await run(event).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect((err as TransientError).message).toBe("bank answered 503");
+    expect((err as TransientError).dependency).toBe("bank");
     await configure({ errorRate: 0 });
     expect((await run(event))[0]?.type).toBe("payouts.completed");
-    expect(sim.bank.payouts().filter((p) => p.idempotencyKey === event.eventId)).toHaveLength(1);
+    expect(paidFor(event.data.transferId)).toHaveLength(1);
   });
 
   it("payout - a bank slower than the timeout is transient and the retry gets the first answer", async () => {
     await configure({ latencyMs: 1500 });
     const event = envelope();
-    const mine = () => sim.bank.payouts().filter((p) => p.idempotencyKey === event.eventId);
+    const mine = () => paidFor(event.data.transferId);
     const slow = run(event, deps({ timeoutMs: 300 }));
     await expect(slow).rejects.toThrow(TransientError);
     await expect(slow).rejects.toThrow("bank timed out after 300 ms");
@@ -214,22 +245,32 @@ describe("payout", () => {
     await expect(call).rejects.toThrow(/call aborted by the runtime/);
   });
 
-  it("payout - a 2xx without a reference is permanent, 408 and 429 are transient", async () => {
+  it("payout - a 2xx without a reference and an unknown 4xx are retried, never final; 408, 429 and 5xx are the bank's", async () => {
     let status = 200;
     const odd = createServer((_req, res) => {
       res.writeHead(status, { "content-type": "application/json" }).end("{}");
     });
     await new Promise<void>((resolve) => odd.listen(0, "127.0.0.1", resolve));
     const url = `http://127.0.0.1:${(odd.address() as AddressInfo).port}`;
+    const attempt = (e = envelope()) =>
+      run(e, deps({ url })).then(
+        (): TransientError => {
+          throw new Error("expected the call to fail");
+        },
+        (err: unknown) => err as TransientError,
+      );
     try {
-      await expect(run(envelope(), deps({ url }))).rejects.toThrow(PermanentError);
-      for (status of [408, 429, 500, 502])
-        await expect(run(envelope(), deps({ url }))).rejects.toThrow(TransientError);
-      status = 400;
-      expect((await run(envelope(), deps({ url })))[0]?.data).toMatchObject({
-        bankStatus: 400,
-        reason: "bank answered 400",
-      });
+      for (status of [200, 201, 400, 401, 403, 404]) {
+        const err = await attempt();
+        expect(err, `status ${status}`).toBeInstanceOf(TransientError);
+        expect(err.dependency, `status ${status}`).toBeUndefined();
+        expect(err.message).toMatch(/not a final answer; retrying/);
+      }
+      for (status of [408, 429, 500, 502]) {
+        const err = await attempt();
+        expect(err, `status ${status}`).toBeInstanceOf(TransientError);
+        expect(err.dependency, `status ${status}`).toBe("bank");
+      }
     } finally {
       odd.closeAllConnections();
       await new Promise((resolve) => odd.close(resolve));
