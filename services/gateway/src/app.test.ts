@@ -11,6 +11,7 @@ import {
 import {
   createEventPublisher,
   extractContext,
+  provisionStreams,
   runStage,
   type StageHandle,
   stageSettings,
@@ -99,10 +100,12 @@ describe("gateway API", () => {
     const first = await postTransfer(gw.url, transfer, { key: "k-lost" });
     expect(first.status).toBe(202);
     const before = (await infra.jsm.streams.info(StreamNames.Ingress)).state.messages;
-    // the gateway died after publishing and before recording the answer
+    // the gateway died after publishing and before recording the answer (or Redis lost it):
+    // the retry is answered from the event the stream holds, as a replay
     await infra.redis.del(idempotencyKey("k-lost"));
     const retry = await postTransfer(gw.url, transfer, { key: "k-lost" });
-    expect(retry.status).toBe(202);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
     expect(((await retry.json()) as { transferId: string }).transferId).toBe(idsFor("k-lost").transferId);
     expect((await infra.jsm.streams.info(StreamNames.Ingress)).state.messages).toBe(before);
   });
@@ -124,6 +127,8 @@ describe("gateway API", () => {
       bodyHash: hash,
       status: "pending",
       owner: "elsewhere",
+      leaseUntil: String(Date.now() + 3000),
+      firstAt: new Date().toISOString(),
     });
     await infra.redis.pexpire(idempotencyKey("k-busy"), 3000);
     const res = await postTransfer(gw.url, transfer, { key: "k-busy" });
@@ -135,7 +140,13 @@ describe("gateway API", () => {
   it("gateway - a retry waits briefly for the first request and gets its answer", async () => {
     const hash = requestHash(transfer);
     const key = idempotencyKey("k-wait");
-    await infra.redis.hset(key, { bodyHash: hash, status: "pending", owner: "elsewhere" });
+    await infra.redis.hset(key, {
+      bodyHash: hash,
+      status: "pending",
+      owner: "elsewhere",
+      leaseUntil: String(Date.now() + 3000),
+      firstAt: new Date().toISOString(),
+    });
     await infra.redis.pexpire(key, 3000);
     const answer = { ...idsFor("k-wait"), traceId: "b".repeat(32) };
     const pending = postTransfer(gw.url, transfer, { key: "k-wait" });
@@ -268,13 +279,15 @@ describe("gateway status projection", () => {
   beforeAll(async () => {
     infra = await startInfra();
     await provisionIngress(infra);
+    // The deploy step: the projection reads every pipeline stream, LEDGER included.
+    await provisionStreams(infra.jsm, { replicas: 1, logger });
     stage = await runStage({
       definition: statusProjection,
       deps: { store: createStatusStore(infra.redis, { ttlMs: 3600_000 }) },
       nc: infra.nc,
       redis: infra.redis,
       logger,
-      settings: stageSettings({ ackWaitMs: 2000, backoffMs: [1000], maxDeliver: 5, retryBaseMs: 50 }),
+      settings: stageSettings({ ackWaitMs: 2000, maxDeliver: 5, retryBaseMs: 50 }),
     });
     gw = await serveGateway(infra, stage ? { probes: [stage] } : {});
   });
@@ -290,7 +303,7 @@ describe("gateway status projection", () => {
     const accepted = (await res.json()) as { transferId: string; eventId: string; traceId: string };
     // the validator's answer, as it would publish it: caused by the request, same trace
     const requested = (await readStream(infra)).find((m) => m.env.eventId === accepted.eventId);
-    const validatedId = outputEventId("validator", accepted.eventId, 0);
+    const validatedId = outputEventId("validator", accepted.eventId, "transfers.validated");
     const validated = makeEnvelope(
       EventTypes.TransferValidated,
       { ...transfer, transferId: accepted.transferId },

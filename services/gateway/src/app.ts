@@ -11,7 +11,7 @@ import { createStatusStore } from "./status/status-store.ts";
 import { buildTransferView } from "./status/status-view.ts";
 import { createIdempotencyRecords } from "./transfers/idempotency.ts";
 import { createLoadShedder } from "./transfers/load-shedding.ts";
-import { submitTransfer, type TransferPublisher } from "./transfers/submit.ts";
+import { type SubmitTransferDeps, submitTransfer, type TransferPublisher } from "./transfers/submit.ts";
 
 /** The gateway's tunables (see config.ts for their environment names and defaults). */
 export interface GatewaySettings {
@@ -22,6 +22,10 @@ export interface GatewaySettings {
   readonly maxLag: number;
   readonly idempotencyLeaseMs: number;
   readonly idempotencyTtlMs: number;
+  /** How long a client may repeat a request; a timed key older than this is refused. */
+  readonly idempotencyHorizonMs: number;
+  /** Accept Idempotency-Keys that carry no time (not UUIDv7); never in production. */
+  readonly acceptUntimedKeys: boolean;
   readonly inProgressWaitMs: number;
   readonly statusTtlMs: number;
 }
@@ -30,6 +34,8 @@ export interface GatewayDeps {
   readonly settings: GatewaySettings;
   readonly redis: Redis;
   readonly publisher: TransferPublisher;
+  /** Reads a stored transfers.requested (the original of a duplicate). */
+  readonly readStored: SubmitTransferDeps["readStored"];
   /** True while the NATS connection is up. */
   readonly natsConnected: () => boolean;
   /** The validator's INGRESS lag as last polled; undefined when unknown. */
@@ -79,6 +85,9 @@ export function createGateway(deps: GatewayDeps): Server {
         logger: deps.logger,
         maxBodyBytes: s.maxBodyBytes,
         inProgressWaitMs: s.inProgressWaitMs,
+        idempotencyHorizonMs: s.idempotencyHorizonMs,
+        acceptUntimedKeys: s.acceptUntimedKeys,
+        readStored: deps.readStored,
       }),
     },
     {

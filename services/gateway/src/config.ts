@@ -27,8 +27,13 @@ export const GatewayEnv = {
   /** Durable name of the INGRESS consumer whose lag is watched (the validator). */
   GATEWAY_LAG_CONSUMER: Type.String({ minLength: 1, default: "validator" }),
   GATEWAY_LAG_POLL_MS: Type.Integer({ minimum: 100, default: 1000 }),
-  /** How long a completed Idempotency-Key answers replays. */
+  /** How long an Idempotency-Key's record lives from its first use; at least JETMESH_IDEMPOTENCY_HORIZON_MS. */
   GATEWAY_IDEMPOTENCY_TTL_MS: Type.Integer({ minimum: 60_000, default: 7 * DAY_MS }),
+  /**
+   * Accept Idempotency-Keys that are not UUIDv7 (they carry no creation time, so the horizon
+   * is only the record's life in Redis). Refused with JETMESH_PRODUCTION.
+   */
+  GATEWAY_ACCEPT_UNTIMED_KEYS: Type.Boolean({ default: true }),
   /** Lease of an in-flight request; default twice the longest publish. */
   GATEWAY_IDEMPOTENCY_LEASE_MS: Type.Optional(Type.Integer({ minimum: 100 })),
   /** How long a concurrent retry waits for the first request before 409 "in progress". */
@@ -59,13 +64,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   };
   const longestPublishMs = publisher.publishTimeoutMs + publisher.publishRetryHorizonMs;
   const leaseMs = c.GATEWAY_IDEMPOTENCY_LEASE_MS ?? 2 * longestPublishMs;
+  const problems: string[] = [];
   if (leaseMs <= longestPublishMs) {
     // A lease that lapses mid-publish lets a retry publish concurrently: still one
     // stored event (same Nats-Msg-Id), but the retry's client waits for nothing.
-    throw new ConfigError([
+    problems.push(
       `GATEWAY_IDEMPOTENCY_LEASE_MS ${leaseMs} must exceed the longest publish ${longestPublishMs} ms (JETMESH_PUBLISH_TIMEOUT_MS + GATEWAY_PUBLISH_RETRY_HORIZON_MS)`,
-    ]);
+    );
   }
+  if (c.GATEWAY_IDEMPOTENCY_TTL_MS < c.JETMESH_IDEMPOTENCY_HORIZON_MS) {
+    problems.push(
+      `GATEWAY_IDEMPOTENCY_TTL_MS ${c.GATEWAY_IDEMPOTENCY_TTL_MS} must be at least the idempotency horizon ${c.JETMESH_IDEMPOTENCY_HORIZON_MS} (JETMESH_IDEMPOTENCY_HORIZON_MS): a key repeated within it must still find its record`,
+    );
+  }
+  if (c.JETMESH_PRODUCTION && c.GATEWAY_ACCEPT_UNTIMED_KEYS) {
+    problems.push(
+      "production: GATEWAY_ACCEPT_UNTIMED_KEYS must be false (keys must be UUIDv7, so their age against the idempotency horizon is known without trusting Redis)",
+    );
+  }
+  if (problems.length) throw new ConfigError(problems);
   return {
     ...stageProcessConfig(c),
     httpPort: c.GATEWAY_PORT,
@@ -75,6 +92,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxLag: c.GATEWAY_MAX_LAG,
       idempotencyLeaseMs: leaseMs,
       idempotencyTtlMs: c.GATEWAY_IDEMPOTENCY_TTL_MS,
+      idempotencyHorizonMs: c.JETMESH_IDEMPOTENCY_HORIZON_MS,
+      acceptUntimedKeys: c.GATEWAY_ACCEPT_UNTIMED_KEYS,
       inProgressWaitMs: c.GATEWAY_IN_PROGRESS_WAIT_MS,
       statusTtlMs: c.GATEWAY_STATUS_TTL_MS,
     },

@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
+import { provisionStreams } from "@jetmesh/stage";
 import { bundleOf, freePort, spawnProcess, stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Infra, startInfra, transfer } from "./test-support.ts";
+import { type Infra, logger, startInfra, transfer } from "./test-support.ts";
 
 const serviceDir = fileURLToPath(new URL("..", import.meta.url));
 
@@ -9,6 +10,8 @@ describe("gateway process", () => {
   let infra: Infra;
   beforeAll(async () => {
     infra = await startInfra();
+    // The deploy step: the status projection reads every pipeline stream, LEDGER included.
+    await provisionStreams(infra.jsm, { replicas: 1, logger });
   });
   afterAll(async () => {
     await infra?.close();

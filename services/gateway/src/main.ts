@@ -9,6 +9,7 @@ import {
   metricsRegistry,
   onShutdown,
   runStage,
+  type StageHandle,
   startTelemetry,
 } from "@jetmesh/stage";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -20,6 +21,7 @@ import { watchNatsConnection } from "./nats-connection.ts";
 import { statusProjection } from "./status/projection.ts";
 import { createStatusStore } from "./status/status-store.ts";
 import { startLagMonitor } from "./transfers/load-shedding.ts";
+import { storedRequestReader } from "./transfers/submit.ts";
 
 const config = loadConfig();
 const logger = createLogger({ service: "gateway", level: config.logLevel });
@@ -47,18 +49,14 @@ const lag = startLagMonitor({
   intervalMs: config.lag.pollMs,
   logger,
 });
-const projection = await runStage({
-  definition: statusProjection,
-  deps: { store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }) },
-  nc,
-  redis,
-  logger,
-  // At-least-once: the projection emits nothing and its write (one hash field per eventId)
-  // is idempotent by itself, so the lease and done keys of exactly-once mode would buy
-  // nothing and cost two Redis scripts per batch of every stream's traffic.
-  settings: { ...config.stage, mode: "at-least-once" },
-  registry,
-});
+// The status projection (a stage of its own) starts after the API listens: it waits for
+// every pipeline stream (LEDGER is the deploy step's), and /readyz says so meanwhile.
+let projection: StageHandle | undefined;
+let projectionWaits = "start-up";
+const projectionProbe = {
+  name: statusProjection.name,
+  health: () => projection?.health() ?? { ok: false, waiting_for: projectionWaits },
+};
 const nats = watchNatsConnection(nc);
 const server = createGateway({
   settings: config.gateway,
@@ -72,16 +70,16 @@ const server = createGateway({
     stage: "gateway",
     metrics: createStageMetrics(registry),
   }),
+  readStored: storedRequestReader((stream, seq) => jsm.streams.getMessage(stream, { seq })),
   natsConnected: nats.connected,
   lag: lag.current,
   logger,
   registry,
-  probes: [projection, { name: "gateway", health: () => ({ ok: !draining, draining }) }],
+  probes: [projectionProbe, { name: "gateway", health: () => ({ ok: !draining, draining }) }],
 });
 server.listen(config.httpPort, config.httpHost);
 await once(server, "listening");
 logger.info({ host: config.httpHost, port: config.httpPort }, "gateway listening");
-
 onShutdown(logger, [
   // Turn /readyz 503 first and give load balancers a probe period to notice.
   async () => {
@@ -95,8 +93,23 @@ onShutdown(logger, [
       server.closeIdleConnections();
     }),
   () => lag.stop(),
-  () => projection.stop(),
+  () => projection?.stop(),
   () => nc.drain(),
   () => redis.quit(),
   () => telemetry.shutdown(),
 ]);
+projection = await runStage({
+  definition: statusProjection,
+  deps: { store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }) },
+  nc,
+  redis,
+  logger,
+  // At-least-once: the projection emits nothing and its write (one hash field per eventId)
+  // is idempotent by itself, so the lease and done keys of exactly-once mode would buy
+  // nothing and cost two Redis scripts per batch of every stream's traffic.
+  settings: { ...config.stage, mode: "at-least-once" },
+  registry,
+  onWaiting: (what) => {
+    projectionWaits = what;
+  },
+});

@@ -21,6 +21,7 @@ import { Registry } from "prom-client";
 import { createGateway, type GatewayDeps, type GatewaySettings } from "./app.ts";
 import { ensureIngress } from "./ingress.ts";
 import { watchNatsConnection } from "./nats-connection.ts";
+import { storedRequestReader } from "./transfers/submit.ts";
 
 export const logger: Logger = createLogger({
   service: "gateway-test",
@@ -35,6 +36,8 @@ export const testSettings: GatewaySettings = {
   maxLag: 20_000,
   idempotencyLeaseMs: 5000,
   idempotencyTtlMs: 3600_000,
+  idempotencyHorizonMs: 3600_000,
+  acceptUntimedKeys: true,
   inProgressWaitMs: 300,
   statusTtlMs: 3600_000,
 };
@@ -96,6 +99,7 @@ export async function serveGateway(
   const server = createGateway({
     redis: infra.redis,
     publisher: createEventPublisher({ js: infra.js, settings: publisherSettings, logger, stage: "gateway" }),
+    readStored: storedRequestReader((stream, seq) => infra.jsm.streams.getMessage(stream, { seq })),
     natsConnected: nats.connected,
     lag: () => undefined,
     logger,

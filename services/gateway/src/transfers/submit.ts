@@ -1,6 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { ContractError, deriveId, type Envelope, EventTypes, makeEnvelope } from "@jetmesh/contracts";
-import type { Logger } from "@jetmesh/stage";
+import {
+  ContractError,
+  decodeEvent,
+  deriveId,
+  type Envelope,
+  EventTypes,
+  Headers,
+  makeEnvelope,
+  timeOfTimedId,
+} from "@jetmesh/contracts";
+import { DuplicateMismatchError, type Logger, PublishError } from "@jetmesh/stage";
 import type { Context } from "@opentelemetry/api";
 import { readJsonBody } from "../http/body.ts";
 import { invalidRequest, json, type Reply, unavailable } from "../http/reply.ts";
@@ -43,7 +52,25 @@ export interface SubmitTransferDeps {
   readonly maxBodyBytes: number;
   /** How long a retry waits for the first request with its key to finish before 409. */
   readonly inProgressWaitMs: number;
+  /**
+   * How long a client may repeat a request (JETMESH_IDEMPOTENCY_HORIZON_MS): a timed key
+   * (a UUIDv7, whose creation time it carries) older than this is refused.
+   */
+  readonly idempotencyHorizonMs: number;
+  /** Accept keys that carry no time (anything but a UUIDv7); refused in production. */
+  readonly acceptUntimedKeys: boolean;
+  /** Reads a stored message (a duplicate's original), to compare it with a retry. */
+  readonly readStored: (stream: string, seq: number) => Promise<StoredRequest | undefined>;
 }
+
+/** A stored transfers.requested, as read back from INGRESS. */
+export interface StoredRequest {
+  readonly env: Envelope<"transfers.requested">;
+  readonly traceparent?: string;
+}
+
+/** How far in the future a key's time may be: clocks drift. */
+const KEY_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** Seconds a client should wait before retrying, by cause. */
 const RETRY_AFTER = { busy: 1, inProgress: 1, dependencyDown: 2 } as const;
@@ -65,7 +92,7 @@ export function idsFor(key: string): { transferId: string; eventId: string } {
 export function submitTransfer(deps: SubmitTransferDeps): (r: RouteRequest) => Promise<Reply> {
   return async ({ req, span, context }) => {
     const body = await readJsonBody(req, deps.maxBodyBytes);
-    const key = checkIdempotencyKey(req.headers[IDEMPOTENCY_HEADER.toLowerCase()]);
+    const key = checkKeyAge(deps, checkIdempotencyKey(req.headers[IDEMPOTENCY_HEADER.toLowerCase()]));
     const checked = checkTransferRequest(body);
     if (!key.ok || !checked.ok) {
       return invalidRequest([...(key.ok ? [] : key.issues), ...(checked.ok ? [] : checked.issues)]);
@@ -82,11 +109,7 @@ export function submitTransfer(deps: SubmitTransferDeps): (r: RouteRequest) => P
       case "done":
         return json(200, claim.answer, { "Idempotent-Replayed": "true" });
       case "conflict":
-        return json(409, {
-          error: "idempotency key conflict",
-          detail: `${IDEMPOTENCY_HEADER} was already used with a different body`,
-          field: `header:${IDEMPOTENCY_HEADER}`,
-        });
+        return conflict();
       case "pending":
         return json(
           409,
@@ -99,12 +122,57 @@ export function submitTransfer(deps: SubmitTransferDeps): (r: RouteRequest) => P
           { "Retry-After": String(RETRY_AFTER.inProgress) },
         );
       case "claimed":
-        return publishClaimed(deps, { key: key.value, hash, owner: claim.owner }, checked.value, {
-          traceId: span.spanContext().traceId,
-          parent: context,
-        });
+        return publishClaimed(
+          deps,
+          { key: key.value, hash, owner: claim.owner, firstAt: claim.firstAt },
+          checked.value,
+          { traceId: span.spanContext().traceId, parent: context },
+        );
     }
   };
+}
+
+function conflict(): Reply {
+  return json(409, {
+    error: "idempotency key conflict",
+    detail: `${IDEMPOTENCY_HEADER} was already used with a different body`,
+    field: `header:${IDEMPOTENCY_HEADER}`,
+  });
+}
+
+/**
+ * A key that carries its creation time (a UUIDv7) is refused past the idempotency horizon:
+ * every guard downstream lives at least that long, so a request repeated within it can never
+ * run twice, and one repeated after it is refused rather than taken as new. A key without a
+ * time is accepted only when `acceptUntimedKeys` (never in production): its horizon is the
+ * record's lifetime in Redis, which a Redis that loses writes can shorten.
+ */
+function checkKeyAge(deps: SubmitTransferDeps, key: ReturnType<typeof checkIdempotencyKey>) {
+  if (!key.ok) return key;
+  const field = `header:${IDEMPOTENCY_HEADER}`;
+  const at = timeOfTimedId(key.value);
+  if (at === undefined) {
+    return deps.acceptUntimedKeys
+      ? key
+      : {
+          ok: false as const,
+          issues: [{ field, rule: "must be a UUIDv7 (RFC 9562): the key carries its creation time" }],
+        };
+  }
+  const age = Date.now() - at;
+  if (age > deps.idempotencyHorizonMs)
+    return {
+      ok: false as const,
+      issues: [
+        {
+          field,
+          rule: `is older than the idempotency horizon (${Math.round(deps.idempotencyHorizonMs / 60_000)} min): look the transfer up, or use a new key`,
+        },
+      ],
+    };
+  if (age < -KEY_CLOCK_SKEW_MS)
+    return { ok: false as const, issues: [{ field, rule: "is dated in the future" }] };
+  return key;
 }
 
 /** Claims the key; while another request with the same key and body holds it, waits a little. */
@@ -120,10 +188,11 @@ async function claimOrWait(deps: SubmitTransferDeps, key: string, hash: string):
 
 async function publishClaimed(
   deps: SubmitTransferDeps,
-  { key, hash, owner }: { key: string; hash: string; owner: string },
+  { key, hash, owner, firstAt }: { key: string; hash: string; owner: string; firstAt: string },
   request: TransferRequest,
   trace: { traceId: string; parent: Context },
 ): Promise<Reply> {
+  // Forget the key: only when nothing can have been stored.
   const release = async (): Promise<void> => {
     try {
       await deps.records.release(key, owner);
@@ -144,24 +213,55 @@ async function publishClaimed(
 
   const { transferId, eventId } = idsFor(key);
   const { traceId } = trace;
+  // Every retry of this key builds the same bytes (the time of its first claim), so a
+  // duplicate PubAck can be checked against what the stream holds.
   const env = makeEnvelope(
     EventTypes.TransferRequested,
-    { transferId, ...request, requestedAt: new Date().toISOString() },
-    { eventId, correlationId: transferId, causationId: `idempotency-key:${key}`, producer: PRODUCER },
+    { transferId, ...request, requestedAt: firstAt },
+    {
+      eventId,
+      correlationId: transferId,
+      causationId: `idempotency-key:${key}`,
+      producer: PRODUCER,
+      occurredAt: firstAt,
+    },
   );
   let ack: { stream: string; seq: number; duplicate?: boolean };
+  let answer: AcceptedAnswer = { transferId, eventId, traceId };
   try {
     ack = await deps.publisher.publish(env, { partitionKey: request.from, parent: trace.parent });
   } catch (err) {
-    await release();
-    if (err instanceof ContractError) throw err; // a gateway bug: the server answers 500
-    deps.logger.warn({ err, event_id: eventId, transfer_id: transferId }, "transfer not published");
+    if (err instanceof ContractError) {
+      await release();
+      throw err; // a gateway bug: the server answers 500
+    }
+    if (err instanceof DuplicateMismatchError) {
+      // The stream holds this key's event with other bytes: a first attempt whose record
+      // Redis lost. Same transfer fields: it is this request, answered; otherwise the key
+      // belongs to another body.
+      return answerFromStored(deps, { key, owner, hash }, err);
+    }
+    const ambiguous = !(err instanceof PublishError) || err.ambiguous || !err.refused;
+    if (ambiguous) {
+      // It may be stored: keep the key bound to this body until a retry finds out.
+      await deps.records
+        .unsure(key, owner)
+        .catch((e: unknown) => deps.logger.warn({ err: e }, "could not mark the idempotency record unsure"));
+    } else await release();
+    deps.logger.warn(
+      { err, event_id: eventId, transfer_id: transferId, ambiguous },
+      "transfer not published",
+    );
     return unavailable("event stream unavailable", RETRY_AFTER.dependencyDown, (err as Error).message);
   } finally {
     slot.release();
   }
-
-  const answer: AcceptedAnswer = { transferId, eventId, traceId };
+  if (ack.duplicate) {
+    // An earlier attempt stored it (its answer was lost): the transfer's trace is that one's.
+    const stored = await deps.readStored(ack.stream, ack.seq).catch(() => undefined);
+    const first = /^00-([0-9a-f]{32})-/.exec(stored?.traceparent ?? "")?.[1];
+    if (first) answer = { ...answer, traceId: first };
+  }
   try {
     await deps.records.complete(key, owner, hash, answer);
   } catch (err) {
@@ -169,8 +269,7 @@ async function publishClaimed(
     // "in progress"; after it, it republishes the same Nats-Msg-Id, which the stream drops.
     deps.logger.warn({ err, event_id: eventId }, "accepted transfer not recorded as done");
   }
-  // A duplicate ack means an earlier attempt stored the event, with its own occurredAt:
-  // leave its entry to the projection rather than record this attempt's copy.
+  // A duplicate ack means an earlier attempt stored the event: leave its entry to the projection.
   if (deps.statusStore && !ack.duplicate) {
     await deps.statusStore
       .record({
@@ -187,4 +286,51 @@ async function publishClaimed(
   }
   deps.logger.debug({ event_id: eventId, transfer_id: transferId, stream_seq: ack.seq }, "transfer accepted");
   return json(202, answer);
+}
+
+/**
+ * The stream already holds this key's event, stored by an earlier attempt whose record
+ * Redis no longer has: the retry is answered from it (202 with the stored ids) when it asks
+ * for the same transfer, and 409 when the key's stored transfer is another body. Either way
+ * the record now says what the stream holds.
+ */
+async function answerFromStored(
+  deps: SubmitTransferDeps,
+  { key, owner, hash }: { key: string; owner: string; hash: string },
+  dup: DuplicateMismatchError,
+): Promise<Reply> {
+  const stored = await deps.readStored(dup.stream, dup.seq).catch(() => undefined);
+  if (!stored) {
+    await deps.records.unsure(key, owner).catch(() => {});
+    return unavailable("event stream unavailable", RETRY_AFTER.dependencyDown, "stored request unreadable");
+  }
+  const d = stored.env.data;
+  const storedHash = requestHash({
+    from: d.from,
+    to: d.to,
+    amountMinor: d.amountMinor,
+    currency: d.currency,
+  });
+  const traceId = /^00-([0-9a-f]{32})-/.exec(stored.traceparent ?? "")?.[1] ?? "";
+  const answer: AcceptedAnswer = { transferId: d.transferId, eventId: stored.env.eventId, traceId };
+  await deps.records.complete(key, owner, storedHash, answer).catch(() => false);
+  if (storedHash !== hash) return conflict();
+  return json(200, answer, { "Idempotent-Replayed": "true" });
+}
+
+/** Reads a stored transfers.requested from a stream (for {@link SubmitTransferDeps.readStored}). */
+export function storedRequestReader(
+  getMessage: (
+    stream: string,
+    seq: number,
+  ) => Promise<{ data: Uint8Array; header?: { get(k: string): string } } | null>,
+): (stream: string, seq: number) => Promise<StoredRequest | undefined> {
+  return async (stream, seq) => {
+    const m = await getMessage(stream, seq);
+    if (!m) return undefined;
+    const env = decodeEvent(m.data);
+    if (env.type !== EventTypes.TransferRequested) return undefined;
+    const traceparent = m.header?.get(Headers.TraceParent);
+    return { env: env as Envelope<"transfers.requested">, ...(traceparent ? { traceparent } : {}) };
+  };
 }
