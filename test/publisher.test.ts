@@ -46,4 +46,22 @@ describe("event publisher", () => {
     ]);
     expect(await readStream(infra.jsm, "INGRESS")).toHaveLength(before);
   });
+
+  it("publisher - a duplicate PubAck for the same event is success; for a different stored event it is an error", async () => {
+    const first = requested(4);
+    const stored = await publisher().publish(first);
+    // A retry of the same event (a lost PubAck): the stream drops it and says where it is.
+    const again = await publisher().publish(makeEnvelope(first.type, first.data, first));
+    expect(again).toMatchObject({ duplicate: true, seq: stored.seq });
+    // Another decision under the same id: the duplicate window would drop it silently.
+    const other = makeEnvelope(first.type, { ...first.data, amountMinor: 999_999 }, first);
+    const err = await publisher()
+      .publish(other)
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).name).toBe("DuplicateMismatchError");
+    expect((err as Error).message).toMatch(new RegExp(`INGRESS seq ${stored.seq}`));
+    const copies = (await readStream(infra.jsm, "INGRESS")).filter((e) => e.env?.eventId === first.eventId);
+    expect(copies.map((e) => e.env?.data)).toEqual([first.data]);
+  });
 });

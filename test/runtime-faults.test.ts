@@ -144,7 +144,8 @@ describe("runtime faults", () => {
         JETMESH_MAX_IN_FLIGHT: "16",
         JETMESH_MAX_ACK_PENDING: "64",
         JETMESH_ACK_WAIT_MS: "10000",
-        JETMESH_BACKOFF_MS: "5000",
+        // The 50,000 messages are stored before the stage creates its consumer.
+        JETMESH_CONSUMER_START: "all",
       });
       const port = httpPort(stage.lines());
       const rss: number[] = [];

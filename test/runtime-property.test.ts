@@ -84,7 +84,6 @@ describe("runtime property", () => {
             crashHook,
             settings: stageSettings({
               ackWaitMs: 600,
-              backoffMs: [400],
               maxDeliver: 30,
               retryBaseMs: 20,
               retryMaxMs: 100,

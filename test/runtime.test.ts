@@ -29,7 +29,7 @@ describe("runtime", () => {
       nc: infra.nc,
       redis,
       logger,
-      settings: stageSettings({ ackWaitMs: 2000, backoffMs: [1000], maxDeliver: 5, retryBaseMs: 50 }),
+      settings: stageSettings({ ackWaitMs: 2000, maxDeliver: 5, retryBaseMs: 50 }),
     });
     for (let i = 0; i < 20; i++) await publishEvent(infra.js, requested(i));
     // the same request again: the stream's duplicate window drops it

@@ -1,7 +1,15 @@
 // The fault plans, without processes: the same seed gives the same plan, and every plan
 // contains what its scenario promises, whatever the seed and duration.
 import { describe, expect, it } from "vitest";
-import { createPrng, formatSchedule, parseDuration, planOf, Scenarios, scenarioNamed } from "@jetmesh/chaos";
+import {
+  CHAOS_SETTINGS,
+  createPrng,
+  formatSchedule,
+  parseDuration,
+  planOf,
+  Scenarios,
+  scenarioNamed,
+} from "@jetmesh/chaos";
 
 const SEEDS = ["1", "42", "7031", "20261126", "chaos"];
 const DURATIONS = [6_000, 15_000, 86_000, 600_000];
@@ -60,6 +68,49 @@ describe("chaos plans", () => {
           planOf(scenarioNamed("slow"), seed, d).filter((a) => a.target === "validator").length,
         ).toBeGreaterThanOrEqual(2);
       }
+    }
+  });
+
+  it("chaos - rollbacks, consumer losses, pauses past the lease and the bank's faults, whatever the seed", () => {
+    const ackWait = Number(CHAOS_SETTINGS.JETMESH_ACK_WAIT_MS);
+    const inputs = ["validator/INGRESS", "risk/VALIDATION", "ledger/RISK", "ledger/PAYOUTS", "payout/LEDGER"];
+    for (const seed of SEEDS) {
+      for (const d of DURATIONS) {
+        expect(planOf(scenarioNamed("redis-rollback"), seed, d).length).toBeGreaterThanOrEqual(2);
+        const losses = planOf(scenarioNamed("consumer-loss"), seed, d);
+        expect(losses.length).toBeGreaterThanOrEqual(2);
+        for (const a of losses) expect(inputs).toContain(a.target);
+        // Distinct inputs until all five were hit.
+        const first = losses.slice(0, 5).map((a) => a.target);
+        expect(new Set(first).size).toBe(first.length);
+        const pauses = planOf(scenarioNamed("pause-past-lease"), seed, d);
+        expect(new Set(pauses.map((a) => a.target))).toEqual(new Set(["ledger", "payout"]));
+        // Longer than the ack wait plus the lease (which follows the ack wait).
+        for (const a of pauses) expect(a.holdMs).toBeGreaterThan(2 * ackWait);
+        const bank = planOf(scenarioNamed("bank"), seed, d);
+        const outages = bank.filter((a) => a.kind === "bank-outage");
+        expect(outages).toHaveLength(1);
+        expect(bank[0]?.kind).not.toBe("bank-outage");
+        for (const k of ["kill-service", "pause-stage"])
+          expect(bank.filter((a) => a.kind === k).every((a) => a.target === "payout")).toBe(true);
+      }
+    }
+  });
+
+  it("chaos - the bank's outage outlasts the payout's redelivery horizon, as the payout computes it", async () => {
+    // The payout's own config check (services/payout/src/config.ts) with the scenario's settings.
+    const { loadConfig } = await import("../../services/payout/src/config.ts");
+    const { redeliveryHorizonMs } = await import("@jetmesh/stage");
+    const bank = scenarioNamed("bank");
+    const env = { ...CHAOS_SETTINGS, ...bank.env?.serviceEnv?.payout };
+    const config = loadConfig(env);
+    const horizon = redeliveryHorizonMs(config.stage);
+    expect(config.bank.retentionMs).toBeGreaterThanOrEqual(2 * horizon);
+    expect(Number(bank.env?.serviceEnv?.["bank-sim"]?.BANK_RETENTION_MS)).toBe(config.bank.retentionMs);
+    expect(Number(bank.env?.serviceEnv?.["bank-sim"]?.BANK_SLOW_MS)).toBeGreaterThan(config.bank.timeoutMs);
+    for (const seed of SEEDS) {
+      for (const a of planOf(bank, seed, 180_000).filter((x) => x.kind === "bank-outage"))
+        expect(a.holdMs).toBeGreaterThan(horizon);
     }
   });
 

@@ -12,6 +12,7 @@ import {
   stopAllProcesses,
   waitFor,
 } from "@jetmesh/testkit";
+import { createLogger, provisionStreams } from "@jetmesh/stage";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,6 +49,11 @@ describe("health endpoints", { timeout: 120_000 }, () => {
   beforeAll(async () => {
     [nats, redis] = await Promise.all([startNats(), startRedis()]);
     nc = await connect({ servers: nats.url });
+    // The deploy step: LEDGER (which payout reads) is never created by a service.
+    await provisionStreams(await jetstreamManager(nc), {
+      replicas: 1,
+      logger: createLogger({ service: "test", level: "silent" }),
+    });
     // The validator reaches Redis through a proxy, so the test can make Redis slow for it alone.
     redisProxy = await startFaultProxy({ targetPort: redis.port });
     bank = await startBank();

@@ -111,7 +111,7 @@ describe("logs of the stage runtime (in process)", () => {
       nc: infra.nc,
       redis,
       logger: createLogger({ service: "logs-test", level: "debug", destination: sink }),
-      settings: stageSettings({ ackWaitMs: 2000, backoffMs: [1000], maxDeliver: 5, retryBaseMs: 50 }),
+      settings: stageSettings({ ackWaitMs: 2000, maxDeliver: 5, retryBaseMs: 50 }),
     });
     const accounts = { ok: `acc-${TAG}okfrom`, flaky: `acc-${TAG}flaky`, closed: `bank:${TAG}-closed` };
     const inputs = [

@@ -37,7 +37,6 @@ export { REFUSED_BANK_ACCOUNTS };
  */
 export const E2E_SETTINGS: Readonly<Record<string, string>> = {
   JETMESH_ACK_WAIT_MS: "3000",
-  JETMESH_BACKOFF_MS: "2000,4000",
   JETMESH_MAX_DELIVER: "20",
   JETMESH_RETRY_BASE_MS: "50",
   JETMESH_RETRY_MAX_MS: "1000",

@@ -5,11 +5,11 @@ import { bundleOf, type ChildHandle, spawnProcess } from "@jetmesh/testkit";
 /** Protocol settings short enough for tests: redelivery after 1.5 s. */
 export const FAST_SETTINGS: Record<string, string> = {
   JETMESH_ACK_WAIT_MS: "1500",
-  JETMESH_BACKOFF_MS: "1000",
   JETMESH_MAX_DELIVER: "6",
   JETMESH_RETRY_BASE_MS: "50",
   JETMESH_RETRY_MAX_MS: "500",
   JETMESH_IDEMPOTENCY_TTL_MS: "3600000",
+  JETMESH_IDEMPOTENCY_HORIZON_MS: "600000",
   JETMESH_MAX_IN_FLIGHT: "16",
   JETMESH_MAX_ACK_PENDING: "64",
   JETMESH_PUBLISH_TIMEOUT_MS: "1000",

@@ -3,6 +3,7 @@ import { connect as tcpConnect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { createLogger, provisionStreams } from "@jetmesh/stage";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import {
@@ -87,6 +88,12 @@ export interface MeshHandle {
   readonly services: Readonly<Record<ServiceName, MeshService>>;
   readonly dataDir: string;
   readonly logDir: string;
+  /**
+   * Starts one more instance of a service (a stage scales out as more instances on the same
+   * durable consumers): the same environment on its own port, output in `<name>-<n>.log`,
+   * ready when it returns, stopped with the mesh.
+   */
+  addInstance(name: ServiceName): Promise<MeshService>;
   /** Stops every service (SIGTERM, then SIGKILL) and the servers the runner started. Idempotent. */
   stop(): Promise<void>;
 }
@@ -127,6 +134,19 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       natsUrl = nats.url;
       status(`nats: started nats-server at ${natsUrl} (store ${storeDir})`);
     }
+    // The deploy step: every stream from its contract, LEDGER included (no service ever
+    // creates LEDGER; each waits for it), as `nats stream add --config deploy/streams/*.json`.
+    const replicas = Number(opts.env?.JETMESH_REPLICAS ?? 1);
+    const deployer = await connect({ servers: natsUrl, name: "mesh-deploy" });
+    try {
+      const created = await provisionStreams(await jetstreamManager(deployer), {
+        replicas,
+        logger: createLogger({ service: "mesh", level: "warn" }),
+      });
+      if (created.length) status(`streams: created ${created.join(", ")} (replicas ${replicas})`);
+    } finally {
+      await deployer.close();
+    }
     let redisUrl = opts.redisUrl;
     if (redisUrl && (await redisAnswers(redisUrl))) status(`redis: reusing ${redisUrl}`);
     else {
@@ -141,6 +161,8 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     for (const n of ServiceNames) ports.set(n, await freePort());
     const url = (n: ServiceName) => `http://127.0.0.1:${ports.get(n)}`;
     const services = {} as Record<ServiceName, MeshService>;
+    const envs = new Map<ServiceName, Record<string, string>>();
+    const extras: MeshService[] = [];
     for (const n of ServiceNames) {
       const spec = Services[n];
       const port = ports.get(n) as number;
@@ -159,15 +181,13 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
             BANK_PORT: String(port),
             BANK_REFUSE_ACCOUNTS: (opts.refuseAccounts ?? []).join(","),
           };
+      envs.set(n, { ...base, ...opts.serviceEnv?.[n] });
       services[n] = new Service(
         spec,
         port,
         root,
         join(logDir, `${n}.log`),
-        {
-          ...base,
-          ...opts.serviceEnv?.[n],
-        },
+        envs.get(n) as Record<string, string>,
         opts.readyTimeoutMs ?? 60_000,
       );
     }
@@ -191,9 +211,26 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       services,
       dataDir,
       logDir,
+      async addInstance(name) {
+        if (stopped) throw new Error("the mesh is stopped");
+        const spec = Services[name];
+        const port = await freePort();
+        const index = 2 + extras.filter((x) => x.name === name).length;
+        const extra = new Service(
+          spec,
+          port,
+          root,
+          join(logDir, `${name}-${index}.log`),
+          { ...(envs.get(name) as Record<string, string>), [spec.portEnv]: String(port) },
+          opts.readyTimeoutMs ?? 60_000,
+        );
+        extras.push(extra);
+        await extra.start();
+        return extra;
+      },
       stop() {
         stopped ??= (async () => {
-          await Promise.all(Object.values(services).map((s) => s.stop()));
+          await Promise.all([...Object.values(services), ...extras].map((s) => s.stop()));
           await Promise.all([nats?.stop(), redis?.stop()]);
           if (opts.removeDataOnStop) await rm(dataDir, { recursive: true, force: true });
         })();

@@ -30,6 +30,17 @@ export type {
   Violation,
 } from "./invariants.ts";
 export { gatewayBalances, redisBalances } from "./invariants-balances.ts";
+export { BankInvariants, checkBankRecord, readBankRecord } from "./invariants-bank.ts";
+export type {
+  BankInvariantName,
+  BankPayout,
+  BankRecord,
+  BankRecordCounts,
+  BankRecordReport,
+  BankRefusal,
+  BankViolation,
+  CheckBankRecordInput,
+} from "./invariants-bank.ts";
 export type { Balances, BalanceSource } from "./invariants-balances.ts";
 export { readStoredEvents, streamPosition } from "./invariants-read.ts";
 export type { StoredEvent, StreamPosition } from "./invariants-read.ts";
