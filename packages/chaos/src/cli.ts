@@ -3,7 +3,7 @@ import { stopAllProcesses } from "@jetmesh/testkit";
 import { Command, InvalidArgumentError } from "commander";
 import { formatMs, parseDuration } from "./duration.ts";
 import type { ChaosEnv } from "./environment.ts";
-import { formatDetails, formatFaults, formatSchedule, formatSummary } from "./report.ts";
+import { formatDetails, formatFaults, formatReach, formatSchedule, formatSummary } from "./report.ts";
 import { planOf, runScenario, type ScenarioResult } from "./run.ts";
 import { Scenarios, scenarioNamed } from "./scenarios/all.ts";
 
@@ -30,7 +30,8 @@ const keyValue = (v: string, all: Record<string, string>) => {
 const program = new Command()
   .name("jetmesh-chaos")
   .description(
-    "Runs fault scenarios against the whole mesh under steady traffic with client retries, then checks I1 to I6.\n" +
+    "Runs fault scenarios against the whole mesh under steady traffic with client retries, then checks I1 to I6 and S1\n" +
+      "from the streams, B1 to B5 against the bank's record, and that each fault reached what it aims at.\n" +
       `Scenarios: ${Scenarios.map((s) => `${s.name} (${s.title})`).join("; ")}.`,
   )
   .option("-s, --scenario <names>", "all, or comma-separated scenario names", "all")
@@ -153,7 +154,9 @@ try {
   await stopAllProcesses().catch(() => {});
 }
 
-out(`\n${formatSummary(results)}\n\n${formatFaults(results)}\n\n${formatDetails(results)}`);
+out(
+  `\n${formatSummary(results)}\n\n${formatFaults(results)}\n\n${formatReach(results)}\n\n${formatDetails(results)}`,
+);
 if (opts.json) await writeFile(opts.json, `${JSON.stringify({ seed, results }, null, 2)}\n`);
 const ok = results.length === scenarios.length && results.every((r) => r.ok);
 out(`\nseed ${seed}: ${ok ? "every scenario passed" : "FAILED"}`);

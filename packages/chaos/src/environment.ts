@@ -1,7 +1,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type MeshHandle, REFUSED_BANK_ACCOUNTS, type ServiceName, startMesh } from "@jetmesh/mesh";
+import {
+  type MeshHandle,
+  type MeshService,
+  REFUSED_BANK_ACCOUNTS,
+  type ServiceName,
+  startMesh,
+} from "@jetmesh/mesh";
 import {
   type FaultProxy,
   type NatsClusterHandle,
@@ -12,14 +18,17 @@ import {
   startNatsCluster,
   startRedis,
 } from "@jetmesh/testkit";
+import { type BankLink, startBankLink } from "./bank-link.ts";
+import { type Instance, meshInstance } from "./instances.ts";
 
 /**
  * The mesh as a chaos scenario needs it: the chaos runner owns nats-server (or a cluster)
  * and redis-server, so it can kill and restart them on the same store, and hands their
  * URLs to `startMesh`, which starts the bank and the services as processes. Optionally
  * every jetmesh service talks to NATS and Redis through its own pair of testkit fault
- * proxies. A supervisor restarts a service that died without being told to (as a
- * process manager would) and counts it.
+ * proxies, a stage runs as more than one instance, and the payout reaches the bank through
+ * a link the runner controls. A supervisor restarts a service that died without being told
+ * to (as a process manager would) and counts it.
  */
 
 /** The jetmesh services a fault can hit (the bank is an external system, see {@link ChaosEnv.kill}). */
@@ -36,6 +45,10 @@ export interface ChaosEnvOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** Environment per service, applied last. */
   readonly serviceEnv?: Partial<Readonly<Record<ServiceName, Readonly<Record<string, string>>>>>;
+  /** Instances per stage (default 1): the mesh starts one, the environment the others. */
+  readonly instances?: Partial<Readonly<Record<StageService, number>>>;
+  /** The payout reaches the bank through a {@link BankLink} (a hop faults can act on). */
+  readonly bankLink?: boolean;
   readonly logLevel?: string;
   /** Scratch folder (logs, JetStream store, the bank's state file); default a new temp folder. */
   readonly dataDir?: string;
@@ -46,7 +59,8 @@ export interface ChaosEnvOptions {
 
 /** A service the supervisor found dead without a fault having killed it. */
 export interface UnplannedExit {
-  readonly service: ServiceName;
+  /** The service, or the label of an extra instance (`ledger#2`). */
+  readonly service: ServiceName | string;
   readonly atMs: number;
   readonly code: number | null;
   readonly signal: string | null;
@@ -72,7 +86,18 @@ export interface ChaosEnv {
   /** Per service, the proxies in front of NATS and Redis (only with `proxies`). */
   readonly proxies: ReadonlyMap<StageService, { readonly nats: FaultProxy; readonly redis: FaultProxy }>;
   readonly refusedBankAccounts: readonly string[];
+  /** The simulated bank itself (its admin API: `/admin/stats`, `/admin/payouts`, `/admin/outage`). */
+  readonly bankUrl: string;
+  /** The hop between the payout and the bank (only with `bankLink`). */
+  readonly bankLink: BankLink | undefined;
   readonly dataDir: string;
+  /** Every running or stopped instance of a stage: the mesh's own first, then extra ones. */
+  instances(name: StageService): Instance[];
+  /**
+   * Starts one more instance of a stage with the same environment, its own HTTP port and log
+   * file (`<logs>/<name>-<n>.log`), and waits until it is ready. Stopped with the environment.
+   */
+  startExtra(name: StageService): Promise<Instance>;
   /** SIGKILL a service and keep it down (the supervisor leaves it alone) until {@link start}. */
   kill(name: ServiceName): Promise<void>;
   /** Starts a service that a fault took down and waits until it is ready. */
@@ -138,22 +163,50 @@ export async function startChaosEnv(o: ChaosEnvOptions): Promise<ChaosEnv> {
     // The bank keeps its answers in a file, so a payout retried after a bank crash is
     // still answered from the first decision (an idempotent external system).
     serviceEnv["bank-sim"] = { BANK_STATE_FILE: join(dataDir, "bank.jsonl"), ...serviceEnv["bank-sim"] };
+    let bankLink: BankLink | undefined;
+    if (o.bankLink) {
+      const link = await startBankLink();
+      bankLink = link;
+      cleanups.push(() => link.close());
+      serviceEnv.payout = { ...serviceEnv.payout, PAYOUT_BANK_URL: link.url };
+    }
 
+    const logLevel = o.logLevel ?? "warn";
+    const meshEnv = { ...o.env, ...(cluster ? { NATS_URL: cluster.url } : {}) };
     const mesh = await startMesh({
       // The first node answers the mesh's probe; services get every node (below).
       natsUrl: cluster ? (cluster.urls[0] as string) : natsUrl,
       redisUrl: redis.url,
       dataDir: join(dataDir, "mesh"),
-      logLevel: o.logLevel ?? "warn",
-      env: { ...o.env, ...(cluster ? { NATS_URL: cluster.url } : {}) },
+      logLevel,
+      env: meshEnv,
       serviceEnv,
       refuseAccounts: REFUSED_BANK_ACCOUNTS,
       readyTimeoutMs: 90_000,
       onStatus: status,
     });
     cleanups.push(() => mesh.stop());
+    bankLink?.setTarget(mesh.bankUrl);
     if (o.removeDataOnStop ?? true) cleanups.unshift(() => rm(dataDir, { recursive: true, force: true }));
-    return new Env(mesh, natsUrl, nats, cluster, redis, proxies, dataDir, cleanup);
+    const env = new Env({
+      mesh,
+      natsUrl,
+      nats,
+      cluster,
+      redis,
+      proxies,
+      bankLink,
+      dataDir,
+      cleanup,
+    });
+    const extras = Object.entries(o.instances ?? {}).flatMap(([name, n]) =>
+      Array.from({ length: Math.max(0, (n ?? 1) - 1) }, () => name as StageService),
+    );
+    if (extras.length) {
+      status(`services: starting extra instances of ${extras.join(", ")}`);
+      await Promise.all(extras.map((name) => env.startExtra(name)));
+    }
+    return env;
   } catch (err) {
     await cleanup();
     throw err;
@@ -164,28 +217,69 @@ const SUPERVISE_EVERY_MS = 500;
 /** A service that keeps dying is left down after this many restarts (the run reports it). */
 const MAX_RESTARTS_PER_SERVICE = 20;
 
+interface EnvParts {
+  readonly mesh: MeshHandle;
+  readonly natsUrl: string;
+  readonly nats: NatsServerHandle | undefined;
+  readonly cluster: NatsClusterHandle | undefined;
+  readonly redis: RedisServerHandle;
+  readonly proxies: ReadonlyMap<StageService, { nats: FaultProxy; redis: FaultProxy }>;
+  readonly bankLink: BankLink | undefined;
+  readonly dataDir: string;
+  readonly cleanup: () => Promise<void>;
+}
+
 class Env implements ChaosEnv {
+  readonly mesh: MeshHandle;
+  readonly natsUrl: string;
+  readonly nats: NatsServerHandle | undefined;
+  readonly cluster: NatsClusterHandle | undefined;
+  readonly redis: RedisServerHandle;
+  readonly proxies: ReadonlyMap<StageService, { nats: FaultProxy; redis: FaultProxy }>;
+  readonly bankLink: BankLink | undefined;
+  readonly dataDir: string;
   readonly gatewayUrl: string;
+  readonly bankUrl: string;
   readonly refusedBankAccounts = REFUSED_BANK_ACCOUNTS;
+  readonly #parts: EnvParts;
   /** Services a fault holds down or is restarting: the supervisor keeps off them. */
   readonly #held = new Set<ServiceName>();
   readonly #exits: UnplannedExit[] = [];
-  readonly #restarting = new Set<ServiceName>();
+  readonly #restarting = new Set<string>();
+  /** Instances beyond the mesh's own, by label (`ledger#2`). */
+  readonly #extras: { readonly service: StageService; readonly label: string; readonly s: MeshService }[] =
+    [];
   #timer: NodeJS.Timeout | undefined;
   #stopped: Promise<void> | undefined;
 
-  constructor(
-    readonly mesh: MeshHandle,
-    readonly natsUrl: string,
-    readonly nats: NatsServerHandle | undefined,
-    readonly cluster: NatsClusterHandle | undefined,
-    readonly redis: RedisServerHandle,
-    readonly proxies: ReadonlyMap<StageService, { nats: FaultProxy; redis: FaultProxy }>,
-    readonly dataDir: string,
-    readonly cleanup: () => Promise<void>,
-  ) {
-    this.gatewayUrl = mesh.gatewayUrl;
+  constructor(parts: EnvParts) {
+    this.#parts = parts;
+    this.mesh = parts.mesh;
+    this.natsUrl = parts.natsUrl;
+    this.nats = parts.nats;
+    this.cluster = parts.cluster;
+    this.redis = parts.redis;
+    this.proxies = parts.proxies;
+    this.bankLink = parts.bankLink;
+    this.dataDir = parts.dataDir;
+    this.gatewayUrl = parts.mesh.gatewayUrl;
+    this.bankUrl = parts.mesh.bankUrl;
     this.#timer = setInterval(() => this.#supervise(), SUPERVISE_EVERY_MS);
+  }
+
+  instances(name: StageService): Instance[] {
+    return [
+      meshInstance(name, this.mesh.services[name]),
+      ...this.#extras.filter((x) => x.service === name).map((x, i) => meshInstance(name, x.s, i + 2)),
+    ];
+  }
+
+  async startExtra(name: StageService): Promise<Instance> {
+    if (this.#stopped) throw new Error("the environment is stopped");
+    const index = this.instances(name).length + 1;
+    const extra = { service: name, label: `${name}#${index}`, s: await this.mesh.addInstance(name) };
+    this.#extras.push(extra);
+    return meshInstance(name, extra.s, index);
   }
 
   async kill(name: ServiceName): Promise<void> {
@@ -219,6 +313,8 @@ class Env implements ChaosEnv {
     for (const s of Object.values(this.mesh.services)) {
       if (s.isRunning() && s.child) out.push({ name: s.name, pid: s.child.pid });
     }
+    for (const x of this.#extras)
+      if (x.s.isRunning() && x.s.child) out.push({ name: x.label, pid: x.s.child.pid });
     for (const n of this.cluster?.nodes ?? (this.nats ? [this.nats] : [])) {
       if (n.isRunning())
         out.push({ name: n.serverName ? `nats-${n.serverName}` : "nats-server", pid: n.pid });
@@ -235,7 +331,7 @@ class Env implements ChaosEnv {
     this.#stopped ??= (async () => {
       if (this.#timer) clearInterval(this.#timer);
       // A frozen process ignores SIGTERM until it is continued.
-      for (const s of Object.values(this.mesh.services)) {
+      for (const s of [...Object.values(this.mesh.services), ...this.#extras.map((x) => x.s)]) {
         if (s.isRunning() && s.child) {
           try {
             process.kill(s.child.pid, "SIGCONT");
@@ -244,27 +340,35 @@ class Env implements ChaosEnv {
           }
         }
       }
-      await this.cleanup();
+      await this.#parts.cleanup();
     })();
     return this.#stopped;
   }
 
   #supervise(): void {
     if (this.#stopped) return;
-    for (const s of Object.values(this.mesh.services)) {
-      if (this.#held.has(s.name) || this.#restarting.has(s.name) || s.isRunning() || !s.child) continue;
-      if (this.#exits.filter((e) => e.service === s.name).length >= MAX_RESTARTS_PER_SERVICE) continue;
-      this.#restarting.add(s.name);
+    const all = [
+      ...Object.values(this.mesh.services).map((s) => ({
+        label: s.name as string,
+        s,
+        held: this.#held.has(s.name),
+      })),
+      ...this.#extras.map((x) => ({ label: x.label, s: x.s, held: false })),
+    ];
+    for (const { label, s, held } of all) {
+      if (held || this.#restarting.has(label) || s.isRunning() || !s.child) continue;
+      if (this.#exits.filter((e) => e.service === label).length >= MAX_RESTARTS_PER_SERVICE) continue;
+      this.#restarting.add(label);
       void (async () => {
         try {
           const { code, signal } = await (s.child as NonNullable<typeof s.child>).exited;
           const tail = (await s.log()).split("\n").slice(-15).join("\n");
-          this.#exits.push({ service: s.name, atMs: Date.now(), code, signal, tail });
-          if (!this.#stopped && !this.#held.has(s.name)) await s.start();
+          this.#exits.push({ service: label, atMs: Date.now(), code, signal, tail });
+          if (!this.#stopped && !this.#held.has(label as ServiceName)) await s.start();
         } catch {
           // the next round tries again
         } finally {
-          this.#restarting.delete(s.name);
+          this.#restarting.delete(label);
         }
       })();
     }

@@ -113,6 +113,37 @@ export function formatFaults(results: readonly ScenarioResult[]): string {
   );
 }
 
+/**
+ * How hard each scenario's faults hit: one row per reach name (decisions a rollback
+ * erased, messages another instance took over, the bank's 409s…), then what each counts.
+ */
+export function formatReach(results: readonly ScenarioResult[]): string {
+  const rows: string[][] = [];
+  const notes = new Map<string, string>();
+  for (const r of results) {
+    for (const [name, value] of Object.entries(r.reach)) {
+      rows.push([r.scenario, name, String(value)]);
+      if (r.reachNotes[name]) notes.set(name, r.reachNotes[name] as string);
+    }
+    if (r.bank) {
+      const b = r.bank;
+      rows.push([r.scenario, "posted to the bank", String(b.postedToBank)]);
+      rows.push([r.scenario, "paid / refused by the bank", `${b.paidTransfers} / ${b.refusedTransfers}`]);
+    }
+  }
+  if (rows.length === 0) return "reach: nothing measured";
+  notes.set(
+    "posted to the bank",
+    "transfers LEDGER posted to a bank: account (B1-B5 compare each with the bank's record)",
+  );
+  notes.set(
+    "paid / refused by the bank",
+    "distinct transfers in the bank's /admin/payouts and /admin/refusals",
+  );
+  const legend = [...notes].map(([name, note]) => `  ${name}: ${note}`);
+  return `${table(["scenario", "reach", "value"], rows)}\n${legend.join("\n")}`;
+}
+
 /** Everything after the tables: problems, warnings, violations with their events. */
 export function formatDetails(results: readonly ScenarioResult[]): string {
   const out: string[] = [];
@@ -153,9 +184,14 @@ export function formatDetails(results: readonly ScenarioResult[]): string {
     const t0 = r.faults[0]?.startedAtMs ?? 0;
     for (const f of r.faults) {
       const at = `+${((f.startedAtMs - t0) / 1000).toFixed(1)}s`;
+      const reach = f.reach
+        ? `; reach ${Object.entries(f.reach)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ")}`
+        : "";
       const what = f.error
         ? `error: ${f.error}`
-        : `${f.detail}; stages moving after ${formatMs(f.progressMs)}, drained after ${formatMs(f.drainMs)}`;
+        : `${f.detail}${reach}; stages moving after ${formatMs(f.progressMs)}, drained after ${formatMs(f.drainMs)}`;
       lines.push(`  fault ${f.action.id} ${at} ${f.action.kind} ${f.action.target}: ${what}`);
     }
     if (r.dataDir) lines.push(`  logs and store kept in ${r.dataDir}`);

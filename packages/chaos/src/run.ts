@@ -1,9 +1,28 @@
-import { checkInvariants, gatewayBalances, type InvariantName, type Violation } from "@jetmesh/testkit";
+import { StreamNames } from "@jetmesh/contracts";
+import {
+  type BankInvariantName,
+  type BankRecordCounts,
+  type BankViolation,
+  checkBankRecord,
+  checkInvariants,
+  gatewayBalances,
+  type InvariantName,
+  readBankRecord,
+  readStoredEvents,
+  streamPosition,
+  type Violation,
+} from "@jetmesh/testkit";
 import { waitForQuiet } from "@jetmesh/mesh";
-import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { ServiceName } from "@jetmesh/mesh";
-import { type ChaosEnv, type ChaosEnvOptions, startChaosEnv, type UnplannedExit } from "./environment.ts";
+import {
+  type ChaosEnv,
+  type ChaosEnvOptions,
+  type StageService,
+  startChaosEnv,
+  type UnplannedExit,
+} from "./environment.ts";
 import {
   drainMs,
   type Monitor,
@@ -13,7 +32,7 @@ import {
   startMonitor,
 } from "./monitor.ts";
 import { createPrng } from "./prng.ts";
-import { type FaultAction, type Injected, pause, type Scenario } from "./scenario.ts";
+import { type FaultAction, type Injected, pause, type Reach, type Scenario } from "./scenario.ts";
 import { startTraffic, type TrafficStats } from "./traffic.ts";
 
 /**
@@ -26,12 +45,12 @@ import { startTraffic, type TrafficStats } from "./traffic.ts";
 /**
  * Protocol settings of every service in a chaos run: redeliveries within seconds rather
  * than the production half-minute, so a run drains in seconds, and a redelivery horizon
- * (about 3.5 minutes with 30 deliveries) far longer than any fault. The runtime's settings
- * check still applies: it refuses any combination that would break exactly-once.
+ * (29 × max(ack wait, lease, an attempt of 3.2 + 2 + 15 + 2 s) ≈ 10.7 minutes with 30
+ * deliveries) far longer than any fault. The runtime's settings check still applies: it
+ * refuses any combination that would break exactly-once.
  */
 export const CHAOS_SETTINGS: Readonly<Record<string, string>> = {
   JETMESH_ACK_WAIT_MS: "4000",
-  JETMESH_BACKOFF_MS: "2000,4000,8000",
   JETMESH_MAX_DELIVER: "30",
   JETMESH_RETRY_BASE_MS: "100",
   JETMESH_RETRY_MAX_MS: "2000",
@@ -86,8 +105,15 @@ export interface FaultRecord {
   readonly progressMs?: number;
   /** From the end of the fault until the money path's backlog was at most the threshold. */
   readonly drainMs?: number;
+  /** How hard this fault hit (see {@link Reach}). */
+  readonly reach?: Reach;
   readonly error?: string;
 }
+
+/** The checks a chaos run makes: I1 to I6 and S1 from the streams, B1 to B5 against the bank's record. */
+export type CheckName = InvariantName | BankInvariantName;
+/** A violation of either checker. */
+export type ChaosViolation = Violation | BankViolation;
 
 /** The result of one scenario. */
 export interface ScenarioResult {
@@ -112,10 +138,16 @@ export interface ScenarioResult {
   readonly lost: number;
   readonly doubled: number;
   readonly dlq: number;
-  readonly invariantsChecked: readonly InvariantName[];
-  readonly violationCounts: Readonly<Record<InvariantName, number>>;
+  readonly invariantsChecked: readonly CheckName[];
+  readonly violationCounts: Readonly<Record<CheckName, number>>;
   /** Up to 50 violations, with transfer ids and events. */
-  readonly violations: readonly Violation[];
+  readonly violations: readonly ChaosViolation[];
+  /** The faults' reach summed per name, with the scenario's final measure. */
+  readonly reach: Reach;
+  /** What each reach name counts (the scenario's notes). */
+  readonly reachNotes: Readonly<Record<string, string>>;
+  /** The bank's record against the log (absent when it could not be read). */
+  readonly bank?: BankRecordCounts;
   /** The longest time from a fault's end until every stage moved again. */
   readonly longestProgressMs?: number;
   /** The longest time from a fault's end until the backlog drained (later faults may overlap it). */
@@ -134,7 +166,20 @@ export interface ScenarioResult {
   readonly dataDir?: string;
 }
 
-const NO_VIOLATIONS: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0, S1: 0 };
+const NO_VIOLATIONS: Record<CheckName, number> = {
+  I1: 0,
+  I2: 0,
+  I3: 0,
+  I4: 0,
+  I5: 0,
+  I6: 0,
+  S1: 0,
+  B1: 0,
+  B2: 0,
+  B3: 0,
+  B4: 0,
+  B5: 0,
+};
 
 /** The scenario's own PRNG: the same for `--scenario all` and `--scenario <name>`. */
 export function scenarioPrng(seed: string, scenario: Scenario) {
@@ -155,20 +200,25 @@ export function planOf(scenario: Scenario, seed: string, durationMs: number): Fa
 export function envOptionsFor(
   scenarios: readonly Scenario[],
   serviceEnv: Readonly<Record<string, string>> = {},
-): Pick<ChaosEnvOptions, "topology" | "proxies" | "env" | "serviceEnv"> {
+): Pick<ChaosEnvOptions, "topology" | "proxies" | "env" | "serviceEnv" | "instances" | "bankLink"> {
   const topologies = new Set(scenarios.map((s) => s.env?.topology ?? "single"));
   if (topologies.size > 1)
     throw new Error(`scenarios ${scenarios.map((s) => s.name).join(", ")} need different topologies`);
   const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
+  const instances: Partial<Record<StageService, number>> = {};
   for (const s of scenarios) {
     for (const [name, vars] of Object.entries(s.env?.serviceEnv ?? {}))
       perService[name as ServiceName] = { ...perService[name as ServiceName], ...vars };
+    for (const [name, n] of Object.entries(s.env?.instances ?? {}))
+      instances[name as StageService] = Math.max(instances[name as StageService] ?? 1, n ?? 1);
   }
   return {
     topology: [...topologies][0] ?? "single",
     proxies: scenarios.some((s) => s.env?.proxies),
     env: Object.assign({}, CHAOS_SETTINGS, ...scenarios.map((s) => s.env?.env ?? {}), serviceEnv),
     serviceEnv: perService,
+    instances,
+    bankLink: scenarios.some((s) => s.env?.bankLink),
   };
 }
 
@@ -177,6 +227,9 @@ function incompatibility(s: Scenario, env: ChaosEnv): string | undefined {
   if (cluster !== (env.cluster !== undefined))
     return cluster ? "it needs a cluster" : "it needs a single nats-server";
   if (s.env?.proxies && env.proxies.size === 0) return "it needs the fault proxies";
+  if (s.env?.bankLink && !env.bankLink) return "it needs the bank link";
+  for (const [name, n] of Object.entries(s.env?.instances ?? {}))
+    if (env.instances(name as StageService).length < (n ?? 1)) return `it needs ${n} instances of ${name}`;
   return undefined;
 }
 
@@ -197,6 +250,12 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
   let trafficStats: TrafficStats | undefined;
   let quietInMs = 0;
   let inv: Awaited<ReturnType<typeof checkInvariants>> | undefined;
+  let bank: ReturnType<typeof checkBankRecord> | undefined;
+  const reaches: Promise<void>[] = [];
+  const reach: Record<string, number> = {};
+  const addReach = (r: Reach) => {
+    for (const [k, v] of Object.entries(r)) reach[k] = (reach[k] ?? 0) + v;
+  };
   let accepted = 0;
   let threshold = 0;
   let trafficEndMs = Number.POSITIVE_INFINITY;
@@ -206,8 +265,14 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       if (why) throw new Error(`scenario ${s.name} cannot run in the given environment: ${why}`);
       env = o.env;
     } else {
+      const options = envOptionsFor([s], o.serviceEnv ?? {});
       env = await startChaosEnv({
-        ...envOptionsFor([s], o.serviceEnv ?? {}),
+        ...options,
+        // The bank's own draws (processing time, slow answers) follow the run's seed too.
+        serviceEnv: {
+          ...options.serviceEnv,
+          "bank-sim": { BANK_SEED: `${o.seed}/${s.name}`, ...options.serviceEnv?.["bank-sim"] },
+        },
         logLevel: o.logLevel ?? "warn",
         removeDataOnStop: !o.keepData,
         onStatus: (line) => log(`  ${line}`),
@@ -233,6 +298,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       accounts,
       refusedBankAccounts: env.refusedBankAccounts,
       storm: s.storm ?? false,
+      ...s.traffic,
     });
     try {
       await pause(o.warmupMs ?? 3000, signal);
@@ -251,7 +317,39 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
         );
         try {
           const done: Injected = await s.inject(a, { env, jsm, log, signal });
-          faults.push({ action: a, startedAtMs, endedAtMs: done.endedAtMs, detail: done.detail });
+          const record: FaultRecord = {
+            action: a,
+            startedAtMs,
+            endedAtMs: done.endedAtMs,
+            detail: done.detail,
+          };
+          faults.push(record);
+          if (done.later) {
+            const index = faults.length - 1;
+            reaches.push(
+              done.later.then(
+                (more) => {
+                  const f = faults[index] as FaultRecord;
+                  faults[index] = { ...f, detail: `${f.detail}; ${more}` };
+                },
+                () => {},
+              ),
+            );
+          }
+          if (done.reach) {
+            const index = faults.length - 1;
+            reaches.push(
+              Promise.resolve(done.reach).then(
+                (r) => {
+                  faults[index] = { ...(faults[index] as FaultRecord), reach: r };
+                  addReach(r);
+                },
+                (err: unknown) => {
+                  problems.push(`fault ${a.id} (${a.kind} ${a.target}): reach not measured: ${message(err)}`);
+                },
+              ),
+            );
+          }
           if (done.settle) {
             const target = a.target;
             const p = done.settle.catch((err: unknown) => {
@@ -266,6 +364,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       }
       await pause(t0 + o.durationMs - Date.now(), signal);
       await Promise.all(settling.values());
+      await Promise.all(reaches);
     } finally {
       log("  traffic: stopping; every open request retried until its answer is certain");
       trafficEndMs = Date.now();
@@ -285,7 +384,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     });
     quietInMs = Date.now() - drainStart;
     log(
-      `  quiet after ${(quietInMs / 1000).toFixed(1)} s; checking I1-I6 from the streams and the gateway's balances`,
+      `  quiet after ${(quietInMs / 1000).toFixed(1)} s; checking I1-I6 and S1 from the streams and the gateway's balances, B1-B5 against the bank's record`,
     );
     const check = () =>
       checkInvariants({
@@ -307,6 +406,20 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       }
     }
     if (!inv.ok) problems.push(`invariants broken: ${summariseViolations(inv.violationCounts)}`);
+    bank = await checkBank(nc, env.bankUrl).catch((err: unknown) => {
+      problems.push(`the bank's record could not be checked: ${message(err)}`);
+      return undefined;
+    });
+    if (bank && !bank.ok) problems.push(`bank record broken: ${summariseViolations(bank.violationCounts)}`);
+    if (s.measure) {
+      const liveEnv = env;
+      addReach(
+        await s.measure({ env: liveEnv, jsm, log }).catch((err: unknown) => {
+          problems.push(`reach not measured: ${message(err)}`);
+          return {};
+        }),
+      );
+    }
   } catch (err) {
     problems.push(`run failed: ${message(err)}`);
   } finally {
@@ -351,7 +464,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     problems.push(
       `gateway answered different transfers for one key: ${traffic.mismatched.slice(0, 5).join("; ")}`,
     );
-  if (trafficStats && !signal.aborted) problems.push(...(s.check?.(trafficStats) ?? []));
+  if (trafficStats && !signal.aborted) problems.push(...(s.check?.(trafficStats, reach) ?? []));
   for (const k of s.kinds) {
     if (!faultCounts[k] && !signal.aborted) problems.push(`no ${k} fault was injected`);
   }
@@ -377,6 +490,9 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
   for (const v of inv?.violations ?? [])
     if (v.invariant === "I2" && v.transferId) doubledIds.add(v.transferId);
   for (const t of inv?.transfers.values() ?? []) if (t.outcome === "multiple") doubledIds.add(t.transferId);
+  for (const v of bank?.violations ?? [])
+    if (v.invariant === "B1" && v.transferId) doubledIds.add(v.transferId);
+  const violations: ChaosViolation[] = [...(inv?.violations ?? []), ...(bank?.violations ?? [])];
 
   return {
     scenario: s.name,
@@ -401,9 +517,12 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     lost: inv?.counts.lost ?? 0,
     doubled: doubledIds.size,
     dlq: inv?.counts.dlq ?? 0,
-    invariantsChecked: inv?.checked ?? [],
-    violationCounts: inv?.violationCounts ?? NO_VIOLATIONS,
-    violations: (inv?.violations ?? []).slice(0, 50),
+    invariantsChecked: [...(inv?.checked ?? []), ...(bank?.checked ?? [])],
+    violationCounts: { ...NO_VIOLATIONS, ...inv?.violationCounts, ...bank?.violationCounts },
+    violations: violations.slice(0, 50),
+    reach,
+    reachNotes: s.reachNotes ?? {},
+    ...(bank ? { bank: bank.counts } : {}),
     ...(longestProgress === undefined ? {} : { longestProgressMs: longestProgress }),
     ...(longestDrain === undefined ? {} : { longestDrainMs: longestDrain }),
     unrecovered,
@@ -417,7 +536,25 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
   };
 }
 
-function summariseViolations(counts: Readonly<Record<InvariantName, number>>): string {
+/**
+ * The bank's own record (bank-sim's admin API) against LEDGER, PAYOUTS and the DLQ as
+ * stored now; call once the pipeline is quiet.
+ */
+async function checkBank(nc: NatsConnection, bankUrl: string): Promise<ReturnType<typeof checkBankRecord>> {
+  const jsm = await jetstreamManager(nc, { timeout: 5000 });
+  const js = jetstream(nc);
+  const read = async (stream: string, decode = true) =>
+    readStoredEvents(js, stream, await streamPosition(jsm, stream), { decode });
+  const [ledger, payouts, dlq, record] = await Promise.all([
+    read(StreamNames.Ledger),
+    read(StreamNames.Payouts),
+    read(StreamNames.Dlq, false),
+    readBankRecord(bankUrl),
+  ]);
+  return checkBankRecord({ ledger, payouts, dlq, bank: record, maxViolations: 100 });
+}
+
+function summariseViolations(counts: Readonly<Partial<Record<CheckName, number>>>): string {
   return Object.entries(counts)
     .filter(([, n]) => n > 0)
     .map(([i, n]) => `${i}×${n}`)

@@ -1,7 +1,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ChaosEnv, ChaosEnvOptions } from "./environment.ts";
 import type { Prng } from "./prng.ts";
-import type { TrafficStats } from "./traffic.ts";
+import type { ChaosTrafficOptions, TrafficStats } from "./traffic.ts";
 
 /**
  * What a scenario is: how to set the mesh up, a fault plan drawn from the PRNG before
@@ -37,6 +37,20 @@ export interface ScenarioContext {
   readonly signal: AbortSignal;
 }
 
+/**
+ * How hard a fault hit, in numbers that say it did what it is for: decisions a rollback
+ * erased, messages another instance took over, 409s the bank answered. Summed per name
+ * over a scenario's faults and its final measure.
+ */
+export type Reach = Readonly<Record<string, number>>;
+
+/** What the runner hands a scenario's final measure, once the pipeline is quiet. */
+export interface MeasureContext {
+  readonly env: ChaosEnv;
+  readonly jsm: JetStreamManager;
+  readonly log: (line: string) => void;
+}
+
 /** The outcome of injecting one fault. */
 export interface Injected {
   /** When the fault was undone (the restart issued, SIGCONT sent, the proxy reset). */
@@ -48,6 +62,13 @@ export interface Injected {
    * runner waits for it before the next fault on the same target and at the end.
    */
   readonly settle?: Promise<void>;
+  /**
+   * This fault's reach, or a promise of it when it can only be read later (after a resumed
+   * process finished its stale attempts); the runner awaits it after the fault phase.
+   */
+  readonly reach?: Reach | Promise<Reach>;
+  /** What became known after the fault (where a consumer resumed), appended to its detail. */
+  readonly later?: Promise<string>;
 }
 
 /** A chaos scenario. */
@@ -57,14 +78,23 @@ export interface Scenario {
   /** Fault kinds the plan always contains (the tests check each happened). */
   readonly kinds: readonly string[];
   /** How the environment differs from the default single-server one. */
-  readonly env?: Partial<Pick<ChaosEnvOptions, "topology" | "proxies">> & {
+  readonly env?: Partial<Pick<ChaosEnvOptions, "topology" | "proxies" | "instances" | "bankLink">> & {
     readonly serviceEnv?: ChaosEnvOptions["serviceEnv"];
     readonly env?: Readonly<Record<string, string>>;
   };
   /** Every request sent three times (the duplicate storm). */
   readonly storm?: boolean;
-  /** Scenario-specific expectations on the client's view; each returned line fails the run. */
-  check?(traffic: TrafficStats): string[];
+  /** Shares of the traffic's kinds, when the scenario needs more of one (payouts to the bank). */
+  readonly traffic?: Pick<ChaosTrafficOptions, "payoutShare" | "refusedShare">;
+  /** What each name of the scenario's reach counts, for the report. */
+  readonly reachNotes?: Readonly<Record<string, string>>;
+  /**
+   * Scenario-specific expectations on the client's view and on the faults' reach (summed
+   * over the faults, plus {@link Scenario.measure}); each returned line fails the run.
+   */
+  check?(traffic: TrafficStats, reach: Reach): string[];
+  /** Reach read once the pipeline is quiet (the bank's counters, a service's metrics). */
+  measure?(ctx: MeasureContext): Promise<Reach>;
   /** Draws the whole fault plan for a fault phase of `durationMs`. Pure. */
   plan(prng: Prng, durationMs: number): FaultAction[];
   /** Injects one fault and undoes it after `holdMs`. */

@@ -54,6 +54,10 @@ export interface ChaosTrafficOptions {
   readonly storm?: boolean;
   /** Outside a storm, share of requests sent twice with the same key (default 0.05). */
   readonly duplicateShare?: number;
+  /** Share of transfers paid out to a `bank:` account the bank pays (default 0.05). */
+  readonly payoutShare?: number;
+  /** Share paid out to an account the bank refuses (default 0.03; the ledger reverses them). */
+  readonly refusedShare?: number;
   /** Transfers in progress (sending or waiting to retry) at most; the pacing waits beyond (default 512). */
   readonly maxInFlight?: number;
   /** HTTP requests open at once (default 64): more would only queue inside the gateway and time out. */
@@ -139,6 +143,8 @@ class TrafficGenerator implements Traffic {
   readonly #base: string;
   readonly #accounts: string[];
   readonly #banks: readonly string[];
+  readonly #payoutUpTo: number;
+  readonly #refusedUpTo: number;
   readonly #accepted = new Map<string, ChaosAccepted>();
   readonly #running = new Set<Promise<void>>();
   readonly #byStatus: Record<string, number> = {};
@@ -173,6 +179,10 @@ class TrafficGenerator implements Traffic {
     this.#base = o.gatewayUrl.replace(/\/$/, "");
     this.#accounts = Array.from({ length: o.accounts ?? 20 }, (_, i) => `acc-${i}`);
     this.#banks = o.bankAccounts ?? ["bank:acme-1", "bank:acme-2", "bank:acme-3"];
+    // The kinds' bands on one draw in [0, 1): the defaults keep every seed's traffic as it was.
+    this.#payoutUpTo = 0.1 + (o.payoutShare ?? 0.05);
+    this.#refusedUpTo = this.#payoutUpTo + (o.refusedShare ?? 0.03);
+    if (this.#refusedUpTo + 0.01 > 1) throw new RangeError("payoutShare + refusedShare must stay under 0.89");
     this.#loop = this.#pace();
   }
 
@@ -287,15 +297,15 @@ class TrafficGenerator implements Traffic {
       if (how === 0) currency = "XXX";
       else if (how === 1) to = from;
       else amountMinor = 0;
-    } else if (x < 0.15) {
+    } else if (x < this.#payoutUpTo) {
       kind = "payout";
       to = r.pick(this.#banks);
       amountMinor = r.int(100, 20_000);
-    } else if (x < 0.18 && this.#o.refusedBankAccounts.length > 0) {
+    } else if (x < this.#refusedUpTo && this.#o.refusedBankAccounts.length > 0) {
       kind = "refused-payout";
       to = r.pick(this.#o.refusedBankAccounts);
       amountMinor = r.int(100, 20_000);
-    } else if (x < 0.19) {
+    } else if (x < this.#refusedUpTo + 0.01) {
       kind = "large";
       amountMinor = 6_000_000;
     }

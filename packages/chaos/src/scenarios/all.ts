@@ -1,9 +1,13 @@
 import type { Scenario } from "../scenario.ts";
+import { bank } from "./bank.ts";
 import { clusterFailover } from "./cluster-failover.ts";
+import { consumerLoss } from "./consumer-loss.ts";
 import { duplicateStorm } from "./duplicate-storm.ts";
 import { natsRestart } from "./nats-restart.ts";
 import { network } from "./network.ts";
+import { pausePastLease } from "./pause-past-lease.ts";
 import { redisLoss } from "./redis-loss.ts";
+import { redisRollback } from "./redis-rollback.ts";
 import { serviceKill } from "./service-kill.ts";
 import { slowStage } from "./slow-stage.ts";
 
@@ -16,6 +20,10 @@ export const Scenarios: readonly Scenario[] = [
   redisLoss,
   slowStage,
   duplicateStorm,
+  redisRollback,
+  consumerLoss,
+  pausePastLease,
+  bank,
 ];
 
 /** The scenario called `name`. @throws naming the known scenarios. */
