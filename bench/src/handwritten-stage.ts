@@ -45,10 +45,11 @@ export async function runHandwrittenStage(o: HandwrittenOptions): Promise<() => 
           EventTypes.TransferValidated,
           { transferId, from, to, amountMinor, currency },
           {
-            eventId: outputEventId(o.stage, input.eventId, 0),
+            eventId: outputEventId(o.stage, input.eventId, "transfers.validated"),
             correlationId: input.correlationId,
             causationId: input.eventId,
             producer: o.stage,
+            occurredAt: input.occurredAt,
           },
         );
         const h = headers();

@@ -77,8 +77,6 @@ export async function addStageConsumer(infra: Infra, durable: string, maxAckPend
       stream: INPUT.name,
       durable,
       ackWaitMs: s.ackWaitMs,
-      backoffMs: s.backoffMs,
-      maxDeliver: s.maxDeliver,
       maxAckPending: s.maxAckPending,
     }),
   );
@@ -156,6 +154,8 @@ export async function offerLoad(
     durable: string;
     firstSeq: number;
     timeoutMs?: number;
+    /** The stream the events go to (default INGRESS). */
+    stream?: string;
   },
 ): Promise<LatencySummary> {
   const n = opts.events.length;
@@ -167,7 +167,7 @@ export async function offerLoad(
   const done = new Promise<void>((r) => {
     allAcked = r;
   });
-  const sub = infra.nc.subscribe(`$JS.ACK.${INPUT.name}.${opts.durable}.>`, {
+  const sub = infra.nc.subscribe(`$JS.ACK.${opts.stream ?? INPUT.name}.${opts.durable}.>`, {
     callback: (_err, m) => {
       // "+ACK" (or an empty body) is an ack; +NAK, +WPI, +TERM are not.
       const d = m.data;

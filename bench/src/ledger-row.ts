@@ -17,7 +17,7 @@ import {
 import type { StreamConfig } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { WireEvent } from "./events.ts";
-import { lastSeq, pollConsumer, preload } from "./infra.ts";
+import { lastSeq, offerLoad, pollConsumer, preload } from "./infra.ts";
 import { ProcWatch, sampleProcess } from "./proc-stats.ts";
 import { benchDir, cost, type ProcessCost, type RowContext, type RowResult, spawnChild } from "./rows.ts";
 
@@ -26,10 +26,11 @@ const ACCOUNTS = 50;
 const STREAMS = [Streams.RISK, Streams.LEDGER, Streams.PAYOUTS, Streams.DLQ] as const;
 
 /** `n` scored transfers: every fourth funds an account from `external`, the rest move money. */
-export function scoredEvents(n: number, tag: string): WireEvent[] {
+export function scoredEvents(n: number, tag: string, offset = 0): WireEvent[] {
   const out: WireEvent[] = new Array(n);
   const at = new Date().toISOString();
-  for (let i = 0; i < n; i++) {
+  for (let k = 0; k < n; k++) {
+    const i = offset + k;
     const transferId = `${tag}-${i}`;
     const funding = i % 4 === 0;
     const from = funding ? "external" : `acc-${i % ACCOUNTS}`;
@@ -56,7 +57,7 @@ export function scoredEvents(n: number, tag: string): WireEvent[] {
     );
     const h = natsHeaders();
     for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
-    out[i] = { subject: subjectFor(env.type, from), body: encodeEvent(env), headers: h, msgID: env.eventId };
+    out[k] = { subject: subjectFor(env.type, from), body: encodeEvent(env), headers: h, msgID: env.eventId };
   }
   return out;
 }
@@ -83,6 +84,8 @@ export async function ledgerRow(
   const root = spec.checkout ?? join(benchDir, "..");
   const child = await spawnChild(ctx, spec.id, join(root, "services/ledger/src/main.ts"), {
     HTTP_PORT: "0",
+    // The backlog is preloaded before the ledger creates its consumer: take all of it.
+    JETMESH_CONSUMER_START: "all",
     JETMESH_MAX_IN_FLIGHT: String(ctx.inFlight),
     JETMESH_MAX_ACK_PENDING: String(ctx.maxAckPending),
   });
@@ -117,6 +120,15 @@ export async function ledgerRow(
     const decisions = await lastSeq(infra.jsm, StreamNames.Ledger);
     if (decisions !== ctx.messages)
       ctx.log(`warning: ${spec.id} stored ${decisions} decisions for ${ctx.messages} transfers`);
+    // Latency at a quarter of the stage rows' offered load: publish → the input's ack, which
+    // the ledger sends only once its decision is in LEDGER.
+    const latency = await offerLoad(infra, {
+      events: scoredEvents(ctx.latencyMessages, spec.id, ctx.messages),
+      ratePerSecond: Math.max(1, Math.round(ctx.rate / 4)),
+      durable: "ledger",
+      firstSeq: last + 1,
+      stream: StreamNames.Risk,
+    });
     const peak = sampleProcess(child.pid);
     const processes: Record<string, ProcessCost> = {};
     for (const [name, c] of Object.entries(costs))
@@ -135,7 +147,11 @@ export async function ledgerRow(
       messages: ctx.messages,
       seconds: Math.round(seconds * 1000) / 1000,
       perSecond: Math.round(ctx.messages / seconds),
-      latency: { count: 0, p50: 0, p95: 0, p99: 0, max: 0, offeredPerSecond: null, spans: "not measured" },
+      latency: {
+        ...latency,
+        offeredPerSecond: Math.max(1, Math.round(ctx.rate / 4)),
+        spans: "publish of transfers.scored → the ledger's ack of it (its decision appended)",
+      },
       subject: spec.id,
       processes,
       facts: { decisions, in_flight: ctx.inFlight },

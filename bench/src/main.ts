@@ -30,6 +30,8 @@ const stage = (id: string, label: string, script: string, env: Record<string, st
       outputStream: "VALIDATION",
       usesRedis: true,
       env: {
+        // The backlog is preloaded before the stage creates its consumer: take all of it.
+        JETMESH_CONSUMER_START: "all",
         BENCH_IN_FLIGHT: String(ctx.inFlight),
         JETMESH_MAX_IN_FLIGHT: String(ctx.inFlight),
         JETMESH_MAX_ACK_PENDING: String(ctx.maxAckPending),
