@@ -98,6 +98,8 @@ export function makeEnvelope<T extends EventType>(
     causationId: string;
     producer: string;
     occurredAt?: string;
+    /** The API client the event descends from (omitted when unknown). */
+    actor?: string;
   },
 ): Envelope<T> {
   return {
@@ -108,6 +110,7 @@ export function makeEnvelope<T extends EventType>(
     correlationId: lineage.correlationId,
     causationId: lineage.causationId,
     producer: lineage.producer,
+    ...(lineage.actor !== undefined ? { actor: lineage.actor } : {}),
     data,
   } as Envelope<T>;
 }
@@ -127,5 +130,6 @@ export function eventHeaders(env: Envelope | AnyEnvelope): Record<string, string
     [Headers.CorrelationId]: env.correlationId,
     [Headers.Producer]: env.producer,
     [Headers.OccurredAt]: env.occurredAt,
+    ...(env.actor !== undefined ? { [Headers.ClientId]: env.actor } : {}),
   };
 }

@@ -89,6 +89,28 @@ describe("contracts", () => {
     expect(h[Headers.ContentType]).toBe("application/msgpack");
   });
 
+  it("contracts - the actor is optional: events without it still decode, with it it round-trips and shows as a header", () => {
+    const without = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
+    expect("actor" in without).toBe(false);
+    expect(decodeEvent(encodeEvent(without))).toEqual(without);
+    expect(eventHeaders(without)[Headers.ClientId]).toBeUndefined();
+    const withActor = makeEnvelope(EventTypes.TransferValidated, transfer, { ...lineage, actor: "acme-pay" });
+    expect(decodeEvent(encodeEvent(withActor))).toEqual(withActor);
+    expect(eventHeaders(withActor)[Headers.ClientId]).toBe("acme-pay");
+    const forged = { ...withActor, actor: "not a client!*>" };
+    expect(() => decodeEvent(new Packr({ useRecords: false }).pack(forged))).toThrow(ContractError);
+  });
+
+
+  it("contracts - occurredAt must be an RFC 3339 timestamp: junk is a contract error naming the field", () => {
+    const ok = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
+    const pack = (v: unknown) => new Packr({ useRecords: false }).pack(v);
+    expect(decodeEvent(pack({ ...ok, occurredAt: "2026-11-29T23:40:00+01:00" })).occurredAt).toBe(
+      "2026-11-29T23:40:00+01:00",
+    );
+    for (const junk of ["yesterday", "", "2026-11-29", "1764459600000", `2026-11-29T23:40:00Z${"0".repeat(40)}`])
+      expect(() => decodeEvent(pack({ ...ok, occurredAt: junk })), junk).toThrow(/occurredAt/);
+  });
   it("contracts - subjects carry a stable partition of the source account", () => {
     expect(subjectFor(EventTypes.LedgerPosted, "acc-1")).toMatch(/^ledger\.posted\.\d\d$/);
     expect(partitionOf("acc-1")).toBe(partitionOf("acc-1"));

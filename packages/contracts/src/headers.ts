@@ -15,6 +15,12 @@ export const Headers = {
   CorrelationId: "Jetmesh-Correlation-Id",
   Producer: "Jetmesh-Producer",
   OccurredAt: "Jetmesh-Occurred-At",
+  /**
+   * The authenticated API client an event descends from (the envelope's `actor`): set by
+   * the gateway from the caller's credentials, never from the body, and carried by every
+   * event of the transfer.
+   */
+  ClientId: "Jetmesh-Client-Id",
   /** W3C trace context. */
   TraceParent: "traceparent",
   TraceState: "tracestate",

@@ -6,8 +6,14 @@ import { createHash, randomBytes, randomUUID } from "node:crypto";
  * retried publish carry the same `Nats-Msg-Id` and be dropped by the stream.
  */
 export function deriveId(...parts: readonly string[]): string {
-  const h = createHash("sha256").update(parts.join("\u001f")).digest("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((Number.parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return uuidShaped(createHash("sha256").update(parts.join("\u001f")).digest("hex"));
+}
+
+/** The first 32 hex digits of a digest shaped as a UUID (version 8 = custom, RFC 9562). */
+export function uuidShaped(hex: string): string {
+  const h = hex;
+  const variant = ((Number.parseInt(h.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /**

@@ -1,11 +1,11 @@
 export { checkEventData, decodeEvent, encodeEvent, eventHeaders, makeEnvelope } from "./codec.ts";
 export type { AnyEnvelope, Envelope } from "./envelope.ts";
-export { EnvelopeSchema } from "./envelope.ts";
+export { ActorId, EnvelopeSchema } from "./envelope.ts";
 export { ContractError } from "./errors.ts";
 export type { FieldIssue } from "./errors.ts";
 export { CONTENT_TYPE, Headers } from "./headers.ts";
 export type { HeaderName } from "./headers.ts";
-export { deriveId, newId, newTimedId, outputEventId, timeOfTimedId } from "./ids.ts";
+export { deriveId, newId, newTimedId, outputEventId, timeOfTimedId, uuidShaped } from "./ids.ts";
 export {
   CURRENT_VERSION,
   DeclineReason,
@@ -41,3 +41,14 @@ export { StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
 export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
 export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";
 export { AccountPatterns, LedgerProjection } from "./projections.ts";
+export {
+  ClientsFileSchema,
+  hashKey,
+  newApiKey,
+  parseClients,
+  renderClientsFile,
+  Roles,
+} from "./api-clients.ts";
+export type { ClientEntry, Role } from "./api-clients.ts";
+export { IdSecretsFileSchema, newIdSecretVersion, renderIdSecretsFile } from "./id-secrets.ts";
+export type { IdSecretsFile } from "./id-secrets.ts";
