@@ -1,6 +1,7 @@
 import { type Static, type TObject, type TProperties, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { ConfigError } from "./errors.ts";
+import { readSecretFile } from "./secrets.ts";
 
 /**
  * Environment variables every stage process understands. Services extend this
@@ -8,7 +9,23 @@ import { ConfigError } from "./errors.ts";
  */
 export const BaseEnv = {
   NATS_URL: Type.String({ default: "nats://127.0.0.1:4222" }),
+  /** A credentials file (`nsc`'s user JWT and seed), for servers run in operator mode. */
+  NATS_CREDS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** NKey user authentication: a file holding the service's seed (`SU…`), readable by it alone. */
+  NATS_NKEY_SEED_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** User and password authentication (the password from a file). */
+  NATS_USER: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** TLS: the CA that signed the servers' certificates; a client certificate and key when the servers verify clients. */
+  NATS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_TLS_CERT_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  NATS_TLS_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   REDIS_URL: Type.String({ default: "redis://127.0.0.1:6379" }),
+  /** Redis ACL user of this service, and its password from a file (a password in REDIS_URL works too). */
+  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** TLS to Redis (with a rediss:// URL): the CA of its certificate. */
+  REDIS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
   LOG_LEVEL: Type.Union(
     ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
     { default: "info" },
@@ -172,10 +189,29 @@ export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettin
   };
 }
 
+/** How a service authenticates to NATS (secrets already read from their files). */
+export interface NatsAuth {
+  /** The contents of a `.creds` file (user JWT and seed). */
+  readonly creds?: string;
+  readonly nkeySeed?: string;
+  readonly user?: string;
+  readonly password?: string;
+  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
+}
+
+/** How a service authenticates to Redis (the password already read from its file). */
+export interface RedisAuth {
+  readonly username?: string;
+  readonly password?: string;
+  readonly tlsCaFile?: string;
+}
+
 /** Everything a stage process needs from its environment. */
 export interface StageProcessConfig {
   readonly natsUrl: string;
+  readonly natsAuth: NatsAuth;
   readonly redisUrl: string;
+  readonly redisAuth: RedisAuth;
   readonly logLevel: string;
   readonly httpPort: number;
   readonly httpHost: string;
@@ -193,9 +229,29 @@ export interface StageProcessConfig {
  * {@link BaseEnv}'s keys (a service parses `{ ...BaseEnv, ...own }` once, then calls this).
  */
 export function stageProcessConfig(c: Static<TObject<typeof BaseEnv>>): StageProcessConfig {
+  const natsAuth = natsAuthOf(c);
+  const redisAuth = redisAuthOf(c);
+  if (c.JETMESH_PRODUCTION) {
+    // Unauthenticated NATS lets anyone forge events or delete streams; unauthenticated
+    // Redis lets anyone write balances and guards (issue 12). Production refuses both.
+    const on = authenticates({ natsAuth, redisAuth, redisUrl: c.REDIS_URL });
+    const problems = [
+      ...(on.nats
+        ? []
+        : [
+            "production: NATS needs credentials (NATS_CREDS_FILE, NATS_NKEY_SEED_FILE or NATS_USER + NATS_PASSWORD_FILE)",
+          ]),
+      ...(on.redis
+        ? []
+        : ["production: Redis needs a password (REDIS_PASSWORD_FILE, with REDIS_USERNAME for an ACL user)"]),
+    ];
+    if (problems.length) throw new ConfigError(problems);
+  }
   return {
     natsUrl: c.NATS_URL,
+    natsAuth,
     redisUrl: c.REDIS_URL,
+    redisAuth,
     logLevel: c.LOG_LEVEL,
     httpPort: c.HTTP_PORT,
     httpHost: c.HTTP_HOST,
@@ -206,6 +262,69 @@ export function stageProcessConfig(c: Static<TObject<typeof BaseEnv>>): StagePro
       ...(c.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
       ...(c.OTEL_SERVICE_NAME ? { serviceName: c.OTEL_SERVICE_NAME } : {}),
     },
+  };
+}
+
+function natsAuthOf(c: Static<TObject<typeof BaseEnv>>): NatsAuth {
+  const problems: string[] = [];
+  if ([c.NATS_CREDS_FILE, c.NATS_NKEY_SEED_FILE, c.NATS_USER].filter(Boolean).length > 1)
+    problems.push("NATS_CREDS_FILE, NATS_NKEY_SEED_FILE and NATS_USER: choose one way to authenticate");
+  if (!!c.NATS_USER !== !!c.NATS_PASSWORD_FILE) problems.push("NATS_USER and NATS_PASSWORD_FILE go together");
+  if (!!c.NATS_TLS_CERT_FILE !== !!c.NATS_TLS_KEY_FILE)
+    problems.push("NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together");
+  const auth: { -readonly [K in keyof NatsAuth]: NatsAuth[K] } = {};
+  if (c.NATS_CREDS_FILE) auth.creds = readSecret(c.NATS_CREDS_FILE, "NATS_CREDS_FILE", problems);
+  if (c.NATS_NKEY_SEED_FILE)
+    auth.nkeySeed = readSecret(c.NATS_NKEY_SEED_FILE, "NATS_NKEY_SEED_FILE", problems);
+  if (c.NATS_USER && c.NATS_PASSWORD_FILE) {
+    auth.user = c.NATS_USER;
+    auth.password = readSecret(c.NATS_PASSWORD_FILE, "NATS_PASSWORD_FILE", problems);
+  }
+  if (c.NATS_TLS_CA_FILE || c.NATS_TLS_CERT_FILE)
+    auth.tls = {
+      ...(c.NATS_TLS_CA_FILE ? { caFile: c.NATS_TLS_CA_FILE } : {}),
+      ...(c.NATS_TLS_CERT_FILE ? { certFile: c.NATS_TLS_CERT_FILE } : {}),
+      ...(c.NATS_TLS_KEY_FILE ? { keyFile: c.NATS_TLS_KEY_FILE } : {}),
+    };
+  if (problems.length) throw new ConfigError(problems);
+  return auth;
+}
+
+function redisAuthOf(c: Static<TObject<typeof BaseEnv>>): RedisAuth {
+  const problems: string[] = [];
+  const auth: { -readonly [K in keyof RedisAuth]: RedisAuth[K] } = {};
+  if (c.REDIS_USERNAME) auth.username = c.REDIS_USERNAME;
+  if (c.REDIS_PASSWORD_FILE)
+    auth.password = readSecret(c.REDIS_PASSWORD_FILE, "REDIS_PASSWORD_FILE", problems);
+  if (c.REDIS_TLS_CA_FILE) auth.tlsCaFile = c.REDIS_TLS_CA_FILE;
+  if (problems.length) throw new ConfigError(problems);
+  return auth;
+}
+
+function readSecret(path: string, key: string, problems: string[]): string | undefined {
+  try {
+    return readSecretFile(path, key);
+  } catch (err) {
+    problems.push(...(err instanceof ConfigError ? err.problems : [(err as Error).message]));
+    return undefined;
+  }
+}
+
+/** True when the configuration authenticates to NATS and to Redis (production demands both). */
+export function authenticates(c: Pick<StageProcessConfig, "natsAuth" | "redisAuth" | "redisUrl">): {
+  nats: boolean;
+  redis: boolean;
+} {
+  const inUrl = (() => {
+    try {
+      return new URL(c.redisUrl).password !== "";
+    } catch {
+      return false;
+    }
+  })();
+  return {
+    nats: !!(c.natsAuth.creds || c.natsAuth.nkeySeed || c.natsAuth.password),
+    redis: !!(c.redisAuth.password || inUrl),
   };
 }
 

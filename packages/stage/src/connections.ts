@@ -1,5 +1,22 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import {
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  nkeyAuthenticator,
+  usernamePasswordAuthenticator,
+} from "@nats-io/transport-node";
 import { Redis } from "ioredis";
+import type { NatsAuth, RedisAuth } from "./config.ts";
+
+/**
+ * The inbox prefix of a service: replies to its requests (PubAcks, confirmed acks, API
+ * answers) come to `_INBOX_<name>.>`, so its NATS permissions can let it subscribe to its own
+ * replies and nobody else's.
+ */
+export function inboxPrefixOf(name: string): string {
+  return `_INBOX_${name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
 
 /**
  * Connects to NATS (comma-separated URLs for a cluster) and reconnects forever:
@@ -10,8 +27,16 @@ export async function connectNats(opts: {
   name: string;
   /** Keep to the given URLs (e.g. behind a proxy) instead of learning cluster peers. */
   ignoreClusterUpdates?: boolean;
+  /** Credentials and TLS (StageProcessConfig.natsAuth). */
+  auth?: NatsAuth;
 }): Promise<NatsConnection> {
+  const a = opts.auth ?? {};
   return connect({
+    inboxPrefix: inboxPrefixOf(opts.name),
+    ...(a.creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(a.creds)) } : {}),
+    ...(a.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(a.nkeySeed)) } : {}),
+    ...(a.user && a.password ? { authenticator: usernamePasswordAuthenticator(a.user, a.password) } : {}),
+    ...(a.tls ? { tls: { ...a.tls } } : {}),
     servers: opts.url.split(",").map((s) => s.trim()),
     name: opts.name,
     maxReconnectAttempts: -1,
@@ -40,10 +65,16 @@ export function createRedis(opts: {
   url: string;
   name: string;
   commandTimeoutMs?: number;
+  /** ACL user, password and TLS (StageProcessConfig.redisAuth). */
+  auth?: RedisAuth;
   /** Connection errors are reported here (rate-limited by reconnect backoff); commands fail on their own. */
   onError?: (err: Error) => void;
 }): Redis {
+  const a = opts.auth ?? {};
   const redis = new Redis(opts.url, {
+    ...(a.username ? { username: a.username } : {}),
+    ...(a.password ? { password: a.password } : {}),
+    ...(a.tlsCaFile ? { tls: { ca: readFileSync(a.tlsCaFile) } } : {}),
     connectionName: opts.name,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,

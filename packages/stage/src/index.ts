@@ -6,8 +6,10 @@ export {
   stageProcessConfig,
   stageSettings,
 } from "./config.ts";
-export type { StageProcessConfig, StageSettings } from "./config.ts";
-export { connectNats, createRedis } from "./connections.ts";
+export { authenticates } from "./config.ts";
+export type { NatsAuth, RedisAuth, StageProcessConfig, StageSettings } from "./config.ts";
+export { connectNats, createRedis, inboxPrefixOf } from "./connections.ts";
+export { readSecretFile } from "./secrets.ts";
 export type { NatsConnection, Redis } from "./connections.ts";
 export { CrashPoints, createCrashHook, SimulatedCrash } from "./crash-points.ts";
 export type { CrashHook, CrashPoint } from "./crash-points.ts";

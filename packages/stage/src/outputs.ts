@@ -37,6 +37,7 @@ export function outputEnvelopes(
       causationId: input.eventId,
       producer: stage,
       occurredAt: input.occurredAt,
+      ...(input.actor !== undefined ? { actor: input.actor } : {}),
     }) as Envelope;
   });
 }

@@ -332,7 +332,9 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       p.crash(CrashPoints.AfterDone);
       await ack(m);
       p.crash(CrashPoints.AfterAck);
-      p.metrics.eventAge.observe({ stage }, Math.max(0, Date.now() - Date.parse(env.occurredAt)) / 1000);
+      // After the ack nothing may throw: an event time that parses to no instant is not measured.
+      const age = Date.now() - Date.parse(env.occurredAt);
+      if (Number.isFinite(age)) p.metrics.eventAge.observe({ stage }, Math.max(0, age) / 1000);
       if (p.logger.isLevelEnabled("debug")) log().debug({ outputs: outputs.length }, "processed");
     } catch (err) {
       if (err instanceof SimulatedCrash) {

@@ -45,6 +45,8 @@ export interface PublishOptions {
    * duplicate PubAck whatever it expected (SERVER-BEHAVIOUR.md §6).
    */
   readonly expect?: { readonly lastSequence: number; readonly lastMsgId?: string };
+  /** More operator-readable headers (the gateway's Jetmesh-Client-Id); they never replace the event's own. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** JetStream API error codes the publisher's callers branch on. */
@@ -179,7 +181,7 @@ class JetStreamEventPublisher implements EventPublisher {
       opts.parent ?? context.active(),
     );
     const dedupe = opts.dedupe !== false;
-    const record = eventHeaders(env);
+    const record = { ...opts.headers, ...eventHeaders(env) };
     if (opts.expect) {
       record[EXPECTED_LAST_SEQUENCE] = String(opts.expect.lastSequence);
       if (opts.expect.lastMsgId !== undefined) record[EXPECTED_LAST_MSG_ID] = opts.expect.lastMsgId;

@@ -34,7 +34,7 @@ interface Outgoing {
  * interval sweeps the requests whose reply is late.
  */
 export class ReplyInbox {
-  readonly #prefix = `${createInbox()}.`;
+  readonly #prefix: string;
   readonly #waiting = new Map<string, Waiting>();
   #outbox: Outgoing[] = [];
   #next = 0;
@@ -47,6 +47,8 @@ export class ReplyInbox {
     shortestTimeoutMs: number,
   ) {
     this.#sweepEveryMs = Math.max(10, Math.min(250, shortestTimeoutMs / 4));
+    // Under the connection's own inbox prefix (inboxPrefixOf): its permissions allow that one.
+    this.#prefix = `${createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix)}.`;
     nc.subscribe(`${this.#prefix}*`, { callback: (_err, m) => this.#answer(m) });
   }
 

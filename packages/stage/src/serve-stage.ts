@@ -52,8 +52,8 @@ export async function serveStage<In extends EventType, Deps>(o: ServeStageOption
     () => redis?.quit(),
     () => telemetry.shutdown(),
   ]);
-  nc = await connectNats({ url: config.natsUrl, name });
-  redis = createRedis({ url: config.redisUrl, name });
+  nc = await connectNats({ url: config.natsUrl, name, auth: config.natsAuth });
+  redis = createRedis({ url: config.redisUrl, name, auth: config.redisAuth });
   waitingFor = "start-up";
   stage = await runStage({
     definition: o.definition,

@@ -162,8 +162,8 @@ async function main(): Promise<number> {
     import("./store.ts"),
   ]);
   const config = loadConfig();
-  const nc = await connectNats({ url: config.natsUrl, name: "ledger-rebuild" });
-  const redis = createRedis({ url: config.redisUrl, name: "ledger-rebuild" });
+  const nc = await connectNats({ url: config.natsUrl, name: "ledger-rebuild", auth: config.natsAuth });
+  const redis = createRedis({ url: config.redisUrl, name: "ledger-rebuild", auth: config.redisAuth });
   try {
     const report = await rebuild({
       js: jetstream(nc),
