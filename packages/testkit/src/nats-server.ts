@@ -1,6 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ensureBinaries } from "./binaries.ts";
 import type { ChildHandle } from "./child-process.ts";
@@ -39,6 +39,14 @@ export interface StartNatsOptions {
   cluster?: NatsClusterMembership;
   /** How long start and restart wait for the server to be ready (default 15 000 ms). */
   readyTimeoutMs?: number;
+  /**
+   * A config file to `include` after the kit's own settings (e.g. the accounts and users that
+   * `jetmesh-access nats` writes). Read where it is, on every start and restart; includes
+   * inside it are relative to its own folder.
+   */
+  configFile?: string;
+  /** Config text appended verbatim after the kit's settings and `configFile`. */
+  configText?: string;
 }
 
 /** A nats-server process started by {@link startNats}. */
@@ -247,6 +255,10 @@ class NatsServer implements NatsServerHandle {
         "}",
       );
     }
+    // nats-server joins an include's path to the including file's folder, absolute or not.
+    if (o.configFile !== undefined)
+      lines.push(`include ${JSON.stringify(relative(this.#workDir, o.configFile))}`);
+    if (o.configText !== undefined) lines.push(o.configText);
     return `${lines.join("\n")}\n`;
   }
 }

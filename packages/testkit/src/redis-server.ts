@@ -22,6 +22,20 @@ export interface StartRedisOptions {
   dir?: string;
   /** How long start and restart wait for PONG (default 10 000 ms). */
   readyTimeoutMs?: number;
+  /**
+   * A redis.conf to start from (the first argument of redis-server); the kit's own settings
+   * (port, bind 127.0.0.1, folder, persistence, then `extraArgs`) come after it and win.
+   */
+  configFile?: string;
+  /** An ACL file to load (`--aclfile`), e.g. one that turns the `default` user off. */
+  aclFile?: string;
+  /**
+   * The user the kit itself authenticates as (AUTH before its PING, FLUSHALL, SAVE, CONFIG):
+   * needed once an ACL file turns the `default` user off. Clients of the test pass their own.
+   */
+  auth?: { readonly username: string; readonly password: string };
+  /** More redis-server arguments, after the kit's (`["--replicaof", "127.0.0.1", "6390"]`). */
+  extraArgs?: readonly string[];
 }
 
 /** A redis-server process started by {@link startRedis}. */
@@ -141,6 +155,7 @@ class RedisServer implements RedisServerHandle {
       name: `redis-server:${this.port}`,
       command: this.#binary,
       args: [
+        ...(this.#opts.configFile === undefined ? [] : [this.#opts.configFile]),
         "--port",
         String(this.port),
         "--bind",
@@ -154,6 +169,8 @@ class RedisServer implements RedisServerHandle {
         "--logfile",
         "",
         ...persistence,
+        ...(this.#opts.aclFile === undefined ? [] : ["--aclfile", this.#opts.aclFile]),
+        ...(this.#opts.extraArgs ?? []),
       ],
       maxLines: LOG_LINES,
     });
@@ -179,7 +196,7 @@ class RedisServer implements RedisServerHandle {
   }
 
   async flushAll(): Promise<void> {
-    const reply = await redisCommand(this.port, ["FLUSHALL"]);
+    const reply = await redisCommand(this.port, ["FLUSHALL"], this.#opts.auth);
     if (reply !== "+OK") throw new Error(`FLUSHALL on ${this.url} answered ${reply}`);
   }
 
@@ -187,7 +204,7 @@ class RedisServer implements RedisServerHandle {
 
   async snapshot(): Promise<RedisSnapshot> {
     const atMs = Date.now();
-    const reply = await redisCommand(this.port, ["SAVE"], 30_000);
+    const reply = await redisCommand(this.port, ["SAVE"], this.#opts.auth, 30_000);
     if (reply !== "+OK") throw new Error(`SAVE on ${this.url} answered ${reply}`);
     const file = join(this.dir, `snapshot-${++this.#snapshots}.rdb`);
     await copyFile(join(this.dir, "dump.rdb"), file);
@@ -212,11 +229,15 @@ class RedisServer implements RedisServerHandle {
         ["CONFIG", "SET", "appendfsync", "always"],
         ["CONFIG", "SET", "appendonly", "yes"],
       ]) {
-        const reply = await redisCommand(this.port, args);
+        const reply = await redisCommand(this.port, args, this.#opts.auth);
         if (reply !== "+OK") throw new Error(`${args.join(" ")} on ${this.url} answered ${reply}`);
       }
       const deadline = Date.now() + 10_000;
-      while (!/aof_rewrite_in_progress:0[\s\S]*aof_rewrite_scheduled:0/.test(await redisInfo(this.port))) {
+      while (
+        !/aof_rewrite_in_progress:0[\s\S]*aof_rewrite_scheduled:0/.test(
+          await redisInfo(this.port, this.#opts.auth),
+        )
+      ) {
         if (Date.now() > deadline) throw new Error(`redis-server ${this.url}: AOF rewrite did not finish`);
         await sleep(25);
       }
@@ -233,7 +254,7 @@ class RedisServer implements RedisServerHandle {
         throw this.#startError(`exited during start-up (code ${code}, signal ${signal})`);
       }
       try {
-        const reply = await redisCommand(this.port, ["PING"]);
+        const reply = await redisCommand(this.port, ["PING"], this.#opts.auth);
         // While loading the AOF the server answers "-LOADING ...": not ready yet.
         if (reply === "+PONG") return;
         problem = `PING answered ${reply}`;
@@ -251,20 +272,47 @@ class RedisServer implements RedisServerHandle {
   }
 }
 
+type KitAuth = StartRedisOptions["auth"];
+
+/** RESP for `args`, preceded by `AUTH user password` when the kit authenticates. */
+function request(args: readonly string[], auth: KitAuth): string {
+  const one = (a: readonly string[]) =>
+    `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join("")}`;
+  return (auth ? one(["AUTH", auth.username, auth.password]) : "") + one(args);
+}
+
+/**
+ * What follows AUTH's `+OK` line when the kit authenticates: undefined while AUTH's reply is
+ * incomplete; AUTH's own error line when it was refused (the caller reports it as the reply).
+ */
+function afterAuth(received: string, auth: KitAuth): string | undefined {
+  if (!auth) return received;
+  const end = received.indexOf("\r\n");
+  if (end < 0) return undefined;
+  const line = received.slice(0, end);
+  return line === "+OK" ? received.slice(end + 2) : `${line}\r\n`;
+}
+
 /** `INFO persistence` as text (a bulk reply, read whole). */
-function redisInfo(port: number, timeoutMs = 2_000): Promise<string> {
-  const request = "*2\r\n$4\r\nINFO\r\n$11\r\npersistence\r\n";
+function redisInfo(port: number, auth: KitAuth, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: "127.0.0.1", port });
     let received = "";
     socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`redis on port ${port} did not answer`)));
-    socket.once("connect", () => socket.write(request));
+    socket.once("connect", () => socket.write(request(["INFO", "persistence"], auth)));
     socket.on("data", (chunk: Buffer) => {
       received += chunk.toString("utf8");
-      const m = /^\$(\d+)\r\n/.exec(received);
-      if (m && Buffer.byteLength(received) >= m[0].length + Number(m[1])) {
+      const reply = afterAuth(received, auth);
+      if (reply === undefined) return;
+      if (reply.startsWith("-")) {
         socket.destroy();
-        resolve(received.slice(m[0].length));
+        reject(new Error(`INFO on port ${port} answered ${reply.trim()}`));
+        return;
+      }
+      const m = /^\$(\d+)\r\n/.exec(reply);
+      if (m && Buffer.byteLength(reply) >= m[0].length + Number(m[1])) {
+        socket.destroy();
+        resolve(reply.slice(m[0].length));
       }
     });
     socket.once("error", reject);
@@ -272,24 +320,25 @@ function redisInfo(port: number, timeoutMs = 2_000): Promise<string> {
 }
 
 /**
- * Sends one command in RESP on a fresh connection and returns the first reply line
- * (`+PONG`, `+OK`, `-ERR …`). Enough for readiness and FLUSHALL without a client library.
+ * Sends one command in RESP on a fresh connection (after AUTH when `auth` is given) and
+ * returns the first reply line (`+PONG`, `+OK`, `-ERR …`; AUTH's error line when it was
+ * refused). Enough for readiness and FLUSHALL without a client library.
  */
-function redisCommand(port: number, args: string[], timeoutMs = 2_000): Promise<string> {
-  const request = `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`;
+function redisCommand(port: number, args: string[], auth: KitAuth, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = tcpConnect({ host: "127.0.0.1", port });
     let received = "";
     socket.setTimeout(timeoutMs, () =>
       socket.destroy(new Error(`redis on port ${port} did not answer in ${timeoutMs} ms`)),
     );
-    socket.once("connect", () => socket.write(request));
+    socket.once("connect", () => socket.write(request(args, auth)));
     socket.on("data", (chunk: Buffer) => {
       received += chunk.toString("utf8");
-      const end = received.indexOf("\r\n");
-      if (end < 0) return;
+      const reply = afterAuth(received, auth);
+      const end = reply?.indexOf("\r\n") ?? -1;
+      if (reply === undefined || end < 0) return;
       socket.destroy();
-      resolve(received.slice(0, end));
+      resolve(reply.slice(0, end));
     });
     socket.once("error", reject);
     socket.once("close", () =>

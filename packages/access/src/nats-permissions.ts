@@ -1,0 +1,360 @@
+import { type EventType, type StreamDefinition, Streams, subjectFilter } from "@jetmesh/contracts";
+import {
+  connectionNames,
+  type ManifestInput,
+  ownedBuckets,
+  type ServiceManifest,
+  usesNats,
+} from "./manifests.ts";
+
+/** Subjects a user may (allow) and may never (deny) publish or subscribe to; deny wins. */
+export interface SubjectRules {
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
+}
+
+/** A nats-server `permissions` block. */
+export interface UserPermissions {
+  readonly publish: SubjectRules;
+  readonly subscribe: SubjectRules;
+}
+
+/** Who a generated user is for. */
+export const UserKinds = {
+  /** One per service, from its manifest. */
+  Service: "service",
+  /** Operators: every JetStream API call, except destroying or shortening the source of truth. */
+  Ops: "ops",
+  /** The deploy step: creates the contracts' streams and the KV buckets, nothing else. */
+  Deploy: "deploy",
+  /** The system account's user (`nats server report ...`). */
+  System: "system",
+} as const;
+export type UserKind = (typeof UserKinds)[keyof typeof UserKinds];
+
+/** One generated user. */
+export interface UserAccess {
+  /** The user's name: the service name, `ops`, `deploy` or `sys`; its seed file is `<name>.nk`. */
+  readonly name: string;
+  readonly kind: UserKind;
+  /** Account it belongs to. */
+  readonly account: string;
+  /** Connection names it is expected to use (services: the inbox prefixes it may subscribe to). */
+  readonly connectionNames: readonly string[];
+  /** Undefined for the system user: the system account has no JetStream and no application data. */
+  readonly permissions?: UserPermissions;
+}
+
+/** The authorization of the mesh: its accounts and users. */
+export interface NatsAccess {
+  /** The account holding JetStream and every pipeline user. */
+  readonly account: string;
+  /** The system account (`system_account`). */
+  readonly systemAccount: string;
+  readonly users: readonly UserAccess[];
+}
+
+/** Options of {@link natsAccess}. */
+export interface NatsAccessOptions {
+  /** The services' manifests ({@link readManifests}); those that do not speak NATS get no user. */
+  readonly services: readonly ServiceManifest[];
+  /** Stream definitions (default: the contracts' `Streams`). */
+  readonly streams?: Readonly<Record<string, StreamDefinition>>;
+  /**
+   * The KV bucket of consumer positions every stage shares, one key `<STREAM>.<durable>` per
+   * consumer (default `jetmesh-positions`, `POSITIONS_BUCKET` of @jetmesh/stage).
+   */
+  readonly positionsBucket?: string;
+  /**
+   * Whether a service may create, when missing, what the runtime creates at start (default
+   * true): its own output streams (not a deploy-only one: LEDGER), the DLQ, the positions
+   * bucket and its own buckets. False leaves every creation to the deploy user.
+   */
+  readonly runtimeCreates?: boolean;
+  /** Account name (default `JETMESH`). */
+  readonly account?: string;
+  /** System account name (default `SYS`). */
+  readonly systemAccount?: string;
+}
+
+const API = "$JS.API";
+
+/** The inbox prefix of a connection name, as `inboxPrefixOf` in @jetmesh/stage derives it. */
+export function inboxPrefixOf(name: string): string {
+  return `_INBOX_${name.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+}
+
+/** JetStream calls no service may make: destroying, shortening or reconfiguring a stream. */
+export const SERVICE_DENIED_API: readonly string[] = [
+  `${API}.STREAM.DELETE.>`,
+  `${API}.STREAM.PURGE.>`,
+  `${API}.STREAM.MSG.DELETE.>`,
+  `${API}.STREAM.UPDATE.>`,
+];
+
+/** Ordered, de-duplicated subject lists. */
+class Rules {
+  readonly #allow = new Set<string>();
+  readonly #deny = new Set<string>();
+  allow(...subjects: string[]): this {
+    for (const s of subjects) this.#allow.add(s);
+    return this;
+  }
+  deny(...subjects: string[]): this {
+    for (const s of subjects) this.#deny.add(s);
+    return this;
+  }
+  done(): SubjectRules {
+    return { allow: [...this.#allow], deny: [...this.#deny] };
+  }
+}
+
+/**
+ * The filter subject the runtime gives a durable consumer (run-stage.ts): none when the
+ * input takes every type of its stream, the type's subjects when it takes exactly one, and
+ * none otherwise (nats-server 2.9 takes a single filter; the processor skips other types).
+ */
+export function durableFilterOf(input: ManifestInput, def: StreamDefinition): string | undefined {
+  const wholeStream = def.eventTypes.every((t) => input.types.includes(t));
+  const only = input.types[0];
+  return !wholeStream && input.types.length === 1 && only ? subjectFilter(only as EventType) : undefined;
+}
+
+/** Everything one durable consumer of the runtime needs (provision.ts, consume-loop.ts). */
+function durableConsumer(pub: Rules, input: ManifestInput, def: StreamDefinition): void {
+  const { stream, durable } = input;
+  const filter = durableFilterOf(input, def);
+  pub.allow(
+    `${API}.CONSUMER.INFO.${stream}.${durable}`,
+    // nats.js (2.9+ servers) names the consumer, and its filter when it has one, in the subject:
+    // the stage can create its own durable, with its own filter, and no other.
+    `${API}.CONSUMER.CREATE.${stream}.${durable}${filter ? `.${filter}` : ""}`,
+    `${API}.CONSUMER.MSG.NEXT.${stream}.${durable}`,
+    // ack, nak, term, working: the reply subject of each message delivered to it
+    `$JS.ACK.${stream}.${durable}.>`,
+  );
+}
+
+/**
+ * Ordered consumers (ephemeral, named by the client: a `*` for the name) on a stream: create
+ * them (with `filter` in the subject when they have one), read their info after a reconnect,
+ * and delete them on a reset.
+ */
+function orderedConsumers(pub: Rules, stream: string, filter?: string): void {
+  pub.allow(
+    `${API}.CONSUMER.CREATE.${stream}.*${filter ? `.${filter}` : ""}`,
+    `${API}.CONSUMER.INFO.${stream}.*`,
+    `${API}.CONSUMER.DELETE.${stream}.*`,
+  );
+}
+
+/** Validates the manifests against the stream definitions; every problem at once. */
+function check(services: readonly ServiceManifest[], streams: Readonly<Record<string, StreamDefinition>>) {
+  const problems: string[] = [];
+  const known = (where: string, stream: string) => {
+    if (!streams[stream]) problems.push(`${where}: unknown stream ${stream}`);
+  };
+  for (const m of services) {
+    for (const i of m.inputs ?? []) {
+      known(`${m.name} input`, i.stream);
+      if (!/^[A-Za-z0-9_-]+$/.test(i.durable ?? ""))
+        problems.push(`${m.name} input on ${i.stream}: durable ${JSON.stringify(i.durable)} is not a name`);
+    }
+    for (const o of m.outputs ?? []) {
+      known(`${m.name} output`, o.stream);
+      const def = streams[o.stream];
+      for (const t of o.types) {
+        if (def && !def.eventTypes.includes(t as EventType))
+          problems.push(`${m.name} output: ${o.stream} does not store ${t}`);
+      }
+    }
+    for (const f of m.follows ?? []) known(`${m.name} follows`, f.stream);
+    for (const w of m.watches ?? []) known(`${m.name} watches`, w.stream);
+    if (m.dlq !== undefined && !/^dlq\.[A-Za-z0-9_-]+$/.test(m.dlq))
+      problems.push(`${m.name}: dlq ${JSON.stringify(m.dlq)} is not dlq.<stage>`);
+  }
+  if (problems.length) throw new Error(`manifests do not match the contracts:\n  ${problems.join("\n  ")}`);
+}
+
+/**
+ * The permissions of one service, from its manifest: exactly the subjects the runtime, and
+ * the service's own code the manifest describes, use.
+ */
+function servicePermissions(
+  m: ServiceManifest,
+  all: readonly ServiceManifest[],
+  streams: Readonly<Record<string, StreamDefinition>>,
+  o: { positionsBucket: string; runtimeCreates: boolean },
+): UserPermissions {
+  const pub = new Rules();
+  const sub = new Rules();
+  const pos = o.positionsBucket;
+  // Account info: jetstreamManager() asks it once to see that JetStream answers.
+  pub.allow(`${API}.INFO`);
+  // Replies (API answers, PubAcks, pulled messages) come to the connection's own inbox.
+  for (const c of connectionNames(m)) sub.allow(`${inboxPrefixOf(c)}.>`);
+
+  const streamInfo = (s: string) => pub.allow(`${API}.STREAM.INFO.${s}`);
+  const create = (s: string) => {
+    if (o.runtimeCreates) pub.allow(`${API}.STREAM.CREATE.${s}`);
+  };
+
+  for (const i of m.inputs ?? []) {
+    streamInfo(i.stream);
+    // A message that exhausted its deliveries is read back by sequence to be parked.
+    pub.allow(`${API}.STREAM.MSG.GET.${i.stream}`);
+    durableConsumer(pub, i, streams[i.stream] as StreamDefinition);
+    sub.allow(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${i.stream}.${i.durable}`);
+    // Its own position records, and no other consumer's.
+    pub.allow(
+      `$KV.${pos}.${i.stream}.${i.durable}`,
+      `${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${i.stream}.${i.durable}`,
+    );
+  }
+  if (m.inputs?.length) {
+    streamInfo(`KV_${pos}`);
+    create(`KV_${pos}`);
+  }
+
+  for (const out of m.outputs ?? []) {
+    const def = streams[out.stream] as StreamDefinition;
+    streamInfo(out.stream);
+    if (def.createdAtRuntime) create(out.stream);
+    // A duplicate PubAck is checked against the stored message; the gateway reads its requests back.
+    pub.allow(`${API}.STREAM.MSG.GET.${out.stream}`);
+    for (const t of out.types) pub.allow(subjectFilter(t as EventType));
+  }
+
+  if (m.dlq) {
+    pub.allow(m.dlq);
+    streamInfo("DLQ");
+    create("DLQ");
+  }
+
+  const wildcardStreams: string[] = [];
+  for (const f of m.follows ?? []) {
+    streamInfo(f.stream);
+    pub.allow(`${API}.STREAM.MSG.GET.${f.stream}`, `${API}.CONSUMER.MSG.NEXT.${f.stream}.*`);
+    orderedConsumers(pub, f.stream);
+    wildcardStreams.push(f.stream);
+  }
+
+  for (const w of m.watches ?? []) pub.allow(`${API}.CONSUMER.INFO.${w.stream}.${w.durable}`);
+
+  for (const b of ownedBuckets(m)) {
+    const s = `KV_${b}`;
+    streamInfo(s);
+    create(s);
+    pub.allow(`$KV.${b}.>`, `${API}.DIRECT.GET.${s}.$KV.${b}.>`);
+    // Listing keys (kv.keys) is an ordered push consumer filtered on the bucket's keys, with
+    // flow control (the client answers the server's $JS.FC requests).
+    orderedConsumers(pub, s, `$KV.${b}.>`);
+    pub.allow(`$JS.FC.${s}.>`);
+  }
+
+  pub.deny(...SERVICE_DENIED_API);
+  // Where it may name consumers freely (ordered ones), it still may not touch another
+  // service's durable: neither pull its messages nor delete or redefine it.
+  for (const s of wildcardStreams) {
+    for (const other of all) {
+      if (other.name === m.name) continue;
+      for (const i of other.inputs ?? []) {
+        if (i.stream !== s) continue;
+        pub.deny(
+          `${API}.CONSUMER.CREATE.${s}.${i.durable}`,
+          `${API}.CONSUMER.DELETE.${s}.${i.durable}`,
+          `${API}.CONSUMER.MSG.NEXT.${s}.${i.durable}`,
+        );
+      }
+    }
+  }
+  return { publish: pub.done(), subscribe: sub.done() };
+}
+
+/** Streams nothing may destroy or shorten, ops included: the deploy-only source of truth. */
+function protectedStreams(streams: Readonly<Record<string, StreamDefinition>>): string[] {
+  return Object.values(streams)
+    .filter((d) => !d.createdAtRuntime || d.denyPurge)
+    .map((d) => d.name);
+}
+
+/**
+ * Generates the mesh's NATS authorization from the services' manifests and the contracts:
+ * one user per service that speaks NATS, allowed exactly the subjects its stage needs (its
+ * output subjects and DLQ subject, its own durable consumers, acks and position records, the
+ * JetStream calls the runtime makes for them, its own KV buckets, the replies to its own
+ * inbox), with explicit denies for deleting, purging or reconfiguring any stream; an `ops`
+ * user (every JetStream API call, no event subject, never deleting or purging LEDGER); a
+ * `deploy` user (creates the contracts' streams and the buckets, nothing else); and a `sys`
+ * user in the system account. Pure: no keys, no files ({@link writeNatsAccess} does those).
+ * @throws Error listing every manifest entry that names an unknown stream or type.
+ */
+export function natsAccess(opts: NatsAccessOptions): NatsAccess {
+  const streams = opts.streams ?? Streams;
+  const positionsBucket = opts.positionsBucket ?? "jetmesh-positions";
+  const runtimeCreates = opts.runtimeCreates ?? true;
+  const account = opts.account ?? "JETMESH";
+  const systemAccount = opts.systemAccount ?? "SYS";
+  const services = opts.services.filter(usesNats);
+  check(services, streams);
+  const names = new Set<string>();
+  for (const m of services) {
+    if (names.has(m.name)) throw new Error(`two manifests name the service ${m.name}`);
+    names.add(m.name);
+  }
+  for (const reserved of ["ops", "deploy", "sys"])
+    if (names.has(reserved)) throw new Error(`a service may not be named ${reserved}`);
+
+  const users: UserAccess[] = services.map((m) => ({
+    name: m.name,
+    kind: UserKinds.Service,
+    account,
+    connectionNames: connectionNames(m),
+    permissions: servicePermissions(m, services, streams, { positionsBucket, runtimeCreates }),
+  }));
+
+  const guarded = protectedStreams(streams);
+  users.push({
+    name: "ops",
+    kind: UserKinds.Ops,
+    account,
+    connectionNames: [],
+    permissions: {
+      publish: new Rules()
+        .allow(`${API}.>`, "$JS.ACK.>", "$JS.FC.>", "$KV.>")
+        .deny(
+          ...guarded.flatMap((s) => [
+            `${API}.STREAM.DELETE.${s}`,
+            `${API}.STREAM.PURGE.${s}`,
+            `${API}.STREAM.MSG.DELETE.${s}`,
+          ]),
+        )
+        .done(),
+      // The nats CLI's default inbox, and advisories; events are read through consumers.
+      subscribe: new Rules().allow("_INBOX.>", "$JS.EVENT.>").done(),
+    },
+  });
+
+  const buckets = [positionsBucket, ...services.flatMap(ownedBuckets)];
+  const deployable = [...Object.keys(streams), ...buckets.map((b) => `KV_${b}`)];
+  users.push({
+    name: "deploy",
+    kind: UserKinds.Deploy,
+    account,
+    connectionNames: [],
+    permissions: {
+      publish: new Rules()
+        .allow(
+          `${API}.INFO`,
+          `${API}.STREAM.NAMES`,
+          `${API}.STREAM.LIST`,
+          ...deployable.flatMap((s) => [`${API}.STREAM.INFO.${s}`, `${API}.STREAM.CREATE.${s}`]),
+        )
+        .deny(...SERVICE_DENIED_API)
+        .done(),
+      subscribe: new Rules().allow("_INBOX.>").done(),
+    },
+  });
+  users.push({ name: "sys", kind: UserKinds.System, account: systemAccount, connectionNames: [] });
+  return { account, systemAccount, users };
+}

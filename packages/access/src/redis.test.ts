@@ -1,0 +1,71 @@
+// The Redis access generator's files: modes, what the ACL holds (hashes, never passwords),
+// keeping and rotating passwords. Against a real redis-server: test/redis-access.test.ts.
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { redisAccess } from "./redis.ts";
+import { aclLine, formatRedisUsersTable, passwordHash, REDIS_USERS, renderAclFile } from "./redis-acl.ts";
+
+let out: string;
+beforeEach(async () => {
+  out = await mkdtemp(join(tmpdir(), "jetmesh-redis-access-"));
+});
+afterEach(() => rm(out, { recursive: true, force: true }));
+
+const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
+const passwordOf = async (file: string) => (await readFile(file, "utf8")).trim();
+
+describe("redis access files", () => {
+  it("access - one 0600 password file per user; the ACL holds their SHA-256 and no password", async () => {
+    const access = await redisAccess({ out: join(out, "redis") });
+    expect(await modeOf(join(out, "redis"))).toBe(0o700);
+    const acl = await readFile(access.aclFile, "utf8");
+    expect(Object.keys(access.passwordFiles)).toEqual(REDIS_USERS.map((u) => u.user));
+    for (const [user, file] of Object.entries(access.passwordFiles)) {
+      expect(await modeOf(file)).toBe(0o600);
+      const password = await passwordOf(file);
+      expect(password).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(acl).not.toContain(password);
+      expect(acl).toContain(`user ${user} reset on ${passwordHash(password)} `);
+    }
+    expect(acl.split("\n")[0]).toBe("user default reset off resetchannels -@all");
+    expect(await modeOf(access.replicaAuthFile)).toBe(0o600);
+    const replicaAuth = await readFile(access.replicaAuthFile, "utf8");
+    expect(replicaAuth).toContain("masteruser replica\n");
+    expect(replicaAuth).toContain(`masterauth ${await passwordOf(access.passwordFiles.replica!)}\n`);
+    expect(access.created).toEqual(REDIS_USERS.map((u) => u.user));
+  });
+
+  it("access - a second run keeps every password (and narrows a widened file); rotate changes them all", async () => {
+    const first = await redisAccess({ out });
+    const before = await passwordOf(first.passwordFiles.gateway!);
+    await writeFile(first.passwordFiles.gateway!, `${before}\n`, { mode: 0o644 });
+    const again = await redisAccess({ out });
+    expect(again.created).toEqual([]);
+    expect(await passwordOf(again.passwordFiles.gateway!)).toBe(before);
+    expect(await modeOf(again.passwordFiles.gateway!)).toBe(0o600);
+    const rotated = await redisAccess({ out, rotate: true });
+    expect(rotated.created).toHaveLength(REDIS_USERS.length);
+    expect(await passwordOf(rotated.passwordFiles.gateway!)).not.toBe(before);
+  });
+
+  it("access - a user's line: reset, password hash, channels, keys, read-only keys, then -@all and its commands", () => {
+    const line = aclLine(
+      { user: "x", purpose: "", keys: ["x:*"], readKeys: ["ledger:bal:*"], commands: ["+get"] },
+      "pw",
+    );
+    expect(line).toBe(`user x reset on ${passwordHash("pw")} resetchannels ~x:* %R~ledger:bal:* -@all +get`);
+    expect(passwordHash("pw")).toBe("#30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4");
+    const table = formatRedisUsersTable();
+    for (const u of ["default", ...REDIS_USERS.map((g) => g.user)]) expect(table).toContain(`\n| ${u} |`);
+    expect(table).toContain("| `ledger:bal:*` |");
+  });
+
+  it("access - refuses a grant without a password, a second grant of one user, and a default user", () => {
+    const g = { user: "a", purpose: "", keys: [], readKeys: [], commands: [] };
+    expect(() => renderAclFile([g], new Map())).toThrow(/no password/);
+    expect(() => renderAclFile([g, g], new Map([["a", "p"]]))).toThrow(/twice/);
+    expect(() => renderAclFile([{ ...g, user: "default" }], new Map([["default", "p"]]))).toThrow(/off/);
+  });
+});
