@@ -30,14 +30,17 @@ import {
   publisherSettings,
   type RunningGateway,
   readStream,
+  getAs,
+  keys,
+  recordOf,
   serveGateway,
   startInfra,
+  testIdsFor,
   transfer,
 } from "./test-support.ts";
-import { idempotencyKey } from "./transfers/idempotency.ts";
 import { startLagMonitor } from "./transfers/load-shedding.ts";
 import { requestHash } from "./transfers/request.ts";
-import { idsFor, type TransferPublisher } from "./transfers/submit.ts";
+import type { TransferPublisher } from "./transfers/submit.ts";
 
 afterAll(async () => {
   await stopAllProcesses();
@@ -60,7 +63,7 @@ describe("gateway API", () => {
     const res = await postTransfer(gw.url, transfer, { key: "k-accept" });
     expect(res.status).toBe(202);
     const body = (await res.json()) as { transferId: string; eventId: string; traceId: string };
-    expect(body).toEqual({ ...idsFor("k-accept"), traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(body).toEqual({ ...testIdsFor("k-accept"), traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
     const stored = (await readStream(infra)).filter((m) => m.env.eventId === body.eventId);
     expect(stored).toHaveLength(1);
     const [m] = stored;
@@ -92,7 +95,7 @@ describe("gateway API", () => {
     expect(again.status).toBe(200);
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(await again.json()).toEqual(answer);
-    const copies = (await readStream(infra)).filter((m) => m.env.eventId === idsFor("k-replay").eventId);
+    const copies = (await readStream(infra)).filter((m) => m.env.eventId === testIdsFor("k-replay").eventId);
     expect(copies).toHaveLength(1);
   });
 
@@ -102,11 +105,11 @@ describe("gateway API", () => {
     const before = (await infra.jsm.streams.info(StreamNames.Ingress)).state.messages;
     // the gateway died after publishing and before recording the answer (or Redis lost it):
     // the retry is answered from the event the stream holds, as a replay
-    await infra.redis.del(idempotencyKey("k-lost"));
+    await infra.redis.del(recordOf("k-lost"));
     const retry = await postTransfer(gw.url, transfer, { key: "k-lost" });
     expect(retry.status).toBe(200);
     expect(retry.headers.get("idempotent-replayed")).toBe("true");
-    expect(((await retry.json()) as { transferId: string }).transferId).toBe(idsFor("k-lost").transferId);
+    expect(((await retry.json()) as { transferId: string }).transferId).toBe(testIdsFor("k-lost").transferId);
     expect((await infra.jsm.streams.info(StreamNames.Ingress)).state.messages).toBe(before);
   });
 
@@ -123,14 +126,14 @@ describe("gateway API", () => {
   it("gateway - a retry while the first request is in flight is 409 in progress with Retry-After", async () => {
     // another gateway instance holds the lease and has not finished
     const hash = requestHash(transfer);
-    await infra.redis.hset(idempotencyKey("k-busy"), {
+    await infra.redis.hset(recordOf("k-busy"), {
       bodyHash: hash,
       status: "pending",
       owner: "elsewhere",
       leaseUntil: String(Date.now() + 3000),
       firstAt: new Date().toISOString(),
     });
-    await infra.redis.pexpire(idempotencyKey("k-busy"), 3000);
+    await infra.redis.pexpire(recordOf("k-busy"), 3000);
     const res = await postTransfer(gw.url, transfer, { key: "k-busy" });
     expect(res.status).toBe(409);
     expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
@@ -139,7 +142,7 @@ describe("gateway API", () => {
 
   it("gateway - a retry waits briefly for the first request and gets its answer", async () => {
     const hash = requestHash(transfer);
-    const key = idempotencyKey("k-wait");
+    const key = recordOf("k-wait");
     await infra.redis.hset(key, {
       bodyHash: hash,
       status: "pending",
@@ -148,7 +151,7 @@ describe("gateway API", () => {
       firstAt: new Date().toISOString(),
     });
     await infra.redis.pexpire(key, 3000);
-    const answer = { ...idsFor("k-wait"), traceId: "b".repeat(32) };
+    const answer = { ...testIdsFor("k-wait"), traceId: "b".repeat(32) };
     const pending = postTransfer(gw.url, transfer, { key: "k-wait" });
     await sleep(100);
     await infra.redis.hset(key, { status: "done", answer: JSON.stringify(answer) });
@@ -206,21 +209,21 @@ describe("gateway API", () => {
     expect((await infra.jsm.streams.info(StreamNames.Ingress)).state.messages).toBe(before);
   });
 
-  it("gateway - 415 says whether the content type or the JSON is wrong", async () => {
-    const text = await postTransfer(gw.url, JSON.stringify(transfer), {
-      key: "k-415",
-      contentType: "text/plain",
-    });
-    expect(text.status).toBe(415);
-    expect(await text.json()).toEqual({
-      error: "unsupported media type",
-      detail: "content-type must be application/json",
-    });
+  it("gateway - 415 for any content type but application/json, 400 naming the field for broken JSON", async () => {
+    for (const contentType of ["text/plain", "application/evil+json", "application/json; charset=latin1"]) {
+      const res = await postTransfer(gw.url, JSON.stringify(transfer), { key: "k-415", contentType });
+      expect(res.status, contentType).toBe(415);
+      expect(await res.json()).toEqual({
+        error: "unsupported media type",
+        detail: "content-type must be application/json (optionally ; charset=utf-8)",
+        field: "header:Content-Type",
+      });
+    }
     const broken = await postTransfer(gw.url, `{"from":"acc-1",`, { key: "k-415" });
-    expect(broken.status).toBe(415);
-    expect(await broken.json()).toEqual({
-      error: "unsupported media type",
-      detail: "body is not valid json",
+    expect(broken.status).toBe(400);
+    expect(await broken.json()).toMatchObject({
+      error: "invalid request",
+      issues: [{ field: "/", rule: expect.stringMatching(/^is not valid JSON/) }],
     });
     const charset = await postTransfer(gw.url, transfer, {
       key: "k-415-charset",
@@ -230,34 +233,39 @@ describe("gateway API", () => {
   });
 
   it("gateway - 404 for unknown paths, 405 with Allow for wrong methods", async () => {
-    const unknown = await fetch(`${gw.url}/v1/nope`);
+    const unknown = await getAs(`${gw.url}/v1/nope`);
     expect(unknown.status).toBe(404);
-    const wrong = await fetch(`${gw.url}/v1/transfers`, { method: "GET" });
+    const wrong = await getAs(`${gw.url}/v1/transfers`);
     expect(wrong.status).toBe(405);
     expect(wrong.headers.get("allow")).toBe("POST");
   });
 
   it("gateway - GET account answers the ledger's balances, 404 without a balance hash", async () => {
-    expect((await fetch(`${gw.url}/v1/accounts/acc-nobody`)).status).toBe(404);
+    expect((await getAs(`${gw.url}/v1/accounts/acc-49`)).status).toBe(404);
     await infra.redis.hset(LedgerProjection.balanceKey("acc-7"), { EUR: "1250", USD: "-3" });
-    const res = await fetch(`${gw.url}/v1/accounts/acc-7`);
+    const res = await getAs(`${gw.url}/v1/accounts/acc-7`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ id: "acc-7", balances: { EUR: 1250, USD: -3 } });
   });
 
   it("gateway - GET status of an unknown transfer is 404", async () => {
-    const res = await fetch(`${gw.url}/v1/transfers/${idsFor("never-sent").transferId}`);
+    const res = await getAs(`${gw.url}/v1/transfers/${testIdsFor("never-sent").transferId}`);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: "transfer not found" });
   });
 
-  it("gateway - health, readiness and metrics with route templates as labels", async () => {
-    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
-    const ready = await fetch(`${gw.url}/readyz`);
+  it("gateway - health, readiness and metrics on the ops port, with route templates as labels", async () => {
+    expect((await fetch(`${gw.opsUrl}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${gw.opsUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, checks: { nats: { ok: true }, redis: { ok: true } } });
-    await fetch(`${gw.url}/v1/transfers/some-id`);
-    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    await getAs(`${gw.url}/v1/transfers/some-id`);
+    // Not on the API port, with or without a key.
+    for (const path of ["/healthz", "/readyz", "/metrics"]) {
+      expect((await fetch(`${gw.url}${path}`)).status).toBe(404);
+      expect((await getAs(`${gw.url}${path}`)).status).toBe(404);
+    }
+    const metrics = await (await fetch(`${gw.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(
       /jetmesh_http_requests_total\{route="\/v1\/transfers",method="POST",status="202"\} \d+/,
     );
@@ -325,7 +333,7 @@ describe("gateway status projection", () => {
 
     const view = await waitFor(
       async () => {
-        const r = await fetch(`${gw.url}/v1/transfers/${accepted.transferId}`);
+        const r = await getAs(`${gw.url}/v1/transfers/${accepted.transferId}`);
         const v =
           r.status === 200
             ? ((await r.json()) as { status: string; lineage: Record<string, unknown>[] })
@@ -369,7 +377,8 @@ describe("gateway status projection", () => {
     const ack = await publisher.publish(env);
     const view = await waitFor(
       async () => {
-        const r = await fetch(`${gw.url}/v1/transfers/${transferId}`);
+        // No actor on it: only an operator sees it.
+        const r = await getAs(`${gw.url}/v1/transfers/${transferId}`, keys.operator);
         return r.status === 200
           ? ((await r.json()) as { status: string; lineage: { sequence: number }[] })
           : undefined;
@@ -378,7 +387,8 @@ describe("gateway status projection", () => {
     );
     expect(view.status).toBe("requested");
     expect(view.lineage[0]?.sequence).toBe(ack.seq);
-    const ready = await fetch(`${gw.url}/readyz`);
+    expect((await getAs(`${gw.url}/v1/transfers/${transferId}`)).status).toBe(404);
+    const ready = await fetch(`${gw.opsUrl}/readyz`);
     expect(await ready.json()).toMatchObject({ ready: true, checks: { "gateway-status": { ok: true } } });
   });
 });
@@ -416,7 +426,7 @@ describe("gateway load shedding and outages", () => {
       expect(shed.headers.get("retry-after")).toBe("1");
       expect(await shed.json()).toEqual({ error: "overloaded", detail: "downstream lag too high" });
       // the shed request left no claim behind, and a finished one still replays
-      expect(await infra.redis.exists(idempotencyKey("k-lag-4"))).toBe(0);
+      expect(await infra.redis.exists(recordOf("k-lag-4"))).toBe(0);
       expect((await postTransfer(gw.url, transfer, { key: "k-lag-1" })).status).toBe(200);
     } finally {
       lag.stop();
@@ -442,7 +452,7 @@ describe("gateway load shedding and outages", () => {
     });
     try {
       const first = postTransfer(gw.url, transfer, { key: "k-slow-1" });
-      await waitFor(async () => (await infra.redis.exists(idempotencyKey("k-slow-1"))) === 1, {
+      await waitFor(async () => (await infra.redis.exists(recordOf("k-slow-1"))) === 1, {
         what: "first claim",
       });
       const second = await postTransfer(gw.url, transfer, { key: "k-slow-2" });
@@ -467,9 +477,10 @@ describe("gateway load shedding and outages", () => {
       const res = await postTransfer(gw.url, transfer, { key: "k-redis-down" });
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("2");
-      expect(await res.json()).toEqual({ error: "idempotency store unavailable" });
-      expect((await fetch(`${gw.url}/v1/accounts/acc-1`)).status).toBe(503);
-      expect((await fetch(`${gw.url}/readyz`)).status).toBe(503);
+      // The first Redis call of a request is its client's rate bucket.
+      expect(await res.json()).toEqual({ error: "rate limiter unavailable" });
+      expect((await getAs(`${gw.url}/v1/accounts/acc-1`)).status).toBe(503);
+      expect((await fetch(`${gw.opsUrl}/readyz`)).status).toBe(503);
       expect((await infra.jsm.streams.info(StreamNames.Ingress)).state.messages).toBe(before);
     } finally {
       await infra.redisServer.restart();
@@ -505,7 +516,7 @@ describe("gateway when JetStream refuses", () => {
       expect(res.status).toBe(503);
       expect(res.headers.get("retry-after")).toBe("2");
       expect(await res.json()).toMatchObject({ error: "event stream unavailable" });
-      expect(await infra.redis.exists(idempotencyKey("k-full-2"))).toBe(0);
+      expect(await infra.redis.exists(recordOf("k-full-2"))).toBe(0);
       // room again: the same key goes through
       await infra.jsm.streams.purge(StreamNames.Ingress);
       expect((await postTransfer(gw.url, transfer, { key: "k-full-2" })).status).toBe(202);
@@ -546,7 +557,7 @@ describe("gateway when JetStream refuses", () => {
       const timedOut = await postTransfer(unaware.url, transfer, { key: "k-nats-down-2" });
       expect(timedOut.status).toBe(503);
       expect(timedOut.headers.get("retry-after")).toBe("2");
-      expect((await fetch(`${gw.url}/readyz`)).status).toBe(503);
+      expect((await fetch(`${gw.opsUrl}/readyz`)).status).toBe(503);
     } finally {
       await infra.nats.restart();
     }
@@ -558,7 +569,7 @@ describe("gateway when JetStream refuses", () => {
       { what: "202 after nats is back", timeoutMs: 20_000 },
     );
     expect(((await accepted.json()) as { transferId: string }).transferId).toBe(
-      idsFor("k-nats-down").transferId,
+      testIdsFor("k-nats-down").transferId,
     );
     await gw.close();
     await unaware.close();

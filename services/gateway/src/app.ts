@@ -1,8 +1,12 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
 import type { Logger, ReadinessProbe } from "@jetmesh/stage";
 import type { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { readAccount } from "./accounts/balances.ts";
+import { forbidden } from "./auth/authorize.ts";
+import type { Authenticator } from "./auth/clients.ts";
+import { createClientGuard } from "./auth/guard.ts";
+import { createRateLimiter, type RatePolicy } from "./auth/rate-limit.ts";
 import { createHttpMetrics } from "./http/metrics.ts";
 import { json, type Reply, unavailable } from "./http/reply.ts";
 import type { Route } from "./http/router.ts";
@@ -12,6 +16,7 @@ import { buildTransferView } from "./status/status-view.ts";
 import { createIdempotencyRecords } from "./transfers/idempotency.ts";
 import { createLoadShedder } from "./transfers/load-shedding.ts";
 import { type SubmitTransferDeps, submitTransfer, type TransferPublisher } from "./transfers/submit.ts";
+import type { TransferIds } from "./transfers/transfer-ids.ts";
 
 /** The gateway's tunables (see config.ts for their environment names and defaults). */
 export interface GatewaySettings {
@@ -28,10 +33,22 @@ export interface GatewaySettings {
   readonly acceptUntimedKeys: boolean;
   readonly inProgressWaitMs: number;
   readonly statusTtlMs: number;
+  /** The bucket of a client whose entry in the clients file names none. */
+  readonly defaultRate: RatePolicy;
+  /** Open connections per port beyond which new ones are refused. */
+  readonly maxConnections: number;
+  /** Time a client has to send its request headers, then its whole request. */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open. */
+  readonly keepAliveTimeoutMs: number;
 }
 
 export interface GatewayDeps {
   readonly settings: GatewaySettings;
+  /** Who may call the API, and which accounts each client owns. */
+  readonly authenticator: Authenticator;
+  readonly ids: TransferIds;
   readonly redis: Redis;
   readonly publisher: TransferPublisher;
   /** Reads a stored transfers.requested (the original of a duplicate). */
@@ -49,11 +66,19 @@ export interface GatewayDeps {
 
 const ID_MAX = 128;
 
+/** The gateway's two HTTP servers. */
+export interface GatewayServers {
+  /** The API: every route needs a client's key. */
+  readonly api: Server;
+  /** /healthz, /readyz and /metrics, for the platform only: never exposed to clients. */
+  readonly ops: Server;
+}
+
 /**
- * The gateway's HTTP server, not yet listening: the API, /healthz, /readyz and /metrics
- * on one port. The caller owns `listen` and `close` (main.ts and tests alike).
+ * The gateway's HTTP servers, not yet listening. The caller owns `listen` and `close`
+ * (main.ts and tests alike).
  */
-export function createGateway(deps: GatewayDeps): Server {
+export function createGateway(deps: GatewayDeps): GatewayServers {
   const s = deps.settings;
   const statusStore = createStatusStore(deps.redis, { ttlMs: s.statusTtlMs });
   const shedder = createLoadShedder({ maxPending: s.maxPending, maxLag: s.maxLag, lag: deps.lag });
@@ -78,6 +103,8 @@ export function createGateway(deps: GatewayDeps): Server {
       template: "/v1/transfers",
       handle: submitTransfer({
         publisher: deps.publisher,
+        authenticator: deps.authenticator,
+        ids: deps.ids,
         records,
         shedder,
         natsConnected: deps.natsConnected,
@@ -93,11 +120,14 @@ export function createGateway(deps: GatewayDeps): Server {
     {
       method: "GET",
       template: "/v1/transfers/:id",
-      handle: ({ params }) => {
+      handle: ({ params, principal }) => {
         const id = params.id ?? "";
-        if (id.length > ID_MAX) return json(404, { error: "transfer not found" });
+        if (id.length > ID_MAX || !principal) return json(404, { error: "transfer not found" });
         return fromRedis("status projection", async () => {
-          const view = buildTransferView(id, await statusStore.read(id));
+          const entries = await statusStore.read(id);
+          // Another client's transfer is "not found", exactly like one that does not exist.
+          const visible = principal.allAccounts || entries.some((e) => e.actor === principal.clientId);
+          const view = visible ? buildTransferView(id, entries) : undefined;
           return view ? json(200, view) : json(404, { error: "transfer not found" });
         });
       },
@@ -105,19 +135,24 @@ export function createGateway(deps: GatewayDeps): Server {
     {
       method: "GET",
       template: "/v1/accounts/:id",
-      handle: ({ params }) => {
+      handle: ({ params, principal }) => {
         const id = params.id ?? "";
         if (id.length > ID_MAX) return json(404, { error: "account not found" });
+        if (!principal || !deps.authenticator.owns(principal, id))
+          return forbidden({ field: "/id", rule: `is not an account of client ${principal?.clientId}` });
         return fromRedis("ledger projection", async () => {
           const account = await readAccount(deps.redis, id);
           return account ? json(200, account) : json(404, { error: "account not found" });
         });
       },
     },
-    { method: "GET", template: "/healthz", handle: () => json(200, { status: "ok" }) },
+  ];
+  const opsRoutes: Route[] = [
+    { method: "GET", template: "/healthz", public: true, handle: () => json(200, { status: "ok" }) },
     {
       method: "GET",
       template: "/readyz",
+      public: true,
       // Same body as the runtime's operational /readyz: { ready, checks: { name: { ok, … } } }.
       handle: () => {
         const checks: Record<string, { ok: boolean; [detail: string]: unknown }> = {
@@ -132,6 +167,7 @@ export function createGateway(deps: GatewayDeps): Server {
     {
       method: "GET",
       template: "/metrics",
+      public: true,
       handle: async () => ({
         status: 200,
         text: { contentType: deps.registry.contentType, content: await deps.registry.metrics() },
@@ -139,12 +175,34 @@ export function createGateway(deps: GatewayDeps): Server {
     },
   ];
 
+  const metrics = createHttpMetrics(deps.registry);
+  const guard = createClientGuard({
+    authenticator: deps.authenticator,
+    limiter: createRateLimiter(deps.redis),
+    defaultRate: s.defaultRate,
+    logger: deps.logger,
+  });
+  return {
+    api: serverFor(createRequestListener({ routes, logger: deps.logger, metrics, guard }), s),
+    ops: serverFor(createRequestListener({ routes: opsRoutes, logger: deps.logger, metrics }), s),
+  };
+}
+
+/**
+ * Bounds what one client can hold: a connection limit, and a deadline for the headers and
+ * for the whole request, checked every second (node checks every 30 s by default, so a
+ * trickling client could hold a socket for up to 30 s past the limit).
+ */
+function serverFor(listener: RequestListener, s: GatewaySettings): Server {
   const server = createServer(
-    createRequestListener({ routes, logger: deps.logger, metrics: createHttpMetrics(deps.registry) }),
+    {
+      headersTimeout: s.headersTimeoutMs,
+      requestTimeout: s.requestTimeoutMs,
+      keepAliveTimeout: s.keepAliveTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    listener,
   );
-  // A client trickling headers or a body holds a socket and, for a body, a claim's slot;
-  // node's defaults (60 s headers, 300 s request) are generous for 16 KiB of JSON.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  server.maxConnections = s.maxConnections;
   return server;
 }

@@ -15,6 +15,7 @@ import {
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import pkg from "../package.json" with { type: "json" };
 import { createGateway } from "./app.ts";
+import { createApiKeyAuthenticator, loadClientsFile } from "./auth/clients.ts";
 import { loadConfig } from "./config.ts";
 import { ensureIngress } from "./ingress.ts";
 import { watchNatsConnection } from "./nats-connection.ts";
@@ -22,16 +23,21 @@ import { statusProjection } from "./status/projection.ts";
 import { createStatusStore } from "./status/status-store.ts";
 import { startLagMonitor } from "./transfers/load-shedding.ts";
 import { storedRequestReader } from "./transfers/submit.ts";
+import { loadIdSecretsFile } from "./transfers/transfer-ids.ts";
 
 const config = loadConfig();
 const logger = createLogger({ service: "gateway", level: config.logLevel });
+// Secrets first: a clients or id-secrets file that is missing, malformed or readable by
+// others stops the gateway before it connects anywhere.
+const clients = loadClientsFile(config.clientsFile);
+const ids = loadIdSecretsFile(config.idSecretsFile);
 const telemetry = startTelemetry({
   serviceName: "gateway",
   serviceVersion: pkg.version,
   ...config.telemetry,
 });
-const nc = await connectNats({ url: config.natsUrl, name: "gateway" });
-const redis = createRedis({ url: config.redisUrl, name: "gateway" });
+const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth });
+const redis = createRedis({ url: config.redisUrl, name: "gateway", auth: config.redisAuth });
 const jsm = await jetstreamManager(nc);
 await ensureIngress(jsm, {
   replicas: config.stage.replicas,
@@ -58,8 +64,10 @@ const projectionProbe = {
   health: () => projection?.health() ?? { ok: false, waiting_for: projectionWaits },
 };
 const nats = watchNatsConnection(nc);
-const server = createGateway({
+const servers = createGateway({
   settings: config.gateway,
+  authenticator: createApiKeyAuthenticator(clients),
+  ids,
   redis,
   publisher: createEventPublisher({
     js: jetstream(nc),
@@ -77,9 +85,13 @@ const server = createGateway({
   registry,
   probes: [projectionProbe, { name: "gateway", health: () => ({ ok: !draining, draining }) }],
 });
-server.listen(config.httpPort, config.httpHost);
-await once(server, "listening");
-logger.info({ host: config.httpHost, port: config.httpPort }, "gateway listening");
+servers.ops.listen(config.opsPort, config.httpHost);
+servers.api.listen(config.httpPort, config.httpHost);
+await Promise.all([once(servers.ops, "listening"), once(servers.api, "listening")]);
+logger.info(
+  { host: config.httpHost, port: config.httpPort, ops_port: config.opsPort, clients: clients.length },
+  "gateway listening",
+);
 onShutdown(logger, [
   // Turn /readyz 503 first and give load balancers a probe period to notice.
   async () => {
@@ -89,14 +101,20 @@ onShutdown(logger, [
   // Stop accepting; requests in flight finish (their publish is acknowledged or fails).
   () =>
     new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections();
+      servers.api.close(() => resolve());
+      servers.api.closeIdleConnections();
     }),
   () => lag.stop(),
   () => projection?.stop(),
   () => nc.drain(),
   () => redis.quit(),
   () => telemetry.shutdown(),
+  // Last: /readyz says "draining" until the end.
+  () =>
+    new Promise<void>((resolve) => {
+      servers.ops.close(() => resolve());
+      servers.ops.closeAllConnections();
+    }),
 ]);
 projection = await runStage({
   definition: statusProjection,

@@ -3,9 +3,11 @@
  * testkit on free ports, and the gateway served in-process on port 0.
  */
 import { once } from "node:events";
+import { chmodSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import type { AddressInfo } from "node:net";
-import { decodeEvent, StreamNames } from "@jetmesh/contracts";
+import { join } from "node:path";
+import { type ClientEntry, decodeEvent, newApiKey, parseClients, StreamNames } from "@jetmesh/contracts";
 import {
   connectNats,
   createEventPublisher,
@@ -19,9 +21,12 @@ import { type NatsServerHandle, type RedisServerHandle, startNats, startRedis } 
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Registry } from "prom-client";
 import { createGateway, type GatewayDeps, type GatewaySettings } from "./app.ts";
+import { createApiKeyAuthenticator } from "./auth/clients.ts";
 import { ensureIngress } from "./ingress.ts";
 import { watchNatsConnection } from "./nats-connection.ts";
-import { storedRequestReader } from "./transfers/submit.ts";
+import { idempotencyKey } from "./transfers/idempotency.ts";
+import { idsFor, scopedKey, storedRequestReader } from "./transfers/submit.ts";
+import { parseIdSecrets } from "./transfers/transfer-ids.ts";
 
 export const logger: Logger = createLogger({
   service: "gateway-test",
@@ -40,7 +45,67 @@ export const testSettings: GatewaySettings = {
   acceptUntimedKeys: true,
   inProgressWaitMs: 300,
   statusTtlMs: 3600_000,
+  defaultRate: { perSecond: 1000, burst: 1000 },
+  maxConnections: 256,
+  headersTimeoutMs: 5000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5000,
 };
+
+/** The API keys of the test clients (fresh per test process; only their hashes reach the gateway). */
+export const keys = {
+  /** `test-customer`: owns acc-1 … acc-50. */
+  customer: newApiKey(),
+  /** `test-other`: owns acc-100 … acc-109. */
+  other: newApiKey(),
+  /** `test-operator`: every account, mints up to 1,000,000,000. */
+  operator: newApiKey(),
+} as const;
+
+const range = (from: number, to: number): string[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => `acc-${from + i}`);
+
+export const testClients: ClientEntry[] = parseClients({
+  clients: [
+    {
+      id: "test-customer",
+      role: "customer",
+      accounts: range(1, 50),
+      keys: [{ id: "k1", sha256: keys.customer.sha256 }],
+    },
+    {
+      id: "test-other",
+      role: "customer",
+      accounts: range(100, 109),
+      keys: [{ id: "k1", sha256: keys.other.sha256 }],
+    },
+    {
+      id: "test-operator",
+      role: "operator",
+      accounts: ["*"],
+      mintMaxMinor: 1_000_000_000,
+      keys: [{ id: "k1", sha256: keys.operator.sha256 }],
+    },
+  ],
+});
+
+/** Transfer-id secrets of the tests: one version, valid since the epoch. */
+const testIdSecrets = {
+  versions: [
+    { version: 1, notBefore: "1970-01-01T00:00:00Z", secret: Buffer.alloc(32, 7).toString("base64") },
+  ],
+};
+export const testIds = parseIdSecrets(testIdSecrets);
+
+/** The Authorization header of a key (the customer's by default). */
+export function bearer(key: { key: string } = keys.customer): Record<string, string> {
+  return { authorization: `Bearer ${key.key}` };
+}
+
+/** GET with a client's key (the customer's by default). */
+export function getAs(url: string, key: { key: string } = keys.customer): Promise<Response> {
+  return fetch(url, { headers: bearer(key) });
+}
 
 export interface Infra {
   readonly nats: NatsServerHandle;
@@ -84,7 +149,10 @@ export function provisionIngress(infra: Infra): Promise<void> {
 }
 
 export interface RunningGateway {
+  /** The API port. */
   readonly url: string;
+  /** The ops port: /healthz, /readyz, /metrics. */
+  readonly opsUrl: string;
   readonly registry: Registry;
   close(): Promise<void>;
 }
@@ -96,7 +164,9 @@ export async function serveGateway(
 ): Promise<RunningGateway> {
   const registry = overrides.registry ?? new Registry();
   const nats = watchNatsConnection(infra.nc);
-  const server = createGateway({
+  const servers = createGateway({
+    authenticator: createApiKeyAuthenticator(testClients),
+    ids: testIds,
     redis: infra.redis,
     publisher: createEventPublisher({ js: infra.js, settings: publisherSettings, logger, stage: "gateway" }),
     readStored: storedRequestReader((stream, seq) => infra.jsm.streams.getMessage(stream, { seq })),
@@ -107,30 +177,45 @@ export async function serveGateway(
     ...overrides,
     settings: { ...testSettings, ...overrides.settings },
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
+  const listen = async (server: typeof servers.api): Promise<string> => {
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+  const close = (server: typeof servers.api): Promise<void> =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: await listen(servers.api),
+    opsUrl: await listen(servers.ops),
     registry,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: async () => {
+      await Promise.all([close(servers.api), close(servers.ops)]);
+    },
   };
 }
 
 export const transfer = { from: "acc-1", to: "acc-2", amountMinor: 1250, currency: "EUR" } as const;
 
-/** POST /v1/transfers with a JSON body (or a raw string) and an optional key. */
+/**
+ * POST /v1/transfers with a JSON body (or a raw string), an optional Idempotency-Key, and
+ * the customer's API key unless `apiKey` names another (null: no Authorization at all).
+ */
 export function postTransfer(
   base: string,
   body: unknown,
-  opts: { key?: string; contentType?: string; headers?: Record<string, string> } = {},
+  opts: {
+    key?: string;
+    contentType?: string;
+    headers?: Record<string, string>;
+    apiKey?: { key: string } | null;
+  } = {},
 ): Promise<Response> {
   const headers: Record<string, string> = {
     "content-type": opts.contentType ?? "application/json",
+    ...(opts.apiKey === null ? {} : bearer(opts.apiKey ?? keys.customer)),
     ...opts.headers,
   };
   if (opts.key !== undefined) headers["idempotency-key"] = opts.key;
@@ -170,7 +255,10 @@ export function postChunked(
   return new Promise((resolve, reject) => {
     const req = request(
       `${base}/v1/transfers`,
-      { method: "POST", headers: { "content-type": "application/json", "idempotency-key": key } },
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": key, ...bearer() },
+      },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
@@ -196,4 +284,31 @@ export function postChunked(
     };
     pump();
   });
+}
+
+/** The ids the gateway gives `client`'s key (the test secrets have one version: time does not matter). */
+export function testIdsFor(key: string, client = "test-customer"): { transferId: string; eventId: string } {
+  return idsFor(testIds, client, key, new Date().toISOString());
+}
+
+/** The Redis key of `client`'s idempotency record for `key`. */
+export function recordOf(key: string, client = "test-customer"): string {
+  return idempotencyKey(scopedKey(client, key));
+}
+
+/**
+ * Writes the test clients (hashes only) and id secrets as files the gateway process reads,
+ * with the mode secrets must have (0600, or `mode` to see it refused).
+ */
+export function writeGatewaySecrets(
+  dir: string,
+  mode = 0o600,
+): { clientsFile: string; idSecretsFile: string } {
+  const clientsFile = join(dir, "clients.json");
+  const idSecretsFile = join(dir, "id-secrets.json");
+  writeFileSync(clientsFile, JSON.stringify({ clients: testClients }), { mode });
+  writeFileSync(idSecretsFile, JSON.stringify(testIdSecrets), { mode });
+  chmodSync(clientsFile, mode);
+  chmodSync(idSecretsFile, mode);
+  return { clientsFile, idSecretsFile };
 }

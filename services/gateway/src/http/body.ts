@@ -1,27 +1,40 @@
 import type { IncomingMessage } from "node:http";
-import { HttpError, json } from "./reply.ts";
+import { HttpError, invalidRequest, json } from "./reply.ts";
+import { parseStrictJson, type StrictJson } from "./strict-json.ts";
 
-const JSON_TYPE = /^application\/(?:[a-z0-9.+-]+\+)?json$/;
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+/** `application/json`, optionally `; charset=utf-8` (RFC 8259: JSON is UTF-8), nothing else. */
+const JSON_TYPE = /^application\/json[ \t]*(?:;[ \t]*charset[ \t]*=[ \t]*(?:"utf-8"|utf-8)[ \t]*)?$/i;
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** The client went away before its request was read: nothing to answer, not a server error. */
+export class ClientAbortError extends Error {
+  override readonly name = "ClientAbortError";
+}
 
 /** Replies that leave the rest of the body unread close the connection after answering. */
 const CLOSE = { Connection: "close" } as const;
 
 /**
- * Reads a JSON request body of at most `maxBytes`.
+ * Reads a JSON request body of at most `maxBytes`, strictly.
  *
  * The content type is checked before a byte is read, and reading stops at the limit:
  * a client cannot make the gateway buffer more than `maxBytes` per request.
- * @throws HttpError 415 when the Content-Type is not JSON or the body does not parse as
- *   UTF-8 JSON (the body says which); 413 when the body is larger than `maxBytes`.
+ * @throws HttpError 415 when the Content-Type is not exactly `application/json` (with at
+ *   most `charset=utf-8`); 413 when the body is larger than `maxBytes`; 400 naming the
+ *   field when the body is not UTF-8, not JSON, or repeats a member name.
+ * @throws ClientAbortError when the client goes away mid-body.
  */
-export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
-  const mediaType = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
-  if (!JSON_TYPE.test(mediaType)) {
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<StrictJson> {
+  const contentType = req.headers["content-type"] ?? "";
+  if (!JSON_TYPE.test(contentType.trim())) {
     throw new HttpError(
       json(
         415,
-        { error: "unsupported media type", detail: "content-type must be application/json" },
+        {
+          error: "unsupported media type",
+          detail: "content-type must be application/json (optionally ; charset=utf-8)",
+          field: "header:Content-Type",
+        },
         req.complete ? undefined : CLOSE,
       ),
     );
@@ -30,16 +43,14 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
   const bytes = await readAtMost(req, maxBytes);
   let text: string;
-  let value: unknown;
   try {
     text = utf8.decode(bytes);
-    value = JSON.parse(text);
   } catch (err) {
-    throw new HttpError(json(415, { error: "unsupported media type", detail: "body is not valid json" }), {
-      cause: err,
-    });
+    throw new HttpError(invalidRequest([{ field: "/", rule: "is not UTF-8" }]), { cause: err });
   }
-  return value;
+  const parsed = parseStrictJson(text);
+  if (!parsed.ok) throw new HttpError(invalidRequest([parsed.issue]));
+  return parsed.json;
 }
 
 function tooLarge(maxBytes: number): HttpError {
@@ -76,9 +87,14 @@ function readAtMost(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
     };
     const onError = (err: Error): void => {
       cleanup();
-      reject(err);
+      // A reset socket mid-body is the client leaving, whatever node calls it.
+      reject(
+        err instanceof ClientAbortError || (err as NodeJS.ErrnoException).code === "ECONNRESET"
+          ? new ClientAbortError("client aborted the request body", { cause: err })
+          : err,
+      );
     };
-    const onAborted = (): void => onError(new Error("request aborted"));
+    const onAborted = (): void => onError(new ClientAbortError("client aborted the request body"));
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", onError);

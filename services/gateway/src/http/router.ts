@@ -1,5 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Context, Span } from "@opentelemetry/api";
+import type { Principal } from "../auth/clients.ts";
 import type { Reply } from "./reply.ts";
 
 /** What a route handler receives. */
@@ -15,6 +16,8 @@ export interface RouteRequest {
    * registered context manager (telemetry off, tests) `context.active()` stays empty.
    */
   readonly context: Context;
+  /** The authenticated client; set on every route that is not `public`. */
+  readonly principal?: Principal;
 }
 
 export type RouteHandler = (r: RouteRequest) => Promise<Reply> | Reply;
@@ -23,6 +26,8 @@ export interface Route {
   readonly method: string;
   /** `/v1/transfers/:id`: literal segments and `:name` parameters. Also the metrics label. */
   readonly template: string;
+  /** Anyone may call it (health, metrics on the ops port); otherwise a client must authenticate. */
+  readonly public?: boolean;
   readonly handle: RouteHandler;
 }
 

@@ -10,19 +10,37 @@ import {
   trace,
 } from "@opentelemetry/api";
 import { extractContext, type Logger } from "@jetmesh/stage";
+import { ClientAbortError } from "./body.ts";
 import type { HttpMetrics } from "./metrics.ts";
 import { HttpError, json, type Reply } from "./reply.ts";
 import { createRouter, type Route } from "./router.ts";
+import type { Principal } from "../auth/clients.ts";
 
 const tracer = trace.getTracer("@jetmesh/gateway");
 
 /** Route label of requests that matched no route (one bounded label for all of them). */
 export const UNMATCHED_ROUTE = "unmatched";
 
+/**
+ * Status counted (never sent) for a request whose client went away before it was read: the
+ * nginx convention, so client aborts are neither 2xx nor 5xx on dashboards.
+ */
+export const CLIENT_CLOSED = 499;
+
+/** Decides whether a request may reach a non-public route, and with which client. */
+export type RequestGuard = (
+  req: IncomingMessage,
+) => Promise<
+  | { readonly ok: true; readonly principal: Principal; readonly headers?: Record<string, string> }
+  | { readonly ok: false; readonly reply: Reply }
+>;
+
 export interface RequestListenerOptions {
   readonly routes: readonly Route[];
   readonly logger: Logger;
   readonly metrics: HttpMetrics;
+  /** Authenticates (and rate-limits) requests to non-public routes; without it they get 401. */
+  readonly guard?: RequestGuard;
 }
 
 /**
@@ -51,12 +69,26 @@ export function createRequestListener(
     const span = serverSpan(`${method} ${route}`, route, method, parent);
     const ctx = trace.setSpan(parent, span);
 
+    let extraHeaders: Record<string, string> | undefined;
     const run = async (): Promise<Reply> => {
       if (m.kind === "none") return json(404, { error: "not found" });
       if (m.kind === "method") {
         return json(405, { error: "method not allowed" }, { Allow: m.allow.join(", ") });
       }
-      return m.route.handle({ req, url, params: m.params, span, context: ctx });
+      if (m.route.public) return m.route.handle({ req, url, params: m.params, span, context: ctx });
+      if (!opts.guard) return json(401, { error: "unauthorized", detail: "no client may call this port" });
+      const admitted = await opts.guard(req);
+      if (!admitted.ok) return admitted.reply;
+      extraHeaders = admitted.headers;
+      span.setAttribute("jetmesh.client_id", admitted.principal.clientId);
+      return m.route.handle({
+        req,
+        url,
+        params: m.params,
+        span,
+        context: ctx,
+        principal: admitted.principal,
+      });
     };
     // The span's context reaches routes explicitly (RouteRequest.context): running each
     // request inside `context.with` would turn on AsyncLocalStorage's promise hooks, a
@@ -64,12 +96,26 @@ export function createRequestListener(
     run()
       .catch((err: unknown) => {
         if (err instanceof HttpError) return err.reply;
+        if (err instanceof ClientAbortError) return { status: CLIENT_CLOSED } satisfies Reply;
         span.recordException(err as Error);
         opts.logger.error({ err, route, method }, "request failed");
         return json(500, { error: "internal error" });
       })
       .then((reply) => {
-        write(res, method, reply);
+        if (reply.status === CLIENT_CLOSED) {
+          // Nobody to answer: count it, say so once, close what is left of the socket.
+          span.setAttribute("http.response.status_code", CLIENT_CLOSED);
+          span.end();
+          opts.metrics.observe(route, method, CLIENT_CLOSED, (performance.now() - started) / 1000);
+          opts.logger.info({ route, method }, "client aborted the request");
+          res.destroy();
+          return;
+        }
+        write(
+          res,
+          method,
+          extraHeaders ? { ...reply, headers: { ...extraHeaders, ...reply.headers } } : reply,
+        );
         span.setAttribute("http.response.status_code", reply.status);
         if (reply.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
         span.end();

@@ -57,6 +57,7 @@ export function lineageEntryOf(
     stream: delivery.stream,
     sequence: delivery.streamSequence,
     occurredAt: event.occurredAt,
+    ...(event.actor !== undefined ? { actor: event.actor } : {}),
     ...(traceId ? { traceId } : {}),
     ...(detail ? { detail } : {}),
   };

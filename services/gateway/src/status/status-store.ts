@@ -15,6 +15,8 @@ export interface LineageEntry {
   readonly stream: string;
   readonly sequence: number;
   readonly occurredAt: string;
+  /** The API client whose request the event descends from (the envelope's `actor`). */
+  readonly actor?: string;
   readonly traceId?: string;
   /** What the event decided, when it decided something: reasons, score, bank reference. */
   readonly detail?: Readonly<Record<string, unknown>>;

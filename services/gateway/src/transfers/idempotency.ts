@@ -1,9 +1,13 @@
-import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
+import { runScript } from "../redis-scripts.ts";
 
-/** Redis key of the idempotency record of one Idempotency-Key. */
-export function idempotencyKey(key: string): string {
-  return `gateway:idem:${key}`;
+/**
+ * Redis key of the idempotency record of one client's Idempotency-Key: `scoped` is
+ * `<client>:<key>` (submit.ts `scopedKey`), so one client can neither pre-claim nor replay
+ * another's key.
+ */
+export function idempotencyKey(scoped: string): string {
+  return `gateway:idem:${scoped}`;
 }
 
 /** What the gateway answered for an accepted transfer; replayed verbatim. */
@@ -29,7 +33,7 @@ export type Claim =
   | { readonly kind: "conflict" };
 
 /**
- * The gateway's idempotency records, `gateway:idem:<key>` = hash {bodyHash, status, owner,
+ * The gateway's idempotency records, `gateway:idem:<client>:<key>` = hash {bodyHash, status, owner,
  * leaseUntil, firstAt, answer}, living `ttlMs` (at least the idempotency horizon) from the
  * first claim, whatever happens to the request:
  * - `pending`: one request holds a lease until `leaseUntil`; a gateway that dies mid-publish
@@ -142,22 +146,4 @@ export function createIdempotencyRecords(redis: Redis, opts: IdempotencyOptions)
       await runScript(redis, UNSURE, [idempotencyKey(key)], [owner]);
     },
   };
-}
-
-const shas = new Map<string, string>();
-
-/** EVALSHA, loading the script on NOSCRIPT (first use, or after a Redis restart). */
-async function runScript(redis: Redis, script: string, keys: string[], args: string[]): Promise<unknown> {
-  let sha = shas.get(script);
-  if (sha === undefined) {
-    sha = createHash("sha1").update(script).digest("hex");
-    shas.set(script, sha);
-  }
-  try {
-    return await redis.evalsha(sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    // A Redis error reply's code is its first word; NOSCRIPT has no class of its own.
-    if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-    return redis.eval(script, keys.length, ...keys, ...args);
-  }
 }

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { FieldIssue } from "@jetmesh/contracts";
+import { escapePointer } from "../http/strict-json.ts";
 
 /** A transfer request that passed the gateway's structural checks. */
 export interface TransferRequest {
@@ -20,6 +21,7 @@ const ACCOUNT_MAX = 64;
 const CURRENCY = /^[A-Za-z]{3}$/;
 const FIELDS = new Set(["from", "to", "amountMinor", "currency"]);
 const MAX_UNKNOWN_REPORTED = 10;
+const INTEGER_TEXT = /^(?:0|-?[1-9][0-9]*)$/;
 
 /**
  * Checks the Idempotency-Key header. Node joins repeated headers with ", ", which the
@@ -39,7 +41,10 @@ export function checkIdempotencyKey(value: string | string[] | undefined): Check
  * first. Business rules (limits, known currencies, who may send) are the validator
  * stage's, so a request that passes here can still end as `transfers.rejected`.
  */
-export function checkTransferRequest(body: unknown): Checked<TransferRequest> {
+export function checkTransferRequest(
+  body: unknown,
+  numbers: ReadonlyMap<string, string> = new Map(),
+): Checked<TransferRequest> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     return { ok: false, issues: [{ field: "/", rule: "must be an object" }] };
   }
@@ -59,6 +64,16 @@ export function checkTransferRequest(body: unknown): Checked<TransferRequest> {
     issues.push({ field: "/amountMinor", rule: "must be integer" });
   } else if (!Number.isSafeInteger(amount))
     issues.push({ field: "/amountMinor", rule: "must be a safe integer" });
+  else {
+    // 1.0, 1e2 and -0 parse to integers but are not how an integer amount is written:
+    // refused, so every reader of the body sees the same amount, spelled one way.
+    const text = numbers.get("/amountMinor");
+    if (text !== undefined && !INTEGER_TEXT.test(text))
+      issues.push({
+        field: "/amountMinor",
+        rule: "must be written as an integer (no fraction, exponent or -0)",
+      });
+  }
   const currency = input.currency;
   if (currency === undefined) issues.push({ field: "/currency", rule: "is required" });
   else if (typeof currency !== "string" || !CURRENCY.test(currency)) {
@@ -95,9 +110,4 @@ export function requestHash(req: TransferRequest): string {
   return createHash("sha256")
     .update(JSON.stringify([req.from, req.to, req.amountMinor, req.currency]))
     .digest("hex");
-}
-
-/** RFC 6901 escaping, so an unknown key containing `/` still names one field. */
-function escapePointer(key: string): string {
-  return key.replaceAll("~", "~0").replaceAll("/", "~1");
 }

@@ -11,12 +11,15 @@ import {
 } from "@jetmesh/contracts";
 import { DuplicateMismatchError, type Logger, PublishError } from "@jetmesh/stage";
 import type { Context } from "@opentelemetry/api";
+import { forbidden, transferDenied } from "../auth/authorize.ts";
+import type { Authenticator, Principal } from "../auth/clients.ts";
 import { readJsonBody } from "../http/body.ts";
 import { invalidRequest, json, type Reply, unavailable } from "../http/reply.ts";
 import type { RouteRequest } from "../http/router.ts";
 import type { StatusStore } from "../status/status-store.ts";
 import type { AcceptedAnswer, Claim, IdempotencyRecords } from "./idempotency.ts";
 import type { LoadShedder } from "./load-shedding.ts";
+import type { TransferIds } from "./transfer-ids.ts";
 import {
   checkIdempotencyKey,
   checkTransferRequest,
@@ -42,6 +45,10 @@ export interface TransferPublisher {
 
 export interface SubmitTransferDeps {
   readonly publisher: TransferPublisher;
+  /** Who owns which account (the request's client comes from the route's guard). */
+  readonly authenticator: Authenticator;
+  /** Keyed transfer ids: not derivable from a key without the gateway's secret. */
+  readonly ids: TransferIds;
   readonly records: IdempotencyRecords;
   readonly shedder: LoadShedder;
   /** False while the NATS connection is down: fail fast instead of waiting for a publish timeout. */
@@ -75,12 +82,25 @@ const KEY_CLOCK_SKEW_MS = 5 * 60_000;
 /** Seconds a client should wait before retrying, by cause. */
 const RETRY_AFTER = { busy: 1, inProgress: 1, dependencyDown: 2 } as const;
 
-/** The transfer and event ids of an idempotency key: the same key always names the same transfer. */
-export function idsFor(key: string): { transferId: string; eventId: string } {
-  return {
-    transferId: deriveId(PRODUCER, "transfer", key),
-    eventId: deriveId(PRODUCER, EventTypes.TransferRequested, key),
-  };
+/**
+ * The transfer and event ids of a client's Idempotency-Key: the same client and key always
+ * name the same transfer (the key's time picks the secret version, see transfer-ids.ts). An
+ * untimed key is dated by its record's first claim, which a Redis that loses writes can move:
+ * one reason such keys are refused in production.
+ */
+export function idsFor(
+  ids: TransferIds,
+  clientId: string,
+  key: string,
+  firstAt: string,
+): { transferId: string; eventId: string } {
+  const transferId = ids.transferId(clientId, key, timeOfTimedId(key) ?? Date.parse(firstAt));
+  return { transferId, eventId: deriveId(PRODUCER, EventTypes.TransferRequested, transferId) };
+}
+
+/** The idempotency record of a client's key: keys are scoped per client. */
+export function scopedKey(clientId: string, key: string): string {
+  return `${clientId}:${key}`;
 }
 
 /**
@@ -90,17 +110,21 @@ export function idsFor(key: string): { transferId: string; eventId: string } {
  * the stored answer and publishes nothing.
  */
 export function submitTransfer(deps: SubmitTransferDeps): (r: RouteRequest) => Promise<Reply> {
-  return async ({ req, span, context }) => {
+  return async ({ req, span, context, principal }) => {
+    if (!principal) throw new Error("POST /v1/transfers reached without a client");
     const body = await readJsonBody(req, deps.maxBodyBytes);
     const key = checkKeyAge(deps, checkIdempotencyKey(req.headers[IDEMPOTENCY_HEADER.toLowerCase()]));
-    const checked = checkTransferRequest(body);
+    const checked = checkTransferRequest(body.value, body.numbers);
     if (!key.ok || !checked.ok) {
       return invalidRequest([...(key.ok ? [] : key.issues), ...(checked.ok ? [] : checked.issues)]);
     }
+    const denied = transferDenied(deps.authenticator, principal, checked.value);
+    if (denied) return forbidden(denied);
     const hash = requestHash(checked.value);
+    const recordKey = scopedKey(principal.clientId, key.value);
     let claim: Claim;
     try {
-      claim = await claimOrWait(deps, key.value, hash);
+      claim = await claimOrWait(deps, recordKey, hash);
     } catch (err) {
       deps.logger.warn({ err }, "idempotency store unavailable");
       return unavailable("idempotency store unavailable", RETRY_AFTER.dependencyDown);
@@ -124,7 +148,7 @@ export function submitTransfer(deps: SubmitTransferDeps): (r: RouteRequest) => P
       case "claimed":
         return publishClaimed(
           deps,
-          { key: key.value, hash, owner: claim.owner, firstAt: claim.firstAt },
+          { principal, key: key.value, recordKey, hash, owner: claim.owner, firstAt: claim.firstAt },
           checked.value,
           { traceId: span.spanContext().traceId, parent: context },
         );
@@ -188,14 +212,21 @@ async function claimOrWait(deps: SubmitTransferDeps, key: string, hash: string):
 
 async function publishClaimed(
   deps: SubmitTransferDeps,
-  { key, hash, owner, firstAt }: { key: string; hash: string; owner: string; firstAt: string },
+  {
+    principal,
+    key,
+    recordKey,
+    hash,
+    owner,
+    firstAt,
+  }: { principal: Principal; key: string; recordKey: string; hash: string; owner: string; firstAt: string },
   request: TransferRequest,
   trace: { traceId: string; parent: Context },
 ): Promise<Reply> {
   // Forget the key: only when nothing can have been stored.
   const release = async (): Promise<void> => {
     try {
-      await deps.records.release(key, owner);
+      await deps.records.release(recordKey, owner);
     } catch (err) {
       // The lease runs out on its own; until then a retry is told "in progress".
       deps.logger.warn({ err }, "could not release idempotency claim");
@@ -211,7 +242,7 @@ async function publishClaimed(
     return unavailable("overloaded", RETRY_AFTER.busy, slot.reason);
   }
 
-  const { transferId, eventId } = idsFor(key);
+  const { transferId, eventId } = idsFor(deps.ids, principal.clientId, key, firstAt);
   const { traceId } = trace;
   // Every retry of this key builds the same bytes (the time of its first claim), so a
   // duplicate PubAck can be checked against what the stream holds.
@@ -224,6 +255,8 @@ async function publishClaimed(
       causationId: `idempotency-key:${key}`,
       producer: PRODUCER,
       occurredAt: firstAt,
+      // Who asked: from the credentials, never the body; every later event carries it.
+      actor: principal.clientId,
     },
   );
   let ack: { stream: string; seq: number; duplicate?: boolean };
@@ -239,13 +272,13 @@ async function publishClaimed(
       // The stream holds this key's event with other bytes: a first attempt whose record
       // Redis lost. Same transfer fields: it is this request, answered; otherwise the key
       // belongs to another body.
-      return answerFromStored(deps, { key, owner, hash }, err);
+      return answerFromStored(deps, { recordKey, owner, hash }, err);
     }
     const ambiguous = !(err instanceof PublishError) || err.ambiguous || !err.refused;
     if (ambiguous) {
       // It may be stored: keep the key bound to this body until a retry finds out.
       await deps.records
-        .unsure(key, owner)
+        .unsure(recordKey, owner)
         .catch((e: unknown) => deps.logger.warn({ err: e }, "could not mark the idempotency record unsure"));
     } else await release();
     deps.logger.warn(
@@ -263,7 +296,7 @@ async function publishClaimed(
     if (first) answer = { ...answer, traceId: first };
   }
   try {
-    await deps.records.complete(key, owner, hash, answer);
+    await deps.records.complete(recordKey, owner, hash, answer);
   } catch (err) {
     // The event is stored, so the answer is 202. A retry before the lease lapses is told
     // "in progress"; after it, it republishes the same Nats-Msg-Id, which the stream drops.
@@ -280,6 +313,7 @@ async function publishClaimed(
         stream: ack.stream,
         sequence: ack.seq,
         occurredAt: env.occurredAt,
+        actor: principal.clientId,
         ...(traceId ? { traceId } : {}),
       })
       .catch((err: unknown) => deps.logger.debug({ err, event_id: eventId }, "status write-through skipped"));
@@ -296,12 +330,12 @@ async function publishClaimed(
  */
 async function answerFromStored(
   deps: SubmitTransferDeps,
-  { key, owner, hash }: { key: string; owner: string; hash: string },
+  { recordKey, owner, hash }: { recordKey: string; owner: string; hash: string },
   dup: DuplicateMismatchError,
 ): Promise<Reply> {
   const stored = await deps.readStored(dup.stream, dup.seq).catch(() => undefined);
   if (!stored) {
-    await deps.records.unsure(key, owner).catch(() => {});
+    await deps.records.unsure(recordKey, owner).catch(() => {});
     return unavailable("event stream unavailable", RETRY_AFTER.dependencyDown, "stored request unreadable");
   }
   const d = stored.env.data;
@@ -313,7 +347,7 @@ async function answerFromStored(
   });
   const traceId = /^00-([0-9a-f]{32})-/.exec(stored.traceparent ?? "")?.[1] ?? "";
   const answer: AcceptedAnswer = { transferId: d.transferId, eventId: stored.env.eventId, traceId };
-  await deps.records.complete(key, owner, storedHash, answer).catch(() => false);
+  await deps.records.complete(recordKey, owner, storedHash, answer).catch(() => false);
   if (storedHash !== hash) return conflict();
   return json(200, answer, { "Idempotent-Replayed": "true" });
 }
