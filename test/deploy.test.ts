@@ -22,6 +22,8 @@ interface ComposeService {
   image?: string;
   depends_on?: string[];
   volumes?: string[];
+  ports?: string[];
+  secrets?: (string | { source: string; target: string })[];
 }
 
 describe("deploy", () => {
@@ -61,14 +63,16 @@ describe("deploy", () => {
   it("deploy - docker-compose describes the cluster topology and every service", () => {
     const compose = parse(read("docker-compose.yml"), { merge: true }) as {
       services: Record<string, ComposeService>;
+      secrets: Record<string, { file: string }>;
     };
     const s = compose.services;
-    // three NATS nodes with their configs, clustered, fsync always
+    // three NATS nodes with their configs, clustered (the routes and their credentials are the
+    // generated include; test/nats-access.test.ts routes two nodes from these files), fsync always
     for (const n of ["nats-1", "nats-2", "nats-3"]) {
       expect(s[n]?.image).toMatch(/^nats:2\.1\d/);
       const conf = read(`deploy/nats/${n}.conf`);
       expect(conf).toMatch(/sync_interval: always/);
-      for (const peer of ["nats-1", "nats-2", "nats-3"]) expect(conf).toContain(`nats-route://${peer}:6222`);
+      expect(conf).toContain('include "auth/nats-routes.conf"');
     }
     expect(read("deploy/redis/redis-replica.conf")).toMatch(/replicaof redis-primary 6379/);
     expect(s["redis-replica"]).toBeDefined();
@@ -95,13 +99,67 @@ describe("deploy", () => {
     // the bank simulator stands for a system we do not own: it imports no jetmesh package
     const bankPkg = JSON.parse(read("services/bank-sim/package.json"));
     expect(Object.keys({ ...bankPkg.dependencies }).filter((d) => d.startsWith("@jetmesh/"))).toEqual([]);
-    // volumes referenced from deploy/ exist
+    // volumes referenced from deploy/ exist; secrets come from outside the repository
     for (const svc of Object.values(s)) {
       for (const v of svc.volumes ?? []) {
         const src = v.split(":")[0]!;
         if (src.startsWith("./")) expect(existsSync(join(root, src)), src).toBe(true);
+        else if (src.includes("/"))
+          expect(src, "a mounted file outside deploy/ is a secret").toMatch(/^\$\{JETMESH_SECRETS/);
       }
     }
+    for (const [name, secret] of Object.entries(compose.secrets))
+      expect(secret.file, name).toMatch(/^\$\{JETMESH_SECRETS\}\//);
+  });
+
+  it("deploy - no listener without authentication: NATS clients, routes and monitoring, Redis, the API", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, ComposeService>;
+    };
+    const s = compose.services;
+    for (const n of ["nats-1", "nats-2", "nats-3"]) {
+      const conf = read(`deploy/nats/${n}.conf`).replace(/#.*$/gm, "");
+      // clients: the generated accounts and users, and no user for a connection without credentials
+      expect(conf).toContain('include "auth/nats-auth.conf"');
+      expect(conf).not.toMatch(/no_auth_user/);
+      // monitoring answers without authentication in 2.9/2.10: loopback only, and not published
+      expect(conf).toMatch(/^http: 127\.0\.0\.1:8222$/m);
+      expect(s[n]?.ports ?? []).not.toContain("8222:8222");
+      // routes: the include carries the route credentials (a route without them is refused)
+      expect(conf).toMatch(/cluster \{[^}]*include "auth\/nats-routes\.conf"/s);
+    }
+    for (const r of ["redis-primary", "redis-replica"]) {
+      const conf = read(`deploy/redis/${r}.conf`).replace(/#.*$/gm, "");
+      expect(conf).toMatch(/^aclfile \/run\/secrets\/redis-acl$/m);
+      expect(conf).toMatch(/^protected-mode yes$/m);
+      expect(conf).not.toMatch(/nopass|^requirepass/m);
+      expect(s[r]?.secrets).toEqual(expect.arrayContaining(["redis-acl", "redis-replica-auth"]));
+    }
+    const secretTargets = (svc: ComposeService) =>
+      (svc.secrets ?? []).map((x) => (typeof x === "string" ? x : x.target));
+    for (const dir of serviceDirs.filter((d) => d !== "bank-sim")) {
+      const svc = s[dir]!;
+      const env = svc.environment!;
+      // every stage authenticates to NATS with its own NKey and to Redis as its own ACL user
+      expect(env.NATS_NKEY_SEED_FILE, dir).toBe("/run/secrets/nats.nk");
+      expect(env.REDIS_USERNAME, dir).toBe(dir);
+      expect(env.REDIS_PASSWORD_FILE, dir).toBe("/run/secrets/redis.password");
+      expect(secretTargets(svc), dir).toEqual(expect.arrayContaining(["nats.nk", "redis.password"]));
+      expect(svc.secrets, dir).toEqual(
+        expect.arrayContaining([
+          { source: `nats-${dir}`, target: "nats.nk" },
+          { source: `redis-${dir}`, target: "redis.password" },
+        ]),
+      );
+    }
+    // the API needs clients; only the API port is published, never the ops port
+    const gw = s.gateway!;
+    expect(gw.environment?.GATEWAY_CLIENTS_FILE).toBe("/run/secrets/gateway-clients.json");
+    expect(gw.environment?.GATEWAY_ID_SECRETS_FILE).toBe("/run/secrets/gateway-id-secrets.json");
+    expect(gw.environment?.GATEWAY_ACCEPT_UNTIMED_KEYS).toBe("false");
+    expect(gw.ports).toEqual([`${gw.environment?.GATEWAY_PORT}:${gw.environment?.GATEWAY_PORT}`]);
+    // the stream bootstrap authenticates as the deploy user
+    expect(JSON.stringify(s.streams)).toContain("--nkey /run/secrets/nats.nk");
   });
 
   it("deploy - every service image is built in two stages and runs only its own bundle with plain node", () => {

@@ -186,4 +186,34 @@ describe("ledger state", () => {
     const fold = foldBalances(events);
     expect([...fold.values()].reduce((a, b) => a + b, 0n)).toBe(0n);
   }, 90_000);
+
+  it("ledger - LEDGER deleted under a running ledger: it turns unready, decides nothing, debits nothing, and the transfers wait on RISK", async () => {
+    infra = await startInfra();
+    await provision(infra.jsm);
+    const ledger = await start("ledger");
+    await waitReady(ledger);
+    await score(infra, "fund", "external", "acc-1", 10_000);
+    await waitForLedger(infra.jsm, "fund", ["ledger.posted"]);
+    await waitServedEqualsFold(infra, ["external", "acc-1"]);
+    const before = await servedBalance(infra.redis, "acc-1");
+    // The attack of issue 12 (without credentials before NATS permissions): delete the log.
+    await infra.jsm.streams.delete(Streams.LEDGER.name);
+    for (let i = 0; i < 20; i++) await score(infra, `after-${i}`, "acc-1", "acc-2", 100);
+    const readyz = await waitFor(
+      async () => {
+        const r = await ledger.get("/readyz");
+        return r.status === 503 ? r : undefined;
+      },
+      { what: "ledger unready after LEDGER disappeared", timeoutMs: 15_000 },
+    );
+    expect(readyz.body).toMatch(/LEDGER/);
+    await new Promise((r) => setTimeout(r, 2000));
+    // Nothing was debited, and nothing recreated the stream.
+    expect(await servedBalance(infra.redis, "acc-1")).toBe(before);
+    expect(await servedBalance(infra.redis, "acc-2")).toBe(0n);
+    await expect(infra.jsm.streams.info(Streams.LEDGER.name)).rejects.toThrow(/stream not found/);
+    // The scored transfers are not lost: they wait, unacknowledged, on the ledger's consumer.
+    const consumer = await infra.jsm.consumers.info(Streams.RISK.name, "ledger");
+    expect(consumer.num_pending + consumer.num_ack_pending).toBeGreaterThanOrEqual(20);
+  }, 60_000);
 });

@@ -99,6 +99,7 @@ async function postTransfer(
   key: string,
   body: { from: string; to: string; amountMinor: number; currency: string },
   stats: { requests: number; retries: number },
+  apiKey: string,
 ): Promise<Accepted | undefined> {
   const sentAt = performance.now();
   for (let attempt = 0; attempt < 20; attempt++) {
@@ -106,7 +107,11 @@ async function postTransfer(
     try {
       const res = await fetch(`${gatewayUrl}/v1/transfers`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": key },
+        headers: {
+          "content-type": "application/json",
+          "idempotency-key": key,
+          authorization: `Bearer ${apiKey}`,
+        },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(30_000),
       });
@@ -179,6 +184,7 @@ export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
           `${run}-fund-${i}`,
           { from: "external", to: `acc-${i}`, amountMinor: 10_000_000, currency: "EUR" },
           stats,
+          mesh.apiKeys.operator,
         ),
       ),
     );
@@ -211,7 +217,7 @@ export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
       Array.from({ length: 64 }, async () => {
         while (performance.now() < until) {
           const t = transfer();
-          const a = await postTransfer(mesh.gatewayUrl, t.key, t.body, stats);
+          const a = await postTransfer(mesh.gatewayUrl, t.key, t.body, stats, mesh.apiKeys.customer);
           if (a) satAccepted.push(a);
         }
       }),
@@ -264,7 +270,7 @@ export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
       if (wait > 1) await sleep(wait);
       const t = transfer();
       pending.push(
-        postTransfer(mesh.gatewayUrl, t.key, t.body, stats).then(async (a) => {
+        postTransfer(mesh.gatewayUrl, t.key, t.body, stats, mesh.apiKeys.customer).then(async (a) => {
           const at = a ? await outcomes.wait(a.transferId, 120_000) : undefined;
           if (!a || at === undefined) {
             lost++;

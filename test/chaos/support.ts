@@ -15,7 +15,7 @@ import {
 export const SEED = "20261126";
 
 /**
- * Prints the tables, then asserts: both checkers clean (I1-I6 and S1 from the streams, B1-B5
+ * Prints the tables, then asserts: both checkers clean (I1-I6, S1 and M1 from the streams, B1-B5
  * against the bank's record), nothing lost or doubled, every planned fault kind injected.
  */
 export function expectSurvived(r: ScenarioResult, scenario: Scenario): void {
@@ -31,6 +31,7 @@ export function expectSurvived(r: ScenarioResult, scenario: Scenario): void {
     "I5",
     "I6",
     "S1",
+    "M1",
     "B1",
     "B2",
     "B3",

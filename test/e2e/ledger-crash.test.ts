@@ -35,6 +35,7 @@ describe("e2e ledger crash", () => {
     const mesh = t.mesh;
     const traffic = sendTraffic({
       gatewayUrl: mesh.gatewayUrl,
+      apiKeys: mesh.apiKeys,
       transfers: 200,
       rate: 200,
       accounts: ACCOUNTS,
@@ -58,7 +59,7 @@ describe("e2e ledger crash", () => {
 
     const report = await quietThenCheck(t, sent.accepted, redisBalances(t.redis.url));
     expect(report.violations, describeViolations(report)).toEqual([]);
-    expect(report.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1"]);
+    expect(report.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1", "M1"]);
     expect(report.counts.lost + report.counts.multiple).toBe(0);
     expect(report.counts.posted).toBeGreaterThan(CRASH_AFTER);
     // One terminal ledger event per transfer that reached the ledger: the republished

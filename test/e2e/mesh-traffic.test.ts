@@ -35,6 +35,7 @@ describe("e2e mesh traffic", () => {
     });
     const traffic = await sendTraffic({
       gatewayUrl: t.mesh.gatewayUrl,
+      apiKeys: t.mesh.apiKeys,
       transfers: 2000,
       rate: 400,
       accounts: 20,
@@ -52,9 +53,13 @@ describe("e2e mesh traffic", () => {
     expect(traffic.invalid.unexpected).toEqual([]);
     expect(traffic.invalid.answered400).toBe(traffic.invalid.sent);
 
-    const report = await quietThenCheck(t, traffic.accepted, gatewayBalances(t.mesh.gatewayUrl));
+    const report = await quietThenCheck(
+      t,
+      traffic.accepted,
+      gatewayBalances(t.mesh.gatewayUrl, { apiKey: t.mesh.apiKeys.operator }),
+    );
     expect(report.violations, describeViolations(report)).toEqual([]);
-    expect(report.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1"]);
+    expect(report.checked).toEqual(["I1", "I2", "I3", "I4", "I5", "I6", "S1", "M1"]);
     const c = report.counts;
     expect(c.accepted).toBe(traffic.accepted.length);
     expect(c.lost + c.multiple).toBe(0);

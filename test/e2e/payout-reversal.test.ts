@@ -58,23 +58,24 @@ describe("e2e refused payout", () => {
     const ofType = async (stream: string, type: string) =>
       (await stored(stream)).filter((e) => e.env?.type === type);
 
-    const funding = await postTransfer(mesh.gatewayUrl, "fund-acc-alice", {
-      from: "external",
-      to: "acc-alice",
-      amountMinor: FUNDING,
-      currency: "EUR",
-    });
+    const funding = await postTransfer(
+      mesh.gatewayUrl,
+      "fund-acc-alice",
+      { from: "external", to: "acc-alice", amountMinor: FUNDING, currency: "EUR" },
+      mesh.apiKeys.operator,
+    );
     await waitFor(async () => (await ofType(StreamNames.Ledger, EventTypes.LedgerPosted)).length === 1, {
       timeoutMs: 60_000,
       what: "the funding posting",
     });
     const refused = REFUSED_BANK_ACCOUNTS[0];
-    const payout = await postTransfer(mesh.gatewayUrl, "payout-alice-1", {
-      from: "acc-alice",
-      to: refused,
-      amountMinor: PAYOUT,
-      currency: "EUR",
-    });
+    // acc-alice belongs to no customer of the mesh: the operator (every account) sends it.
+    const payout = await postTransfer(
+      mesh.gatewayUrl,
+      "payout-alice-1",
+      { from: "acc-alice", to: refused, amountMinor: PAYOUT, currency: "EUR" },
+      mesh.apiKeys.operator,
+    );
 
     // The payout stage stored payouts.failed, then died before marking its input done.
     expect((await expectCrash(t, "payout")).signal).toBe("SIGKILL");

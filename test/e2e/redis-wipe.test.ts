@@ -30,6 +30,7 @@ describe("e2e redis wipe", () => {
     let answered = 0;
     const traffic = sendTraffic({
       gatewayUrl: mesh.gatewayUrl,
+      apiKeys: mesh.apiKeys,
       transfers: TRANSFERS,
       rate: 150,
       accounts: 20,

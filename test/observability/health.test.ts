@@ -34,7 +34,7 @@ type Readiness = {
 };
 
 async function readyz(s: RunningService): Promise<Readiness> {
-  const r = await httpGet(`${s.url}/readyz`);
+  const r = await httpGet(`${s.opsUrl}/readyz`);
   return { status: r.status, body: JSON.parse(r.body) as Readiness["body"] };
 }
 
@@ -80,7 +80,7 @@ describe("health endpoints", { timeout: 120_000 }, () => {
 
   it("health - /healthz and /readyz answer 200 with every check ok while NATS and Redis are reachable", async () => {
     for (const s of services) {
-      expect((await httpGet(`${s.url}/healthz`)).status, s.name).toBe(200);
+      expect((await httpGet(`${s.opsUrl}/healthz`)).status, s.name).toBe(200);
       const r = await readyz(s);
       expect(r.status, `${s.name} ${JSON.stringify(r.body)}`).toBe(200);
       expect(r.body.ready, s.name).toBe(true);
@@ -110,7 +110,7 @@ describe("health endpoints", { timeout: 120_000 }, () => {
         expect(down.body.ready, s.name).toBe(false);
         expect(JSON.stringify(down.body.checks), s.name).toMatch(/"redis":(false|\{"ok":false)/);
         // The process is alive and should not be restarted for an outage it waits out.
-        expect((await httpGet(`${s.url}/healthz`)).status, s.name).toBe(200);
+        expect((await httpGet(`${s.opsUrl}/healthz`)).status, s.name).toBe(200);
       }
     } finally {
       await redis.restart();

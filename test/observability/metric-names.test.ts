@@ -186,7 +186,8 @@ describe("deploy/observability files", () => {
       expect(job, service).toBeDefined();
       expect(job?.metrics_path ?? "/metrics").toBe("/metrics");
       const env = compose.services[service]?.environment ?? {};
-      const port = Number(service === "gateway" ? env.GATEWAY_PORT : env.HTTP_PORT);
+      // The gateway serves /metrics on its ops port only, never on the API port.
+      const port = Number(service === "gateway" ? env.GATEWAY_OPS_PORT : env.HTTP_PORT);
       expect(job?.dns_sd_configs?.[0]).toEqual(expect.objectContaining({ names: [service], port }));
     }
   });
@@ -250,7 +251,7 @@ describe("metrics the services export", { timeout: 120_000 }, () => {
   const scrape = async () => {
     const out = {} as Record<PipelineService, { families: Map<string, Family>; samples: Sample[] }>;
     for (const s of PIPELINE) {
-      const r = await httpGet(`${pipeline.services[s].url}/metrics`);
+      const r = await httpGet(`${pipeline.services[s].opsUrl}/metrics`);
       expect(r.status, s).toBe(200);
       out[s] = parseExposition(r.body);
     }
@@ -274,9 +275,10 @@ describe("metrics the services export", { timeout: 120_000 }, () => {
     await submit({ from: alice, to: `acc-${TAG}${n}b`, amountMinor: 100, currency: "XXX" }, "rejected");
     await submit({ from: alice, to: `acc-${TAG}${n}b`, amountMinor: 50_000 }, "declined");
     // Reads of unknown resources and paths: ids must not become label values.
-    await fetch(`${pipeline.services.gateway.url}/v1/transfers/${TAG}-${n}-missing`);
-    await fetch(`${pipeline.services.gateway.url}/v1/accounts/acc-${TAG}${n}never`);
-    await fetch(`${pipeline.services.gateway.url}/no/such/${TAG}${n}`);
+    const auth = { headers: { authorization: `Bearer ${pipeline.apiKeys.operator}` } };
+    await fetch(`${pipeline.services.gateway.url}/v1/transfers/${TAG}-${n}-missing`, auth);
+    await fetch(`${pipeline.services.gateway.url}/v1/accounts/acc-${TAG}${n}never`, auth);
+    await fetch(`${pipeline.services.gateway.url}/no/such/${TAG}${n}`, auth);
   };
   /** Every durable consumer of the pipeline, as `stage` label → input streams. */
   const consumers: Record<PipelineService, Record<string, string[]>> = {

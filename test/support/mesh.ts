@@ -99,7 +99,13 @@ export async function quietThenCheck(
   only?: readonly InvariantName[],
 ): Promise<InvariantReport> {
   await waitForQuiet(t.jsm, { timeoutMs: 120_000 });
-  return checkInvariants({ nc: t.nc, accepted, balances, ...(only ? { only } : {}) });
+  return checkInvariants({
+    nc: t.nc,
+    accepted,
+    balances,
+    minters: t.mesh.minters,
+    ...(only ? { only } : {}),
+  });
 }
 
 /** The report's violations as readable lines, for an assertion message. */
@@ -113,16 +119,21 @@ export function describeViolations(r: InvariantReport): string {
     .join("\n");
 }
 
-/** One POST /v1/transfers; retries 503 and 409 "in progress" with the same key. */
+/** One POST /v1/transfers with an API key; retries 503 and 409 "in progress" with the same key. */
 export async function postTransfer(
   gatewayUrl: string,
   key: string,
   body: { from: string; to: string; amountMinor: number; currency: string },
+  apiKey: string,
 ): Promise<{ status: number; transferId: string; eventId: string }> {
   for (let attempt = 1; ; attempt++) {
     const res = await fetch(`${gatewayUrl}/v1/transfers`, {
       method: "POST",
-      headers: { "content-type": "application/json", "idempotency-key": key },
+      headers: {
+        "content-type": "application/json",
+        "idempotency-key": key,
+        authorization: `Bearer ${apiKey}`,
+      },
       body: JSON.stringify(body),
     });
     const json = (await res.json().catch(() => ({}))) as { transferId?: string; eventId?: string };

@@ -30,7 +30,7 @@ const keyValue = (v: string, all: Record<string, string>) => {
 const program = new Command()
   .name("jetmesh-chaos")
   .description(
-    "Runs fault scenarios against the whole mesh under steady traffic with client retries, then checks I1 to I6 and S1\n" +
+    "Runs fault scenarios against the whole mesh under steady traffic with client retries, then checks I1 to I6, S1 and M1\n" +
       "from the streams, B1 to B5 against the bank's record, and that each fault reached what it aims at.\n" +
       `Scenarios: ${Scenarios.map((s) => `${s.name} (${s.title})`).join("; ")}.`,
   )

@@ -35,7 +35,7 @@ export function meshInstance(service: StageService, s: MeshService, index = 1): 
   return {
     service,
     label: `${service}#${index}`,
-    url: s.url,
+    url: s.opsUrl,
     get pid() {
       return s.isRunning() ? s.child?.pid : undefined;
     },

@@ -110,7 +110,7 @@ export interface FaultRecord {
   readonly error?: string;
 }
 
-/** The checks a chaos run makes: I1 to I6 and S1 from the streams, B1 to B5 against the bank's record. */
+/** The checks a chaos run makes: I1 to I6, S1 and M1 from the streams, B1 to B5 against the bank's record. */
 export type CheckName = InvariantName | BankInvariantName;
 /** A violation of either checker. */
 export type ChaosViolation = Violation | BankViolation;
@@ -174,6 +174,7 @@ const NO_VIOLATIONS: Record<CheckName, number> = {
   I5: 0,
   I6: 0,
   S1: 0,
+  M1: 0,
   B1: 0,
   B2: 0,
   B3: 0,
@@ -292,6 +293,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     const accounts = o.accounts ?? 20;
     const traffic = startTraffic({
       gatewayUrl: env.gatewayUrl,
+      apiKeys: env.mesh.apiKeys,
       prng: trafficPrng,
       rate: o.rate,
       runId: `chaos-${o.seed}-${s.name}`,
@@ -384,14 +386,17 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     });
     quietInMs = Date.now() - drainStart;
     log(
-      `  quiet after ${(quietInMs / 1000).toFixed(1)} s; checking I1-I6 and S1 from the streams and the gateway's balances, B1-B5 against the bank's record`,
+      `  quiet after ${(quietInMs / 1000).toFixed(1)} s; checking I1-I6, S1 and M1 from the streams and the gateway's balances, B1-B5 against the bank's record`,
     );
     const check = () =>
       checkInvariants({
         nc: nc as NatsConnection,
         accepted: traffic.accepted(),
-        balances: gatewayBalances((env as ChaosEnv).gatewayUrl),
+        balances: gatewayBalances((env as ChaosEnv).gatewayUrl, {
+          apiKey: (env as ChaosEnv).mesh.apiKeys.operator,
+        }),
         accounts: Array.from({ length: accounts }, (_, i) => `acc-${i}`),
+        minters: (env as ChaosEnv).mesh.minters,
         maxViolations: 500,
       });
     // The checker throws only when it cannot read (an API timeout): read again, a few times.

@@ -40,6 +40,8 @@ export interface ChaosAccepted {
 /** Options of {@link startTraffic}. */
 export interface ChaosTrafficOptions {
   readonly gatewayUrl: string;
+  /** API keys (MeshHandle.apiKeys): fundings from `external` go as the operator, the rest as the customer. */
+  readonly apiKeys: { readonly operator: string; readonly customer: string };
   /** Draws every choice; fork one for the traffic. */
   readonly prng: Prng;
   /** New transfers per second. */
@@ -397,7 +399,11 @@ class TrafficGenerator implements Traffic {
     try {
       const res = await fetch(`${this.#base}/v1/transfers`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": key },
+        headers: {
+          "content-type": "application/json",
+          "idempotency-key": key,
+          authorization: `Bearer ${(body as { from?: unknown }).from === "external" ? this.#o.apiKeys.operator : this.#o.apiKeys.customer}`,
+        },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       });

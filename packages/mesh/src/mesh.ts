@@ -1,5 +1,6 @@
-import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,8 @@ import {
   startNats,
   startRedis,
 } from "@jetmesh/testkit";
+import type { ClientEntry } from "@jetmesh/contracts";
+import { type MeshApiKeys, writeGatewaySecrets } from "./secrets.ts";
 import { type ServiceName, ServiceNames, Services, type ServiceSpec } from "./services.ts";
 
 /** The repository root, found from this file (packages/mesh/src). */
@@ -48,6 +51,8 @@ export interface StartMeshOptions {
   readonly removeDataOnStop?: boolean;
   /** Told what happens during start-up (one short line each). */
   readonly onStatus?: (line: string) => void;
+  /** More API clients for the gateway's clients file (besides the mesh's operator and customer). */
+  readonly clients?: readonly ClientEntry[];
 }
 
 /** One service process of the mesh; keeps its port across restarts. */
@@ -57,6 +62,8 @@ export interface MeshService {
   readonly port: number;
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
+  /** Where /healthz, /readyz and /metrics answer (the gateway's ops port; else `url`). */
+  readonly opsUrl: string;
   /** Its stdout and stderr, appended across restarts. */
   readonly logFile: string;
   /** The current process, if one was started. */
@@ -82,6 +89,10 @@ export interface MeshHandle {
   readonly redisUrl: string;
   readonly gatewayUrl: string;
   readonly bankUrl: string;
+  /** The API keys of the mesh's operator (mints, reads every balance) and customer (owns acc-0…acc-999). */
+  readonly apiKeys: MeshApiKeys;
+  /** The API clients allowed to mint: the checker's M1. */
+  readonly minters: readonly string[];
   /** The servers the runner started (absent when an existing one was reused). */
   readonly nats: NatsServerHandle | undefined;
   readonly redis: RedisServerHandle | undefined;
@@ -118,10 +129,12 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
 
   let nats: NatsServerHandle | undefined;
   let redis: RedisServerHandle | undefined;
+  let secretsDir: string | undefined;
   const started: MeshService[] = [];
   const stopAll = async () => {
     await Promise.all(started.map((s) => s.stop()));
     await Promise.all([nats?.stop(), redis?.stop()]);
+    if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
   };
   try {
     let natsUrl = opts.natsUrl;
@@ -156,9 +169,14 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       status(`redis: started redis-server at ${redisUrl}`);
     }
 
+    // Secrets live outside the repository (the data folder is inside it), removed at stop.
+    secretsDir = await mkdtemp(join(tmpdir(), "jetmesh-mesh-secrets-"));
+    const gatewaySecrets = writeGatewaySecrets(join(secretsDir, "gateway"), opts.clients);
     const names = opts.services ?? ServiceNames;
     const ports = new Map<ServiceName, number>();
     for (const n of ServiceNames) ports.set(n, await freePort());
+    const opsPorts = new Map<ServiceName, number>();
+    for (const n of ServiceNames) if (Services[n].opsPortEnv) opsPorts.set(n, await freePort());
     const url = (n: ServiceName) => `http://127.0.0.1:${ports.get(n)}`;
     const services = {} as Record<ServiceName, MeshService>;
     const envs = new Map<ServiceName, Record<string, string>>();
@@ -166,6 +184,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     for (const n of ServiceNames) {
       const spec = Services[n];
       const port = ports.get(n) as number;
+      const opsPort = opsPorts.get(n);
       const base: Record<string, string> = spec.jetmesh
         ? {
             NATS_URL: natsUrl,
@@ -173,7 +192,14 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
             LOG_LEVEL: opts.logLevel ?? "warn",
             HTTP_HOST: "127.0.0.1",
             [spec.portEnv]: String(port),
+            ...(spec.opsPortEnv && opsPort ? { [spec.opsPortEnv]: String(opsPort) } : {}),
             ...(n === "payout" ? { PAYOUT_BANK_URL: url("bank-sim") } : {}),
+            ...(n === "gateway"
+              ? {
+                  GATEWAY_CLIENTS_FILE: gatewaySecrets.clientsFile,
+                  GATEWAY_ID_SECRETS_FILE: gatewaySecrets.idSecretsFile,
+                }
+              : {}),
             ...opts.env,
           }
         : {
@@ -185,6 +211,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       services[n] = new Service(
         spec,
         port,
+        opsPort ?? port,
         root,
         join(logDir, `${n}.log`),
         envs.get(n) as Record<string, string>,
@@ -206,6 +233,8 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       redisUrl,
       gatewayUrl: url("gateway"),
       bankUrl: url("bank-sim"),
+      apiKeys: gatewaySecrets.apiKeys,
+      minters: gatewaySecrets.minters,
       nats,
       redis,
       services,
@@ -215,13 +244,19 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         if (stopped) throw new Error("the mesh is stopped");
         const spec = Services[name];
         const port = await freePort();
+        const opsPort = spec.opsPortEnv ? await freePort() : port;
         const index = 2 + extras.filter((x) => x.name === name).length;
         const extra = new Service(
           spec,
           port,
+          opsPort,
           root,
           join(logDir, `${name}-${index}.log`),
-          { ...(envs.get(name) as Record<string, string>), [spec.portEnv]: String(port) },
+          {
+            ...(envs.get(name) as Record<string, string>),
+            [spec.portEnv]: String(port),
+            ...(spec.opsPortEnv ? { [spec.opsPortEnv]: String(opsPort) } : {}),
+          },
           opts.readyTimeoutMs ?? 60_000,
         );
         extras.push(extra);
@@ -232,6 +267,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         stopped ??= (async () => {
           await Promise.all([...Object.values(services), ...extras].map((s) => s.stop()));
           await Promise.all([nats?.stop(), redis?.stop()]);
+          if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
           if (opts.removeDataOnStop) await rm(dataDir, { recursive: true, force: true });
         })();
         return stopped;
@@ -245,17 +281,20 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
 
 class Service implements MeshService {
   readonly url: string;
+  readonly opsUrl: string;
   #child: ChildHandle | undefined;
 
   constructor(
     readonly spec: ServiceSpec,
     readonly port: number,
+    opsPort: number,
     private readonly root: string,
     readonly logFile: string,
     private readonly env: Readonly<Record<string, string>>,
     private readonly readyTimeoutMs: number,
   ) {
     this.url = `http://127.0.0.1:${port}`;
+    this.opsUrl = `http://127.0.0.1:${opsPort}`;
   }
 
   get name(): ServiceName {
@@ -315,7 +354,9 @@ class Service implements MeshService {
         );
       }
       try {
-        const res = await fetch(`${this.url}${this.spec.readyPath}`, { signal: AbortSignal.timeout(1000) });
+        const res = await fetch(`${this.opsUrl}${this.spec.readyPath}`, {
+          signal: AbortSignal.timeout(1000),
+        });
         await res.arrayBuffer();
         if (res.status === 200) return;
         last = `${this.spec.readyPath} answered ${res.status}`;

@@ -121,7 +121,7 @@ export function buildReport(input: {
   const endToEndSeconds = Math.max(0.001, (lastOutcome - t.startedAtMs) / 1000);
   const completed = main.filter((a) => inv.transfers.get(a.transferId)?.terminal).length;
   const results = {} as Record<InvariantName, "pass" | "fail" | "skipped">;
-  for (const i of ["I1", "I2", "I3", "I4", "I5", "I6", "S1"] as const) {
+  for (const i of ["I1", "I2", "I3", "I4", "I5", "I6", "S1", "M1"] as const) {
     results[i] = !inv.checked.includes(i) ? "skipped" : inv.violationCounts[i] > 0 ? "fail" : "pass";
   }
   const clientOk = t.retries.mismatched.length === 0;
@@ -169,6 +169,7 @@ const DESCRIPTIONS: Readonly<Record<InvariantName, string>> = {
   I5: "lineage: cause, correlation, one trace per transfer",
   I6: "every DLQ message has a reason",
   S1: "every prefix of LEDGER solvent",
+  M1: "money created only by an authorised mint",
 };
 
 /** The report as text for a terminal. */

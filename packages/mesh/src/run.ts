@@ -43,6 +43,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
   const accounts = o.accounts ?? 100;
   const traffic = await sendTraffic({
     gatewayUrl: mesh.gatewayUrl,
+    apiKeys: mesh.apiKeys,
     transfers: o.transfers,
     rate: o.rate,
     accounts,
@@ -79,8 +80,9 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
       checkInvariants({
         nc,
         accepted: traffic.accepted,
-        balances: gatewayBalances(mesh.gatewayUrl),
+        balances: gatewayBalances(mesh.gatewayUrl, { apiKey: mesh.apiKeys.operator }),
         accounts: traffic.accounts,
+        minters: mesh.minters,
       });
     await quiet();
     let quietAtMs = Date.now();

@@ -15,7 +15,12 @@ export interface ServiceSpec {
   readonly entry: string;
   /** Environment variable that takes the HTTP port. */
   readonly portEnv: string;
-  /** Path answering 200 once the service is ready. */
+  /**
+   * Environment variable of a separate port for /healthz, /readyz and /metrics (the gateway
+   * keeps them off its API port); without it they are on the HTTP port.
+   */
+  readonly opsPortEnv?: string;
+  /** Path answering 200 once the service is ready (on the ops port when there is one). */
   readonly readyPath: string;
   /** True for services that speak NATS and Redis (everything but the simulated bank). */
   readonly jetmesh: boolean;
@@ -39,6 +44,7 @@ export const Services: Readonly<Record<ServiceName, ServiceSpec>> = {
     name: "gateway",
     entry: "services/gateway/src/main.ts",
     portEnv: "GATEWAY_PORT",
+    opsPortEnv: "GATEWAY_OPS_PORT",
     readyPath: "/readyz",
     jetmesh: true,
   },

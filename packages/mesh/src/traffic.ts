@@ -30,6 +30,11 @@ export interface AcceptedRecord {
 /** Options of {@link sendTraffic}. */
 export interface TrafficOptions {
   readonly gatewayUrl: string;
+  /**
+   * API keys (MeshHandle.apiKeys): the operator funds from `external` and polls outcomes,
+   * the customer (owner of the `acc-<n>` accounts) sends the transfers.
+   */
+  readonly apiKeys: { readonly operator: string; readonly customer: string };
   /** Transfers to send after funding (invalid requests included). */
   readonly transfers: number;
   /** Transfers started per second. */
@@ -165,7 +170,10 @@ class Client {
   afterFailure = 0;
   inFlight = 0;
 
-  constructor(private readonly base: string) {}
+  constructor(
+    private readonly base: string,
+    private readonly apiKey: string,
+  ) {}
 
   async post(key: string | undefined, body: unknown): Promise<Answer> {
     this.requests++;
@@ -175,6 +183,7 @@ class Client {
         method: "POST",
         headers: {
           "content-type": "application/json",
+          authorization: `Bearer ${this.apiKey}`,
           ...(key !== undefined ? { "idempotency-key": key } : {}),
         },
         body: typeof body === "string" ? body : JSON.stringify(body),
@@ -237,7 +246,8 @@ export async function sendTraffic(o: TrafficOptions): Promise<TrafficResult> {
   const accounts = Array.from({ length: o.accounts ?? 100 }, (_, i) => `acc-${i}`);
   const banks = o.bankAccounts ?? ["bank:acme-1", "bank:acme-2", "bank:acme-3"];
   const base = o.gatewayUrl.replace(/\/$/, "");
-  const client = new Client(base);
+  const client = new Client(base, o.apiKeys.customer);
+  const treasury = new Client(base, o.apiKeys.operator);
   const accepted = new Map<string, AcceptedRecord>();
   const failed: string[] = [];
   const mismatched: string[] = [];
@@ -284,7 +294,7 @@ export async function sendTraffic(o: TrafficOptions): Promise<TrafficResult> {
   let fundDone = 0;
   await pool(funding, 32, async (f) => {
     const sent = Date.now();
-    const a = await client.postUntilFinal(f.key, f.body);
+    const a = await treasury.postUntilFinal(f.key, f.body);
     record(f.key, "funding", f.body, sent, [a]);
     fundDone++;
     o.onProgress?.({
@@ -298,6 +308,7 @@ export async function sendTraffic(o: TrafficOptions): Promise<TrafficResult> {
   });
   await waitForOutcomes(
     base,
+    o.apiKeys.operator,
     [...accepted.values()].map((r) => r.transferId),
     o.fundingTimeoutMs ?? 60_000,
   );
@@ -397,15 +408,26 @@ export async function sendTraffic(o: TrafficOptions): Promise<TrafficResult> {
     accepted: [...accepted.values()],
     funding: funding.length,
     accounts,
-    statuses: client.statuses,
-    errors: client.errors,
-    requests: client.requests,
+    statuses: merged(client.statuses, treasury.statuses),
+    errors: merged(client.errors, treasury.errors),
+    requests: client.requests + treasury.requests,
     invalid,
-    retries: { duplicates, concurrent, afterFailure: client.afterFailure, mismatched },
+    retries: {
+      duplicates,
+      concurrent,
+      afterFailure: client.afterFailure + treasury.afterFailure,
+      mismatched,
+    },
     failed,
     startedAtMs,
     finishedAtMs: Date.now(),
   };
+}
+
+function merged(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 async function pool<T>(items: readonly T[], size: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -418,7 +440,12 @@ async function pool<T>(items: readonly T[], size: number, fn: (item: T) => Promi
 }
 
 /** Polls `GET /v1/transfers/:id` until every transfer has left the pipeline's middle. */
-async function waitForOutcomes(base: string, ids: readonly string[], timeoutMs: number): Promise<void> {
+async function waitForOutcomes(
+  base: string,
+  apiKey: string,
+  ids: readonly string[],
+  timeoutMs: number,
+): Promise<void> {
   const final = new Set(["posted", "declined", "rejected", "paid", "payout_failed", "reversed"]);
   let open = [...ids];
   const deadline = Date.now() + timeoutMs;
@@ -426,7 +453,9 @@ async function waitForOutcomes(base: string, ids: readonly string[], timeoutMs: 
   while (open.length) {
     const still: string[] = [];
     await pool(open, 16, async (id) => {
-      const res = await fetch(`${base}/v1/transfers/${encodeURIComponent(id)}`).catch(() => undefined);
+      const res = await fetch(`${base}/v1/transfers/${encodeURIComponent(id)}`, {
+        headers: { authorization: `Bearer ${apiKey}` },
+      }).catch(() => undefined);
       const body = res ? ((await res.json().catch(() => ({}))) as { status?: string }) : {};
       seen.set(id, body.status ?? `HTTP ${res?.status ?? "error"}`);
       if (!body.status || !final.has(body.status)) still.push(id);

@@ -50,7 +50,14 @@ async function inBatches<T>(
  * 404 = no balances). Balances beyond a safe integer arrive as decimal strings.
  * @param concurrency requests in flight at once (default 16).
  */
-export function gatewayBalances(gatewayUrl: string, opts: { concurrency?: number } = {}): BalanceSource {
+export function gatewayBalances(
+  gatewayUrl: string,
+  opts: {
+    concurrency?: number;
+    /** An operator's API key: balances are shown to their owner only, `external` to operators. */
+    apiKey?: string;
+  } = {},
+): BalanceSource {
   const base = gatewayUrl.replace(/\/$/, "");
   return {
     name: `gateway ${base}`,
@@ -58,7 +65,10 @@ export function gatewayBalances(gatewayUrl: string, opts: { concurrency?: number
       const out: Balances = new Map();
       await inBatches(accounts, opts.concurrency ?? 16, async (id) => {
         const url = `${base}/v1/accounts/${encodeURIComponent(id)}`;
-        const res = await fetch(url);
+        const res = await fetch(
+          url,
+          opts.apiKey ? { headers: { authorization: `Bearer ${opts.apiKey}` } } : {},
+        );
         const text = await res.text();
         if (res.status === 404) {
           out.set(id, new Map());

@@ -40,7 +40,13 @@ class Log {
   async put<T extends EventType>(
     type: T,
     data: EventDataMap[T],
-    lineage: { causationId: string; traceId: string; eventId?: string; traceparent?: string | null },
+    lineage: {
+      causationId: string;
+      traceId: string;
+      eventId?: string;
+      traceparent?: string | null;
+      actor?: string;
+    },
   ): Promise<AnyEnvelope> {
     const transferId = (data as { transferId: string }).transferId;
     const env = makeEnvelope(type, data, {
@@ -48,6 +54,7 @@ class Log {
       correlationId: transferId,
       causationId: lineage.causationId,
       producer: "test",
+      ...(lineage.actor ? { actor: lineage.actor } : {}),
     }) as AnyEnvelope;
     const h = natsHeaders();
     for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
@@ -70,13 +77,14 @@ class Log {
     to: string,
     amountMinor: number,
     end: "posted" | "declined" | "rejected" | "scored" = "posted",
+    actor = from === "external" ? "treasury" : "customer",
   ): Promise<{ traceId: string; scored?: AnyEnvelope; posted?: AnyEnvelope }> {
     const traceId = this.trace();
     const core = { transferId, from, to, amountMinor, currency: "EUR" };
     const req = await this.put(
       "transfers.requested",
       { ...core, requestedAt: new Date().toISOString() },
-      { causationId: `idempotency-key:${transferId}`, traceId },
+      { causationId: `idempotency-key:${transferId}`, traceId, actor },
     );
     if (end === "rejected") {
       await this.put(
@@ -354,7 +362,7 @@ describe("invariant checker", () => {
     const r = await checkInvariants({ nc, accepted });
     expect(r.ok).toBe(true);
     expect(r.checked).toEqual(["I1", "I2", "I5", "I6", "S1"]);
-    expect(r.skipped.map((s) => s.invariant)).toEqual(["I3", "I4"]);
+    expect(r.skipped.map((s) => s.invariant)).toEqual(["I3", "I4", "M1"]);
   });
 
   it("invariants - a posting decided on balances the log did not have breaks S1 at its sequence", async () => {
@@ -372,5 +380,62 @@ describe("invariant checker", () => {
     expect(s1[0]!.events.map((e) => e.eventId)).toEqual([posted!.eventId]);
     // external may go negative (minting), and I3/I4 hold: only S1 catches this.
     expect(r.violations.every((v) => v.invariant === "S1")).toBe(true);
+  });
+
+  it("invariants - money created outside an authorised mint breaks M1: no request, a client that may not mint, another amount", async () => {
+    await healthy();
+    const minters = ["treasury"];
+    const clean = await checkInvariants({ nc, accepted, balances: fixedBalances(healthyBalances), minters });
+    expect(clean.checked).toContain("M1");
+    expect(clean.violations).toEqual([]);
+
+    // A client that is no minter asked for money from external, and it was posted.
+    await log.transfer("t-mallory", "external", "acc-m", 5_000, "posted", "mallory");
+    // A posting forged straight onto the pipeline, with no request behind it.
+    const traceId = log.trace();
+    await log.put(
+      "ledger.posted",
+      {
+        transferId: "t-forged",
+        from: "external",
+        to: "acc-f",
+        amountMinor: 999,
+        currency: "EUR",
+        decision: "allow",
+      },
+      { causationId: "nothing", traceId },
+    );
+    // A minter's request for 100 posted as 100,000.
+    const asked = await log.put(
+      "transfers.requested",
+      {
+        transferId: "t-inflated",
+        from: "external",
+        to: "acc-i",
+        amountMinor: 100,
+        currency: "EUR",
+        requestedAt: new Date().toISOString(),
+      },
+      { causationId: "idempotency-key:t-inflated", traceId, actor: "treasury" },
+    );
+    await log.put(
+      "ledger.posted",
+      {
+        transferId: "t-inflated",
+        from: "external",
+        to: "acc-i",
+        amountMinor: 100_000,
+        currency: "EUR",
+        decision: "allow",
+      },
+      { causationId: asked.eventId, traceId },
+    );
+    const r = await checkInvariants({ nc, minters, only: ["M1"] });
+    expect(r.ok).toBe(false);
+    const m1 = new Map(r.violations.map((v) => [v.transferId, v.message]));
+    expect(m1.get("t-mallory")).toMatch(/came from client mallory, not an authorised minter/);
+    expect(m1.get("t-forged")).toMatch(/no transfers.requested in INGRESS asked for it/);
+    expect(m1.get("t-inflated")).toMatch(/moved 100000 EUR to acc-i; the request asked 100 EUR to acc-i/);
+    expect(r.violations).toHaveLength(3);
   });
 });

@@ -25,9 +25,10 @@ export const Invariants = {
   I5: "lineage: eventId, correlationId, an existing cause, traceparent, one trace per transfer",
   I6: "flow: every DLQ message carries its reason",
   S1: "solvency: folding LEDGER up to any sequence leaves no account but external below 0",
+  M1: "mint authority: money enters from external only for a request an authorised minter made, as requested",
 } as const;
 export type InvariantName = keyof typeof Invariants;
-const ALL: readonly InvariantName[] = ["I1", "I2", "I3", "I4", "I5", "I6", "S1"];
+const ALL: readonly InvariantName[] = ["I1", "I2", "I3", "I4", "I5", "I6", "S1", "M1"];
 
 /** A transfer the gateway answered 202 for (extra fields are ignored). */
 export interface AcceptedTransfer {
@@ -136,6 +137,12 @@ export interface CheckInvariantsOptions {
    * reporting I4 (default 15 000 ms). A projection that never catches up is still reported.
    */
   readonly projectionSettleMs?: number;
+  /**
+   * The API clients allowed to mint (the gateway's operators). M1 holds when every posting
+   * from `external` descends from a transfers.requested whose actor (the client the gateway
+   * authenticated) is one of them, for the same accounts and amount. Without it M1 is skipped.
+   */
+  readonly minters?: readonly string[];
 }
 
 const PIPELINE = [
@@ -184,7 +191,16 @@ function transferOf(e: StoredEvent): string | undefined {
 
 class Collector {
   readonly violations: Violation[] = [];
-  readonly counts: Record<InvariantName, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0, S1: 0 };
+  readonly counts: Record<InvariantName, number> = {
+    I1: 0,
+    I2: 0,
+    I3: 0,
+    I4: 0,
+    I5: 0,
+    I6: 0,
+    S1: 0,
+    M1: 0,
+  };
   constructor(readonly max: number) {}
   add(v: Violation): void {
     this.counts[v.invariant] += 1;
@@ -315,6 +331,10 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
   if (needBalances && !opts.balances) {
     for (const i of ["I3", "I4"] as const)
       if (wanted.has(i)) skipped.push({ invariant: i, why: "no balance source given" });
+  }
+  if (wanted.has("M1") && !opts.minters) {
+    wanted.delete("M1");
+    skipped.push({ invariant: "M1", why: "no minters given" });
   }
   const jsm = await jetstreamManager(nc);
 
@@ -581,6 +601,41 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
         message: `account ${o.account} ${o.currency} is ${o.balance} after LEDGER seq ${o.seq}: a decision was made on balances the log did not have`,
         events: e ? [eventRef(e)] : [],
       });
+    }
+  }
+
+  // ---- M1: money is created only by an authorised mint ----
+  if (wanted.has("M1")) {
+    const minters = new Set(opts.minters);
+    for (const e of events(StreamNames.Ledger)) {
+      if (e.env?.type !== EventTypes.LedgerPosted) continue;
+      const d = e.env.data as {
+        transferId: string;
+        from: string;
+        to: string;
+        amountMinor: number;
+        currency: string;
+      };
+      if (d.from !== LedgerProjection.externalAccount) continue;
+      const req = requested.get(d.transferId);
+      const asked = req?.env?.data as typeof d | undefined;
+      const actor = req?.env?.actor;
+      const problem = !req
+        ? "no transfers.requested in INGRESS asked for it"
+        : actor === undefined
+          ? "its request names no client"
+          : !minters.has(actor)
+            ? `its request came from client ${actor}, not an authorised minter`
+            : asked?.to !== d.to || asked?.amountMinor !== d.amountMinor || asked?.currency !== d.currency
+              ? `it moved ${d.amountMinor} ${d.currency} to ${d.to}; the request asked ${asked?.amountMinor} ${asked?.currency} to ${asked?.to}`
+              : undefined;
+      if (problem)
+        out.add({
+          invariant: "M1",
+          transferId: d.transferId,
+          message: `LEDGER seq ${e.seq} minted ${d.amountMinor} ${d.currency} from external: ${problem}`,
+          events: [eventRef(e), ...(req ? [eventRef(req)] : [])],
+        });
     }
   }
 

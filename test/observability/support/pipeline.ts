@@ -6,7 +6,7 @@ import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startMesh } from "@jetmesh/mesh";
+import { type MeshApiKeys, startMesh, writeGatewaySecrets } from "@jetmesh/mesh";
 import { type AnyEnvelope, type Envelope, encodeEvent, eventHeaders, subjectFor } from "@jetmesh/contracts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
@@ -31,31 +31,53 @@ export function httpGet(url: string, timeoutMs = 2000): Promise<{ status: number
   });
 }
 
-/** A running service process and the base URL of its HTTP port. */
+/** A running service process, the base URL of its HTTP port and of its ops endpoints. */
 export interface RunningService {
   readonly name: string;
   readonly child: ChildHandle;
   readonly url: string;
+  /** /healthz, /readyz, /metrics: the gateway's ops port, else `url`. */
+  readonly opsUrl: string;
 }
 
-/** Starts `services/<name>` with its start command; resolves once /readyz answers 200. */
+/**
+ * Starts `services/<name>` with its start command; resolves once /readyz answers 200. The
+ * gateway gets a clients file and id secrets of its own (`gatewayKeys` holds its keys).
+ */
 export async function startService(
   name: string,
   env: Record<string, string>,
   opts: { portKey?: string; readyPath?: string; readyTimeoutMs?: number } = {},
 ): Promise<RunningService> {
   const port = await freePort();
+  const opsPort = name === "gateway" ? await freePort() : port;
+  const gateway =
+    name === "gateway"
+      ? writeGatewaySecrets(await mkdtemp(join(tmpdir(), "jetmesh-obs-gateway-")))
+      : undefined;
+  if (gateway) gatewayKeys = gateway.apiKeys;
   const child = await spawnProcess({
     name,
     command: process.execPath,
     args: [bundleOf(`services/${name}/src/main.ts`)],
     cwd: `${root}services/${name}`,
-    env: { ...env, [opts.portKey ?? "HTTP_PORT"]: String(port) },
+    env: {
+      ...env,
+      [opts.portKey ?? "HTTP_PORT"]: String(port),
+      ...(gateway
+        ? {
+            GATEWAY_OPS_PORT: String(opsPort),
+            GATEWAY_CLIENTS_FILE: gateway.clientsFile,
+            GATEWAY_ID_SECRETS_FILE: gateway.idSecretsFile,
+          }
+        : {}),
+    },
   });
   const url = `http://127.0.0.1:${port}`;
+  const opsUrl = `http://127.0.0.1:${opsPort}`;
   const readyPath = opts.readyPath ?? "/readyz";
   try {
-    await waitFor(async () => (await httpGet(`${url}${readyPath}`)).status === 200, {
+    await waitFor(async () => (await httpGet(`${opsUrl}${readyPath}`)).status === 200, {
       what: `${name} ready`,
       timeoutMs: opts.readyTimeoutMs ?? 120_000,
       intervalMs: 100,
@@ -63,8 +85,11 @@ export async function startService(
   } catch (err) {
     throw new Error(`${name} did not become ready\n${child.lines().slice(-30).join("\n")}`, { cause: err });
   }
-  return { name, child, url };
+  return { name, child, url, opsUrl };
 }
+
+/** The API keys of the last gateway {@link startService} started. */
+export let gatewayKeys: MeshApiKeys | undefined;
 
 /** Starts the bank simulator with its start command; resolves once it listens. */
 export async function startBank(env: Record<string, string> = {}): Promise<RunningService> {
@@ -77,14 +102,17 @@ export async function startBank(env: Record<string, string> = {}): Promise<Runni
     env: { BANK_PORT: String(port), ...env },
   });
   await child.waitForLine(/listening/, 120_000);
-  return { name: "bank-sim", child, url: `http://127.0.0.1:${port}` };
+  const url = `http://127.0.0.1:${port}`;
+  return { name: "bank-sim", child, url, opsUrl: url };
 }
 
 /** The mesh's five pipeline services and the bank, and how to submit a transfer. */
 export interface Pipeline {
   readonly bank: { readonly url: string };
-  readonly services: Readonly<Record<PipelineService, { readonly url: string }>>;
-  /** POST /v1/transfers on the gateway. */
+  readonly services: Readonly<Record<PipelineService, { readonly url: string; readonly opsUrl: string }>>;
+  /** The mesh's API keys (the operator may send from any account and read every balance). */
+  readonly apiKeys: MeshApiKeys;
+  /** POST /v1/transfers on the gateway, as the operator. */
   submit(
     body: { from: string; to: string; amountMinor: number; currency: string },
     key: string,
@@ -121,10 +149,15 @@ export async function startPipeline(extraEnv: Record<string, string> = {}): Prom
   return {
     bank: { url: mesh.bankUrl },
     services: mesh.services,
+    apiKeys: mesh.apiKeys,
     async submit(body, key) {
       const res = await fetch(`${gateway}/v1/transfers`, {
         method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": key },
+        headers: {
+          "content-type": "application/json",
+          "idempotency-key": key,
+          authorization: `Bearer ${mesh.apiKeys.operator}`,
+        },
         body: JSON.stringify(body),
       });
       return { status: res.status, body: (await res.json()) as never };
