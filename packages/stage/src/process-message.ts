@@ -213,6 +213,11 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       bindings.event_id = env.eventId;
       bindings.transfer_id = env.correlationId;
       bindings.event_type = env.type;
+      // Subjects are `<type>.<partition>`: an envelope that names another type than its subject
+      // was misrouted or forged, and neither this stage nor an operator reading by subject may
+      // take it for what it claims.
+      if (!m.subject.startsWith(`${env.type}.`))
+        throw new PermanentError(`event type ${env.type} does not match its subject ${m.subject}`);
       if (!accepts.has(env.type)) {
         outcome = "skipped";
         await ack(m);
