@@ -1,12 +1,14 @@
 import { StreamNames } from "@jetmesh/contracts";
 import {
   type BankInvariantName,
+  BankInvariants,
   type BankRecordCounts,
   type BankViolation,
   checkBankRecord,
   checkInvariants,
   gatewayBalances,
   type InvariantName,
+  Invariants,
   readBankRecord,
   readStoredEvents,
   streamPosition,
@@ -166,21 +168,9 @@ export interface ScenarioResult {
   readonly dataDir?: string;
 }
 
-const NO_VIOLATIONS: Record<CheckName, number> = {
-  I1: 0,
-  I2: 0,
-  I3: 0,
-  I4: 0,
-  I5: 0,
-  I6: 0,
-  S1: 0,
-  M1: 0,
-  B1: 0,
-  B2: 0,
-  B3: 0,
-  B4: 0,
-  B5: 0,
-};
+const NO_VIOLATIONS = Object.fromEntries(
+  [...Object.keys(Invariants), ...Object.keys(BankInvariants)].map((name) => [name, 0]),
+) as Record<CheckName, number>;
 
 /** The scenario's own PRNG: the same for `--scenario all` and `--scenario <name>`. */
 export function scenarioPrng(seed: string, scenario: Scenario) {

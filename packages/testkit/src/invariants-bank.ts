@@ -20,7 +20,7 @@ export const BankInvariants = {
   B5: "the bank paid only what LEDGER posted (account, amount, currency), and PAYOUTS carries its answer",
 } as const;
 export type BankInvariantName = keyof typeof BankInvariants;
-const ALL: readonly BankInvariantName[] = ["B1", "B2", "B3", "B4", "B5"];
+const ALL = Object.keys(BankInvariants) as BankInvariantName[];
 
 /** One payout in the bank's record (bank-sim `GET /admin/payouts`). */
 export interface BankPayout {

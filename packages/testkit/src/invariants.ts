@@ -28,7 +28,7 @@ export const Invariants = {
   M1: "mint authority: money enters from external only for a request an authorised minter made, as requested",
 } as const;
 export type InvariantName = keyof typeof Invariants;
-const ALL: readonly InvariantName[] = ["I1", "I2", "I3", "I4", "I5", "I6", "S1", "M1"];
+const ALL = Object.keys(Invariants) as InvariantName[];
 
 /** A transfer the gateway answered 202 for (extra fields are ignored). */
 export interface AcceptedTransfer {
@@ -191,16 +191,7 @@ function transferOf(e: StoredEvent): string | undefined {
 
 class Collector {
   readonly violations: Violation[] = [];
-  readonly counts: Record<InvariantName, number> = {
-    I1: 0,
-    I2: 0,
-    I3: 0,
-    I4: 0,
-    I5: 0,
-    I6: 0,
-    S1: 0,
-    M1: 0,
-  };
+  readonly counts = Object.fromEntries(ALL.map((i) => [i, 0])) as Record<InvariantName, number>;
   constructor(readonly max: number) {}
   add(v: Violation): void {
     this.counts[v.invariant] += 1;
