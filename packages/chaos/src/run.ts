@@ -33,7 +33,7 @@ import {
   type RssStats,
   startMonitor,
 } from "./monitor.ts";
-import { createPrng } from "./prng.ts";
+import { createPrng } from "@jetmesh/testkit";
 import { type FaultAction, type Injected, pause, type Reach, type Scenario } from "./scenario.ts";
 import { startTraffic, type TrafficStats } from "./traffic.ts";
 

@@ -1,6 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { ChaosEnv, ChaosEnvOptions } from "./environment.ts";
-import type { Prng } from "./prng.ts";
+import type { Prng } from "@jetmesh/testkit";
 import type { ChaosTrafficOptions, TrafficStats } from "./traffic.ts";
 
 /**

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Prng } from "./prng.ts";
+import type { Prng } from "@jetmesh/testkit";
 
 /**
  * Steady client traffic for a chaos run: a new transfer every 1/rate s over the gateway's

@@ -50,3 +50,5 @@ export { startRedis } from "./redis-server.ts";
 export type { RedisServerHandle, RedisSnapshot, StartRedisOptions } from "./redis-server.ts";
 export { waitFor } from "./wait.ts";
 export type { WaitForOptions } from "./wait.ts";
+export { createPrng } from "./prng.ts";
+export type { Prng } from "./prng.ts";

@@ -23,7 +23,14 @@ describe("validator determinism", () => {
           to: account,
           amountMinor: fc.integer({ min: -1_000, max: 20_000_000 }),
           currency: fc.constantFrom("EUR", "USD", "XYZ"),
-          occurredAt: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+          // Event times the contract accepts: RFC 3339, four-digit years.
+          occurredAt: fc
+            .date({
+              noInvalidDate: true,
+              min: new Date("0000-01-01T00:00:00Z"),
+              max: new Date("9999-12-31T23:59:59.999Z"),
+            })
+            .map((d) => d.toISOString()),
         }),
         async (t) => {
           const input = makeEnvelope(

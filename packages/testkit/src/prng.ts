@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 
 /**
- * A deterministic pseudo-random generator. Every random choice of a chaos run (which
+ * A deterministic pseudo-random generator. Every random choice of a chaos run or a simulated world (which
  * service, when, which fault, which request to duplicate) is drawn from one of these, so
  * the same seed replays the same fault schedule and the same traffic.
  */
