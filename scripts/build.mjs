@@ -37,6 +37,7 @@ export const ENTRIES = {
     "bench/src/raw-publisher.ts",
   ],
   test: ["test/fixtures/echo-stage.ts"],
+  sim: ["packages/sim/src/cli.ts"],
 };
 
 /** Where the bundle of `entry` goes: the sources' folder's sibling `dist/`, `.ts` → `.mjs`. */
@@ -48,11 +49,11 @@ export function bundleOf(entry, folder = "dist") {
 // third off decoding an event) is optional: msgpackr falls back to JavaScript without it.
 // Each bundle that uses one gets a copy of it and its dependencies in `dist/node_modules`,
 // so a `dist/` folder runs on its own (the Dockerfiles ship only that folder).
-const EXTERNAL = ["msgpackr-extract"];
+export const EXTERNAL = ["msgpackr-extract"];
 
 // CommonJS dependencies bundled into an ES module still call require() for Node's
 // builtins and read __dirname; give them both (the bundle's own folder).
-const BANNER = [
+export const BANNER = [
   'import { createRequire as __jetmeshCreateRequire } from "node:module";',
   'import { dirname as __jetmeshDirname } from "node:path";',
   'import { fileURLToPath as __jetmeshFileURLToPath } from "node:url";',
@@ -169,6 +170,38 @@ function versionAt(dir) {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Bundles `entry` into `outfile` as the bundles above are built, except that the sources
+ * named in `sources` (repo-relative path → text) are read from there instead of the disk:
+ * the simulator's mutation test plants one bug at a time this way, never touching the tree.
+ * @throws on a build error.
+ */
+export async function buildVariant(entry, outfile, sources) {
+  const replaced = new Map(Object.entries(sources).map(([path, text]) => [join(root, path), text]));
+  await build({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external: EXTERNAL,
+    banner: { js: BANNER },
+    logLevel: "warning",
+    plugins: [
+      {
+        name: "variant",
+        setup(b) {
+          b.onLoad({ filter: /\.ts$/ }, (args) =>
+            replaced.has(args.path) ? { contents: replaced.get(args.path), loader: "ts" } : undefined,
+          );
+        },
+      },
+    ],
+  });
 }
 
 /** vitest `globalSetup`: every bundle once before the tests, so a fresh clone needs no step first. */

@@ -1,0 +1,174 @@
+import type { ConnectionOptions, Server, Transport } from "@nats-io/transport-node";
+import { deferred, errors, setTransportFactory } from "@nats-io/transport-node";
+import { NodeTransport } from "@nats-io/transport-node/lib/node_transport.js";
+import type { Session } from "./core-bus.ts";
+
+/** What a simulated server offers its transports. */
+export interface SimEndpoint {
+  /** A new session writing to the transport, or an error when the server refuses connections. */
+  accept(write: (b: Uint8Array) => void, kill: () => void): Session | Error;
+}
+
+const endpoints = new Map<string, SimEndpoint>();
+
+/** Host names of simulated servers end in this, so the shared factory can tell them apart. */
+export const SIM_HOST_SUFFIX = ".sim.invalid";
+
+/** Registers a simulated server under `host`; returns the function that removes it. */
+export function registerEndpoint(host: string, ep: SimEndpoint): () => void {
+  endpoints.set(host, ep);
+  installFactory();
+  return () => endpoints.delete(host);
+}
+
+/**
+ * nats-core keeps one transport factory per process, and `connect` of transport-node
+ * replaces it with its socket factory. Ours dials simulated hosts in memory and hands any
+ * other host to the socket transport, so real and simulated connections can coexist; it is
+ * installed again before every simulated connect.
+ */
+export function installFactory(): void {
+  setTransportFactory({
+    factory: () => new RoutingTransport(),
+    // No DNS for simulated hosts; real hosts are resolved by the socket transport itself.
+    dnsResolveFn: undefined,
+  });
+}
+
+class RoutingTransport implements Transport {
+  readonly version = "3.3.1";
+  readonly lang = "nats.js-sim";
+  #inner: Transport | undefined;
+  // nats-core asks for closed() before it connects: hand out our own promise and settle it
+  // from whichever transport the dial picks.
+  readonly #closed = deferred<undefined | Error>();
+  get closeError(): Error | undefined {
+    return this.#inner?.closeError;
+  }
+  get isClosed(): boolean {
+    return this.#inner?.isClosed ?? false;
+  }
+  connect(server: Server, opts: ConnectionOptions): Promise<void> {
+    this.#inner = server.hostname.endsWith(SIM_HOST_SUFFIX)
+      ? new SimTransport()
+      : (new NodeTransport() as unknown as Transport);
+    this.#inner.closed().then(
+      (v) => this.#closed.resolve(v ?? undefined),
+      (e: unknown) => this.#closed.resolve(e as Error),
+    );
+    return this.#inner.connect(server, opts);
+  }
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    return (this.#inner as Transport)[Symbol.asyncIterator]();
+  }
+  isEncrypted(): boolean {
+    return this.#inner?.isEncrypted() ?? false;
+  }
+  send(frame: Uint8Array): void {
+    this.#inner?.send(frame);
+  }
+  close(err?: Error): Promise<void> {
+    return this.#inner?.close(err) ?? Promise.resolve();
+  }
+  disconnect(): void {
+    this.#inner?.disconnect();
+  }
+  closed(): Promise<undefined | Error> {
+    return this.#closed;
+  }
+  discard(): void {
+    this.#inner?.discard();
+  }
+}
+
+/** An in-memory transport to a simulated server: bytes both ways, nothing on the wire. */
+class SimTransport implements Transport {
+  readonly version = "3.3.1";
+  readonly lang = "nats.js-sim";
+  closeError: Error | undefined;
+  #session: Session | undefined;
+  #yields: Uint8Array[] = [];
+  #signal = deferred<void>();
+  #closed = deferred<undefined | Error>();
+  #done = false;
+  #connected = false;
+
+  get isClosed(): boolean {
+    return this.#done;
+  }
+
+  async connect(server: Server, _opts: ConnectionOptions): Promise<void> {
+    const ep = endpoints.get(server.hostname);
+    if (!ep) throw new errors.ConnectionError("connection refused");
+    const s = ep.accept(
+      (b) => this.#push(b),
+      () => {
+        void this.#close(new errors.ConnectionError("connection closed by the server"));
+      },
+    );
+    if (s instanceof Error) throw new errors.ConnectionError("connection refused", { cause: s });
+    this.#session = s;
+    this.#connected = true;
+    await Promise.resolve();
+  }
+
+  #push(b: Uint8Array): void {
+    if (this.#done) return;
+    this.#yields.push(b);
+    this.#signal.resolve();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    return this.#iterate();
+  }
+
+  async *#iterate(): AsyncIterableIterator<Uint8Array> {
+    while (true) {
+      if (this.#yields.length === 0) await this.#signal;
+      const ys = this.#yields;
+      this.#yields = [];
+      for (const y of ys) yield y;
+      if (this.#done) break;
+      if (this.#yields.length === 0) this.#signal = deferred<void>();
+    }
+  }
+
+  isEncrypted(): boolean {
+    return false;
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.#done || !this.#session) return;
+    const s = this.#session;
+    const copy = frame.slice();
+    // One hop of latency: the server reads after the client's current task.
+    queueMicrotask(() => s.receive(copy));
+  }
+
+  close(err?: Error): Promise<void> {
+    return this.#close(err);
+  }
+
+  disconnect(): void {
+    void this.#close(undefined);
+  }
+
+  async #close(err: Error | undefined): Promise<void> {
+    if (!this.#connected || this.#done) return;
+    this.#done = true;
+    this.closeError = err;
+    this.#session?.kill();
+    this.#signal.resolve();
+    this.#closed.resolve(err);
+  }
+
+  closed(): Promise<undefined | Error> {
+    return this.#closed;
+  }
+
+  discard(): void {
+    this.#done = true;
+    this.#session?.kill();
+    this.#signal.resolve();
+  }
+}

@@ -1,0 +1,512 @@
+import {
+  type AnyEnvelope,
+  deriveId,
+  EventTypes,
+  encodeEvent,
+  eventHeaders,
+  makeEnvelope,
+  StreamNames,
+  subjectFor,
+} from "@jetmesh/contracts";
+import { loadConfig as ledgerConfig } from "@jetmesh/ledger/config";
+import { type LedgerHandle, startLedger } from "@jetmesh/ledger/start";
+import { pipelineBacklog } from "@jetmesh/mesh";
+import { createBankClient } from "@jetmesh/payout/bank-client";
+import { loadConfig as payoutConfig } from "@jetmesh/payout/config";
+import { openPayoutRecords } from "@jetmesh/payout/records";
+import { payoutStage } from "@jetmesh/payout/stage";
+import { loadConfig as riskConfig } from "@jetmesh/risk/config";
+import { riskStage } from "@jetmesh/risk/stage";
+import { createVelocityStore } from "@jetmesh/risk/velocity";
+import {
+  type CrashHook,
+  type CrashPoint,
+  createLogger,
+  provisionStreams,
+  type Redis,
+  runStage,
+  SimulatedCrash,
+  type StageHandle,
+} from "@jetmesh/stage";
+import {
+  type AcceptedTransfer,
+  checkBankRecord,
+  checkInvariants,
+  createPrng,
+  type Prng,
+  readStoredEvents,
+  redisBalances,
+  streamPosition,
+} from "@jetmesh/testkit";
+import { loadConfig as validatorConfig } from "@jetmesh/validator/config";
+import { validatorStage } from "@jetmesh/validator/stage";
+import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
+import { createSimBank, SIM_BANK_URL } from "./bank.ts";
+import { drive } from "./drive.ts";
+import { createSimNats, type SimNats } from "./nats/index.ts";
+import { createSimRedis, type SimRedis, type SimRedisSnapshot } from "./redis/index.ts";
+import { installSeededRandom } from "./seeded-random.ts";
+import { installVirtualTime } from "./virtual-time.ts";
+
+/** The API client the world's mints come from: M1 holds only for it. */
+export const SIM_MINTER = "sim-operator";
+const CUSTOMER = "sim-customer";
+/** bank-sim refuses payouts to this account: the refusal path (payouts.failed, reversal). */
+const REFUSED = "bank:sim-refused";
+
+/** The runtime settings of every stage in a world: short, so faults resolve in virtual seconds. */
+const SETTINGS: Readonly<Record<string, string>> = {
+  NATS_URL: "nats://sim",
+  REDIS_URL: "redis://sim",
+  LOG_LEVEL: "silent",
+  OTEL_SDK_DISABLED: "true",
+  JETMESH_ACK_WAIT_MS: "3000",
+  JETMESH_MAX_DELIVER: "20",
+  JETMESH_RETRY_BASE_MS: "50",
+  JETMESH_RETRY_MAX_MS: "1000",
+  JETMESH_PUBLISH_TIMEOUT_MS: "2000",
+  JETMESH_PUBLISH_RETRY_HORIZON_MS: "5000",
+  JETMESH_DRAIN_TIMEOUT_MS: "2000",
+  LEDGER_SNAPSHOT_EVERY: "25",
+  PAYOUT_BANK_URL: SIM_BANK_URL,
+  PAYOUT_BANK_TIMEOUT_MS: "1500",
+};
+
+/** What one world does. */
+export interface WorldOptions {
+  readonly seed: string;
+  /** Customer transfers after the mints; default 200. */
+  readonly transfers?: number;
+  /** Customer accounts, each minted once; default 12. */
+  readonly accounts?: number;
+  /** Faults on (default): crashes, lost PubAcks, broker restarts, Redis loss, rollback and outages, a difficult bank. */
+  readonly faults?: boolean;
+  /** Lines of trace kept for a failing seed; default 40. */
+  readonly traceLines?: number;
+}
+
+/** What one world found. */
+export interface WorldResult {
+  readonly seed: string;
+  readonly ok: boolean;
+  /** One line per violation (invariant, message). */
+  readonly violations: readonly string[];
+  /** The faults injected, in order, with their virtual time. */
+  readonly faults: readonly string[];
+  /** The last lines of the world's trace (requests, faults, quiet). */
+  readonly trace: readonly string[];
+  readonly counts: {
+    readonly accepted: number;
+    readonly posted: number;
+    readonly reversed: number;
+    readonly declined: number;
+    readonly rejected: number;
+    readonly paid: number;
+    readonly crashes: number;
+  };
+  readonly virtualMs: number;
+  readonly realMs: number;
+}
+
+/** A bounded trace of what happened, in virtual time. */
+class Trace {
+  readonly #lines: string[] = [];
+  constructor(
+    private readonly vt: () => number,
+    private readonly start: number,
+    private readonly keep: number,
+  ) {}
+  add(line: string): void {
+    this.#lines.push(`+${((this.vt() - this.start) / 1000).toFixed(3)}s ${line}`);
+    if (this.#lines.length > this.keep) this.#lines.shift();
+  }
+  lines(): string[] {
+    return [...this.#lines];
+  }
+}
+
+/** A stage instance's crash hook: dies (SimulatedCrash) at a drawn share of the points it reaches. */
+function crashHook(prng: Prng, rate: number, onCrash: (p: CrashPoint) => void): CrashHook {
+  return (point) => {
+    if (rate > 0 && prng.chance(rate)) {
+      onCrash(point);
+      throw new SimulatedCrash(point);
+    }
+  };
+}
+
+interface Running {
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * Runs one world: the real validator, risk, ledger and payout stages (runtime, handlers,
+ * Lua scripts, the ledger's writer, follower and projection) over a simulated JetStream,
+ * Redis and bank on virtual time, a seeded stream of transfers and a seeded fault
+ * schedule; then waits for quiet and checks I1-I4, I6, S1, M1 from the streams and the
+ * bank's record (B1-B5). Everything random comes from `seed`.
+ */
+export async function runWorld(o: WorldOptions): Promise<WorldResult> {
+  // Real time (hrtime is not faked): what the world cost.
+  const realStart = process.hrtime.bigint();
+  const realMs = () => Number(process.hrtime.bigint() - realStart) / 1e6;
+  const root = createPrng(o.seed);
+  const vt = installVirtualTime();
+  const restoreRandom = installSeededRandom(root.fork("randomness"));
+  const realFetch = globalThis.fetch;
+  const realTimeout = AbortSignal.timeout;
+  const startMs = vt.now();
+  const trace = new Trace(() => vt.now(), startMs, o.traceLines ?? 40);
+  const faultsOn = o.faults ?? true;
+  const faultPrng = root.fork("faults");
+  const faults: string[] = [];
+  const fault = (what: string) => {
+    const line = `+${((vt.now() - startMs) / 1000).toFixed(3)}s ${what}`;
+    faults.push(line);
+    trace.add(`FAULT ${what}`);
+  };
+  let crashes = 0;
+  const running: Running[] = [];
+  const connections: NatsConnection[] = [];
+  let nats: SimNats | undefined;
+  let redisSim: SimRedis | undefined;
+  const bank = createSimBank({
+    prng: root.fork("bank"),
+    behaviour: {
+      refuseAccounts: [REFUSED],
+      processingMinMs: 20,
+      processingMaxMs: faultsOn ? faultPrng.int(50, 400) : 50,
+      slowRate: faultsOn ? faultPrng.float(0, 0.2) : 0,
+      slowMs: 2500,
+    },
+  });
+  // The payout's bank client and its AbortSignal.timeout must run on virtual time too.
+  globalThis.fetch = bank.fetch;
+  AbortSignal.timeout = (ms: number) => {
+    const c = new AbortController();
+    setTimeout(
+      () => c.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")),
+      ms,
+    );
+    return c.signal;
+  };
+  try {
+    nats = createSimNats({ random: root.fork("nats").next });
+    redisSim = createSimRedis();
+    const redis: Redis = redisSim;
+    const logger = createLogger({ service: "sim", level: "silent" });
+    const connect = async (name: string) => {
+      const nc = await (nats as SimNats).connect({ name });
+      connections.push(nc);
+      return nc;
+    };
+    const env = { ...SETTINGS };
+
+    // The deploy step: streams, LEDGER included, and the buckets.
+    const ops = await connect("ops");
+    await drive(
+      vt,
+      provisionStreams(await jetstreamManager(ops), { replicas: 1, logger, buckets: ["ledger-snapshots"] }),
+      {
+        maxMs: 60_000,
+        what: "the deploy step",
+      },
+    );
+    trace.add("deployed");
+
+    const crashRate = faultsOn ? faultPrng.pick([0, 0.002, 0.01, 0.03]) : 0;
+    const hook = (name: string) =>
+      crashHook(root.fork(`crash-${name}`), crashRate, (p) => {
+        crashes += 1;
+        trace.add(`crash ${name} at ${p}`);
+      });
+    const startStage = async (
+      name: string,
+      make: (nc: NatsConnection, crash: CrashHook) => Promise<Running>,
+    ) => {
+      const nc = await connect(name);
+      const r = await drive(vt, make(nc, hook(name)), { maxMs: 60_000, what: `${name} start` });
+      running.push(r);
+      trace.add(`${name} started`);
+    };
+    const stageHandle = (h: StageHandle): Running => ({ stop: () => h.stop() });
+    const v = validatorConfig(env);
+    const r = riskConfig(env);
+    const l = ledgerConfig(env);
+    const p = payoutConfig(env);
+    const ledgers = faultsOn && faultPrng.chance(0.3) ? 2 : 1;
+    const payouts = faultsOn && faultPrng.chance(0.3) ? 2 : 1;
+    await startStage("validator", async (nc, crash) =>
+      stageHandle(
+        await runStage({
+          definition: validatorStage,
+          deps: { rules: v.rules },
+          nc,
+          redis,
+          logger,
+          registry: new Registry(),
+          settings: v.stage,
+          crashHook: crash,
+        }),
+      ),
+    );
+    await startStage("risk", async (nc, crash) =>
+      stageHandle(
+        await runStage({
+          definition: riskStage,
+          deps: { velocity: createVelocityStore(redis, r.velocity), thresholds: r.thresholds },
+          nc,
+          redis,
+          logger,
+          registry: new Registry(),
+          settings: r.stage,
+          crashHook: crash,
+        }),
+      ),
+    );
+    for (let i = 0; i < ledgers; i++)
+      await startStage(`ledger-${i}`, async (nc, crash) => {
+        const h: LedgerHandle = startLedger({
+          nc,
+          redis,
+          logger,
+          registry: new Registry(),
+          config: l,
+          crashHook: crash,
+        });
+        await h.started;
+        return { stop: () => h.stop() };
+      });
+    for (let i = 0; i < payouts; i++)
+      await startStage(`payout-${i}`, async (nc, crash) =>
+        stageHandle(
+          await runStage({
+            definition: payoutStage,
+            deps: {
+              bank: createBankClient(p.bank),
+              records: await openPayoutRecords(jetstream(nc), { bucket: p.recordsBucket, replicas: 1 }),
+              bankRetentionMs: p.bank.retentionMs,
+            },
+            nc,
+            redis,
+            logger,
+            registry: new Registry(),
+            settings: p.stage,
+            crashHook: crash,
+          }),
+        ),
+      );
+
+    // Traffic: mints, then customer transfers at drawn times, some sent twice.
+    const traffic = root.fork("traffic");
+    const gateway = jetstream(await connect("gateway"));
+    const accounts = Array.from({ length: o.accounts ?? 12 }, (_, i) => `acc-s${i}`);
+    const accepted: AcceptedTransfer[] = [];
+    const windowMs = 20_000;
+    const requests: Array<{ at: number; env: AnyEnvelope; copies: number }> = [];
+    const request = (n: number, from: string, to: string, amountMinor: number, actor: string, at: number) => {
+      const transferId = deriveId("sim", o.seed, String(n));
+      const occurredAt = new Date(startMs + at).toISOString();
+      const env = makeEnvelope(
+        EventTypes.TransferRequested,
+        { transferId, from, to, amountMinor, currency: "EUR", requestedAt: occurredAt },
+        {
+          eventId: deriveId("gateway", EventTypes.TransferRequested, transferId),
+          correlationId: transferId,
+          causationId: `idempotency-key:sim-${n}`,
+          producer: "gateway",
+          occurredAt,
+          actor,
+        },
+      ) as AnyEnvelope;
+      accepted.push({ transferId, from, to });
+      requests.push({ at, env, copies: faultsOn && traffic.chance(0.1) ? 2 : 1 });
+    };
+    for (const [i, a] of accounts.entries()) request(i, "external", a, 100_000, SIM_MINTER, 0);
+    for (let i = 0; i < (o.transfers ?? 200); i++) {
+      const from = traffic.pick(accounts);
+      const kind = traffic.int(0, 9);
+      const to =
+        kind < 6
+          ? traffic.pick(accounts.filter((a) => a !== from))
+          : kind < 9
+            ? `bank:sim-${traffic.int(0, 3)}`
+            : REFUSED;
+      request(
+        accounts.length + i,
+        from,
+        to,
+        traffic.int(1, 30_000),
+        CUSTOMER,
+        1000 + traffic.int(0, windowMs),
+      );
+    }
+    requests.sort((a, b) => a.at - b.at);
+
+    /** Publishes as the gateway does: the same bytes until the stream answers (or says duplicate). */
+    const publish = async (js: JetStreamClient, env: AnyEnvelope) => {
+      const h = natsHeaders();
+      for (const [k, val] of Object.entries(eventHeaders(env))) h.set(k, val);
+      for (let attempt = 1; attempt <= 20; attempt++) {
+        try {
+          await js.publish(subjectFor(env.type, env.data.from), encodeEvent(env), {
+            msgID: env.eventId,
+            headers: h,
+            timeout: 2000,
+          });
+          return;
+        } catch {
+          trace.add(`request ${env.data.transferId.slice(0, 8)} publish attempt ${attempt} failed; again`);
+          await new Promise((res) => setTimeout(res, 200 * attempt));
+        }
+      }
+      throw new Error(`request ${env.data.transferId} could not be published in 20 attempts`);
+    };
+    const sent: Promise<void>[] = [];
+    for (const q of requests)
+      for (let c = 0; c < q.copies; c++)
+        sent.push(
+          new Promise<void>((res, rej) =>
+            setTimeout(() => publish(gateway, q.env).then(res, rej), q.at + c * traffic.int(0, 3000)),
+          ),
+        );
+
+    // The fault schedule, drawn once.
+    if (faultsOn) {
+      const at = () => faultPrng.int(1000, windowMs + 2000);
+      const schedule = (t: number, what: string, act: () => void) =>
+        setTimeout(() => {
+          fault(what);
+          act();
+        }, t);
+      const n = nats;
+      const rs = redisSim;
+      if (faultPrng.chance(0.4)) {
+        const k = faultPrng.int(1, 5);
+        schedule(at(), `nats drops the next ${k} PubAcks`, () => n.dropPubAcks(k));
+      }
+      if (faultPrng.chance(0.2)) schedule(at(), "nats restarts", () => void n.restart());
+      if (faultPrng.chance(0.25)) schedule(at(), "redis wiped", () => rs.wipe());
+      if (faultPrng.chance(0.25)) {
+        const [t1, t2] = [at(), at()].sort((a, b) => a - b) as [number, number];
+        let token: SimRedisSnapshot | undefined;
+        schedule(t1, "redis snapshot taken", () => {
+          token = rs.snapshot();
+        });
+        schedule(t2 + 1, "redis rolled back to the snapshot", () => {
+          if (token) rs.rollback(token);
+        });
+      }
+      if (faultPrng.chance(0.3)) {
+        const k = faultPrng.int(1, 40);
+        schedule(at(), `redis loses its last ${k} writes`, () => rs.loseLastWrites(k));
+      }
+      if (faultPrng.chance(0.2)) {
+        const d = faultPrng.int(200, 4000);
+        const t = at();
+        schedule(t, `redis down for ${d} ms`, () => rs.setDown(true));
+        setTimeout(() => rs.setDown(false), t + d);
+      }
+      if (faultPrng.chance(0.15)) {
+        const d = faultPrng.int(500, 5000);
+        schedule(at(), `bank outage of ${d} ms`, () => bank.bank.startOutage(d));
+      }
+    }
+
+    await drive(vt, Promise.all(sent), { stepMs: 20, maxMs: 10 * 60_000, what: "the requests" });
+    trace.add(`${requests.length} requests stored`);
+
+    // Quiet: every durable consumer done, three checks in a row, then the projection's time.
+    const jsm = await jetstreamManager(ops);
+    let calm = 0;
+    const quiet = async () => {
+      for (let i = 0; i < 600 && calm < 3; i++) {
+        const b = await pipelineBacklog(jsm);
+        calm = b.outstanding === 0 ? calm + 1 : 0;
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+      if (calm < 3) throw new Error("the pipeline did not go quiet in 600 virtual seconds");
+    };
+    await drive(vt, quiet(), { stepMs: 50, maxMs: 15 * 60_000, what: "quiet" });
+    trace.add("quiet");
+
+    const js = jetstream(ops);
+    const read = async (stream: string, decode = true) =>
+      readStoredEvents(js, stream, await streamPosition(jsm, stream), { decode });
+    const report = await drive(
+      vt,
+      checkInvariants({
+        nc: ops,
+        accepted,
+        balances: redisBalances(redis),
+        only: ["I1", "I2", "I3", "I4", "I6", "S1", "M1"],
+        minters: [SIM_MINTER],
+        projectionSettleMs: 15_000,
+      }),
+      { stepMs: 50, maxMs: 5 * 60_000, what: "the invariant check" },
+    );
+    const [ledger, payoutsRead, dlq] = await drive(
+      vt,
+      Promise.all([read(StreamNames.Ledger), read(StreamNames.Payouts), read(StreamNames.Dlq, false)]),
+      { maxMs: 60_000, what: "reading the log" },
+    );
+    const bankReport = checkBankRecord({
+      ledger,
+      payouts: payoutsRead,
+      dlq,
+      bank: { payouts: bank.bank.payouts(), refusals: bank.bank.refusals() },
+      maxViolations: 20,
+    });
+    const violations = [
+      ...report.violations.map((x) => `${x.invariant} ${x.message}`),
+      ...bankReport.violations.map((x) => `${x.invariant} ${x.message}`),
+    ];
+    const c = report.counts;
+    return {
+      seed: o.seed,
+      ok: violations.length === 0,
+      violations,
+      faults,
+      trace: trace.lines(),
+      counts: {
+        accepted: accepted.length,
+        posted: c.posted,
+        reversed: c.reversed,
+        declined: c.declined,
+        rejected: c.rejected,
+        paid: bank.bank.payouts().length,
+        crashes,
+      },
+      virtualMs: vt.now() - startMs,
+      realMs: realMs(),
+    };
+  } catch (err) {
+    return {
+      seed: o.seed,
+      ok: false,
+      violations: [`world failed: ${err instanceof Error ? err.message : String(err)}`],
+      faults,
+      trace: trace.lines(),
+      counts: { accepted: 0, posted: 0, reversed: 0, declined: 0, rejected: 0, paid: 0, crashes },
+      virtualMs: vt.now() - startMs,
+      realMs: realMs(),
+    };
+  } finally {
+    // Everything stops on virtual time, so that nothing is left to re-arm real timers later.
+    for (const r of running.reverse())
+      await drive(vt, r.stop(), { maxMs: 30_000, what: "stop" }).catch(() => {});
+    for (const nc of connections)
+      await drive(vt, nc.close(), { maxMs: 10_000, what: "close" }).catch(() => {});
+    nats?.close();
+    redisSim?.disconnect();
+    await vt.advance(1000);
+    bank.close();
+    globalThis.fetch = realFetch;
+    AbortSignal.timeout = realTimeout;
+    restoreRandom();
+    vt.uninstall();
+  }
+}
