@@ -45,10 +45,23 @@ export function createSimBank(o: {
   behaviour: Partial<BankBehaviour>;
   /** One-way network delay in ms; default 0 to 5. */
   networkMs?: () => number;
+  /**
+   * Share of requests held on their way in for 1.6 to 3 s: past the payout's timeout, so the
+   * retry's status query finds no key yet and the retry meets the late first request (409).
+   */
+  lateRate?: number;
+  /**
+   * How long a key that started processing stays invisible to the status query (404), as an
+   * eventually consistent read side would: a retry that asked and was told "unknown" sends
+   * the payout again and meets 409 "in use". Default 0.
+   */
+  statusLagMs?: number;
 }): SimBank {
   const bank = createBank({ seed: o.prng.seed, behaviour: o.behaviour });
   const network = o.networkMs ?? (() => o.prng.int(0, 5));
   const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  /** When each key was first received, for the status query's lag. */
+  const firstSeen = new Map<string, number>();
 
   async function serve(url: URL, init: RequestInit | undefined): Promise<Response> {
     const method = init?.method ?? "GET";
@@ -56,8 +69,11 @@ export function createSimBank(o: {
     if (method === "GET" && status !== undefined) {
       bank.count("statusQueries");
       if (bank.outage().active) return json(503, AnswerBodies.unavailable);
-      const s = bank.status(decodeURIComponent(status));
-      return s === undefined ? json(404, { error: "unknown idempotency key" }) : json(200, s);
+      const key = decodeURIComponent(status);
+      const s = bank.status(key);
+      const hidden =
+        s?.status === "processing" && Date.now() - (firstSeen.get(key) ?? 0) < (o.statusLagMs ?? 0);
+      return s === undefined || hidden ? json(404, { error: "unknown idempotency key" }) : json(200, s);
     }
     if (method !== "POST" || url.pathname !== "/v1/payouts")
       return json(404, { error: `no route ${url.pathname}` });
@@ -74,6 +90,7 @@ export function createSimBank(o: {
       });
     const { request, issues } = parsePayoutRequest(JSON.parse(String(init?.body ?? "null")));
     if (!request) return json(400, { error: "invalid request", issues });
+    if (!firstSeen.has(key)) firstSeen.set(key, Date.now());
     const answer = await bank.answer(key, request);
     const { latencyMs, slowMs } = bank.behaviour();
     const delayMs = latencyMs + (answer.slow ? slowMs : 0);
@@ -86,8 +103,9 @@ export function createSimBank(o: {
     if (url.origin !== SIM_BANK_URL)
       throw new TypeError(`fetch failed: ${url.origin} is not in the simulated world`);
     const signal = init?.signal;
+    const late = o.lateRate !== undefined && o.prng.chance(o.lateRate);
     const call = (async () => {
-      await wait(network());
+      await wait(late ? o.prng.int(1600, 3000) : network());
       const res = await serve(url, init);
       await wait(network());
       return res;

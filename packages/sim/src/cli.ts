@@ -4,6 +4,11 @@ import { fork } from "node:child_process";
 import { Command, InvalidArgumentError } from "commander";
 import { runWorld, type WorldResult } from "./world.ts";
 
+// nats.js builds an Error (and its stack) for every request it sends, to report a timeout
+// well; in a world of thousands of requests that was 5% of the time. Failures here are
+// reported by seed and trace, not by stack.
+Error.stackTraceLimit = 2;
+
 const int = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
@@ -34,7 +39,9 @@ const program = new Command("jetmesh-sim")
   .option("--workers <n>", "processes sharing the seeds", int("--workers"), 1)
   .option("--json", "one JSON line per world", false)
   .option("--stop-on-failure", "stop at the first failing seed", false)
-  .option("--worker <i/n>", "(internal) run every n-th seed from i and print JSON lines");
+  .option("--worker <i/n>", "(internal) run every n-th seed from i and print JSON lines")
+  // Bad flags exit 2 (a failing world exits 1), as the chaos CLI does.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 function seedsOf(o: Options): string[] {
   if (o.seed !== undefined) return [o.seed];
@@ -76,7 +83,13 @@ async function runWorkers(
   each: (r: WorldResult) => void,
 ): Promise<void> {
   const script = process.argv[1] as string;
-  const base = process.argv.slice(2).filter((a) => !a.startsWith("--workers"));
+  const base: string[] = [];
+  const given = process.argv.slice(2);
+  for (let i = 0; i < given.length; i++) {
+    const a = given[i] as string;
+    if (a === "--workers") i++;
+    else if (!a.startsWith("--workers=")) base.push(a);
+  }
   await Promise.all(
     Array.from({ length: o.workers }, (_, i) => {
       const child = fork(script, [...base, "--workers", "1", "--worker", `${i}/${o.workers}`], {
@@ -118,13 +131,14 @@ async function main(o: Options): Promise<number> {
     done += 1;
     if (!r.ok) failed.push(r);
     if (o.json) console.log(JSON.stringify(r));
-    else if (o.seed !== undefined || !r.ok) console.log(describe(r));
+    else if (!r.ok) console.log(`${describe(r)}\n${failure(r, o)}`);
+    else if (o.seed !== undefined) console.log(describe(r));
     if (o.seed !== undefined && r.ok) console.log(r.trace.map((t) => `  ${t}`).join("\n"));
   };
   if (o.workers > 1 && o.seed === undefined) await runWorkers(all, o, each);
   else await runSeeds(all, o, each);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  for (const r of failed) console.log(failure(r, o));
+  if (failed.length) console.log(`failing seeds: ${failed.map((r) => r.seed).join(" ")}`);
   console.log(
     `${done} seeds in ${seconds.toFixed(1)} s: ${(done / seconds).toFixed(2)} seeds/s (${((done / seconds) * 60).toFixed(0)} a minute), ${o.transfers} transfers per world, ${o.workers} worker(s); ${failed.length} failed`,
   );

@@ -16,6 +16,11 @@ export interface VirtualTime {
    * settle after each one; resolves with the virtual time reached.
    */
   advance(ms: number): Promise<number>;
+  /**
+   * Jumps `ms` ahead at once, as a machine waking from sleep or a clock stepped forward:
+   * every timer due in between fires once, late, instead of at its time.
+   */
+  jump(ms: number): Promise<number>;
   /** Runs the next due timer (and the promises it settles); false when none is pending. */
   step(): Promise<boolean>;
   /** Timers pending now (intervals included). */
@@ -53,6 +58,11 @@ export function installVirtualTime(startMs = Date.UTC(2026, 0, 1)): VirtualTime 
     now: () => clock.now,
     advance: async (ms) => {
       await clock.tickAsync(ms);
+      return clock.now;
+    },
+    jump: async (ms) => {
+      clock.jump(ms);
+      await clock.tickAsync(0);
       return clock.now;
     },
     step: async () => {

@@ -6,6 +6,7 @@ import {
   eventHeaders,
   makeEnvelope,
   StreamNames,
+  Streams,
   subjectFor,
 } from "@jetmesh/contracts";
 import { loadConfig as ledgerConfig } from "@jetmesh/ledger/config";
@@ -36,6 +37,7 @@ import {
   type Prng,
   readStoredEvents,
   redisBalances,
+  type StoredEvent,
   streamPosition,
 } from "@jetmesh/testkit";
 import { loadConfig as validatorConfig } from "@jetmesh/validator/config";
@@ -106,6 +108,10 @@ export interface WorldResult {
     readonly rejected: number;
     readonly paid: number;
     readonly crashes: number;
+    /** The bank's 409 "in use" answers: how often the in-flight path was reached. */
+    readonly bank409: number;
+    /** Appends the ledger's writer had refused or unanswered (conflicts of two writers, lost PubAcks). */
+    readonly ledgerConflicts: number;
   };
   readonly virtualMs: number;
   readonly realMs: number;
@@ -126,6 +132,34 @@ class Trace {
   lines(): string[] {
     return [...this.#lines];
   }
+}
+
+/**
+ * E1, every hop once: a stage answers an input with one event per output type (one event id
+ * per cause and type), and, unless Redis lost the stages' guards, no event is stored twice
+ * (a guard that let a redelivery or a repeated request run again past the duplicate window).
+ * The money invariants cannot see a hop run twice when a later stage absorbs it.
+ */
+export function hopsOnce(events: readonly StoredEvent[], o: { storedOnce: boolean }): string[] {
+  const out: string[] = [];
+  const ids = new Map<string, string>();
+  const seqs = new Map<string, string>();
+  for (const e of events) {
+    if (!e.env) continue;
+    const cause = `${e.env.causationId} ${e.env.type}`;
+    const first = ids.get(cause);
+    if (first === undefined) ids.set(cause, e.env.eventId);
+    else if (first !== e.env.eventId)
+      out.push(
+        `E1 ${e.env.type} answered ${e.env.causationId} twice: events ${first} and ${e.env.eventId} (${e.stream} seq ${e.seq})`,
+      );
+    const at = `${e.stream} seq ${e.seq}`;
+    const stored = seqs.get(e.env.eventId);
+    if (stored === undefined) seqs.set(e.env.eventId, at);
+    else if (o.storedOnce)
+      out.push(`E1 event ${e.env.eventId} (${e.env.type}) stored twice: ${stored} and ${at}`);
+  }
+  return out;
 }
 
 /** A stage instance's crash hook: dies (SimulatedCrash) at a drawn share of the points it reaches. */
@@ -169,6 +203,10 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     trace.add(`FAULT ${what}`);
   };
   let crashes = 0;
+  /** Virtual time by which every scheduled fault has ended (and its slowest answer came back). */
+  let faultsUntil = 0;
+  /** Redis lost writes in this world: a hop may then legitimately run again past the window. */
+  let redisLost = false;
   const running: Running[] = [];
   const connections: NatsConnection[] = [];
   let nats: SimNats | undefined;
@@ -178,10 +216,18 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     behaviour: {
       refuseAccounts: [REFUSED],
       processingMinMs: 20,
-      processingMaxMs: faultsOn ? faultPrng.int(50, 400) : 50,
+      // Sometimes longer than the payout's 1.5 s timeout: its retry meets 409 "in use".
+      processingMaxMs: faultsOn
+        ? faultPrng.chance(0.3)
+          ? faultPrng.int(1600, 3000)
+          : faultPrng.int(50, 400)
+        : 50,
       slowRate: faultsOn ? faultPrng.float(0, 0.2) : 0,
       slowMs: 2500,
     },
+    ...(faultsOn
+      ? { lateRate: faultPrng.pick([0, 0.02, 0.05, 0.15]), statusLagMs: faultPrng.pick([0, 0, 1000, 4000]) }
+      : {}),
   });
   // The payout's bank client and its AbortSignal.timeout must run on virtual time too.
   globalThis.fetch = bank.fetch;
@@ -194,12 +240,27 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     return c.signal;
   };
   try {
-    nats = createSimNats({ random: root.fork("nats").next });
-    redisSim = createSimRedis();
+    // A network that is sometimes slow: most frames in under a millisecond, some in tens.
+    const net = root.fork("network");
+    const slowNet = faultsOn ? faultPrng.pick([0, 0.01, 0.05]) : 0;
+    nats = createSimNats({
+      random: root.fork("nats").next,
+      latencyMs: () => (net.chance(slowNet) ? net.int(5, 60) : net.int(0, 1)),
+    });
+    // A latency spike (a fork, a slow disk, a GC pause): each answer takes longer than a
+    // lease, so an attempt pauses past it and another one takes the message over.
+    let redisSlowUntil = 0;
+    const redisLag = root.fork("redis-lag");
+    redisSim = createSimRedis({
+      delayMs: () => (Date.now() < redisSlowUntil ? redisLag.int(3500, 6000) : 0),
+    });
     const redis: Redis = redisSim;
     const logger = createLogger({ service: "sim", level: "silent" });
     const connect = async (name: string) => {
-      const nc = await (nats as SimNats).connect({ name });
+      const nc = await drive(vt, (nats as SimNats).connect({ name }), {
+        maxMs: 30_000,
+        what: `${name} connect`,
+      });
       connections.push(nc);
       return nc;
     };
@@ -209,7 +270,9 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const ops = await connect("ops");
     await drive(
       vt,
-      provisionStreams(await jetstreamManager(ops), { replicas: 1, logger, buckets: ["ledger-snapshots"] }),
+      jetstreamManager(ops).then((m) =>
+        provisionStreams(m, { replicas: 1, logger, buckets: ["ledger-snapshots"] }),
+      ),
       {
         maxMs: 60_000,
         what: "the deploy step",
@@ -237,7 +300,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const r = riskConfig(env);
     const l = ledgerConfig(env);
     const p = payoutConfig(env);
-    const ledgers = faultsOn && faultPrng.chance(0.3) ? 2 : 1;
+    const ledgers = faultsOn && faultPrng.chance(0.5) ? 2 : 1;
     const payouts = faultsOn && faultPrng.chance(0.3) ? 2 : 1;
     await startStage("validator", async (nc, crash) =>
       stageHandle(
@@ -305,7 +368,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const gateway = jetstream(await connect("gateway"));
     const accounts = Array.from({ length: o.accounts ?? 12 }, (_, i) => `acc-s${i}`);
     const accepted: AcceptedTransfer[] = [];
-    const windowMs = 20_000;
+    // Requests spread over 20 s, or a burst of 2 s where decisions on one account crowd together.
+    const windowMs = traffic.pick([20_000, 20_000, 2_000]);
     const requests: Array<{ at: number; env: AnyEnvelope; copies: number }> = [];
     const request = (n: number, from: string, to: string, amountMinor: number, actor: string, at: number) => {
       const transferId = deriveId("sim", o.seed, String(n));
@@ -325,7 +389,9 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       accepted.push({ transferId, from, to });
       requests.push({ at, env, copies: faultsOn && traffic.chance(0.1) ? 2 : 1 });
     };
-    for (const [i, a] of accounts.entries()) request(i, "external", a, 100_000, SIM_MINTER, 0);
+    // Some worlds run on tight money: balances near zero, where a stale decision overdraws.
+    const mint = traffic.pick([100_000, 100_000, 30_000]);
+    for (const [i, a] of accounts.entries()) request(i, "external", a, mint, SIM_MINTER, 0);
     for (let i = 0; i < (o.transfers ?? 200); i++) {
       const from = traffic.pick(accounts);
       const kind = traffic.int(0, 9);
@@ -377,19 +443,26 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     // The fault schedule, drawn once.
     if (faultsOn) {
       const at = () => faultPrng.int(1000, windowMs + 2000);
-      const schedule = (t: number, what: string, act: () => void) =>
-        setTimeout(() => {
+      const schedule = (t: number, what: string, act: () => void, lastsMs = 0) => {
+        faultsUntil = Math.max(faultsUntil, startMs + t + lastsMs + 6000);
+        return setTimeout(() => {
           fault(what);
           act();
         }, t);
+      };
       const n = nats;
       const rs = redisSim;
       if (faultPrng.chance(0.4)) {
         const k = faultPrng.int(1, 5);
         schedule(at(), `nats drops the next ${k} PubAcks`, () => n.dropPubAcks(k));
       }
-      if (faultPrng.chance(0.2)) schedule(at(), "nats restarts", () => void n.restart());
-      if (faultPrng.chance(0.25)) schedule(at(), "redis wiped", () => rs.wipe());
+      for (let k = faultPrng.pick([0, 1, 1, 2]); k > 0; k--)
+        schedule(at(), "nats restarts", () => void n.restart());
+      if (faultPrng.chance(0.25))
+        schedule(at(), "redis wiped", () => {
+          redisLost = true;
+          rs.wipe();
+        });
       if (faultPrng.chance(0.25)) {
         const [t1, t2] = [at(), at()].sort((a, b) => a - b) as [number, number];
         let token: SimRedisSnapshot | undefined;
@@ -397,32 +470,47 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
           token = rs.snapshot();
         });
         schedule(t2 + 1, "redis rolled back to the snapshot", () => {
+          redisLost = true;
           if (token) rs.rollback(token);
         });
       }
       if (faultPrng.chance(0.3)) {
         const k = faultPrng.int(1, 40);
-        schedule(at(), `redis loses its last ${k} writes`, () => rs.loseLastWrites(k));
+        schedule(at(), `redis loses its last ${k} writes`, () => {
+          redisLost = true;
+          rs.loseLastWrites(k);
+        });
       }
       if (faultPrng.chance(0.2)) {
         const d = faultPrng.int(200, 4000);
         const t = at();
-        schedule(t, `redis down for ${d} ms`, () => rs.setDown(true));
+        schedule(t, `redis down for ${d} ms`, () => rs.setDown(true), d);
         setTimeout(() => rs.setDown(false), t + d);
+      }
+      if (faultPrng.chance(0.3)) {
+        const d = faultPrng.int(200, 1500);
+        schedule(
+          at(),
+          `redis answers in 3.5 to 6 s for ${d} ms`,
+          () => {
+            redisSlowUntil = Date.now() + d;
+          },
+          d,
+        );
       }
       if (faultPrng.chance(0.15)) {
         const d = faultPrng.int(500, 5000);
-        schedule(at(), `bank outage of ${d} ms`, () => bank.bank.startOutage(d));
+        schedule(at(), `bank outage of ${d} ms`, () => bank.bank.startOutage(d), d);
       }
     }
 
     await drive(vt, Promise.all(sent), { stepMs: 20, maxMs: 10 * 60_000, what: "the requests" });
     trace.add(`${requests.length} requests stored`);
 
-    // Quiet: every durable consumer done, three checks in a row, then the projection's time.
-    const jsm = await jetstreamManager(ops);
-    let calm = 0;
+    // Quiet: every durable consumer done, three checks in a row.
+    const jsm = await drive(vt, jetstreamManager(ops), { maxMs: 30_000, what: "ops' manager" });
     const quiet = async () => {
+      let calm = 0;
       for (let i = 0; i < 600 && calm < 3; i++) {
         const b = await pipelineBacklog(jsm);
         calm = b.outstanding === 0 ? calm + 1 : 0;
@@ -430,8 +518,27 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       }
       if (calm < 3) throw new Error("the pipeline did not go quiet in 600 virtual seconds");
     };
+    // The checks read Redis and the bank: every fault is over first.
+    if (vt.now() < faultsUntil) await vt.advance(faultsUntil - vt.now());
     await drive(vt, quiet(), { stepMs: 50, maxMs: 15 * 60_000, what: "quiet" });
     trace.add("quiet");
+
+    // The clock jumps past every stream's duplicate window, and clients send some requests
+    // again: only the stages' guards (and the ledger's log) stand between them and a second run.
+    if (faultsOn && faultPrng.chance(0.25)) {
+      const window = Math.max(...Object.values(Streams).map((d) => d.duplicateWindowMs));
+      await vt.jump(window + 60_000);
+      fault(`clock jumps ${Math.round((window + 60_000) / 60_000)} min`);
+      const again = faultPrng.shuffle(requests).slice(0, faultPrng.int(5, 20));
+      await drive(vt, Promise.all(again.map((q) => publish(gateway, q.env))), {
+        stepMs: 20,
+        maxMs: 5 * 60_000,
+        what: "the requests sent again",
+      });
+      trace.add(`${again.length} requests sent again past the duplicate window`);
+      await drive(vt, quiet(), { stepMs: 50, maxMs: 15 * 60_000, what: "quiet again" });
+      trace.add("quiet again");
+    }
 
     const js = jetstream(ops);
     const read = async (stream: string, decode = true) =>
@@ -453,6 +560,12 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       Promise.all([read(StreamNames.Ledger), read(StreamNames.Payouts), read(StreamNames.Dlq, false)]),
       { maxMs: 60_000, what: "reading the log" },
     );
+    const hops = await drive(
+      vt,
+      Promise.all([StreamNames.Validation, StreamNames.Risk].map((st) => read(st))),
+      { maxMs: 60_000, what: "reading the hops" },
+    );
+    const once = hopsOnce([...hops.flat(), ...ledger, ...payoutsRead], { storedOnce: !redisLost });
     const bankReport = checkBankRecord({
       ledger,
       payouts: payoutsRead,
@@ -463,6 +576,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const violations = [
       ...report.violations.map((x) => `${x.invariant} ${x.message}`),
       ...bankReport.violations.map((x) => `${x.invariant} ${x.message}`),
+      ...once,
     ];
     const c = report.counts;
     return {
@@ -479,6 +593,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         rejected: c.rejected,
         paid: bank.bank.payouts().length,
         crashes,
+        bank409: bank.bank.stats().conflictsInProgress,
+        ledgerConflicts: 0,
       },
       virtualMs: vt.now() - startMs,
       realMs: realMs(),
@@ -490,7 +606,17 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       violations: [`world failed: ${err instanceof Error ? err.message : String(err)}`],
       faults,
       trace: trace.lines(),
-      counts: { accepted: 0, posted: 0, reversed: 0, declined: 0, rejected: 0, paid: 0, crashes },
+      counts: {
+        accepted: 0,
+        posted: 0,
+        reversed: 0,
+        declined: 0,
+        rejected: 0,
+        paid: 0,
+        crashes,
+        bank409: bank.bank.stats().conflictsInProgress,
+        ledgerConflicts: 0,
+      },
       virtualMs: vt.now() - startMs,
       realMs: realMs(),
     };

@@ -1,5 +1,5 @@
 import { encodeHeaders } from "./headers.ts";
-import { subjectMatches } from "./subjects.ts";
+import { tokensMatch } from "./subjects.ts";
 
 const TE = new TextEncoder();
 const TD = new TextDecoder();
@@ -21,6 +21,8 @@ type InternalHandler = (msg: BusMsg, from: Session | undefined) => boolean | und
 
 interface ClientSub {
   subject: string;
+  /** The subject's tokens, split once (routing runs for every message). */
+  tokens: readonly string[];
   queue: string;
   max: number;
   received: number;
@@ -112,7 +114,7 @@ export class Session {
         const [subject = "", a = "", b] = args;
         const queue = b === undefined ? "" : a;
         const sid = b === undefined ? a : b;
-        this.subs.set(sid, { subject, queue, max: 0, received: 0 });
+        this.subs.set(sid, { subject, tokens: subject.split("."), queue, max: 0, received: 0 });
         this.#bus.interestChanged();
         return;
       }
@@ -163,7 +165,7 @@ export class Session {
  */
 export class CoreBus {
   readonly sessions = new Set<Session>();
-  readonly #internal: { pattern: string; fn: InternalHandler }[] = [];
+  readonly #internal: { pattern: string; tokens: readonly string[]; fn: InternalHandler }[] = [];
   readonly #interest = new Set<() => void>();
   readonly #random: () => number;
   #nextId = 1;
@@ -186,7 +188,7 @@ export class CoreBus {
 
   /** Subscribes inside the server; returns the unsubscribe function. */
   subscribeInternal(pattern: string, fn: InternalHandler): () => void {
-    const e = { pattern, fn };
+    const e = { pattern, tokens: pattern.split("."), fn };
     this.#internal.push(e);
     return () => {
       const i = this.#internal.indexOf(e);
@@ -206,8 +208,9 @@ export class CoreBus {
 
   /** Whether any client subscription matches `subject`. */
   hasInterest(subject: string): boolean {
+    const tokens = subject.split(".");
     for (const s of this.sessions)
-      for (const sub of s.subs.values()) if (subjectMatches(sub.subject, subject)) return true;
+      for (const sub of s.subs.values()) if (tokensMatch(sub.tokens, tokens)) return true;
     return false;
   }
 
@@ -215,11 +218,12 @@ export class CoreBus {
   publish(msg: BusMsg, from?: Session): void {
     let matched = 0;
     const target = msg.route ?? msg.subject;
+    const tokens = target.split(".");
     const groups = new Map<string, [Session, string][]>();
     const plain: [Session, string][] = [];
     for (const s of this.sessions) {
       for (const [sid, sub] of s.subs) {
-        if (!subjectMatches(sub.subject, target)) continue;
+        if (!tokensMatch(sub.tokens, tokens)) continue;
         if (sub.queue) {
           const g = groups.get(sub.queue) ?? [];
           g.push([s, sid]);
@@ -237,7 +241,7 @@ export class CoreBus {
       matched++;
     }
     for (const e of [...this.#internal]) {
-      if (subjectMatches(e.pattern, target)) {
+      if (tokensMatch(e.tokens, tokens)) {
         if (e.fn(msg, from) !== false) matched++;
       }
     }

@@ -16,6 +16,11 @@ export interface SimNatsOptions {
    * the client never hears back and its request times out) or "refuse" (not stored, 503).
    */
   onPublish?: (subject: string, headers: Record<string, string>) => PublishFate;
+  /**
+   * One-way network delay of each frame, per connection and direction, in ms (frames keep
+   * their order); default none: every hop is one microtask.
+   */
+  latencyMs?: () => number;
 }
 
 /** Options of {@link SimNats.connect}. Anything else of nats.js's ConnectionOptions may be added. */
@@ -115,6 +120,7 @@ class SimNatsImpl implements SimNats {
     this.#bus = new CoreBus(opts.random);
     this.#js = new SimJetStream({ bus: this.#bus, random: opts.random, fate: (s, h) => this.#fate(s, h) });
     this.#unregister = registerEndpoint(this.#host, {
+      ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
       accept: (write, kill) => {
         if (!this.#up || this.#closed) return new Error("server down");
         const s = this.#bus.attach(write, kill);

@@ -7,6 +7,37 @@ import type { Session } from "./core-bus.ts";
 export interface SimEndpoint {
   /** A new session writing to the transport, or an error when the server refuses connections. */
   accept(write: (b: Uint8Array) => void, kill: () => void): Session | Error;
+  /** One-way delay of each frame in ms (frames of a connection stay in order, as on TCP); none by default. */
+  latencyMs?: () => number;
+}
+
+/**
+ * Delivers frames after `latency` ms each, never overtaking an earlier frame of the same
+ * direction (TCP's order), on the global timers; at once while no latency is set.
+ */
+class Wire {
+  #lastAt = 0;
+  #queued = 0;
+  constructor(
+    private readonly latency: (() => number) | undefined,
+    /** Without delay: deliver in this task (server → client) or the next microtask (client → server). */
+    private readonly now: "sync" | "microtask",
+  ) {}
+  carry(deliver: () => void): void {
+    const d = this.latency?.() ?? 0;
+    if (d <= 0 && this.#queued === 0) {
+      if (this.now === "sync") deliver();
+      else queueMicrotask(deliver);
+      return;
+    }
+    const at = Math.max(this.#lastAt, Date.now() + Math.max(0, d));
+    this.#lastAt = at;
+    this.#queued++;
+    setTimeout(() => {
+      this.#queued--;
+      deliver();
+    }, at - Date.now());
+  }
 }
 
 const endpoints = new Map<string, SimEndpoint>();
@@ -92,6 +123,8 @@ class SimTransport implements Transport {
   #closed = deferred<undefined | Error>();
   #done = false;
   #connected = false;
+  #in = new Wire(undefined, "sync");
+  #out = new Wire(undefined, "microtask");
 
   get isClosed(): boolean {
     return this.#done;
@@ -100,8 +133,10 @@ class SimTransport implements Transport {
   async connect(server: Server, _opts: ConnectionOptions): Promise<void> {
     const ep = endpoints.get(server.hostname);
     if (!ep) throw new errors.ConnectionError("connection refused");
+    this.#in = new Wire(ep.latencyMs, "sync");
+    this.#out = new Wire(ep.latencyMs, "microtask");
     const s = ep.accept(
-      (b) => this.#push(b),
+      (b) => this.#in.carry(() => this.#push(b)),
       () => {
         void this.#close(new errors.ConnectionError("connection closed by the server"));
       },
@@ -141,8 +176,10 @@ class SimTransport implements Transport {
     if (this.#done || !this.#session) return;
     const s = this.#session;
     const copy = frame.slice();
-    // One hop of latency: the server reads after the client's current task.
-    queueMicrotask(() => s.receive(copy));
+    // One hop of latency: the server reads after the client's current task (or later).
+    this.#out.carry(() => {
+      if (!this.#done) s.receive(copy);
+    });
   }
 
   close(err?: Error): Promise<void> {

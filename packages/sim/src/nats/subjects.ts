@@ -4,8 +4,11 @@
  */
 export function subjectMatches(pattern: string, subject: string): boolean {
   if (pattern === subject) return true;
-  const p = pattern.split(".");
-  const s = subject.split(".");
+  return tokensMatch(pattern.split("."), subject.split("."));
+}
+
+/** {@link subjectMatches} on subjects already split into tokens (the bus splits each once). */
+export function tokensMatch(p: readonly string[], s: readonly string[]): boolean {
   for (let i = 0; i < p.length; i++) {
     const t = p[i];
     if (t === ">") return s.length > i;
