@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { type EventType, Streams, type StreamDefinition, streamOf, subjectFilter } from "@jetmesh/contracts";
 import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -168,6 +169,9 @@ export async function runStage<In extends EventType, Deps>(
   const replies = new ReplyInbox(o.nc, Math.min(s.publishTimeoutMs, CONFIRM_TIMEOUT_MS));
   const publisher = createEventPublisher({ js, replies, settings: s, logger, stage, metrics });
   const stopping = new AbortController();
+  // Every message in flight that reads ctx.signal listens here (and stops listening when it
+  // ends): as many listeners as slots is normal, not the leak Node's warning suspects.
+  setMaxListeners(0, stopping.signal);
   const gate = new Gate();
   const breakers = new Breakers({
     gate,
