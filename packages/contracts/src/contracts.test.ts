@@ -101,14 +101,19 @@ describe("contracts", () => {
     expect(() => decodeEvent(new Packr({ useRecords: false }).pack(forged))).toThrow(ContractError);
   });
 
-
   it("contracts - occurredAt must be an RFC 3339 timestamp: junk is a contract error naming the field", () => {
     const ok = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
     const pack = (v: unknown) => new Packr({ useRecords: false }).pack(v);
     expect(decodeEvent(pack({ ...ok, occurredAt: "2026-11-29T23:40:00+01:00" })).occurredAt).toBe(
       "2026-11-29T23:40:00+01:00",
     );
-    for (const junk of ["yesterday", "", "2026-11-29", "1764459600000", `2026-11-29T23:40:00Z${"0".repeat(40)}`])
+    for (const junk of [
+      "yesterday",
+      "",
+      "2026-11-29",
+      "1764459600000",
+      `2026-11-29T23:40:00Z${"0".repeat(40)}`,
+    ])
       expect(() => decodeEvent(pack({ ...ok, occurredAt: junk })), junk).toThrow(/occurredAt/);
   });
   it("contracts - subjects carry a stable partition of the source account", () => {
