@@ -11,6 +11,8 @@ export interface PublisherResult {
   readonly messages: number;
   readonly elapsedMs: number;
   readonly cpuMs: number;
+  /** Its own peak RSS (the process exits right after the result: /proc may hold a zombie by then). */
+  readonly peakRssBytes: number;
   readonly latency: ReturnType<Latencies["summary"]>;
 }
 
@@ -56,7 +58,14 @@ async function run(): Promise<PublisherResult> {
   if (failed) throw failed;
   const elapsedMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  return { messages: n, elapsedMs, cpuMs: (cpu.user + cpu.system) / 1000, latency: lat.summary() };
+  return {
+    messages: n,
+    elapsedMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    // maxRSS is in kilobytes.
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    latency: lat.summary(),
+  };
 }
 
 process.once("SIGUSR2", () => {

@@ -170,7 +170,7 @@ export async function publishRow(
       },
       subject: "publisher",
       processes: {
-        publisher: cost(r.cpuMs, r.messages, sampleProcess(child.pid).peakRssBytes),
+        publisher: cost(r.cpuMs, r.messages, r.peakRssBytes),
         "nats-server": cost(costs["nats-server"]!.cpuMs, r.messages, costs["nats-server"]!.maxRssBytes),
       },
       facts: { stored, window: ctx.publishWindow },
