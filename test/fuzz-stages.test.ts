@@ -18,6 +18,7 @@ import {
   EventTypes,
   Headers,
   newTimedId,
+  PipelineStreams,
   type StreamName,
   StreamNames,
   Streams,
@@ -84,13 +85,7 @@ const STAGES = ["bank-sim", "validator", "risk", "ledger", "payout"] as const;
 /** Funded customer accounts of the valid traffic; the hostile messages never name them. */
 const VALID_ACCOUNTS = ["acc-fzv0", "acc-fzv1", "acc-fzv2", "acc-fzv3"] as const;
 const FUNDING = 2_000_000;
-const PIPELINE: readonly StreamName[] = [
-  StreamNames.Ingress,
-  StreamNames.Validation,
-  StreamNames.Risk,
-  StreamNames.Ledger,
-  StreamNames.Payouts,
-];
+const PIPELINE: readonly StreamName[] = PipelineStreams;
 
 /** The stages under test and the subjects each one consumes (the status projection: the rest). */
 const TARGETS: ReadonlyArray<{ readonly stage: string; readonly types: readonly EventType[] }> = [

@@ -14,7 +14,9 @@ import {
   outputEventId,
   timeOfTimedId,
   partitionOf,
+  PipelineStreams,
   Streams,
+  streamOf,
   subjectFor,
   toStreamConfig,
 } from "./index.ts";
@@ -99,6 +101,11 @@ describe("contracts", () => {
     expect(eventHeaders(withActor)[Headers.ClientId]).toBe("acme-pay");
     const forged = { ...withActor, actor: "not a client!*>" };
     expect(() => decodeEvent(new Packr({ useRecords: false }).pack(forged))).toThrow(ContractError);
+  });
+
+  it("contracts - PipelineStreams names every stream that stores an event type, in pipeline order, and not the DLQ", () => {
+    expect(PipelineStreams).toEqual(["INGRESS", "VALIDATION", "RISK", "LEDGER", "PAYOUTS"]);
+    for (const type of Object.values(EventTypes)) expect(PipelineStreams).toContain(streamOf(type).name);
   });
 
   it("contracts - occurredAt must be an RFC 3339 timestamp: junk is a contract error naming the field", () => {

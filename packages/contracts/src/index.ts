@@ -37,7 +37,7 @@ export type {
   TransferScored,
   TransferValidated,
 } from "./schemas.ts";
-export { StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
+export { PipelineStreams, StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
 export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
 export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";
 export { AccountPatterns, LedgerProjection } from "./projections.ts";

@@ -101,6 +101,15 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
   },
 };
 
+/**
+ * The streams that carry events, in pipeline order (every stream but the DLQ): the one list
+ * the quiet wait, the status projection and chaos read, so that a stream added to
+ * {@link Streams} is never silently left out of them.
+ */
+export const PipelineStreams: readonly StreamName[] = Object.values(Streams)
+  .filter((d) => d.eventTypes.length > 0)
+  .map((d) => d.name);
+
 /** The stream that stores events of `type`. */
 export function streamOf(type: EventType): StreamDefinition {
   for (const s of Object.values(Streams)) if (s.eventTypes.includes(type)) return s;

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { StreamNames } from "@jetmesh/contracts";
+import { PipelineStreams, StreamNames } from "@jetmesh/contracts";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 
 /** What is still moving, per durable consumer and stream. */
@@ -12,14 +12,8 @@ export interface PipelineBacklog {
   readonly lastSeqs: Readonly<Record<string, number>>;
 }
 
-const STREAMS = [
-  StreamNames.Ingress,
-  StreamNames.Validation,
-  StreamNames.Risk,
-  StreamNames.Ledger,
-  StreamNames.Payouts,
-  StreamNames.Dlq,
-] as const;
+/** Every stream of the contracts: one a stage added cannot be left out of the wait. */
+const STREAMS = [...PipelineStreams, StreamNames.Dlq];
 
 /** Reads every durable consumer's backlog and every stream's last sequence once. */
 export async function pipelineBacklog(jsm: JetStreamManager): Promise<PipelineBacklog> {

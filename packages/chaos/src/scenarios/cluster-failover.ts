@@ -1,13 +1,5 @@
-import { StreamNames } from "@jetmesh/contracts";
+import { PipelineStreams } from "@jetmesh/contracts";
 import { type FaultAction, type Injected, numbered, pause, type Scenario } from "../scenario.ts";
-
-const STREAMS = [
-  StreamNames.Ingress,
-  StreamNames.Validation,
-  StreamNames.Risk,
-  StreamNames.Ledger,
-  StreamNames.Payouts,
-] as const;
 
 /**
  * Three nodes, R3 streams: kill a stream's leader, later a follower (alternating in a long
@@ -28,7 +20,7 @@ export const clusterFailover: Scenario = {
       actions.push({
         atMs: Math.round(k * window + prng.float(0.1, 0.35) * window),
         kind: leader ? "kill-stream-leader" : "kill-stream-follower",
-        target: prng.pick(STREAMS),
+        target: prng.pick(PipelineStreams),
         holdMs: prng.int(2000, 6000),
         params: leader ? {} : { follower: prng.int(0, 1) },
       });

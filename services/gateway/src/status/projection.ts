@@ -3,7 +3,7 @@ import {
   type Envelope,
   type EventType,
   EventTypes,
-  StreamNames,
+  PipelineStreams,
   Streams,
 } from "@jetmesh/contracts";
 import { defineStage, type Delivery, type HandlerContext } from "@jetmesh/stage";
@@ -16,14 +16,6 @@ export interface StatusProjectionDeps {
   readonly store: StatusStore;
 }
 
-const INPUT_STREAMS = [
-  StreamNames.Ingress,
-  StreamNames.Validation,
-  StreamNames.Risk,
-  StreamNames.Ledger,
-  StreamNames.Payouts,
-] as const;
-
 /**
  * The status projection: every event of the pipeline, from each stream that carries
  * one, recorded under its transfer as one hash field per eventId (`status:<transferId>`).
@@ -32,7 +24,7 @@ const INPUT_STREAMS = [
  */
 export const statusProjection = defineStage<EventType, StatusProjectionDeps>({
   name: STATUS_STAGE,
-  inputs: INPUT_STREAMS.map((stream) => ({ stream, types: Streams[stream].eventTypes })),
+  inputs: PipelineStreams.map((stream) => ({ stream, types: Streams[stream].eventTypes })),
   emits: [],
   handle: (event, ctx) => ({
     effect: async () => {
