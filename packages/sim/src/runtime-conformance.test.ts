@@ -110,9 +110,12 @@ async function scenario(
     const env = requested(i);
     const h = headers();
     for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
+    // Published as the ledger appends: with Nats-Expected-Last-Sequence, which the stream
+    // keeps in the stored message's headers (a park must not carry it to the DLQ).
     await js.publish(subjectFor(env.type, env.data.from), encodeEvent(env), {
       msgID: env.eventId,
       headers: h,
+      expect: { lastSequence: i },
     });
   }
   // Bounded: every input ends (answered or parked) well within 20 s.

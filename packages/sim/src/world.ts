@@ -255,7 +255,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       delayMs: () => (Date.now() < redisSlowUntil ? redisLag.int(3500, 6000) : 0),
     });
     const redis: Redis = redisSim;
-    const logger = createLogger({ service: "sim", level: "silent" });
+    // SIM_LOG_LEVEL=warn shows what the stages log, for a failing seed.
+    const logger = createLogger({ service: "sim", level: process.env.SIM_LOG_LEVEL ?? "silent" });
     const connect = async (name: string) => {
       const nc = await drive(vt, (nats as SimNats).connect({ name }), {
         maxMs: 30_000,
@@ -511,12 +512,16 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const jsm = await drive(vt, jetstreamManager(ops), { maxMs: 30_000, what: "ops' manager" });
     const quiet = async () => {
       let calm = 0;
+      let last: Awaited<ReturnType<typeof pipelineBacklog>> | undefined;
       for (let i = 0; i < 600 && calm < 3; i++) {
-        const b = await pipelineBacklog(jsm);
-        calm = b.outstanding === 0 ? calm + 1 : 0;
+        last = await pipelineBacklog(jsm);
+        calm = last.outstanding === 0 ? calm + 1 : 0;
         await new Promise((res) => setTimeout(res, 1000));
       }
-      if (calm < 3) throw new Error("the pipeline did not go quiet in 600 virtual seconds");
+      if (calm < 3)
+        throw new Error(
+          `the pipeline did not go quiet in 600 virtual seconds; still outstanding: ${JSON.stringify(last?.consumers)}`,
+        );
     };
     // The checks read Redis and the bank: every fault is over first.
     if (vt.now() < faultsUntil) await vt.advance(faultsUntil - vt.now());

@@ -20,8 +20,8 @@ export interface ParkedOrigin {
 }
 
 /**
- * Parks a message on `dlq.<stage>` (stream DLQ): the original bytes and headers,
- * plus the reason, error class, origin stream, subject, sequence and delivery count.
+ * Parks a message on `dlq.<stage>` (stream DLQ): the original bytes and headers (but the
+ * `Nats-*` ones, which would be publish instructions there), plus the reason, error class, origin stream, subject, sequence and delivery count.
  * The `Nats-Msg-Id` is derived from the origin so that two instances parking the same
  * message store it once. Resolves when the DLQ stream stored it; throws otherwise
  * (the caller must then not term the original).
@@ -30,7 +30,10 @@ export async function park(js: JetStreamClient, origin: ParkedOrigin, why: ParkR
   const h = natsHeaders();
   if (origin.headers) {
     for (const k of origin.headers.keys()) {
-      if (k === Headers.MsgId) continue;
+      // The stream keeps the headers its publisher sent, Nats-Expected-Last-Sequence (the
+      // ledger's appends) and Nats-Msg-Id included; copied to the DLQ they would be checked
+      // again there and refuse the park forever. The server's own headers stay behind.
+      if (k.toLowerCase().startsWith("nats-")) continue;
       for (const v of origin.headers.values(k)) h.append(k, v);
     }
   }
