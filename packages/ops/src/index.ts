@@ -1,0 +1,20 @@
+/**
+ * @jetmesh/ops: the operators' CLI `jetmesh` and the readers behind it. Everything reads the
+ * streams with plain JetStream clients and decodes with the contracts codec; nothing writes.
+ */
+export { openSession, defaultServer } from "./connect.ts";
+export type { Session } from "./connect.ts";
+export { decodeBody, renderDecoded, toJson } from "./decode.ts";
+export type { DecodedBody } from "./decode.ts";
+export { ExitCodes, OpsError } from "./errors.ts";
+export type { ExitCode } from "./errors.ts";
+export { runCli } from "./program.ts";
+export type { CliIo } from "./program.ts";
+export { headerOf, readStream, streamInfo } from "./read-stream.ts";
+export type { ReadRange, StoredMessage } from "./read-stream.ts";
+export { readStatus, renderStatus } from "./status.ts";
+export type { ConsumerStatus, Status, StreamStatus } from "./status.ts";
+export { readTrace, renderTrace, traceIdOf } from "./trace.ts";
+export type { Trace, TraceDeadLetter, TraceHop } from "./trace.ts";
+export { viewBlock, viewLine, viewOf } from "./view.ts";
+export type { ViewedMessage } from "./view.ts";
