@@ -64,4 +64,24 @@ describe("event publisher", () => {
     const copies = (await readStream(infra.jsm, "INGRESS")).filter((e) => e.env?.eventId === first.eventId);
     expect(copies.map((e) => e.env?.data)).toEqual([first.data]);
   });
+
+  it("publisher - a duplicate check that failed once (JetStream unanswered during a broker restart) does not fail every later one", async () => {
+    // Found by the simulator (seed sim-585): the manager's promise was cached rejected, so after
+    // one blip every duplicate PubAck of the stage failed until the process restarted.
+    let unanswered = 1;
+    const js = new Proxy(infra.js, {
+      get(target, prop, receiver) {
+        if (prop === "jetstreamManager")
+          return (...args: Parameters<typeof target.jetstreamManager>) =>
+            unanswered-- > 0 ? Promise.reject(new Error("timeout")) : target.jetstreamManager(...args);
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const p = createEventPublisher({ js, nc: infra.nc, settings: stageSettings({}), logger, stage: "test" });
+    const event = requested(7);
+    const stored = await p.publish(event);
+    await expect(p.publish(event)).rejects.toThrow(/timeout/);
+    await expect(p.publish(event)).resolves.toMatchObject({ duplicate: true, seq: stored.seq });
+  });
 });

@@ -139,7 +139,7 @@ function headersOf(record: Record<string, string>, dedupe: boolean, ctx: Context
 class JetStreamEventPublisher implements EventPublisher {
   readonly #publishOnce: PublishOnce;
   readonly #js: JetStreamClient;
-  #jsm: Promise<JetStreamManager> | undefined;
+  #jsm: JetStreamManager | undefined;
   constructor(
     js: JetStreamClient,
     nc: NatsConnection | undefined,
@@ -213,8 +213,10 @@ class JetStreamEventPublisher implements EventPublisher {
    * redelivery), so a difference is a second decision, never a retry.
    */
   async #checkDuplicate(ack: PubAck, body: Uint8Array, eventId: string): Promise<void> {
-    this.#jsm ??= this.#js.jetstreamManager();
-    const stored = await (await this.#jsm).streams.getMessage(ack.stream, { seq: ack.seq });
+    // Kept once it exists, never as a promise: one that rejected (JetStream unanswered in a
+    // broker restart) would fail every later check.
+    this.#jsm ??= await this.#js.jetstreamManager();
+    const stored = await this.#jsm.streams.getMessage(ack.stream, { seq: ack.seq });
     if (!stored) {
       throw new PublishError(
         `duplicate of ${eventId} reported at ${ack.stream} seq ${ack.seq}, which is gone`,
