@@ -49,6 +49,24 @@ describe("sim", () => {
     expect((worlds[0] as { counts: { accepted: number } }).counts.accepted).toBeGreaterThan(200);
   }, 60_000);
 
+  it("sim - a world is the same whether it runs alone or after other worlds in one process", async () => {
+    const lines = (out: string) =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => {
+          const { realMs: _real, ...rest } = JSON.parse(l) as { realMs: number; seed: string };
+          return rest;
+        });
+    const [many, alone] = await Promise.all([
+      sim(["--seeds", "3", "--base", "ci-order", "--json"]),
+      sim(["--seed", "ci-order-2", "--json"]),
+    ]);
+    const third = lines(many.out).find((w) => w.seed === "ci-order-2");
+    expect(third, many.out.slice(-1000)).toBeDefined();
+    expect(third).toEqual(lines(alone.out)[0]);
+  }, 60_000);
+
   it("sim - bad flags are refused with exit status 2 and the reason", async () => {
     const { code, out } = await sim(["--seeds", "0"]);
     expect(code).toBe(2);

@@ -44,7 +44,7 @@ import { loadConfig as validatorConfig } from "@jetmesh/validator/config";
 import { validatorStage } from "@jetmesh/validator/stage";
 import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { headers as natsHeaders } from "@nats-io/transport-node";
+import { headers as natsHeaders, nuid } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { createSimBank, SIM_BANK_URL } from "./bank.ts";
 import { drive } from "./drive.ts";
@@ -190,6 +190,9 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
   const root = createPrng(o.seed);
   const vt = installVirtualTime();
   const restoreRandom = installSeededRandom(root.fork("randomness"));
+  // nats.js draws inbox and consumer names from one process-wide NUID, seeded once at load:
+  // reseed it, or a world's names (and what is ordered by them) depend on the worlds before.
+  nuid.reset();
   const realFetch = globalThis.fetch;
   const realTimeout = AbortSignal.timeout;
   const startMs = vt.now();
