@@ -24,71 +24,6 @@ export type ConsumerConfig = Record<string, unknown> & {
   opt_start_seq?: number;
 };
 
-/** Fills a requested consumer config with the server's defaults; an error text when refused. */
-export function consumerConfigWithDefaults(
-  req: Record<string, unknown>,
-): ConsumerConfig | { error: [number, number, string] } {
-  const c: Record<string, unknown> = {};
-  const keys = [
-    "durable_name",
-    "name",
-    "description",
-    "deliver_policy",
-    "opt_start_seq",
-    "opt_start_time",
-    "ack_policy",
-    "ack_wait",
-    "max_deliver",
-    "backoff",
-    "filter_subject",
-    "filter_subjects",
-    "replay_policy",
-    "rate_limit_bps",
-    "sample_freq",
-    "max_waiting",
-    "max_ack_pending",
-    "idle_heartbeat",
-    "flow_control",
-    "headers_only",
-    "max_batch",
-    "max_expires",
-    "max_bytes",
-    "deliver_subject",
-    "deliver_group",
-    "inactive_threshold",
-    "num_replicas",
-    "mem_storage",
-  ];
-  for (const k of keys) {
-    const v = req[k];
-    if (v === undefined || v === null || v === "" || v === false) continue;
-    if (typeof v === "number" && v === 0 && k !== "num_replicas") continue;
-    if (Array.isArray(v) && v.length === 0) continue;
-    c[k] = v;
-  }
-  c.deliver_policy ??= "all";
-  c.ack_policy ??= "none";
-  c.replay_policy ??= "instant";
-  c.num_replicas ??= 0;
-  if (c.max_deliver === undefined || c.max_deliver === 0) c.max_deliver = -1;
-  if (c.ack_policy !== "none" && !c.ack_wait) c.ack_wait = 30_000 * NS;
-  const backoff = c.backoff as number[] | undefined;
-  if (backoff?.length) c.ack_wait = backoff[0];
-  if (c.ack_policy !== "none" && !c.max_ack_pending) c.max_ack_pending = 1000;
-  if (!c.deliver_subject && !c.max_waiting) c.max_waiting = 512;
-  if (backoff?.length && (c.max_deliver as number) <= backoff.length)
-    return { error: [400, 10116, "max deliver is required to be > length of backoff values"] };
-  if (c.deliver_policy === "by_start_sequence" && !c.opt_start_seq)
-    return {
-      error: [
-        400,
-        10093,
-        "consumer delivery policy is deliver by start sequence, but optional start sequence is not set",
-      ],
-    };
-  return c as ConsumerConfig;
-}
-
 /** Field order of nats-server 2.9.10's ConsumerConfig JSON. */
 const CONSUMER_FIELDS = [
   "durable_name",
@@ -120,6 +55,41 @@ const CONSUMER_FIELDS = [
   "num_replicas",
   "mem_storage",
 ];
+
+/** Fills a requested consumer config with the server's defaults; an error text when refused. */
+export function consumerConfigWithDefaults(
+  req: Record<string, unknown>,
+): ConsumerConfig | { error: [number, number, string] } {
+  const c: Record<string, unknown> = {};
+  for (const k of CONSUMER_FIELDS) {
+    const v = req[k];
+    if (v === undefined || v === null || v === "" || v === false) continue;
+    if (typeof v === "number" && v === 0 && k !== "num_replicas") continue;
+    if (Array.isArray(v) && v.length === 0) continue;
+    c[k] = v;
+  }
+  c.deliver_policy ??= "all";
+  c.ack_policy ??= "none";
+  c.replay_policy ??= "instant";
+  c.num_replicas ??= 0;
+  if (c.max_deliver === undefined || c.max_deliver === 0) c.max_deliver = -1;
+  if (c.ack_policy !== "none" && !c.ack_wait) c.ack_wait = 30_000 * NS;
+  const backoff = c.backoff as number[] | undefined;
+  if (backoff?.length) c.ack_wait = backoff[0];
+  if (c.ack_policy !== "none" && !c.max_ack_pending) c.max_ack_pending = 1000;
+  if (!c.deliver_subject && !c.max_waiting) c.max_waiting = 512;
+  if (backoff?.length && (c.max_deliver as number) <= backoff.length)
+    return { error: [400, 10116, "max deliver is required to be > length of backoff values"] };
+  if (c.deliver_policy === "by_start_sequence" && !c.opt_start_seq)
+    return {
+      error: [
+        400,
+        10093,
+        "consumer delivery policy is deliver by start sequence, but optional start sequence is not set",
+      ],
+    };
+  return c as ConsumerConfig;
+}
 
 /** The config with its fields in the server's order (consumer info is compared as JSON). */
 export function orderConsumerConfig(c: ConsumerConfig): ConsumerConfig {
