@@ -212,6 +212,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
   let redisLost = false;
   const running: Running[] = [];
   const connections: NatsConnection[] = [];
+  /** Each instance's own Redis connection, as a process has: a freeze holds only its commands. */
+  const instanceRedis = new Map<string, SimRedis>();
   let nats: SimNats | undefined;
   let redisSim: SimRedis | undefined;
   const bank = createSimBank({
@@ -292,10 +294,12 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       });
     const startStage = async (
       name: string,
-      make: (nc: NatsConnection, crash: CrashHook) => Promise<Running>,
+      make: (nc: NatsConnection, crash: CrashHook, redis: Redis) => Promise<Running>,
     ) => {
       const nc = await connect(name);
-      const r = await drive(vt, make(nc, hook(name)), { maxMs: 60_000, what: `${name} start` });
+      const own = (redisSim as SimRedis).duplicate() as unknown as SimRedis;
+      instanceRedis.set(name, own);
+      const r = await drive(vt, make(nc, hook(name), own), { maxMs: 60_000, what: `${name} start` });
       running.push(r);
       trace.add(`${name} started`);
     };
@@ -306,7 +310,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const p = payoutConfig(env);
     const ledgers = faultsOn && faultPrng.chance(0.5) ? 2 : 1;
     const payouts = faultsOn && faultPrng.chance(0.3) ? 2 : 1;
-    await startStage("validator", async (nc, crash) =>
+    await startStage("validator", async (nc, crash, redis) =>
       stageHandle(
         await runStage({
           definition: validatorStage,
@@ -320,7 +324,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         }),
       ),
     );
-    await startStage("risk", async (nc, crash) =>
+    await startStage("risk", async (nc, crash, redis) =>
       stageHandle(
         await runStage({
           definition: riskStage,
@@ -335,7 +339,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       ),
     );
     for (let i = 0; i < ledgers; i++)
-      await startStage(`ledger-${i}`, async (nc, crash) => {
+      await startStage(`ledger-${i}`, async (nc, crash, redis) => {
         const h: LedgerHandle = startLedger({
           nc,
           redis,
@@ -348,7 +352,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         return { stop: () => h.stop() };
       });
     for (let i = 0; i < payouts; i++)
-      await startStage(`payout-${i}`, async (nc, crash) =>
+      await startStage(`payout-${i}`, async (nc, crash, redis) =>
         stageHandle(
           await runStage({
             definition: payoutStage,
@@ -506,6 +510,22 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         const d = faultPrng.int(500, 5000);
         schedule(at(), `bank outage of ${d} ms`, () => bank.bank.startOutage(d), d);
       }
+      // A process stops (SIGSTOP, a GC pause, a VM migration) past its ack wait and its
+      // lease: its NATS and Redis traffic is held both ways until it resumes, while the
+      // broker redelivers and another attempt may take its messages over.
+      if (faultPrng.chance(0.3)) {
+        const who = faultPrng.pick([...instanceRedis.keys()]);
+        const d = faultPrng.int(3500, 9000);
+        schedule(
+          at(),
+          `${who} frozen for ${d} ms`,
+          () => {
+            n.freeze(who, d);
+            instanceRedis.get(who)?.freeze(d);
+          },
+          d,
+        );
+      }
     }
 
     await drive(vt, Promise.all(sent), { stepMs: 20, maxMs: 10 * 60_000, what: "the requests" });
@@ -636,6 +656,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     for (const nc of connections)
       await drive(vt, nc.close(), { maxMs: 10_000, what: "close" }).catch(() => {});
     nats?.close();
+    for (const c of instanceRedis.values()) c.disconnect();
     redisSim?.disconnect();
     await vt.advance(1000);
     bank.close();
