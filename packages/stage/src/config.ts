@@ -1,4 +1,4 @@
-import { type Static, type TObject, type TProperties, Type } from "@sinclair/typebox";
+import { type Static, type TObject, type TProperties, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { ConfigError } from "./errors.ts";
 import { readSecretFile } from "./secrets.ts";
@@ -84,6 +84,24 @@ export const BaseEnv = {
   JETMESH_CRASH_AFTER: Type.Integer({ minimum: 1, default: 1 }),
 } satisfies TProperties;
 
+/** What a setting accepts, in words, from its schema. */
+function allowed(schema: TSchema | undefined): string {
+  if (!schema) return "see the service's README";
+  const s = schema as TSchema & Record<string, unknown>;
+  if (Array.isArray(s.anyOf))
+    return (s.anyOf as Array<Record<string, unknown>>)
+      .map((b) => JSON.stringify(b.const ?? b.type))
+      .join(" | ");
+  const bounds = [
+    s.minimum !== undefined ? `>= ${s.minimum}` : "",
+    s.maximum !== undefined ? `<= ${s.maximum}` : "",
+    s.minLength !== undefined ? `at least ${s.minLength} characters` : "",
+    s.pattern !== undefined ? `matching ${s.pattern}` : "",
+  ].filter(Boolean);
+  const type = s.type === "boolean" ? "true or false" : `${String(s.type ?? "a value")}`;
+  return bounds.length ? `${type} ${bounds.join(", ")}` : type;
+}
+
 /**
  * Parses an environment with a schema, once: "" counts as unset, numbers and
  * booleans are converted, defaults applied.
@@ -99,11 +117,20 @@ export function parseConfig<P extends TProperties>(
     const v = env[key];
     if (v !== undefined && v !== "") raw[key] = v;
   }
-  const value = Value.Default(schema, Value.Convert(schema, raw));
-  const problems = [...Value.Errors(schema, value)].map(
-    (e) => `${e.path.slice(1)} ${e.message.toLowerCase()}`,
-  );
-  if (problems.length) throw new ConfigError(problems);
+  // Convert may change its argument in place: keep `raw` as given, for the error lines.
+  const value = Value.Default(schema, Value.Convert(schema, { ...raw }));
+  // One line per bad key (unions report each branch: the first error of a key is enough).
+  const problems = new Map<string, string>();
+  for (const e of Value.Errors(schema, value)) {
+    const key = e.path.slice(1).split("/")[0] as string;
+    if (problems.has(key)) continue;
+    const given = raw[key] === undefined ? "unset" : JSON.stringify(raw[key]);
+    problems.set(
+      key,
+      `${key} (${given}): ${e.message.toLowerCase()}; allowed: ${allowed(props[key] as TSchema)}`,
+    );
+  }
+  if (problems.size) throw new ConfigError([...problems.values()]);
   return value as Static<TObject<P>>;
 }
 

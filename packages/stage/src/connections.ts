@@ -7,7 +7,13 @@ import {
   usernamePasswordAuthenticator,
 } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
+import type { Logger } from "pino";
 import type { NatsAuth, RedisAuth } from "./config.ts";
+
+/** A server URL fit for a log line: any password in it masked. */
+export function maskUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]*):([^@/]*)@/, "//$1:***@");
+}
 
 /**
  * The inbox prefix of a service: replies to its requests (PubAcks, confirmed acks, API
@@ -19,8 +25,10 @@ export function inboxPrefixOf(name: string): string {
 }
 
 /**
- * Connects to NATS (comma-separated URLs for a cluster) and reconnects forever:
- * a stage outlives broker restarts; the runtime pauses pulling while disconnected.
+ * Connects to NATS (comma-separated URLs for a cluster) and reconnects forever: a stage
+ * outlives broker restarts; the runtime pauses pulling while disconnected. Until the first
+ * connection, each attempt that fails is logged (URL masked, the error) and retried with a
+ * backoff up to 5 s, so a service started while NATS is away says so instead of hanging.
  */
 export async function connectNats(opts: {
   url: string;
@@ -29,30 +37,46 @@ export async function connectNats(opts: {
   ignoreClusterUpdates?: boolean;
   /** Credentials and TLS (StageProcessConfig.natsAuth). */
   auth?: NatsAuth;
+  /** Where attempts and the connection are logged; silent without one. */
+  logger?: Logger;
 }): Promise<NatsConnection> {
   const a = opts.auth ?? {};
-  return connect({
-    inboxPrefix: inboxPrefixOf(opts.name),
-    ...(a.creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(a.creds)) } : {}),
-    ...(a.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(a.nkeySeed)) } : {}),
-    ...(a.user && a.password ? { authenticator: usernamePasswordAuthenticator(a.user, a.password) } : {}),
-    ...(a.tls ? { tls: { ...a.tls } } : {}),
-    servers: opts.url.split(",").map((s) => s.trim()),
-    name: opts.name,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    reconnectJitter: 100,
-    pingInterval: 5000,
-    maxPingOut: 2,
-    waitOnFirstConnect: true,
-    timeout: 5000,
-    ignoreClusterUpdates: opts.ignoreClusterUpdates ?? false,
-    // Without this, every request (each JetStream publish, each confirmed ack) builds two
-    // Error objects up front for their stack traces: about 9% of a stage's CPU at
-    // saturation (bench/NOTES.md). Errors still carry their own stack and are wrapped
-    // with a cause by the runtime.
-    noAsyncTraces: true,
-  });
+  const servers = opts.url.split(",").map((s) => s.trim());
+  const shown = servers.map(maskUrl).join(",");
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connect({
+        inboxPrefix: inboxPrefixOf(opts.name),
+        ...(a.creds ? { authenticator: credsAuthenticator(new TextEncoder().encode(a.creds)) } : {}),
+        ...(a.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(a.nkeySeed)) } : {}),
+        ...(a.user && a.password ? { authenticator: usernamePasswordAuthenticator(a.user, a.password) } : {}),
+        ...(a.tls ? { tls: { ...a.tls } } : {}),
+        servers,
+        name: opts.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+        reconnectJitter: 100,
+        pingInterval: 5000,
+        maxPingOut: 2,
+        timeout: 5000,
+        ignoreClusterUpdates: opts.ignoreClusterUpdates ?? false,
+        // Without this, every request (each JetStream publish, each confirmed ack) builds two
+        // Error objects up front for their stack traces: about 9% of a stage's CPU at
+        // saturation (bench/NOTES.md). Errors still carry their own stack and are wrapped
+        // with a cause by the runtime.
+        noAsyncTraces: true,
+      });
+      opts.logger?.info({ nats: shown, attempt, server: nc.getServer() }, "nats connected");
+      return nc;
+    } catch (err) {
+      const waitMs = Math.min(250 * 2 ** Math.min(attempt - 1, 5), 5000);
+      opts.logger?.warn(
+        { nats: shown, attempt, err: err instanceof Error ? err.message : String(err), retry_in_ms: waitMs },
+        "nats connection attempt failed; trying again",
+      );
+      await new Promise((r) => setTimeout(r, waitMs));
+    }
+  }
 }
 
 /**
@@ -69,6 +93,8 @@ export function createRedis(opts: {
   auth?: RedisAuth;
   /** Connection errors are reported here (rate-limited by reconnect backoff); commands fail on their own. */
   onError?: (err: Error) => void;
+  /** Where connection attempts, failures and the connection are logged (URL masked), unless onError is given. */
+  logger?: Logger;
 }): Redis {
   const a = opts.auth ?? {};
   const redis = new Redis(opts.url, {
@@ -85,7 +111,23 @@ export function createRedis(opts: {
     // reconnecting on it paused every stage for nothing.
     reconnectOnError: (err) => err.message.startsWith("READONLY"),
   });
-  redis.on("error", opts.onError ?? (() => {}));
+  const shown = maskUrl(opts.url);
+  const log = opts.logger;
+  let failures = 0;
+  redis.on(
+    "error",
+    opts.onError ??
+      ((err: Error) => {
+        failures++;
+        // Each attempt while Redis is away (at most one a second, the retry strategy's bound).
+        log?.warn({ redis: shown, attempt: failures, err: err.message }, "redis connection attempt failed");
+      }),
+  );
+  if (log)
+    redis.on("ready", () => {
+      log.info({ redis: shown, after_failures: failures }, "redis connected");
+      failures = 0;
+    });
   return redis;
 }
 export type { NatsConnection, Redis };

@@ -60,6 +60,8 @@ export { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
 export type { HorizonSettings, RetryPolicy } from "./retry-policy.ts";
 export { runStage } from "./run-stage.ts";
 export { serveProcess, serveStage } from "./serve-stage.ts";
+export { configErrorBlock, exitOnConfigError, serviceHelp, startService } from "./service-start.ts";
+export type { ServiceManifest, StartIo } from "./service-start.ts";
 export type {
   ProcessClients,
   ProcessParts,

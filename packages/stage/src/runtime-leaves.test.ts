@@ -184,3 +184,13 @@ describe("stage leaves", () => {
     expect(out).not.toContain("acc-12345678");
   });
 });
+
+describe("connections", () => {
+  it("connections - a URL's password is masked in log lines, user and host kept", async () => {
+    const { maskUrl } = await import("./connections.ts");
+    expect(maskUrl("redis://validator:s3cret@10.0.0.1:6379/0")).toBe("redis://validator:***@10.0.0.1:6379/0");
+    expect(maskUrl("nats://ops:p%40ss@nats-1:4222")).toBe("nats://ops:***@nats-1:4222");
+    expect(maskUrl("redis://:onlypass@h:6379")).toBe("redis://:***@h:6379");
+    expect(maskUrl("nats://127.0.0.1:4222")).toBe("nats://127.0.0.1:4222");
+  });
+});

@@ -10,6 +10,7 @@ import { type ReadinessProbe, serveHttp } from "./http-server.ts";
 import { createLogger } from "./logger.ts";
 import { metricsRegistry } from "./metrics.ts";
 import { runStage } from "./run-stage.ts";
+import { exitOnConfigError } from "./service-start.ts";
 import { onShutdown } from "./shutdown.ts";
 import { startTelemetry } from "./telemetry.ts";
 
@@ -75,14 +76,20 @@ export async function serveProcess(o: ServeProcessOptions): Promise<void> {
     () => redis?.quit(),
     () => telemetry.shutdown(),
   ]);
-  nc = await connectNats({ url: config.natsUrl, name, auth: config.natsAuth });
-  redis = createRedis({ url: config.redisUrl, name, auth: config.redisAuth });
+  nc = await connectNats({ url: config.natsUrl, name, auth: config.natsAuth, logger });
+  redis = createRedis({ url: config.redisUrl, name, auth: config.redisAuth, logger });
   waitingFor = "start-up";
   const waiting = (what: string) => {
     waitingFor = what;
   };
-  parts = await o.start({ nc, redis, logger, registry, waiting });
-  await parts.started;
+  try {
+    parts = await o.start({ nc, redis, logger, registry, waiting });
+    await parts.started;
+  } catch (e) {
+    // Settings that contradict exactly-once: the readable block and exit 2, as for a bad env.
+    exitOnConfigError(name, e);
+    throw e;
+  }
 }
 
 /** What {@link serveStage} needs: the stage, its configuration, and how to build its deps. */

@@ -52,3 +52,5 @@ export { waitFor } from "./wait.ts";
 export type { WaitForOptions } from "./wait.ts";
 export { createPrng } from "./prng.ts";
 export type { Prng } from "./prng.ts";
+export { httpGet } from "./http-get.ts";
+export type { HttpResponse } from "./http-get.ts";

@@ -40,8 +40,8 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     serviceVersion: version,
     ...config.telemetry,
   });
-  const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth });
-  const redis = createRedis({ url: config.redisUrl, name: "gateway", auth: config.redisAuth });
+  const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth, logger });
+  const redis = createRedis({ url: config.redisUrl, name: "gateway", auth: config.redisAuth, logger });
   const jsm = await jetstreamManager(nc);
   await ensureIngress(jsm, {
     replicas: config.stage.replicas,

@@ -1,9 +1,10 @@
-import { serveStage } from "@jetmesh/stage";
+import { serveStage, startService } from "@jetmesh/stage";
+import manifest from "../manifest.json" with { type: "json" };
 import pkg from "../package.json" with { type: "json" };
 import { loadConfig } from "./config.ts";
 import { validatorStage } from "./handler.ts";
 
-const config = loadConfig();
+const config = startService({ manifest, version: pkg.version, load: loadConfig });
 await serveStage({
   definition: validatorStage,
   config,
