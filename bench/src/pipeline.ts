@@ -152,7 +152,7 @@ function costs(
 function pids(mesh: MeshHandle): Record<string, number> {
   const out: Record<string, number> = {};
   for (const n of ServiceNames) {
-    const pid = mesh.services[n].child?.pid;
+    const pid = mesh.service(n).child?.pid;
     if (pid) out[n] = pid;
   }
   if (mesh.nats) out["nats-server"] = mesh.nats.pid;

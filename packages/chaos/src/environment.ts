@@ -20,6 +20,7 @@ import {
 } from "@jetmesh/testkit";
 import { type BankLink, startBankLink } from "./bank-link.ts";
 import { type Instance, meshInstance } from "./instances.ts";
+import { type StageService, StageServices } from "./stages.ts";
 
 /**
  * The mesh as a chaos scenario needs it: the chaos runner owns nats-server (or a cluster)
@@ -31,9 +32,7 @@ import { type Instance, meshInstance } from "./instances.ts";
  * to (as a process manager would) and counts it.
  */
 
-/** The jetmesh services a fault can hit (the bank is an external system, see {@link ChaosEnv.kill}). */
-export const StageServices = ["gateway", "validator", "risk", "ledger", "payout"] as const;
-export type StageService = (typeof StageServices)[number];
+export { type StageService, StageServices } from "./stages.ts";
 
 /** Options of {@link startChaosEnv}. */
 export interface ChaosEnvOptions {
@@ -269,7 +268,7 @@ class Env implements ChaosEnv {
 
   instances(name: StageService): Instance[] {
     return [
-      meshInstance(name, this.mesh.services[name]),
+      meshInstance(name, this.mesh.service(name)),
       ...this.#extras.filter((x) => x.service === name).map((x, i) => meshInstance(name, x.s, i + 2)),
     ];
   }
@@ -284,13 +283,13 @@ class Env implements ChaosEnv {
 
   async kill(name: ServiceName): Promise<void> {
     this.#held.add(name);
-    await this.mesh.services[name].kill();
+    await this.mesh.service(name).kill();
   }
 
   async start(name: ServiceName): Promise<void> {
     this.#held.add(name);
     try {
-      const s = this.mesh.services[name];
+      const s = this.mesh.service(name);
       if (!s.isRunning()) await s.start();
       else await s.waitReady();
     } finally {
@@ -299,13 +298,13 @@ class Env implements ChaosEnv {
   }
 
   pause(name: ServiceName): void {
-    const pid = this.mesh.services[name].child?.pid;
-    if (pid !== undefined && this.mesh.services[name].isRunning()) process.kill(pid, "SIGSTOP");
+    const pid = this.mesh.service(name).child?.pid;
+    if (pid !== undefined && this.mesh.service(name).isRunning()) process.kill(pid, "SIGSTOP");
   }
 
   resume(name: ServiceName): void {
-    const pid = this.mesh.services[name].child?.pid;
-    if (pid !== undefined && this.mesh.services[name].isRunning()) process.kill(pid, "SIGCONT");
+    const pid = this.mesh.service(name).child?.pid;
+    if (pid !== undefined && this.mesh.service(name).isRunning()) process.kill(pid, "SIGCONT");
   }
 
   processes(): WatchedProcess[] {

@@ -16,8 +16,8 @@ export { REFUSED_BANK_ACCOUNTS, runDemo } from "./run.ts";
 export type { RunDemoOptions } from "./run.ts";
 export { MESH_CUSTOMER, MESH_CUSTOMER_ACCOUNTS, MESH_OPERATOR, writeGatewaySecrets } from "./secrets.ts";
 export type { GatewaySecrets, MeshApiKeys } from "./secrets.ts";
-export { ServiceNames, Services } from "./services.ts";
-export type { ServiceName, ServiceSpec } from "./services.ts";
+export { ServiceNames, Services, serviceSpec } from "./services.ts";
+export type { ByService, ReferenceService, ServiceName, ServiceSpec } from "./services.ts";
 export { DEFAULT_SHARES, sendTraffic } from "./traffic.ts";
 export type {
   AcceptedRecord,

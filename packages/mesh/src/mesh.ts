@@ -20,7 +20,7 @@ import {
 } from "@jetmesh/testkit";
 import type { ClientEntry } from "@jetmesh/contracts";
 import { type MeshApiKeys, writeGatewaySecrets } from "./secrets.ts";
-import { type ServiceName, ServiceNames, Services, type ServiceSpec } from "./services.ts";
+import { type ByService, type ServiceName, ServiceNames, type ServiceSpec, serviceSpec } from "./services.ts";
 
 /** The repository root, found from this file (packages/mesh/src). */
 export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -96,7 +96,9 @@ export interface MeshHandle {
   /** The servers the runner started (absent when an existing one was reused). */
   readonly nats: NatsServerHandle | undefined;
   readonly redis: RedisServerHandle | undefined;
-  readonly services: Readonly<Record<ServiceName, MeshService>>;
+  readonly services: ByService<MeshService>;
+  /** The service named `name`. @throws when the catalog has none. */
+  service(name: ServiceName): MeshService;
   readonly dataDir: string;
   readonly logDir: string;
   /**
@@ -176,13 +178,13 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     const ports = new Map<ServiceName, number>();
     for (const n of ServiceNames) ports.set(n, await freePort());
     const opsPorts = new Map<ServiceName, number>();
-    for (const n of ServiceNames) if (Services[n].opsPortEnv) opsPorts.set(n, await freePort());
+    for (const n of ServiceNames) if (serviceSpec(n).opsPortEnv) opsPorts.set(n, await freePort());
     const url = (n: ServiceName) => `http://127.0.0.1:${ports.get(n)}`;
-    const services = {} as Record<ServiceName, MeshService>;
+    const services: Record<string, MeshService> = {};
     const envs = new Map<ServiceName, Record<string, string>>();
     const extras: MeshService[] = [];
     for (const n of ServiceNames) {
-      const spec = Services[n];
+      const spec = serviceSpec(n);
       const port = ports.get(n) as number;
       const opsPort = opsPorts.get(n);
       const base: Record<string, string> = spec.jetmesh
@@ -218,7 +220,8 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         opts.readyTimeoutMs ?? 60_000,
       );
     }
-    const wanted = names.map((n) => services[n]);
+    // serviceSpec throws for a name the catalog does not have.
+    const wanted = names.map((n) => services[serviceSpec(n).name] as MeshService);
     started.push(...wanted);
     status(`services: starting ${names.join(", ")}`);
     await Promise.all(
@@ -237,12 +240,13 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       minters: gatewaySecrets.minters,
       nats,
       redis,
-      services,
+      services: services as ByService<MeshService>,
+      service: (name) => services[serviceSpec(name).name] as MeshService,
       dataDir,
       logDir,
       async addInstance(name) {
         if (stopped) throw new Error("the mesh is stopped");
-        const spec = Services[name];
+        const spec = serviceSpec(name);
         const port = await freePort();
         const opsPort = spec.opsPortEnv ? await freePort() : port;
         const index = 2 + extras.filter((x) => x.name === name).length;
