@@ -14,10 +14,8 @@ import {
   type NatsServerHandle,
   type RedisServerHandle,
   startFaultProxy,
-  startNats,
-  startNatsCluster,
-  startRedis,
-} from "@jetmesh/testkit";
+  startInfra,
+} from "@jetmesh/testkit/local-infra";
 import { type BankLink, startBankLink } from "./bank-link.ts";
 import { type Instance, meshInstance } from "./instances.ts";
 import { type StageService, StageServices } from "./stages.ts";
@@ -126,20 +124,14 @@ export async function startChaosEnv(o: ChaosEnvOptions): Promise<ChaosEnv> {
     cleanups.length = 0;
   };
   try {
-    let nats: NatsServerHandle | undefined;
-    let cluster: NatsClusterHandle | undefined;
-    const [servers, redis] = await Promise.all([
-      o.topology === "cluster"
-        ? startNatsCluster({ size: 3 }).then((c) => ({ cluster: c }))
-        : startNats({ storeDir: join(dataDir, "nats") }).then((n) => ({ nats: n })),
-      startRedis(),
-    ]);
-    nats = "nats" in servers ? servers.nats : undefined;
-    cluster = "cluster" in servers ? servers.cluster : undefined;
-    cleanups.push(() => redis.stop());
-    if (nats) cleanups.push(() => (nats as NatsServerHandle).stop());
-    if (cluster) cleanups.push(() => (cluster as NatsClusterHandle).stop());
-    const natsUrl = cluster ? cluster.url : (nats as NatsServerHandle).url;
+    const infra = await startInfra({
+      topology: o.topology,
+      ...(o.topology === "single" ? { storeDir: join(dataDir, "nats") } : {}),
+    });
+    cleanups.push(() => infra.stop());
+    const { nats, cluster, natsUrl } = infra;
+    // startInfra reuses nothing here (no URLs given): it started this redis-server.
+    const redis = infra.redis as RedisServerHandle;
     status(`servers: nats ${natsUrl}, redis ${redis.url}`);
 
     const proxies = new Map<StageService, { nats: FaultProxy; redis: FaultProxy }>();
