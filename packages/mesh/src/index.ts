@@ -10,7 +10,7 @@ export { createProgressBar } from "./progress.ts";
 export type { ProgressBar } from "./progress.ts";
 export { pipelineBacklog, waitForQuiet } from "./quiet.ts";
 export type { PipelineBacklog, WaitForQuietOptions } from "./quiet.ts";
-export { buildReport, formatReport, percentile } from "./report.ts";
+export { buildReport, formatReport } from "./report.ts";
 export type { MeshReport, Percentiles } from "./report.ts";
 export { REFUSED_BANK_ACCOUNTS, runDemo } from "./run.ts";
 export type { RunDemoOptions } from "./run.ts";
