@@ -19,17 +19,19 @@ import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+// biome-ignore lint/style/noRestrictedImports: a Docker build copies this one file of the catalog, not its package (services/*/Dockerfile)
+import { bundlesOf, readManifests } from "../packages/catalog/src/read.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-/** Source entries, relative to the repository root, by the group name that selects them. */
+/**
+ * Source entries, relative to the repository root, by the group name that selects them: one
+ * group per service of the catalog (its manifest's `bundles`, `src/main.ts` by default; read
+ * from services/*\/manifest.json, so a new service is bundled without an edit here), then
+ * the tools' and tests' own.
+ */
 export const ENTRIES = {
-  gateway: ["services/gateway/src/main.ts"],
-  validator: ["services/validator/src/main.ts"],
-  risk: ["services/risk/src/main.ts"],
-  ledger: ["services/ledger/src/main.ts", "services/ledger/src/rebuild.ts"],
-  payout: ["services/payout/src/main.ts"],
-  "bank-sim": ["services/bank-sim/src/main.ts"],
+  ...Object.fromEntries(readManifests(join(root, "services")).map((m) => [m.name, bundlesOf(m)])),
   bench: [
     "bench/src/runtime-stage.ts",
     "bench/src/handwritten-stage.ts",

@@ -2,6 +2,7 @@
 // stream files checked against a real 3-node nats-server cluster.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
 import { BaseEnv } from "@jetmesh/stage";
 import { startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
@@ -9,12 +10,14 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { ENTRIES } from "../scripts/build.mjs";
 
 const root = join(import.meta.dirname, "..");
 const read = (p: string) => readFileSync(join(root, p), "utf8");
 const serviceDirs = readdirSync(join(root, "services")).filter((d) =>
   existsSync(join(root, "services", d, "package.json")),
 );
+const catalog = loadCatalog();
 
 interface ComposeService {
   build?: { context: string; dockerfile: string };
@@ -112,6 +115,56 @@ describe("deploy", () => {
       expect(secret.file, name).toMatch(/^\$\{JETMESH_SECRETS\}\//);
   });
 
+  it("deploy - every service folder is in the catalog, and scripts/build.mjs bundles what each manifest names", () => {
+    expect([...catalog.names].sort()).toEqual([...serviceDirs].sort());
+    for (const s of catalog.services) expect(ENTRIES[s.name], s.name).toEqual(s.bundles);
+  });
+
+  it("deploy - docker-compose runs exactly the catalog's services, on their manifests' ports", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, ComposeService>;
+      secrets: Record<string, { file: string }>;
+    };
+    const built = Object.entries(compose.services)
+      .filter(([, svc]) => svc.build?.dockerfile?.startsWith("services/"))
+      .map(([name]) => name);
+    expect(built.sort()).toEqual([...catalog.names].sort());
+    for (const s of catalog.services) {
+      const svc = compose.services[s.name]!;
+      expect(svc.build?.dockerfile, s.name).toBe(`services/${s.name}/Dockerfile`);
+      expect(svc.environment?.[s.portEnv], `${s.name} ${s.portEnv}`).toBe(String(s.port));
+      if (s.opsPortEnv) {
+        const ops = s.manifest.ports?.find((p) => p.env === s.opsPortEnv);
+        expect(svc.environment?.[s.opsPortEnv], `${s.name} ${s.opsPortEnv}`).toBe(String(ops?.default));
+      }
+      if (!s.jetmesh) continue;
+      // a stage waits for the streams the deploy step creates, and has its NATS and Redis user
+      expect(svc.depends_on, s.name).toContain("streams");
+      for (const secret of [`nats-${s.name}`, `redis-${s.name}`])
+        expect(compose.secrets[secret], `${s.name} secret ${secret}`).toBeDefined();
+    }
+  });
+
+  it("deploy - Prometheus scrapes /metrics of exactly the catalog's services that serve it, on that port", () => {
+    const prom = parse(read("deploy/observability/prometheus/prometheus.yml"), { merge: true }) as {
+      scrape_configs: {
+        job_name: string;
+        metrics_path?: string;
+        dns_sd_configs?: { names: string[]; port: number }[];
+      }[];
+    };
+    const jobs = prom.scrape_configs.filter((j) => j.job_name.startsWith("jetmesh-"));
+    const expected = catalog.services.filter((s) => s.metricsPort !== undefined);
+    expect(jobs.map((j) => j.job_name).sort()).toEqual(expected.map((s) => `jetmesh-${s.name}`).sort());
+    for (const s of expected) {
+      const job = jobs.find((j) => j.job_name === `jetmesh-${s.name}`)!;
+      expect(job.metrics_path ?? "/metrics").toBe("/metrics");
+      expect(job.dns_sd_configs, s.name).toEqual([
+        expect.objectContaining({ names: [s.name], port: s.metricsPort }),
+      ]);
+    }
+  });
+
   it("deploy - no listener without authentication: NATS clients, routes and monitoring, Redis, the API", () => {
     const compose = parse(read("docker-compose.yml"), { merge: true }) as {
       services: Record<string, ComposeService>;
@@ -163,7 +216,6 @@ describe("deploy", () => {
   });
 
   it("deploy - every service image is built in two stages and runs only its own bundle with plain node", () => {
-    const buildScript = read("scripts/build.mjs");
     const ignored = read(".dockerignore").split("\n");
     // a checkout's node_modules (links into this machine's store) and bundles stay out of the context
     expect(ignored).toEqual(expect.arrayContaining(["**/node_modules", "**/dist"]));
@@ -175,11 +227,11 @@ describe("deploy", () => {
       };
       expect(pkg.scripts.start, `${dir} start`).toBe("node dist/main.mjs");
       expect(pkg.scripts.build, `${dir} build`).toBe(`node ../../scripts/build.mjs ${dir}`);
-      expect(buildScript, `scripts/build.mjs bundles ${dir}`).toContain(`"services/${dir}/src/main.ts"`);
+      expect(ENTRIES[dir], `scripts/build.mjs bundles ${dir}`).toContain(`services/${dir}/src/main.ts`);
       // the ledger's rebuild check ships in the same image, bundled too
       if (pkg.scripts.rebuild) {
         expect(pkg.scripts.rebuild).toBe("node dist/rebuild.mjs");
-        expect(buildScript).toContain(`"services/${dir}/src/rebuild.ts"`);
+        expect(ENTRIES[dir]).toContain(`services/${dir}/src/rebuild.ts`);
       }
 
       const dockerfile = read(`services/${dir}/Dockerfile`);
@@ -192,6 +244,8 @@ describe("deploy", () => {
       expect(lines(build)[0]).toBe("FROM node:20-slim AS build");
       expect(build).toContain(`RUN pnpm install --frozen-lockfile --filter "${pkg.name}..."`);
       expect(build).toContain("COPY scripts/build.mjs scripts/");
+      // build.mjs reads the service's bundles from its manifest, through the catalog's reader
+      expect(build).toContain("COPY packages/catalog/src/read.mjs packages/catalog/src/");
       expect(build).toContain(`COPY services/${dir} services/${dir}`);
       for (const dep of Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith("@jetmesh/"))) {
         const folder = `packages/${dep.slice("@jetmesh/".length)}`;

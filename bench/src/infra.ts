@@ -6,10 +6,9 @@ import { consumerConfig, stageSettings } from "@jetmesh/stage";
 import {
   type NatsServerHandle,
   type RedisServerHandle,
-  startNats,
-  startRedis,
+  startInfra,
   stopAllProcesses,
-} from "@jetmesh/testkit";
+} from "@jetmesh/testkit/local-infra";
 import {
   type ConsumerInfo,
   type JetStreamClient,
@@ -38,9 +37,15 @@ export interface Infra {
   close(): Promise<void>;
 }
 
-/** Starts a private nats-server (JetStream, file store) and redis-server; connects to both. */
-export async function startInfra(): Promise<Infra> {
-  const [nats, redisServer] = await Promise.all([startNats(), startRedis({ persistence: false })]);
+/**
+ * Starts a private nats-server (JetStream, file store) and redis-server without persistence
+ * (the testkit's `startInfra`, as the mesh and chaos runners start theirs); connects to both.
+ */
+export async function startBenchInfra(): Promise<Infra> {
+  const servers = await startInfra({ redisPersistence: false });
+  // No URL was given to reuse: both servers are this call's.
+  const nats = servers.nats as NatsServerHandle;
+  const redisServer = servers.redis as RedisServerHandle;
   const nc = await connect({ servers: nats.url, name: "bench-driver" });
   const redis = new Redis(redisServer.url, { lazyConnect: false });
   return {
@@ -54,6 +59,7 @@ export async function startInfra(): Promise<Infra> {
     async close() {
       redis.disconnect();
       await nc.close().catch(() => {});
+      await servers.stop();
       await stopAllProcesses();
     },
   };

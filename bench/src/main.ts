@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, setPriority } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { type Infra, startInfra } from "./infra.ts";
+import { type Infra, startBenchInfra } from "./infra.ts";
 import { ledgerRow } from "./ledger-row.ts";
 import { pipelineRows } from "./pipeline.ts";
 import { formatReport, ratios, targets } from "./report.ts";
@@ -246,7 +246,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
     log(
       `bench: load average ${load0.toFixed(1)} on ${cpus().length} cpus: absolute figures will be low and noisy`,
     );
-  const infra: Infra = await startInfra();
+  const infra: Infra = await startBenchInfra();
   const results: RowResult[] = [];
   const failures: { row: string; error: string }[] = [];
   try {

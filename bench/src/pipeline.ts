@@ -8,9 +8,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Headers } from "@jetmesh/contracts";
 import { type MeshHandle, ServiceNames, startMesh } from "@jetmesh/mesh";
+import { type AcceptedTransfer, nowMs, PLAIN_MIX, startTraffic, type TrafficStats } from "@jetmesh/tools";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Latencies } from "./latency.ts";
 import { ProcWatch } from "./proc-stats.ts";
@@ -30,7 +30,7 @@ class Outcomes {
         callback: (_err, m) => {
           const id = m.headers?.get(Headers.CorrelationId);
           if (!id || this.#at.has(id)) return;
-          this.#at.set(id, performance.now());
+          this.#at.set(id, nowMs());
           this.#waiting.get(id)?.();
           this.#waiting.delete(id);
         },
@@ -56,14 +56,6 @@ class Outcomes {
   }
 }
 
-interface Accepted {
-  readonly transferId: string;
-  /** performance.now() when the first request for the transfer was sent. */
-  readonly sentAt: number;
-  /** performance.now() when the 202 arrived. */
-  readonly acceptedAt: number;
-}
-
 /**
  * 202 → outcome, and request → outcome. The outcome can reach its stream before the 202
  * reaches the client (the gateway completes its idempotency record after the publish):
@@ -77,10 +69,10 @@ class Timing {
     this.fromAccepted = new Latencies(n);
     this.fromRequest = new Latencies(n);
   }
-  record(a: Accepted, outcomeAt: number): void {
-    if (outcomeAt < a.acceptedAt) this.outcomeBefore202++;
-    this.fromAccepted.record(Math.max(0, outcomeAt - a.acceptedAt));
-    this.fromRequest.record(outcomeAt - a.sentAt);
+  record(a: AcceptedTransfer, outcomeAt: number): void {
+    if (outcomeAt < a.acceptedAtMs) this.outcomeBefore202++;
+    this.fromAccepted.record(Math.max(0, outcomeAt - a.acceptedAtMs));
+    this.fromRequest.record(outcomeAt - a.sentAtMs);
   }
   facts(): Record<string, number> {
     const r = this.fromRequest.summary();
@@ -93,46 +85,23 @@ class Timing {
   }
 }
 
-/** POSTs one transfer until the gateway accepts it (503/409 in progress are retried with the same key). */
-async function postTransfer(
-  gatewayUrl: string,
-  key: string,
-  body: { from: string; to: string; amountMinor: number; currency: string },
-  stats: { requests: number; retries: number },
-  apiKey: string,
-): Promise<Accepted | undefined> {
-  const sentAt = performance.now();
-  for (let attempt = 0; attempt < 20; attempt++) {
-    stats.requests++;
-    try {
-      const res = await fetch(`${gatewayUrl}/v1/transfers`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "idempotency-key": key,
-          authorization: `Bearer ${apiKey}`,
-        },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      if (res.status === 202 || res.status === 200) {
-        const { transferId } = JSON.parse(text) as { transferId: string };
-        return { transferId, sentAt, acceptedAt: performance.now() };
-      }
-      // 503 (shedding, outage), 409 (same key in progress), 408 and 5xx (timeouts) are
-      // retried with the same key, as a client should; anything else is a bench bug.
-      if (res.status !== 503 && res.status !== 409 && res.status !== 408 && res.status < 500)
-        throw new Error(`gateway answered ${res.status}: ${text}`);
-      const ra = Number(res.headers.get("retry-after"));
-      await sleep(Number.isFinite(ra) && ra > 0 ? Math.min(ra * 1000, 2000) : 100);
-    } catch (err) {
-      if ((err as Error).message.startsWith("gateway answered")) throw err;
-      await sleep(100);
-    }
-    stats.retries++;
-  }
-  return undefined;
+/** The traffic options every phase shares: the tools' client traffic, plain transfers of small amounts. */
+function trafficBase(mesh: MeshHandle, runId: string, accounts: number) {
+  return {
+    gatewayUrl: mesh.gatewayUrl,
+    apiKeys: mesh.apiKeys,
+    runId,
+    accounts,
+    mix: { ...PLAIN_MIX, amountMinor: [1, 50] as const },
+  };
+}
+
+/** Every transfer accepted, every answer expected: anything else is a bench bug, not a measure. */
+function checked(phase: string, s: TrafficStats): TrafficStats {
+  const wrong = [...s.unexpected, ...s.givenUp, ...s.mismatched];
+  if (wrong.length)
+    throw new Error(`${phase}: ${wrong.length} requests went wrong: ${wrong.slice(0, 3).join("; ")}`);
+  return s;
 }
 
 function costs(
@@ -152,7 +121,7 @@ function costs(
 function pids(mesh: MeshHandle): Record<string, number> {
   const out: Record<string, number> = {};
   for (const n of ServiceNames) {
-    const pid = mesh.services[n].child?.pid;
+    const pid = mesh.service(n).child?.pid;
     if (pid) out[n] = pid;
   }
   if (mesh.nats) out["nats-server"] = mesh.nats.pid;
@@ -174,55 +143,30 @@ export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
     await nc.flush();
     const run = `b${Date.now().toString(36)}`;
     const accounts = ctx.tiny ? 10 : 100;
-    const stats = { requests: 0, retries: 0 };
 
-    // Funding: money in from the external boundary, once per account, so transfers post.
-    const funded = await Promise.all(
-      Array.from({ length: accounts }, (_, i) =>
-        postTransfer(
-          mesh.gatewayUrl,
-          `${run}-fund-${i}`,
-          { from: "external", to: `acc-${i}`, amountMinor: 10_000_000, currency: "EUR" },
-          stats,
-          mesh.apiKeys.operator,
-        ),
-      ),
-    );
-    for (const f of funded) {
-      if (!f || (await outcomes.wait(f.transferId, 120_000)) === undefined)
-        throw new Error("funding did not reach the ledger in time");
-    }
-    let seq = 0;
-    const transfer = () => {
-      const i = seq++;
-      const a = i % accounts;
-      return {
-        key: `${run}-t-${i}`,
-        body: {
-          from: `acc-${a}`,
-          to: `acc-${(a + 1 + (i % 7)) % accounts}`,
-          amountMinor: 1 + (i % 50),
-          currency: "EUR",
-        },
-      };
-    };
+    // Funding: money in from the external boundary, once per account, posted before anything is measured.
+    await startTraffic({
+      ...trafficBase(mesh, `${run}-fund`, accounts),
+      mode: "demo",
+      transfers: 0,
+      rate: 1,
+      funding: { amountMinor: 10_000_000, currencies: ["EUR"], timeoutMs: 120_000 },
+    }).done();
 
-    // Saturation: closed loop, 64 requests in flight (the mesh's client default).
+    // Saturation: closed loop, 64 clients (the mesh's client default) back to back.
     const watch = new ProcWatch(pids(mesh));
     watch.start();
-    const satAccepted: Accepted[] = [];
-    const t0 = performance.now();
-    const until = t0 + ctx.pipelineSeconds * 1000;
-    await Promise.all(
-      Array.from({ length: 64 }, async () => {
-        while (performance.now() < until) {
-          const t = transfer();
-          const a = await postTransfer(mesh.gatewayUrl, t.key, t.body, stats, mesh.apiKeys.customer);
-          if (a) satAccepted.push(a);
-        }
-      }),
-    );
-    const sendSeconds = (performance.now() - t0) / 1000;
+    const satTraffic = startTraffic({
+      ...trafficBase(mesh, `${run}-sat`, accounts),
+      mode: "saturating",
+      clients: 64,
+      durationMs: ctx.pipelineSeconds * 1000,
+      funding: false,
+    });
+    const sat = checked("pipeline.saturation", await satTraffic.done());
+    const satAccepted = satTraffic.accepted();
+    const t0 = sat.startedAtMs;
+    const sendSeconds = (sat.finishedAtMs - t0) / 1000;
     const satLat = new Timing(satAccepted.length);
     let last = t0;
     for (const a of satAccepted) {
@@ -260,28 +204,29 @@ export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
     const watch2 = new ProcWatch(pids(mesh));
     watch2.start();
     const lat = new Timing(n);
-    const t1 = performance.now();
-    const pending: Promise<void>[] = [];
+    const offered = startTraffic({
+      ...trafficBase(mesh, `${run}-lat`, accounts),
+      mode: "demo",
+      transfers: n,
+      rate,
+      funding: false,
+      // Open loop: the schedule never waits for answers.
+      maxInFlight: n,
+      maxRequests: n,
+    });
+    const offeredStats = checked("pipeline.latency", await offered.done());
+    const t1 = offeredStats.startedAtMs;
     let lastOutcome = t1;
-    let lost = 0;
-    for (let i = 0; i < n; i++) {
-      const due = t1 + (i * 1000) / rate;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      const t = transfer();
-      pending.push(
-        postTransfer(mesh.gatewayUrl, t.key, t.body, stats, mesh.apiKeys.customer).then(async (a) => {
-          const at = a ? await outcomes.wait(a.transferId, 120_000) : undefined;
-          if (!a || at === undefined) {
-            lost++;
-            return;
-          }
-          lastOutcome = Math.max(lastOutcome, at);
-          lat.record(a, at);
-        }),
-      );
+    let lost = n - offered.accepted().length;
+    for (const a of offered.accepted()) {
+      const at = await outcomes.wait(a.transferId, 120_000);
+      if (at === undefined) {
+        lost++;
+        continue;
+      }
+      lastOutcome = Math.max(lastOutcome, at);
+      lat.record(a, at);
     }
-    await Promise.all(pending);
     if (lost)
       throw new Error(
         `${lost} of ${n} transfers offered at ${rate}/s were not accepted or reached no outcome`,
@@ -300,7 +245,11 @@ export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
       },
       subject: "gateway",
       processes: costs(latCosts, n),
-      facts: { requests: stats.requests, retries: stats.retries, ...lat.facts() },
+      facts: {
+        requests: sat.requests + offeredStats.requests,
+        retries: sat.retries + offeredStats.retries,
+        ...lat.facts(),
+      },
     };
     return [saturation, latencyRow];
   } finally {

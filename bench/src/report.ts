@@ -1,5 +1,6 @@
 // Ratios, targets and the table printed on stdout. Every ratio divides two figures
 // measured in the same run, so a noisy or slower machine moves both sides.
+import { table } from "@jetmesh/tools";
 import type { RowResult } from "./rows.ts";
 
 export interface Ratio {
@@ -155,13 +156,6 @@ export function targets(rows: readonly RowResult[]): Target[] {
   return out;
 }
 
-function pad(cells: string[][]): string {
-  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
-  return cells
-    .map((row) => row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "))
-    .join("\n");
-}
-
 const f = (x: number | undefined, d = 1) => (x === undefined ? "-" : x.toFixed(d));
 
 /** The table printed by `pnpm bench`. */
@@ -170,21 +164,20 @@ export function formatReport(
   rs: readonly Ratio[],
   ts: readonly Target[],
 ): string {
-  const cells: string[][] = [
-    [
-      "row",
-      "msg/s",
-      "p50 ms",
-      "p99 ms",
-      "@ msg/s",
-      "cpu µs/msg",
-      "main µs",
-      "sys/msg",
-      "nats µs",
-      "redis µs",
-      "RSS MB",
-    ],
+  const header = [
+    "row",
+    "msg/s",
+    "p50 ms",
+    "p99 ms",
+    "@ msg/s",
+    "cpu µs/msg",
+    "main µs",
+    "sys/msg",
+    "nats µs",
+    "redis µs",
+    "RSS MB",
   ];
+  const cells: string[][] = [];
   for (const r of rows) {
     const s = r.processes[r.subject];
     const others = Object.entries(r.processes).filter(
@@ -207,7 +200,7 @@ export function formatReport(
       f(s?.peakRssMb ?? s?.maxRssMb, 0),
     ]);
   }
-  const lines = [pad(cells), ""];
+  const lines = [table(header, cells), ""];
   for (const r of rows) {
     const f50 = r.facts?.request_to_outcome_p50_ms;
     if (f50 === undefined) continue;
@@ -218,20 +211,20 @@ export function formatReport(
   if (lines.length > 2) lines.push("");
   if (rs.length) {
     lines.push("ratios (same run)");
-    const rc = [["", "value", "target"]];
+    const rc: string[][] = [];
     for (const q of rs)
       rc.push([
         q.name,
         q.value.toFixed(2),
         q.target === undefined ? "" : `≥ ${q.target} ${q.met ? "met" : "MISSED"}`,
       ]);
-    lines.push(pad(rc), "");
+    lines.push(table(["", "value", "target"], rc), "");
   }
   if (ts.length) {
     lines.push("targets");
-    const tc = [["", "value", "limit"]];
+    const tc: string[][] = [];
     for (const t of ts) tc.push([t.name, f(t.value), `${t.limit} ${t.unit} ${t.met ? "met" : "MISSED"}`]);
-    lines.push(pad(tc), "");
+    lines.push(table(["", "value", "limit"], tc), "");
   }
   return lines.join("\n");
 }

@@ -162,7 +162,7 @@ export async function expectCrash(
   name: ServiceName,
   timeoutMs = 60_000,
 ): Promise<{ code: number | null; signal: string | null }> {
-  const child = t.mesh.services[name].child;
+  const child = t.mesh.service(name).child;
   if (!child) throw new Error(`${name} is not running`);
   const exit = await Promise.race([
     child.exited,

@@ -1,7 +1,5 @@
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { loadCatalog, type ServiceManifest, servicesDir } from "@jetmesh/catalog";
 import { Command } from "commander";
-import { readManifests } from "./manifests.ts";
 import { natsAccess } from "./nats-permissions.ts";
 import { formatPermissionsTable } from "./nats-config.ts";
 import { writeNatsAccess } from "./nats-files.ts";
@@ -12,7 +10,13 @@ import { formatRedisUsersTable } from "./redis-acl.ts";
 // `jetmesh-access`: generates the mesh's NATS authorization from services/*/manifest.json and
 // the contracts. Reads nothing from the environment.
 
-const defaultServices = resolve(dirname(fileURLToPath(import.meta.url)), "../../../services");
+const defaultServices = servicesDir;
+
+/** The manifests, checked against the contracts first (a stream they do not define stops here), by name. */
+const manifestsIn = (dir: string): ServiceManifest[] =>
+  loadCatalog(dir)
+    .services.map((s) => s.manifest)
+    .sort((a, b) => a.name.localeCompare(b.name));
 
 const hostPorts = (v: string): string[] => {
   const list = v
@@ -49,7 +53,7 @@ program
   )
   .action(
     (o: { out: string; services: string; routes?: string[]; rotate: boolean; runtimeCreates: boolean }) => {
-      const access = natsAccess({ services: readManifests(o.services), runtimeCreates: o.runtimeCreates });
+      const access = natsAccess({ services: manifestsIn(o.services), runtimeCreates: o.runtimeCreates });
       const w = writeNatsAccess({
         out: o.out,
         access,
@@ -72,7 +76,7 @@ program
   .option("--json", "JSON instead of a table", false)
   .option("--no-runtime-creates", "as for `nats`")
   .action((o: { services: string; json: boolean; runtimeCreates: boolean }) => {
-    const access = natsAccess({ services: readManifests(o.services), runtimeCreates: o.runtimeCreates });
+    const access = natsAccess({ services: manifestsIn(o.services), runtimeCreates: o.runtimeCreates });
     console.log(o.json ? JSON.stringify(access, null, 2) : formatPermissionsTable(access));
   });
 

@@ -1,65 +1,9 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import type { ServiceManifest } from "@jetmesh/catalog";
 
-/** A durable consumer a service reads through (manifest `inputs`). */
-export interface ManifestInput {
-  readonly stream: string;
-  readonly durable: string;
-  readonly types: readonly string[];
-}
-
-/** Events a service publishes (manifest `outputs`). */
-export interface ManifestOutput {
-  readonly stream: string;
-  readonly types: readonly string[];
-}
-
-/**
- * The part of a services/<name>/manifest.json that says what the service touches on NATS.
- * Other keys (http, effects of other kinds, ports, ...) are carried but not read.
- */
-export interface ServiceManifest {
-  readonly name: string;
-  readonly kind?: string;
-  readonly inputs?: readonly ManifestInput[];
-  readonly outputs?: readonly ManifestOutput[];
-  /** Its DLQ subject, `dlq.<stage>`. */
-  readonly dlq?: string;
-  /** Streams it reads with ordered (ephemeral) consumers. */
-  readonly follows?: readonly { readonly stream: string; readonly consumer?: string }[];
-  /** Other services' consumers whose info it reads. */
-  readonly watches?: readonly { readonly stream: string; readonly durable: string }[];
-  readonly effects?: readonly unknown[];
-  readonly env?: Readonly<Record<string, { readonly default?: unknown } | undefined>>;
-  /** Extra commands of the service (`rebuild`): each connects as `<name>-<command>`. */
-  readonly commands?: Readonly<Record<string, string>>;
-}
-
-/**
- * Reads every `<servicesDir>/<dir>/manifest.json`, as data (nothing is imported from a
- * service), sorted by name.
- * @throws when a manifest is not JSON or has no name.
- */
-export function readManifests(servicesDir: string): ServiceManifest[] {
-  const manifests: ServiceManifest[] = [];
-  for (const dir of readdirSync(servicesDir).sort()) {
-    const file = join(servicesDir, dir, "manifest.json");
-    try {
-      if (!statSync(file).isFile()) continue;
-    } catch {
-      continue;
-    }
-    const m = JSON.parse(readFileSync(file, "utf8")) as ServiceManifest;
-    if (typeof m.name !== "string" || !m.name) throw new Error(`${file}: no name`);
-    manifests.push(m);
-  }
-  return manifests.sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** True when the service speaks NATS at all (bank-sim, the external bank's stand-in, does not). */
-export function usesNats(m: ServiceManifest): boolean {
-  return !!(m.inputs?.length || m.outputs?.length || m.dlq || m.follows?.length || m.watches?.length);
-}
+// The manifests are read by the catalog (@jetmesh/catalog), the one reader; what is here is
+// what NATS permissions need of them.
+export type { ManifestInput, ManifestOutput, ServiceManifest } from "@jetmesh/catalog";
+export { readManifests, usesNats } from "@jetmesh/catalog";
 
 /** Resolves `${VAR}` from the manifest's env defaults; undefined when it has none. */
 function resolveEnv(m: ServiceManifest, value: string): string | undefined {

@@ -14,12 +14,11 @@ import {
   type NatsServerHandle,
   type RedisServerHandle,
   startFaultProxy,
-  startNats,
-  startNatsCluster,
-  startRedis,
-} from "@jetmesh/testkit";
+  startInfra,
+} from "@jetmesh/testkit/local-infra";
 import { type BankLink, startBankLink } from "./bank-link.ts";
 import { type Instance, meshInstance } from "./instances.ts";
+import { type StageService, StageServices } from "./stages.ts";
 
 /**
  * The mesh as a chaos scenario needs it: the chaos runner owns nats-server (or a cluster)
@@ -31,9 +30,7 @@ import { type Instance, meshInstance } from "./instances.ts";
  * to (as a process manager would) and counts it.
  */
 
-/** The jetmesh services a fault can hit (the bank is an external system, see {@link ChaosEnv.kill}). */
-export const StageServices = ["gateway", "validator", "risk", "ledger", "payout"] as const;
-export type StageService = (typeof StageServices)[number];
+export { type StageService, StageServices } from "./stages.ts";
 
 /** Options of {@link startChaosEnv}. */
 export interface ChaosEnvOptions {
@@ -127,20 +124,14 @@ export async function startChaosEnv(o: ChaosEnvOptions): Promise<ChaosEnv> {
     cleanups.length = 0;
   };
   try {
-    let nats: NatsServerHandle | undefined;
-    let cluster: NatsClusterHandle | undefined;
-    const [servers, redis] = await Promise.all([
-      o.topology === "cluster"
-        ? startNatsCluster({ size: 3 }).then((c) => ({ cluster: c }))
-        : startNats({ storeDir: join(dataDir, "nats") }).then((n) => ({ nats: n })),
-      startRedis(),
-    ]);
-    nats = "nats" in servers ? servers.nats : undefined;
-    cluster = "cluster" in servers ? servers.cluster : undefined;
-    cleanups.push(() => redis.stop());
-    if (nats) cleanups.push(() => (nats as NatsServerHandle).stop());
-    if (cluster) cleanups.push(() => (cluster as NatsClusterHandle).stop());
-    const natsUrl = cluster ? cluster.url : (nats as NatsServerHandle).url;
+    const infra = await startInfra({
+      topology: o.topology,
+      ...(o.topology === "single" ? { storeDir: join(dataDir, "nats") } : {}),
+    });
+    cleanups.push(() => infra.stop());
+    const { nats, cluster, natsUrl } = infra;
+    // startInfra reuses nothing here (no URLs given): it started this redis-server.
+    const redis = infra.redis as RedisServerHandle;
     status(`servers: nats ${natsUrl}, redis ${redis.url}`);
 
     const proxies = new Map<StageService, { nats: FaultProxy; redis: FaultProxy }>();
@@ -269,7 +260,7 @@ class Env implements ChaosEnv {
 
   instances(name: StageService): Instance[] {
     return [
-      meshInstance(name, this.mesh.services[name]),
+      meshInstance(name, this.mesh.service(name)),
       ...this.#extras.filter((x) => x.service === name).map((x, i) => meshInstance(name, x.s, i + 2)),
     ];
   }
@@ -284,13 +275,13 @@ class Env implements ChaosEnv {
 
   async kill(name: ServiceName): Promise<void> {
     this.#held.add(name);
-    await this.mesh.services[name].kill();
+    await this.mesh.service(name).kill();
   }
 
   async start(name: ServiceName): Promise<void> {
     this.#held.add(name);
     try {
-      const s = this.mesh.services[name];
+      const s = this.mesh.service(name);
       if (!s.isRunning()) await s.start();
       else await s.waitReady();
     } finally {
@@ -299,13 +290,13 @@ class Env implements ChaosEnv {
   }
 
   pause(name: ServiceName): void {
-    const pid = this.mesh.services[name].child?.pid;
-    if (pid !== undefined && this.mesh.services[name].isRunning()) process.kill(pid, "SIGSTOP");
+    const pid = this.mesh.service(name).child?.pid;
+    if (pid !== undefined && this.mesh.service(name).isRunning()) process.kill(pid, "SIGSTOP");
   }
 
   resume(name: ServiceName): void {
-    const pid = this.mesh.services[name].child?.pid;
-    if (pid !== undefined && this.mesh.services[name].isRunning()) process.kill(pid, "SIGCONT");
+    const pid = this.mesh.service(name).child?.pid;
+    if (pid !== undefined && this.mesh.service(name).isRunning()) process.kill(pid, "SIGCONT");
   }
 
   processes(): WatchedProcess[] {

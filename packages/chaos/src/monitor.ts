@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { StreamNames } from "@jetmesh/contracts";
 import { pipelineBacklog } from "@jetmesh/mesh";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { WatchedProcess } from "./environment.ts";
+import { StageOutputs } from "./stages.ts";
 
 /**
  * Watches a chaos run from outside: the pipeline's backlog and progress (every durable
@@ -42,15 +42,6 @@ export interface Monitor {
 
 /** Durable name of the gateway's status projection. */
 const STATUS_CONSUMER = "gateway-status";
-
-/** Each stage of the money path, the stream it writes, and the durable name of its consumers. */
-const STAGES = [
-  { stage: "gateway", output: StreamNames.Ingress },
-  { stage: "validator", output: StreamNames.Validation },
-  { stage: "risk", output: StreamNames.Risk },
-  { stage: "ledger", output: StreamNames.Ledger },
-  { stage: "payout", output: StreamNames.Payouts },
-] as const;
 
 /** Starts sampling; polls never overlap, a failed poll (broker down) leaves a gap. */
 export function startMonitor(o: {
@@ -137,7 +128,7 @@ export function progressMs(
   trafficEndMs: number,
   stages?: readonly string[],
 ): number | undefined {
-  const watched = STAGES.filter((x) => !stages || stages.includes(x.stage));
+  const watched = StageOutputs.filter((x) => !stages || stages.includes(x.stage));
   let base: PipelineSample | undefined;
   for (const s of samples) {
     if (s.atMs <= endMs) {

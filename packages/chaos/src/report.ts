@@ -1,17 +1,7 @@
+import { table } from "@jetmesh/tools";
 import { formatMs } from "./duration.ts";
 import type { ScenarioResult } from "./run.ts";
 import type { FaultAction } from "./scenario.ts";
-
-/** Renders rows as a plain text table: a header, a rule, left-aligned first column. */
-export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join("  ")
-      .trimEnd();
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
 
 /** The fault plan of one scenario, as printed before it runs (the same seed prints the same plan). */
 export function formatSchedule(scenario: string, seed: string, plan: readonly FaultAction[]): string {

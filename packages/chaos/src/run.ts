@@ -34,6 +34,7 @@ import {
   startMonitor,
 } from "./monitor.ts";
 import { createPrng } from "@jetmesh/testkit";
+import { percentile } from "@jetmesh/tools";
 import { type FaultAction, type Injected, pause, type Reach, type Scenario } from "./scenario.ts";
 import { startTraffic, type TrafficStats } from "./traffic.ts";
 
@@ -295,7 +296,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     try {
       await pause(o.warmupMs ?? 3000, signal);
       const warm = monitor.samples().map((x) => x.outstanding);
-      threshold = Math.max(10, Math.ceil(o.rate), 2 * percentile(warm, 0.9));
+      threshold = Math.max(10, Math.ceil(o.rate), 2 * percentile(Float64Array.from(warm).sort(), 0.9));
       const t0 = Date.now();
       const settling = new Map<string, Promise<void>>();
       for (const a of plan) {
@@ -468,10 +469,9 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     const line = `${e.service} exited on its own at ${new Date(e.atMs).toISOString()} (code ${e.code}, signal ${e.signal}) and was restarted; log tail: ${e.tail.split("\n").filter(Boolean).slice(-3).join(" | ").slice(0, 400)}`;
     (o.failOnCrash ? problems : warnings).push(line);
   }
-  if (traffic.unexpected.length)
-    warnings.push(
-      `${traffic.unexpected.length} unexpected answers: ${traffic.unexpected.slice(0, 5).join("; ")}`,
-    );
+  const unexpected = [...traffic.unexpected, ...traffic.invalid.unexpected];
+  if (unexpected.length)
+    warnings.push(`${unexpected.length} unexpected answers: ${unexpected.slice(0, 5).join("; ")}`);
   if (traffic.givenUp.length)
     warnings.push(
       `${traffic.givenUp.length} keys never got a final answer: ${traffic.givenUp.slice(0, 5).join("; ")}`,
@@ -585,12 +585,6 @@ function thin(samples: readonly PipelineSample[], everyMs: number): PipelineSamp
   return out;
 }
 
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
-}
-
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -607,9 +601,12 @@ function emptyStats(): TrafficStats {
     retries: 0,
     copies: { single: 0, sequential: 0, concurrent: 0, "pair-then-one": 0 },
     acceptedByKind: {},
-    invalid: { sent: 0, answered400: 0 },
+    invalid: { sent: 0, answered400: 0, unexpected: [] },
     mismatched: [],
     givenUp: [],
     unexpected: [],
+    funding: 0,
+    startedAtMs: 0,
+    finishedAtMs: 0,
   };
 }

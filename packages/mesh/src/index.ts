@@ -10,14 +10,14 @@ export { createProgressBar } from "./progress.ts";
 export type { ProgressBar } from "./progress.ts";
 export { pipelineBacklog, waitForQuiet } from "./quiet.ts";
 export type { PipelineBacklog, WaitForQuietOptions } from "./quiet.ts";
-export { buildReport, formatReport, percentile } from "./report.ts";
+export { buildReport, formatReport } from "./report.ts";
 export type { MeshReport, Percentiles } from "./report.ts";
 export { REFUSED_BANK_ACCOUNTS, runDemo } from "./run.ts";
 export type { RunDemoOptions } from "./run.ts";
 export { MESH_CUSTOMER, MESH_CUSTOMER_ACCOUNTS, MESH_OPERATOR, writeGatewaySecrets } from "./secrets.ts";
 export type { GatewaySecrets, MeshApiKeys } from "./secrets.ts";
-export { ServiceNames, Services } from "./services.ts";
-export type { ServiceName, ServiceSpec } from "./services.ts";
+export { ServiceNames, Services, serviceSpec } from "./services.ts";
+export type { ByService, ReferenceService, ServiceName, ServiceSpec } from "./services.ts";
 export { DEFAULT_SHARES, sendTraffic } from "./traffic.ts";
 export type {
   AcceptedRecord,

@@ -1,5 +1,4 @@
 import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { connect as tcpConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -12,15 +11,15 @@ import {
   type ChildHandle,
   type ExitResult,
   freePort,
+  type Infra,
   type NatsServerHandle,
   type RedisServerHandle,
   spawnProcess,
-  startNats,
-  startRedis,
-} from "@jetmesh/testkit";
+  startInfra,
+} from "@jetmesh/testkit/local-infra";
 import type { ClientEntry } from "@jetmesh/contracts";
 import { type MeshApiKeys, writeGatewaySecrets } from "./secrets.ts";
-import { type ServiceName, ServiceNames, Services, type ServiceSpec } from "./services.ts";
+import { type ByService, type ServiceName, ServiceNames, type ServiceSpec, serviceSpec } from "./services.ts";
 
 /** The repository root, found from this file (packages/mesh/src). */
 export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -96,7 +95,9 @@ export interface MeshHandle {
   /** The servers the runner started (absent when an existing one was reused). */
   readonly nats: NatsServerHandle | undefined;
   readonly redis: RedisServerHandle | undefined;
-  readonly services: Readonly<Record<ServiceName, MeshService>>;
+  readonly services: ByService<MeshService>;
+  /** The service named `name`. @throws when the catalog has none. */
+  service(name: ServiceName): MeshService;
   readonly dataDir: string;
   readonly logDir: string;
   /**
@@ -127,26 +128,22 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
   // The folder is the runner's scratch space; keep it out of git without touching .gitignore.
   await writeFile(join(dataDir, ".gitignore"), "*\n");
 
-  let nats: NatsServerHandle | undefined;
-  let redis: RedisServerHandle | undefined;
+  let infra: Infra | undefined;
   let secretsDir: string | undefined;
   const started: MeshService[] = [];
   const stopAll = async () => {
     await Promise.all(started.map((s) => s.stop()));
-    await Promise.all([nats?.stop(), redis?.stop()]);
+    await infra?.stop();
     if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
   };
   try {
-    let natsUrl = opts.natsUrl;
-    if (natsUrl && (await natsAnswers(natsUrl))) status(`nats: reusing ${natsUrl}`);
-    else {
-      if (natsUrl) status(`nats: nothing with JetStream answers at ${natsUrl}; starting nats-server`);
-      const storeDir = join(dataDir, "nats");
-      await rm(storeDir, { recursive: true, force: true });
-      nats = await startNats({ storeDir });
-      natsUrl = nats.url;
-      status(`nats: started nats-server at ${natsUrl} (store ${storeDir})`);
-    }
+    infra = await startInfra({
+      ...(opts.natsUrl ? { natsUrl: opts.natsUrl } : {}),
+      ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
+      storeDir: join(dataDir, "nats"),
+      onStatus: status,
+    });
+    const { natsUrl, redisUrl, nats, redis } = infra;
     // The deploy step: every stream from its contract, LEDGER included (no service ever
     // creates LEDGER; each waits for it), as `nats stream add --config deploy/streams/*.json`.
     const replicas = Number(opts.env?.JETMESH_REPLICAS ?? 1);
@@ -160,14 +157,6 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     } finally {
       await deployer.close();
     }
-    let redisUrl = opts.redisUrl;
-    if (redisUrl && (await redisAnswers(redisUrl))) status(`redis: reusing ${redisUrl}`);
-    else {
-      if (redisUrl) status(`redis: nothing answers at ${redisUrl}; starting redis-server`);
-      redis = await startRedis();
-      redisUrl = redis.url;
-      status(`redis: started redis-server at ${redisUrl}`);
-    }
 
     // Secrets live outside the repository (the data folder is inside it), removed at stop.
     secretsDir = await mkdtemp(join(tmpdir(), "jetmesh-mesh-secrets-"));
@@ -176,13 +165,13 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     const ports = new Map<ServiceName, number>();
     for (const n of ServiceNames) ports.set(n, await freePort());
     const opsPorts = new Map<ServiceName, number>();
-    for (const n of ServiceNames) if (Services[n].opsPortEnv) opsPorts.set(n, await freePort());
+    for (const n of ServiceNames) if (serviceSpec(n).opsPortEnv) opsPorts.set(n, await freePort());
     const url = (n: ServiceName) => `http://127.0.0.1:${ports.get(n)}`;
-    const services = {} as Record<ServiceName, MeshService>;
+    const services: Record<string, MeshService> = {};
     const envs = new Map<ServiceName, Record<string, string>>();
     const extras: MeshService[] = [];
     for (const n of ServiceNames) {
-      const spec = Services[n];
+      const spec = serviceSpec(n);
       const port = ports.get(n) as number;
       const opsPort = opsPorts.get(n);
       const base: Record<string, string> = spec.jetmesh
@@ -218,7 +207,8 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         opts.readyTimeoutMs ?? 60_000,
       );
     }
-    const wanted = names.map((n) => services[n]);
+    // serviceSpec throws for a name the catalog does not have.
+    const wanted = names.map((n) => services[serviceSpec(n).name] as MeshService);
     started.push(...wanted);
     status(`services: starting ${names.join(", ")}`);
     await Promise.all(
@@ -237,12 +227,13 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       minters: gatewaySecrets.minters,
       nats,
       redis,
-      services,
+      services: services as ByService<MeshService>,
+      service: (name) => services[serviceSpec(name).name] as MeshService,
       dataDir,
       logDir,
       async addInstance(name) {
         if (stopped) throw new Error("the mesh is stopped");
-        const spec = Services[name];
+        const spec = serviceSpec(name);
         const port = await freePort();
         const opsPort = spec.opsPortEnv ? await freePort() : port;
         const index = 2 + extras.filter((x) => x.name === name).length;
@@ -266,7 +257,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       stop() {
         stopped ??= (async () => {
           await Promise.all([...Object.values(services), ...extras].map((s) => s.stop()));
-          await Promise.all([nats?.stop(), redis?.stop()]);
+          await infra?.stop();
           if (secretsDir) await rm(secretsDir, { recursive: true, force: true });
           if (opts.removeDataOnStop) await rm(dataDir, { recursive: true, force: true });
         })();
@@ -385,48 +376,4 @@ class Service implements MeshService {
   async #tail(): Promise<string> {
     return (await this.log()).split("\n").slice(-30).join("\n");
   }
-}
-
-/** True when a NATS server with JetStream answers at `url` within a second. */
-async function natsAnswers(url: string): Promise<boolean> {
-  try {
-    const nc = await connect({ servers: url, timeout: 1000, reconnect: false, name: "mesh-probe" });
-    try {
-      await (await jetstreamManager(nc, { timeout: 1000 })).getAccountInfo();
-      return true;
-    } finally {
-      await nc.close();
-    }
-  } catch {
-    return false;
-  }
-}
-
-/** True when a Redis answers PING at `url` within a second (RESP by hand: no client needed). */
-function redisAnswers(url: string): Promise<boolean> {
-  let host = "127.0.0.1";
-  let port = 6379;
-  try {
-    const u = new URL(url);
-    host = u.hostname || host;
-    port = u.port ? Number(u.port) : port;
-  } catch {
-    return Promise.resolve(false);
-  }
-  return new Promise((done) => {
-    const socket = tcpConnect({ host, port });
-    let got = "";
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      done(ok);
-    };
-    socket.setTimeout(1000, () => finish(false));
-    socket.once("connect", () => socket.write("*1\r\n$4\r\nPING\r\n"));
-    // A password-protected Redis answers -NOAUTH: it is there, the services' URL carries the password.
-    socket.on("data", (c: Buffer) => {
-      got += c.toString("utf8");
-      if (got.includes("\r\n")) finish(got.startsWith("+PONG") || got.startsWith("-NOAUTH"));
-    });
-    socket.once("error", () => finish(false));
-  });
 }

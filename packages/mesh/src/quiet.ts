@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { PipelineStreams, StreamNames } from "@jetmesh/contracts";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { CatalogStreams } from "./services.ts";
 
 /** What is still moving, per durable consumer and stream. */
 export interface PipelineBacklog {
@@ -12,15 +12,13 @@ export interface PipelineBacklog {
   readonly lastSeqs: Readonly<Record<string, number>>;
 }
 
-/** Every stream of the contracts: one a stage added cannot be left out of the wait. */
-const STREAMS = [...PipelineStreams, StreamNames.Dlq];
-
 /** Reads every durable consumer's backlog and every stream's last sequence once. */
 export async function pipelineBacklog(jsm: JetStreamManager): Promise<PipelineBacklog> {
   const consumers: Record<string, number> = {};
   const lastSeqs: Record<string, number> = {};
   let outstanding = 0;
-  for (const stream of STREAMS) {
+  // Every stream of the catalog: one a stage adds to its manifest cannot be left out of the wait.
+  for (const stream of CatalogStreams) {
     try {
       lastSeqs[stream] = (await jsm.streams.info(stream)).state.last_seq;
     } catch (err) {

@@ -1,4 +1,5 @@
 import type { InvariantName, InvariantReport, Violation } from "@jetmesh/testkit";
+import { percentiles } from "@jetmesh/tools";
 import type { TrafficResult } from "./traffic.ts";
 
 /** The run's report, as printed and as written by `--json`. */
@@ -10,18 +11,9 @@ export interface MeshReport {
     readonly sent: number;
     readonly byStatus: Readonly<Record<string, number>>;
     readonly errors: Readonly<Record<string, number>>;
-    readonly invalid: {
-      readonly sent: number;
-      readonly answered400: number;
-      readonly unexpected: readonly string[];
-    };
-    readonly retries: {
-      readonly duplicates: number;
-      readonly concurrent: number;
-      readonly afterFailure: number;
-      readonly mismatched: readonly string[];
-    };
-    readonly failed: readonly string[];
+    readonly invalid: TrafficResult["invalid"];
+    readonly retries: TrafficResult["retries"];
+    readonly failed: TrafficResult["failed"];
   };
   readonly transfers: {
     /** Accepted (202) transfers, funding included. */
@@ -69,22 +61,10 @@ export interface Percentiles {
   readonly max: number;
 }
 
-function percentiles(values: number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b);
-  return {
-    samples: sorted.length,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    p99: percentile(sorted, 99),
-    max: sorted.at(-1) ?? 0,
-  };
-}
-
-/** Nearest-rank percentile of sorted values. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (!sorted.length) return 0;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] as number;
+/** Nearest-rank percentiles (the tools' one rule), as the report names them. */
+function latencyPercentiles(values: readonly number[]): Percentiles {
+  const p = percentiles(values);
+  return { samples: p.count, p50: round(p.p50), p95: round(p.p95), p99: round(p.p99), max: round(p.max) };
 }
 
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
@@ -146,8 +126,8 @@ export function buildReport(input: {
       completedPerSec: round(completed / endToEndSeconds),
       drainSeconds: round(Math.max(0, input.quietAtMs - t.finishedAtMs) / 1000, 2),
     },
-    latencyMs: { ...percentiles(latencies), beforeAccepted },
-    requestToOutcomeMs: percentiles(fromRequest),
+    latencyMs: { ...latencyPercentiles(latencies), beforeAccepted },
+    requestToOutcomeMs: latencyPercentiles(fromRequest),
     invariants: {
       ok: inv.ok,
       results,

@@ -2,19 +2,41 @@
  * @jetmesh/testkit: real nats-server and redis-server processes, JetStream clusters, a
  * TCP fault-injection proxy, child-process helpers and the invariant checker for tests.
  * Everything listens on 127.0.0.1 only, on free ports, with temp data folders; nothing
- * outlives the test process.
+ * outlives the test process. The server-starting part is its own entry,
+ * `@jetmesh/testkit/local-infra` (re-exported here, so either import works).
  */
-export { ensureBinaries } from "./binaries.ts";
-export type { Binaries } from "./binaries.ts";
-export { bundleOf } from "./bundles.ts";
-export { spawnProcess } from "./child-process.ts";
-export type { ChildHandle, ExitResult, SpawnProcessOptions } from "./child-process.ts";
-export { startFaultProxy } from "./fault-proxy.ts";
-export type { FaultProxy, StartFaultProxyOptions } from "./fault-proxy.ts";
-export { startNatsCluster } from "./nats-cluster.ts";
-export type { NatsClusterHandle, StartNatsClusterOptions } from "./nats-cluster.ts";
-export { startNats } from "./nats-server.ts";
-export type { NatsClusterMembership, NatsServerHandle, StartNatsOptions } from "./nats-server.ts";
+export {
+  bundleOf,
+  ensureBinaries,
+  freePort,
+  killAll,
+  liveProcessIds,
+  spawnProcess,
+  startFaultProxy,
+  startInfra,
+  startNats,
+  startNatsCluster,
+  startRedis,
+  stopAllProcesses,
+} from "./local-infra/index.ts";
+export type {
+  Binaries,
+  ChildHandle,
+  ExitResult,
+  FaultProxy,
+  Infra,
+  NatsClusterHandle,
+  NatsClusterMembership,
+  NatsServerHandle,
+  RedisServerHandle,
+  RedisSnapshot,
+  SpawnProcessOptions,
+  StartFaultProxyOptions,
+  StartInfraOptions,
+  StartNatsClusterOptions,
+  StartNatsOptions,
+  StartRedisOptions,
+} from "./local-infra/index.ts";
 export { checkInvariants, eventRef, foldLedger, Invariants, overdrafts } from "./invariants.ts";
 export type {
   AcceptedTransfer,
@@ -44,13 +66,9 @@ export type {
 export type { Balances, BalanceSource } from "./invariants-balances.ts";
 export { readStoredEvents, streamPosition } from "./invariants-read.ts";
 export type { StoredEvent, StreamPosition } from "./invariants-read.ts";
-export { freePort } from "./ports.ts";
-export { killAll, liveProcessIds, stopAllProcesses } from "./processes.ts";
-export { startRedis } from "./redis-server.ts";
-export type { RedisServerHandle, RedisSnapshot, StartRedisOptions } from "./redis-server.ts";
 export { waitFor } from "./wait.ts";
 export type { WaitForOptions } from "./wait.ts";
 export { createPrng } from "./prng.ts";
 export type { Prng } from "./prng.ts";
-export { httpGet } from "./http-get.ts";
-export type { HttpResponse } from "./http-get.ts";
+export { httpGet } from "./local-infra/http-get.ts";
+export type { HttpResponse } from "./local-infra/http-get.ts";

@@ -357,6 +357,21 @@ describe("invariant checker", () => {
     expect(r.counts.dlq).toBe(1);
   });
 
+  it("invariants - a stream nobody declared is read from the server and its events checked under I5", async () => {
+    await healthy();
+    await jsm.streams.add({ name: "NOTICES", subjects: ["notices.>"] });
+    try {
+      await jetstream(nc).publish("notices.sent.00", new TextEncoder().encode("not an event"));
+      const r = await checkInvariants({ nc, accepted, balances: fixedBalances(healthyBalances) });
+      expect(r.counts.events.NOTICES).toBe(1);
+      expect(r.violations.map((v) => [v.invariant, v.message])).toEqual([
+        ["I5", expect.stringMatching(/^NOTICES seq 1 is not a valid event and was not parked/)],
+      ]);
+    } finally {
+      await jsm.streams.delete("NOTICES");
+    }
+  });
+
   it("invariants - without a balance source I3 and I4 are skipped, not passed silently", async () => {
     await healthy();
     const r = await checkInvariants({ nc, accepted });

@@ -145,13 +145,18 @@ export interface CheckInvariantsOptions {
   readonly minters?: readonly string[];
 }
 
-const PIPELINE = [
+/** The streams every check needs, read even when the server has none of them yet. */
+const KNOWN = [
   StreamNames.Ingress,
   StreamNames.Validation,
   StreamNames.Risk,
   StreamNames.Ledger,
   StreamNames.Payouts,
+  StreamNames.Dlq,
 ] as const;
+
+/** KV buckets and object stores are streams too, but hold no events. */
+const STORE_PREFIXES = ["KV_", "OBJ_"];
 
 /** The event types a stage consumes to produce each type: the valid types of a cause. */
 const CAUSE_TYPES: Readonly<Record<string, readonly string[] | "request">> = {
@@ -207,7 +212,11 @@ interface Snapshot {
 async function readAll(nc: NatsConnection): Promise<Snapshot> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  const names = [...PIPELINE, StreamNames.Dlq];
+  // Every stream the server has, not a list of ours (nor the services' catalog): an output
+  // stream nobody declared is read, and its events must pass I5 like the others.
+  const names: string[] = [...KNOWN];
+  for await (const n of jsm.streams.names())
+    if (!names.includes(n) && !STORE_PREFIXES.some((p) => n.startsWith(p))) names.push(n);
   const positions = new Map<string, StreamPosition>();
   for (const [i, p] of (await Promise.all(names.map((n) => streamPosition(jsm, n)))).entries())
     positions.set(names[i] as string, p);
@@ -360,7 +369,7 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
 
   const out = new Collector(opts.maxViolations ?? 200);
   const events = (s: string) => snap.events.get(s) ?? [];
-  const pipeline = PIPELINE.flatMap((s) => events(s));
+  const pipeline = [...snap.events.keys()].filter((s) => s !== StreamNames.Dlq).flatMap((s) => events(s));
   const byEventId = new Map<string, StoredEvent[]>();
   const byTransfer = new Map<string, StoredEvent[]>();
   for (const e of pipeline) {

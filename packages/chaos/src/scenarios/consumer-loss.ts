@@ -1,17 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { StreamNames } from "@jetmesh/contracts";
 import type { ConsumerInfo, JetStreamManager } from "@nats-io/jetstream";
 import { redisDelete, redisScan } from "../redis-ops.ts";
+import { StageInputs } from "../stages.ts";
 import { type FaultAction, type Injected, numbered, type Reach, type Scenario } from "../scenario.ts";
-
-/** Each stage's durable consumers (durable name = stage name) on its input streams. */
-const INPUTS = [
-  { stage: "validator", stream: StreamNames.Ingress },
-  { stage: "risk", stream: StreamNames.Validation },
-  { stage: "ledger", stream: StreamNames.Risk },
-  { stage: "ledger", stream: StreamNames.Payouts },
-  { stage: "payout", stream: StreamNames.Ledger },
-] as const;
 
 const RECREATED = "recreated at their position";
 const REPLAYED = "messages replayed unguarded";
@@ -51,10 +42,10 @@ export const consumerLoss: Scenario = {
   plan(prng, durationMs) {
     const count = Math.max(2, Math.floor(durationMs / 15_000));
     const window = durationMs / count;
-    const inputs = prng.shuffle(INPUTS);
+    const inputs = prng.shuffle(StageInputs);
     const actions: Omit<FaultAction, "id">[] = [];
     for (let k = 0; k < count; k++) {
-      const { stage, stream } = inputs[k % inputs.length] as (typeof INPUTS)[number];
+      const { stage, stream } = inputs[k % inputs.length] as (typeof StageInputs)[number];
       actions.push({
         atMs: Math.round(k * window + prng.float(0.1, 0.4) * window),
         kind: "consumer-loss",

@@ -25,7 +25,7 @@ export const serviceKill: Scenario = {
   },
   async inject(a, ctx): Promise<Injected> {
     const name = a.target as Parameters<typeof ctx.env.kill>[0];
-    const pid = ctx.env.mesh.services[name].child?.pid;
+    const pid = ctx.env.mesh.service(name).child?.pid;
     await ctx.env.kill(name);
     await pause(a.holdMs, ctx.signal);
     const endedAtMs = Date.now();

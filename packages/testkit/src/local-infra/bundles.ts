@@ -1,8 +1,8 @@
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** This checkout's root (this file is packages/testkit/src/bundles.ts). */
-const checkoutRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+/** This checkout's root (this file is packages/testkit/src/local-infra/bundles.ts). */
+const checkoutRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../../..");
 
 /**
  * The bundle that `scripts/build.mjs` makes of a TypeScript entry point, as an absolute

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { NatsServerHandle } from "./nats-server.ts";
 import { startNats } from "./nats-server.ts";
 import { freePort } from "./ports.ts";
-import { waitFor } from "./wait.ts";
+import { waitFor } from "../wait.ts";
 
 /** Options of {@link startNatsCluster}. */
 export interface StartNatsClusterOptions {
