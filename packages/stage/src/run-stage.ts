@@ -1,3 +1,4 @@
+import { startLivenessProbe } from "./liveness.ts";
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { type EventType, Streams, type StreamDefinition, streamOf, subjectFilter } from "@jetmesh/contracts";
@@ -218,6 +219,22 @@ export async function runStage<In extends EventType, Deps>(
   o.redis.on("ready", redisReady);
   o.redis.on("close", redisDown);
   gate.set("redis", o.redis.status === "ready");
+  // A server that keeps its connection but stops answering (paused, black-holed) is caught
+  // by a round trip each second: unanswered for 2 s, the stage stops pulling and /readyz says so.
+  const answers = (dependency: "redis" | "nats", probe: () => Promise<unknown>) =>
+    startLivenessProbe({
+      probe,
+      onChange: (up) => {
+        gate.set(`${dependency}-answers`, up);
+        metrics.paused.set({ stage }, gate.open ? 0 : 1);
+        logger[up ? "info" : "warn"](
+          { dependency },
+          up ? `${dependency} answers again; pulling` : `${dependency} connected but not answering; paused`,
+        );
+      },
+    });
+  const redisLive = answers("redis", () => o.redis.ping());
+  const natsLive = answers("nats", () => o.nc.flush());
   void (async () => {
     for await (const st of o.nc.status()) {
       if (st.type === "disconnect" || st.type === "reconnect") {
@@ -328,8 +345,8 @@ export async function runStage<In extends EventType, Deps>(
   let draining = false;
 
   const health = () => {
-    const nats = !o.nc.isClosed() && gate.reasons.indexOf("nats") < 0;
-    const redis = o.redis.status === "ready";
+    const nats = !o.nc.isClosed() && gate.reasons.indexOf("nats") < 0 && natsLive.answering();
+    const redis = o.redis.status === "ready" && redisLive.answering();
     const consumers = loops.every((l) => l.bound);
     const down = breakers.open;
     return {
@@ -366,6 +383,8 @@ export async function runStage<In extends EventType, Deps>(
       clearTimeout(abortAt);
       heartbeat.stop();
       breakers.stop();
+      redisLive.stop();
+      natsLive.stop();
       clearInterval(fillTimer);
       stopping.abort();
       for (const a of advisories) a.unsubscribe();
