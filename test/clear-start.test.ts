@@ -1,4 +1,8 @@
 import { bundleOf, freePort, httpGet, spawnProcess, startNats, stopAllProcesses } from "@jetmesh/testkit";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeGatewaySecrets } from "@jetmesh/mesh";
 import { afterAll, describe, expect, it } from "vitest";
 
 // Issue 17, "a clear start": what an operator sees when a service cannot start, or cannot
@@ -93,5 +97,35 @@ describe("clear start", () => {
     expect(p.lines().join("\n")).not.toContain("s3cret");
     await p.stop();
     await nats.stop();
+  });
+});
+
+describe("clear start of the gateway", () => {
+  it("start - the gateway started while NATS is away logs each attempt, answers /healthz on its ops port and says in /readyz it waits for nats", async () => {
+    const [natsPort, apiPort, opsPort] = [await freePort(), await freePort(), await freePort()];
+    const secrets = writeGatewaySecrets(await mkdtemp(join(tmpdir(), "jetmesh-start-gateway-")));
+    const p = await spawnProcess({
+      name: "gateway-no-nats",
+      command: "node",
+      args: [main("gateway")],
+      env: {
+        ...quiet,
+        NATS_URL: `nats://127.0.0.1:${natsPort}`,
+        REDIS_URL: `redis://gateway:s3cret@127.0.0.1:${await freePort()}`,
+        GATEWAY_PORT: String(apiPort),
+        GATEWAY_OPS_PORT: String(opsPort),
+        GATEWAY_CLIENTS_FILE: secrets.clientsFile,
+        GATEWAY_ID_SECRETS_FILE: secrets.idSecretsFile,
+      },
+    });
+    await p.waitForLine(/nats connection attempt failed/, 15_000);
+    expect((await httpGet(`http://127.0.0.1:${opsPort}/healthz`)).status).toBe(200);
+    const ready = await httpGet(`http://127.0.0.1:${opsPort}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.body)).toMatchObject({
+      ready: false,
+      checks: { gateway: { ok: false, waiting_for: `nats at nats://127.0.0.1:${natsPort}` } },
+    });
+    await p.stop();
   });
 });

@@ -8,7 +8,7 @@ export {
 } from "./config.ts";
 export { authenticates } from "./config.ts";
 export type { NatsAuth, RedisAuth, StageProcessConfig, StageSettings } from "./config.ts";
-export { connectNats, createRedis, inboxPrefixOf } from "./connections.ts";
+export { connectNats, createRedis, inboxPrefixOf, maskUrl } from "./connections.ts";
 export { readSecretFile } from "./secrets.ts";
 export type { NatsConnection, Redis } from "./connections.ts";
 export { CrashPoints, createCrashHook, SimulatedCrash } from "./crash-points.ts";

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import type { StageProcessConfig } from "./config.ts";
-import { connectNats, createRedis } from "./connections.ts";
+import { connectNats, createRedis, maskUrl } from "./connections.ts";
 import type { StageDefinition } from "./define-stage.ts";
 import { type ReadinessProbe, serveHttp } from "./http-server.ts";
 import { createLogger } from "./logger.ts";
@@ -61,7 +61,7 @@ export async function serveProcess(o: ServeProcessOptions): Promise<void> {
   const telemetry = startTelemetry({ serviceName: name, serviceVersion: o.version, ...config.telemetry });
   const registry = metricsRegistry();
   let parts: ProcessParts | undefined;
-  let waitingFor = `nats at ${config.natsUrl}`;
+  let waitingFor = `nats at ${maskUrl(config.natsUrl)}`;
   const probes = o.probes.map((p) => ({
     name: p,
     health: () => parts?.health[p]?.() ?? { ok: false, waiting_for: waitingFor },

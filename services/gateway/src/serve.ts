@@ -8,7 +8,9 @@ import {
   createStageMetrics,
   metricsRegistry,
   onShutdown,
+  maskUrl,
   runStage,
+  serveHttp,
   type StageHandle,
   startTelemetry,
 } from "@jetmesh/stage";
@@ -40,15 +42,26 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     serviceVersion: version,
     ...config.telemetry,
   });
+  // Until NATS answers and INGRESS is there, the ops port serves /healthz (alive) and a
+  // /readyz that says what the gateway waits for; the full ops server takes the port after.
+  let waitingFor = `nats at ${maskUrl(config.natsUrl)}`;
+  const early = await serveHttp({
+    host: config.httpHost,
+    port: config.opsPort,
+    logger,
+    probes: [{ name: "gateway", health: () => ({ ok: false, waiting_for: waitingFor }) }],
+  });
   const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth, logger });
   const redis = createRedis({ url: config.redisUrl, name: "gateway", auth: config.redisAuth, logger });
   const jsm = await jetstreamManager(nc);
+  waitingFor = `stream ${StreamNames.Ingress}`;
   await ensureIngress(jsm, {
     replicas: config.stage.replicas,
     logger,
     publisher: config.publisher,
     leaseMs: config.gateway.idempotencyLeaseMs,
   });
+  await early.close();
 
   const registry = metricsRegistry();
   let draining = false;
