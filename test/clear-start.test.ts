@@ -129,3 +129,36 @@ describe("clear start of the gateway", () => {
     await p.stop();
   });
 });
+
+describe("tools", () => {
+  // The operators' and developers' commands, run as their scripts run them.
+  const TOOLS: Record<string, string[]> = {
+    jetmesh: ["packages/ops/bin/jetmesh.mjs"],
+    "jetmesh-access": ["packages/access/bin/jetmesh-access.mjs"],
+    "jetmesh-sim": ["packages/sim/dist/cli.mjs"],
+    "jetmesh-mesh": ["--import", "tsx", "packages/mesh/src/main.ts"],
+    "jetmesh-chaos": ["--import", "tsx", "packages/chaos/src/cli.ts"],
+    bench: ["--import", "tsx", "bench/src/main.ts"],
+  };
+  it("tools - every tool answers --help (usage) and --version, and exits 0", async () => {
+    const cwd = join(import.meta.dirname, "..");
+    for (const [name, args] of Object.entries(TOOLS)) {
+      const help = await spawnProcess({
+        name: `${name}-help`,
+        command: "node",
+        args: [...args, "--help"],
+        cwd,
+      });
+      expect(await help.exited, name).toEqual({ code: 0, signal: null });
+      expect(help.lines().join("\n"), name).toMatch(new RegExp(`Usage: ${name}`));
+      const version = await spawnProcess({
+        name: `${name}-version`,
+        command: "node",
+        args: [...args, "--version"],
+        cwd,
+      });
+      expect(await version.exited, name).toEqual({ code: 0, signal: null });
+      expect(version.lines(), name).toEqual(["0.1.0"]);
+    }
+  });
+});

@@ -11,6 +11,7 @@ import { ledgerRow } from "./ledger-row.ts";
 import { pipelineRows } from "./pipeline.ts";
 import { formatReport, ratios, targets } from "./report.ts";
 import { type ConsumerRowSpec, consumerRow, publishRow, type RowContext, type RowResult } from "./rows.ts";
+import pkg from "../package.json" with { type: "json" };
 
 interface Row {
   readonly id: string;
@@ -331,6 +332,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
 async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name("bench")
+    .version(pkg.version, "--version", "print the version and exit")
     .description("jetmesh benchmark: broker baseline, hand-written EO stage, @jetmesh/stage, pipeline")
     .option("--messages <n>", "messages per throughput row", positiveInt, 50_000)
     .option("--tiny", "a few hundred messages per row (CI: proves the bench works)")

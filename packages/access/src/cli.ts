@@ -6,6 +6,7 @@ import { writeNatsAccess } from "./nats-files.ts";
 import { addGatewayClient, addIdSecret } from "./gateway.ts";
 import { describeRedisAccess, redisAccess } from "./redis.ts";
 import { formatRedisUsersTable } from "./redis-acl.ts";
+import pkg from "../package.json" with { type: "json" };
 
 // `jetmesh-access`: generates the mesh's NATS authorization from services/*/manifest.json and
 // the contracts. Reads nothing from the environment.
@@ -30,6 +31,7 @@ const hostPorts = (v: string): string[] => {
 
 const program = new Command()
   .name("jetmesh-access")
+  .version(pkg.version, "--version", "print the version and exit")
   .description(
     "NATS least privilege for jetmesh: users and permissions generated from the services' manifests",
   );

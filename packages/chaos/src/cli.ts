@@ -6,6 +6,7 @@ import type { ChaosEnv } from "./environment.ts";
 import { formatDetails, formatFaults, formatReach, formatSchedule, formatSummary } from "./report.ts";
 import { planOf, runScenario, type ScenarioResult } from "./run.ts";
 import { Scenarios, scenarioNamed } from "./scenarios/all.ts";
+import pkg from "../package.json" with { type: "json" };
 
 // The chaos CLI (`pnpm chaos`). Every setting is a flag; nothing is read from the environment.
 
@@ -29,6 +30,7 @@ const keyValue = (v: string, all: Record<string, string>) => {
 
 const program = new Command()
   .name("jetmesh-chaos")
+  .version(pkg.version, "--version", "print the version and exit")
   .description(
     "Runs fault scenarios against the whole mesh under steady traffic with client retries, then checks I1 to I6, S1 and M1\n" +
       "from the streams, B1 to B5 against the bank's record, and that each fault reached what it aims at.\n" +

@@ -6,6 +6,7 @@ import type { MeshHandle } from "./mesh.ts";
 import { createProgressBar } from "./progress.ts";
 import { formatReport } from "./report.ts";
 import { runDemo } from "./run.ts";
+import pkg from "../package.json" with { type: "json" };
 
 // The CLI of the local runner (`pnpm mesh`). Reads NATS_URL and REDIS_URL, nothing else
 // from the environment: every other setting is a flag.
@@ -18,6 +19,7 @@ const positive = (name: string) => (v: string) => {
 
 const program = new Command()
   .name("jetmesh-mesh")
+  .version(pkg.version, "--version", "print the version and exit")
   .description(
     "Runs the whole mesh locally (nats-server, redis-server, every service as its own process), " +
       "sends demo traffic through the gateway, waits until the pipeline is quiet and checks I1 to I6.",

@@ -6,6 +6,7 @@ import { readStream } from "./read-stream.ts";
 import { readStatus, renderStatus } from "./status.ts";
 import { readTrace, renderTrace } from "./trace.ts";
 import { viewBlock, viewLine, viewOf } from "./view.ts";
+import pkg from "../package.json" with { type: "json" };
 
 /** Where the CLI reads and writes; a test passes its own. */
 export interface CliIo {
@@ -51,6 +52,7 @@ function buildProgram(io: CliIo): Command {
     );
   const program = new Command()
     .name("jetmesh")
+    .version(pkg.version, "--version", "print the version and exit")
     .description(
       "Operators' tools for the jetmesh pipeline: decoded payloads, stream status, a transfer's trace.",
     )

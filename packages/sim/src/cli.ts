@@ -3,6 +3,7 @@
 import { fork } from "node:child_process";
 import { Command, InvalidArgumentError } from "commander";
 import { runWorld, type WorldResult } from "./world.ts";
+import pkg from "../package.json" with { type: "json" };
 
 // nats.js builds an Error (and its stack) for every request it sends, to report a timeout
 // well; in a world of thousands of requests that was 5% of the time. Failures here are
@@ -28,6 +29,7 @@ interface Options {
 }
 
 const program = new Command("jetmesh-sim")
+  .version(pkg.version, "--version", "print the version and exit")
   .description(
     "runs the real stages against a simulated JetStream, Redis and bank on virtual time, one world per seed",
   )
