@@ -30,6 +30,7 @@ export const ENTRIES = {
   ledger: ["services/ledger/src/main.ts", "services/ledger/src/rebuild.ts"],
   payout: ["services/payout/src/main.ts"],
   "bank-sim": ["services/bank-sim/src/main.ts"],
+  reconciler: ["services/reconciler/src/main.ts"],
   bench: [
     "bench/src/runtime-stage.ts",
     "bench/src/handwritten-stage.ts",
