@@ -64,6 +64,8 @@ export class FindingBook {
   readonly #instance: string;
   readonly #entries = new Map<string, Entry>();
   readonly #busy = new Set<string>();
+  /** transferId → keys of its open stuck_transfer findings (one Map lookup per event read). */
+  readonly #stuck = new Map<string, Set<string>>();
   readonly #onWrite: (f: Finding) => void;
   readonly #now: () => number;
 
@@ -90,7 +92,19 @@ export class FindingBook {
 
   #learn(f: Finding, seq: number): void {
     const known = this.#entries.get(f.findingId);
-    if (!known || known.seq < seq) this.#entries.set(f.findingId, { finding: f, seq });
+    if (known && known.seq >= seq) return;
+    this.#entries.set(f.findingId, { finding: f, seq });
+    if (f.kind !== FindingKinds.StuckTransfer || !f.transferId) return;
+    const keys = this.#stuck.get(f.transferId) ?? new Set<string>();
+    if (f.state === "opened") keys.add(f.key);
+    else keys.delete(f.key);
+    if (keys.size) this.#stuck.set(f.transferId, keys);
+    else this.#stuck.delete(f.transferId);
+  }
+
+  /** Keys of the stuck-transfer findings open for a transfer, whoever opened them. */
+  openStuck(transferId: string): ReadonlySet<string> | undefined {
+    return this.#stuck.get(transferId);
   }
 
   /** Every finding open now. */

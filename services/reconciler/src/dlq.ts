@@ -47,10 +47,13 @@ export class DlqLedger {
 
   /** Drops what the stream no longer holds (info asked with `deleted_details`). */
   sync(info: StreamInfo): void {
+    const { first_seq: first, last_seq: last, messages } = info.state;
     const deleted = new Set(info.state.deleted ?? []);
-    for (const seq of this.#parked.keys())
-      if (seq < info.state.first_seq || deleted.has(seq) || info.state.messages === 0)
-        this.#parked.delete(seq);
+    for (const seq of this.#parked.keys()) {
+      // A message parked after the info was asked is not in it: only what it covers is judged.
+      if (seq > last) continue;
+      if (seq < first || deleted.has(seq) || messages === 0) this.#parked.delete(seq);
+    }
   }
 
   has(seq: number): boolean {

@@ -140,6 +140,29 @@ describe("reconciler", () => {
     expect(all[0]?.subject).toBe(`reconcile.stuck_transfer.${opened.findingId}`);
   });
 
+  it("reconciler - a stuck finding opened by an instance that stopped is closed by another one", async () => {
+    w = await startWorld(bankSim);
+    const p = new Pipeline(w);
+    const t = { transferId: "t-orphan", from: "external", to: "acc-o", amountMinor: 500 };
+    const scored = await p.transfer(t, "scored");
+    const long = { validate: 600_000, score: 600_000, decide: 600_000, payout: 600_000, reverse: 600_000 };
+    const a = await start(w, { deadlines: { ...long, decide: 500 } }, "a");
+    // b's own deadline is far away: it never finds the transfer stuck by itself
+    await start(w, { deadlines: long }, "b");
+    await waitForFinding(w, "the stuck finding", (f) => f.kind === FindingKinds.StuckTransfer);
+    await a.reconciler.stop();
+    await p.emit(
+      "ledger.posted",
+      { ...t, currency: "EUR", decision: "allow" },
+      t.transferId,
+      scored,
+      "ledger",
+    );
+    const closed = await waitForFinding(w, "the closing", (f) => f.state === "closed");
+    expect(closed).toMatchObject({ key: "t-orphan@decide", instance: "b" });
+    expect(closed.evidence.resolvedBy).toMatchObject({ type: "ledger.posted", stream: "LEDGER" });
+  });
+
   it("reconciler - a balance altered in Redis is reported with the fold's value, and closed once repaired", async () => {
     w = await startWorld(bankSim);
     const p = new Pipeline(w);

@@ -175,7 +175,10 @@ class Running implements Reconciler {
       "reconciler caught up; checks running",
     );
     const every = (check: ScheduledCheck, ms: number) => {
-      const t = setInterval(() => void this.runCheck(check).catch(() => {}), ms);
+      // A round still running when the next is due is skipped, not queued behind it.
+      const t = setInterval(() => {
+        if (!this.#inFlight.has(check)) void this.runCheck(check).catch(() => {});
+      }, ms);
       t.unref();
       this.#timers.push(t);
     };
@@ -248,7 +251,13 @@ class Running implements Reconciler {
       ...(causationId ? { causationId } : {}),
     };
     const p = this.#sagas.observe(transferId, ref, bank);
-    if (p?.resolved && this.#ready) void this.#closeStuck(transferId, p.resolved, ref);
+    if (!p || !this.#ready || (p.before === p.after && !p.finished)) return;
+    // Any stuck finding of this transfer for a step it has now left, whichever instance opened
+    // it (one that died before closing it, or one ahead of this one).
+    const open = this.#book?.openStuck(transferId);
+    const steps = new Set<Step>(p.resolved ? [p.resolved] : []);
+    for (const key of open ?? []) steps.add(key.slice(key.lastIndexOf("@") + 1) as Step);
+    for (const step of steps) if (step !== p.after) void this.#closeStuck(transferId, step, ref);
   }
 
   async #closeStuck(transferId: string, step: Step, by: EventRef): Promise<void> {
