@@ -62,6 +62,34 @@ describe("reconciler observability", () => {
       ).toBe(true);
   });
 
+  it("reconciler - its dashboard parses, and every panel queries metrics the reconciler exports", () => {
+    const registry = new Registry();
+    createReconcilerMetrics(registry, { openFindings: () => [] });
+    const exported = new Set(registry.getMetricsAsArray().map((m) => m.name));
+    const d = JSON.parse(read("deploy/observability/grafana/dashboards/jetmesh-reconciler.json")) as {
+      uid: string;
+      panels: { id: number; type: string; title: string; targets?: { expr: string }[] }[];
+    };
+    expect(d.uid).toBe("jetmesh-reconciler");
+    expect(new Set(d.panels.map((p) => p.id)).size).toBe(d.panels.length);
+    const queried = new Set<string>();
+    for (const p of d.panels.filter((x) => x.type !== "row")) {
+      expect(p.targets?.length, p.title).toBeGreaterThan(0);
+      for (const t of p.targets ?? [])
+        for (const m of t.expr.matchAll(/\b(jetmesh_[a-z_]+)\b/g)) {
+          expect(exported, `${p.title} queries ${m[1]}`).toContain(m[1]);
+          queried.add(m[1] as string);
+        }
+    }
+    for (const name of [
+      "jetmesh_reconcile_open_findings",
+      "jetmesh_reconcile_oldest_open_finding_seconds",
+      "jetmesh_reconcile_checks_total",
+      "jetmesh_reconcile_lag_seconds",
+    ])
+      expect(queried).toContain(name);
+  });
+
   it("reconciler - Prometheus scrapes it on its default port and loads its rules", () => {
     const prom = parseYaml(read("deploy/observability/prometheus/prometheus.yml")) as {
       rule_files: string[];
