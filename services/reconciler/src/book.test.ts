@@ -36,7 +36,7 @@ describe("finding book", () => {
       account: "acc-race",
       summary: "differs",
       evidence: { served: "1", fold: "2" },
-      command: "pnpm jetmesh rebuild --check",
+      command: "pnpm --filter @jetmesh/ledger rebuild",
     };
     const books = ["a", "b", "c", "d", "e"].map(book);
     const wrote = await Promise.all(books.map((b) => b.report(d)));

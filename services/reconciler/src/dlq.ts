@@ -56,6 +56,11 @@ export class DlqLedger {
     }
   }
 
+  /** The messages of a transfer waiting in the DLQ (a scan: asked for stuck transfers only). */
+  parkedFor(transferId: string): Parked[] {
+    return [...this.#parked.values()].filter((p) => p.transferId === transferId);
+  }
+
   has(seq: number): boolean {
     return this.#parked.has(seq);
   }
@@ -97,7 +102,7 @@ export class DlqLedger {
           ...(p.originStream ? { originStream: p.originStream, originSeq: p.originSeq } : {}),
           ...(p.eventType ? { eventType: p.eventType } : {}),
         },
-        command: "pnpm jetmesh dlq ls",
+        command: `pnpm jetmesh dlq show ${p.seq}`,
       });
     }
     return out;

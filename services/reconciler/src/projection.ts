@@ -74,7 +74,7 @@ export async function compareAccounts(
           appliedSeq,
           redisKey: LedgerProjection.balanceKey(account),
         },
-        command: "pnpm jetmesh rebuild --check",
+        command: "pnpm --filter @jetmesh/ledger rebuild",
       });
     }
     return found.length

@@ -140,6 +140,32 @@ describe("reconciler", () => {
     expect(all[0]?.subject).toBe(`reconcile.stuck_transfer.${opened.findingId}`);
   });
 
+  it("reconciler - a transfer whose message was parked is reported stuck with its DLQ message in the evidence", async () => {
+    w = await startWorld(bankSim);
+    const p = new Pipeline(w);
+    await p.transfer({ transferId: "t-parked", from: "acc-1", to: "acc-2", amountMinor: 5 }, "requested");
+    const h = natsHeaders();
+    h.set(Headers.CorrelationId, "t-parked");
+    h.set(Headers.DlqReason, "invalid transfers.requested: /data/currency must be a string");
+    h.set(Headers.DlqErrorClass, "ContractError");
+    h.set(Headers.DlqStage, "validator");
+    const parked = await w.js.publish("dlq.validator", new Uint8Array([0xc1]), { headers: h });
+    await start(w, {
+      deadlines: { validate: 500, score: 60_000, decide: 60_000, payout: 60_000, reverse: 60_000 },
+    });
+    const f = await waitForFinding(w, "the stuck finding", (x) => x.kind === FindingKinds.StuckTransfer);
+    expect(f.key).toBe("t-parked@validate");
+    expect(f.summary).toMatch(/parked in the DLQ by validator$/);
+    expect(f.evidence.dlq).toEqual([
+      {
+        seq: parked.seq,
+        stage: "validator",
+        errorClass: "ContractError",
+        reason: "invalid transfers.requested: /data/currency must be a string",
+      },
+    ]);
+  });
+
   it("reconciler - a stuck finding opened by an instance that stopped is closed by another one", async () => {
     w = await startWorld(bankSim);
     const p = new Pipeline(w);
@@ -182,7 +208,7 @@ describe("reconciler", () => {
       state: "opened",
       key: "acc-x/EUR",
       account: "acc-x",
-      command: "pnpm jetmesh rebuild --check",
+      command: "pnpm --filter @jetmesh/ledger rebuild",
       evidence: { currency: "EUR", served: "999", fold: "750", appliedSeq: 2, redisKey: "ledger:bal:acc-x" },
     });
     expect(await registry.metrics()).toMatch(
@@ -313,7 +339,7 @@ describe("reconciler", () => {
       state: "opened",
       key: `DLQ#${ack.seq}`,
       transferId: "t-poison",
-      command: "pnpm jetmesh dlq ls",
+      command: `pnpm jetmesh dlq show ${ack.seq}`,
       evidence: {
         seq: ack.seq,
         stage: "payout",

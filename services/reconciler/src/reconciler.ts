@@ -26,7 +26,7 @@ import { type BankReader, compareWithBank, createBankReader, noRecord, type Payo
 import { type Discrepancy, FindingBook } from "./book.ts";
 import { type Step, StepEnds } from "./catalog.ts";
 import type { ReconcilerSettings } from "./config.ts";
-import { DlqLedger } from "./dlq.ts";
+import { DlqLedger, type Parked } from "./dlq.ts";
 import { checkDeclaredSettings } from "./drift.ts";
 import { LedgerFold, type Overdraft } from "./fold.ts";
 import { StreamFollower } from "./follower.ts";
@@ -341,7 +341,8 @@ class Running implements Reconciler {
         t.flagged = step;
         continue;
       }
-      if (await this.#report(stuckFinding(t, now, this.#s.deadlines[step]))) t.flagged = step;
+      const parked = this.#dlq.parkedFor(t.transferId);
+      if (await this.#report(stuckFinding(t, now, this.#s.deadlines[step], parked))) t.flagged = step;
       else if (this.#book?.get(FindingKinds.StuckTransfer, `${t.transferId}@${step}`)) t.flagged = step;
     }
   }
@@ -351,11 +352,12 @@ class Running implements Reconciler {
     const out = new Set<string>();
     for (const f of this.openFindings())
       if (f.kind === FindingKinds.ProjectionMismatch && f.account) out.add(f.account);
+    // Moved accounts beyond the sample's size wait for the next one.
     for (const a of this.#dirty) {
       if (out.size >= this.#s.sampleSize) break;
       out.add(a);
+      this.#dirty.delete(a);
     }
-    this.#dirty.clear();
     for (let i = 0; i < this.#s.sampleSize && out.size < this.#s.sampleSize && this.#accounts.length; i++)
       out.add(this.#accounts[Math.floor(Math.random() * this.#accounts.length)] as string);
     return [...out];
@@ -500,14 +502,22 @@ class Running implements Reconciler {
   }
 }
 
-function stuckFinding(t: OpenTransfer, now: number, deadlineMs: number): Discrepancy {
+function stuckFinding(
+  t: OpenTransfer,
+  now: number,
+  deadlineMs: number,
+  parked: readonly Parked[],
+): Discrepancy {
   const step = t.step as Step;
   const end = StepEnds[step];
+  const inDlq = parked.length
+    ? `; parked in the DLQ by ${[...new Set(parked.map((p) => p.stage))].join(", ")}`
+    : "";
   return {
     kind: FindingKinds.StuckTransfer,
     key: `${t.transferId}@${step}`,
     transferId: t.transferId,
-    summary: `transfer ${t.transferId} has waited ${Math.round((now - t.since) / 1000)} s for ${end.stage} (step ${step}, deadline ${deadlineMs} ms)`,
+    summary: `transfer ${t.transferId} has waited ${Math.round((now - t.since) / 1000)} s for ${end.stage} (step ${step}, deadline ${deadlineMs} ms)${inDlq}`,
     evidence: {
       step,
       waitingFor: end.stage,
@@ -516,6 +526,16 @@ function stuckFinding(t: OpenTransfer, now: number, deadlineMs: number): Discrep
       deadlineMs,
       ageMs: now - t.since,
       // In the order they were stored (the followers read the streams side by side).
+      ...(parked.length
+        ? {
+            dlq: parked.map((p) => ({
+              seq: p.seq,
+              stage: p.stage,
+              errorClass: p.errorClass,
+              reason: p.reason,
+            })),
+          }
+        : {}),
       lineage: [...t.events]
         .sort((a, b) => a.at - b.at || PIPELINE_ORDER.indexOf(a.type) - PIPELINE_ORDER.indexOf(b.type))
         .map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
