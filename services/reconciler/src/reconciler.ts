@@ -10,7 +10,7 @@ import {
   StreamNames,
   Streams,
 } from "@jetmesh/contracts";
-import { ensureStream, type StageSettings, untilAnswered } from "@jetmesh/stage";
+import { ensureStream, type StageSettings, StreamMissingError, untilAnswered } from "@jetmesh/stage";
 import {
   type JetStreamClient,
   type JetStreamManager,
@@ -134,9 +134,21 @@ class Running implements Reconciler {
     const jsm = await untilAnswered(this.#log, "jetstream", () => jetstreamManager(this.#o.nc));
     this.#jsm = jsm;
     this.#waitingFor = `stream ${StreamNames.Reconcile}`;
-    await untilAnswered(this.#log, `stream ${StreamNames.Reconcile}`, () =>
-      ensureStream(jsm, Streams.RECONCILE, { replicas: this.#o.stage.replicas, logger: this.#log }),
-    );
+    for (;;) {
+      try {
+        await untilAnswered(this.#log, `stream ${StreamNames.Reconcile}`, () =>
+          ensureStream(jsm, Streams.RECONCILE, { replicas: this.#o.stage.replicas, logger: this.#log }),
+        );
+        break;
+      } catch (err) {
+        // Permissions that leave creation to the deploy step: wait for it, unready, as a stage does.
+        if (!(err instanceof StreamMissingError)) throw err;
+        this.#waitingFor = err.message;
+        this.#log.warn({ stream: StreamNames.Reconcile }, err.message);
+        await sleep(2000);
+        if (this.#stopped) return;
+      }
+    }
     const book = new FindingBook({
       js: this.#js,
       jsm,
@@ -155,6 +167,7 @@ class Running implements Reconciler {
     const own = this.#follow(StreamNames.Reconcile, (m) => book.read(m));
     this.#waitingFor = "the findings on RECONCILE";
     await own.caughtUp();
+    if (this.#stopped) return;
     for (const stream of PipelineStreams) this.#follow(stream, (m) => this.#onEvent(stream, m));
     this.#follow(StreamNames.Dlq, (m) => this.#dlq.read(m));
     for (const f of this.#followers.values()) {
@@ -162,6 +175,7 @@ class Running implements Reconciler {
       await f.caughtUp();
       if (this.#stopped) return;
     }
+    if (this.#stopped) return;
     await this.#adoptOpenFindings();
     for (const od of this.#overdrafts.splice(0)) await this.#report(overdraftFinding(od));
     this.#ready = true;
