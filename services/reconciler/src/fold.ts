@@ -123,6 +123,11 @@ export class LedgerFold {
     return { moved: [from, to], overdrafts };
   }
 
+  /** A sequence that holds no event the fold can read: nothing moves, the fold stands past it. */
+  skip(seq: number): void {
+    if (seq > this.seq) this.seq = seq;
+  }
+
   balance(account: string): Balance {
     return this.#balances.get(account) ?? new Map();
   }

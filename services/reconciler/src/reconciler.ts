@@ -230,7 +230,15 @@ class Running implements Reconciler {
     let bank: boolean | undefined;
     if (stream === StreamNames.Ledger) {
       // The fold needs the amounts: the only stream whose bodies are decoded.
-      const env = decodeEvent(m.data);
+      let env: ReturnType<typeof decodeEvent>;
+      try {
+        env = decodeEvent(m.data);
+      } catch (err) {
+        // The ledger skips it too (nothing moves); the fold still stands at this sequence.
+        this.#fold.skip(m.seq);
+        this.#log.error({ err, stream_seq: m.seq }, "undecodable message in LEDGER; folded as nothing");
+        return;
+      }
       transferId = env.correlationId;
       const { moved, overdrafts } = this.#fold.apply(m.seq, env, at);
       for (const a of moved) {
