@@ -544,6 +544,81 @@ describe("nats access", () => {
     expect(violations.join("\n")).toMatch(/attacker" - Publish Violation .*Subject "transfers\.scored\.00"/);
   }, 90_000);
 
+  it("nats access - the reconciler follows every stream, reads consumers and Redis, and writes findings as its own users, and nothing else", async () => {
+    const bank = await startService("bank-sim");
+    const port = await freePort();
+    const child = await spawnProcess({
+      name: "reconciler",
+      command: process.execPath,
+      args: [bundleOf("services/reconciler/src/main.ts")],
+      cwd: root,
+      env: {
+        NATS_URL: nats.url,
+        NATS_NKEY_SEED_FILE: seedOf("reconciler"),
+        ...redisLogin("reconciler"),
+        LOG_LEVEL: "warn",
+        OTEL_SDK_DISABLED: "true",
+        HTTP_HOST: "127.0.0.1",
+        HTTP_PORT: String(port),
+        RECONCILE_BANK_URL: bank.url,
+        ...E2E_SETTINGS,
+        // declared other than any stage runs it: the consumer is reported, drifted or missing
+        JETMESH_MAX_ACK_PENDING: "7",
+        RECONCILE_CONSUMERS: "INGRESS/validator",
+        RECONCILE_SETTINGS_CHECK_MS: "200",
+        RECONCILE_BANK_CHECK_MS: "200",
+        RECONCILE_FULL_CHECK_MS: "200",
+        RECONCILE_DLQ_CHECK_MS: "200",
+      },
+    });
+    try {
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200,
+        {
+          timeoutMs: 30_000,
+          what: `reconciler ready:\n${child.lines().slice(-10).join("\n")}`,
+        },
+      );
+      await waitFor(async () => (await jsm.streams.info(StreamNames.Reconcile)).state.messages > 0, {
+        timeoutMs: 10_000,
+        what: "a finding on RECONCILE",
+      });
+      const finding = await jsm.streams.getMessage(StreamNames.Reconcile, { seq: 1 });
+      expect(finding?.header.get("Jetmesh-Finding-Key")).toBe("consumer:INGRESS/validator");
+      await sleep(600);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const check of ["settings", "projection_full", "bank", "dlq"])
+        expect(metrics, check).toMatch(
+          new RegExp(`jetmesh_reconcile_check_failures_total\\{check="${check}"\\} 0`),
+        );
+      expect(metrics).toMatch(/jetmesh_reconcile_publish_failures_total 0/);
+      expect(nats.logs().filter((l) => /violation/i.test(l) && /reconciler/.test(l))).toEqual([]);
+      // and nothing else: no event, no durable of a stage
+      const nc = await connectNats({
+        url: nats.url,
+        name: "reconciler",
+        auth: { nkeySeed: await seed("reconciler") },
+      });
+      try {
+        await refused("reconciler publishing ledger.posted", () =>
+          jetstream(nc).publish("ledger.posted.00", new Uint8Array([1])),
+        );
+        await refused("reconciler publishing dlq.reconciler", () =>
+          jetstream(nc).publish("dlq.reconciler", new Uint8Array([1])),
+        );
+        const m = await jetstreamManager(nc);
+        await refused("reconciler deleting validator's consumer", () =>
+          m.consumers.delete("INGRESS", "validator"),
+        );
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await child.stop();
+      await bank.child.stop();
+    }
+  }, 60_000);
+
   it("nats access - the gateway's user cannot forge transfers.scored, nor any event it does not own", async () => {
     const before = await jsm.streams.info(StreamNames.Risk);
     const owned: Record<Service, readonly string[]> = {

@@ -23,8 +23,19 @@ import { applyLedgerEvent, emptyFold } from "@jetmesh/ledger/fold";
 import { createLedgerStore } from "@jetmesh/ledger/store";
 import { posted, reversed } from "@jetmesh/ledger/test-support";
 import { createVelocityStore } from "@jetmesh/risk/velocity";
+import { LedgerFold } from "@jetmesh/reconciler/fold";
+import { compareAccounts, servedAccounts } from "@jetmesh/reconciler/projection";
 
-const SERVICES = ["validator", "risk", "ledger", "payout", "gateway", "ops", "replica"] as const;
+const SERVICES = [
+  "validator",
+  "risk",
+  "ledger",
+  "payout",
+  "gateway",
+  "reconciler",
+  "ops",
+  "replica",
+] as const;
 const NOPERM = /NOPERM/;
 /** How Redis 7.0 words a refusal inside a script (7.2+ says NOPERM there too). */
 const SCRIPT_REFUSED = /NOPERM|can't run this command|can't access at least one of the keys/;
@@ -306,6 +317,30 @@ describe("redis access: refused outside its keys", () => {
     await expect(gateway.get("ledger:applied-seq")).rejects.toThrow(NOPERM);
     await expect(gateway.hgetall("ledger:outcome:t-1")).rejects.toThrow(NOPERM);
     expect(await admin.hgetall("ledger:bal:acc-g")).toEqual({ EUR: "10" });
+  });
+
+  it("redis access - the reconciler's user compares the balance projection with its fold and writes nothing", async () => {
+    const admin = connectAs("admin");
+    await admin.hset("ledger:bal:acc-r1", "EUR", "-70");
+    await admin.hset("ledger:bal:acc-r2", "EUR", "70");
+    await admin.sadd("ledger:accounts", "acc-r1", "acc-r2");
+    await admin.set("ledger:applied-seq", "1");
+    await admin.set("ledger:epoch", "{}");
+    const fold = new LedgerFold();
+    fold.apply(
+      1,
+      posted({ transferId: "t-r", from: "acc-r1", to: "acc-r2", amountMinor: 70, currency: "EUR" }),
+      Date.now(),
+    );
+    const reconciler = connectAs("reconciler");
+    expect(await servedAccounts(reconciler)).toEqual(expect.arrayContaining(["acc-r1", "acc-r2"]));
+    const checks = await compareAccounts(reconciler, fold, ["acc-r1", "acc-r2"]);
+    expect(checks.map((c) => c.kind)).toEqual(["equal", "equal"]);
+    await expect(reconciler.hset("ledger:bal:acc-r1", "EUR", "0")).rejects.toThrow(NOPERM);
+    await expect(reconciler.set("ledger:applied-seq", "9")).rejects.toThrow(NOPERM);
+    await expect(reconciler.del("ledger:epoch")).rejects.toThrow(NOPERM);
+    await expect(reconciler.hgetall("ledger:outcome:t-r")).rejects.toThrow(NOPERM);
+    await expect(reconciler.get("gateway:idem:x")).rejects.toThrow(NOPERM);
   });
 
   it("redis access - the payout's user cannot read the gateway's idempotency records, status or rate limits", async () => {

@@ -135,6 +135,17 @@ export function targets(rows: readonly RowResult[]): Target[] {
       out.push({ name: `${r.id}: ${name} peak RSS`, value: rss, limit: 150, unit: "MB", met: rss < 150 });
     }
   }
+  for (const r of rows) {
+    const pct = r.facts?.reconciler_cpu_pct_of_pipeline;
+    if (typeof pct !== "number") continue;
+    out.push({
+      name: `${r.id}: reconciler CPU/transfer, % of the pipeline's (${r.facts?.reconciler_cpu_us_per_transfer} of ${r.facts?.pipeline_cpu_us_per_transfer} µs)`,
+      value: pct,
+      limit: 10,
+      unit: "% (≤)",
+      met: pct <= 10,
+    });
+  }
   const sat = rows.find((r) => r.id === "pipeline.saturation");
   if (sat)
     out.push({

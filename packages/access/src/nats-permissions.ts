@@ -167,6 +167,8 @@ function check(services: readonly ServiceManifest[], streams: Readonly<Record<st
         if (def && !def.eventTypes.includes(t as EventType))
           problems.push(`${m.name} output: ${o.stream} does not store ${t}`);
       }
+      if (def && def.eventTypes.length === 0 && def.owner !== m.name && def.name !== "DLQ")
+        problems.push(`${m.name} output: ${o.stream} is written by ${def.owner} alone`);
     }
     for (const f of m.follows ?? []) known(`${m.name} follows`, f.stream);
     for (const w of m.watches ?? []) known(`${m.name} watches`, w.stream);
@@ -223,6 +225,9 @@ function servicePermissions(
     // A duplicate PubAck is checked against the stored message; the gateway reads its requests back.
     pub.allow(`${API}.STREAM.MSG.GET.${out.stream}`);
     for (const t of out.types) pub.allow(subjectFilter(t as EventType));
+    // A stream that stores no pipeline event (RECONCILE) is written on its own subjects, by
+    // its owner alone.
+    if (def.eventTypes.length === 0 && def.owner === m.name) pub.allow(...def.subjects);
   }
 
   if (m.dlq) {

@@ -38,6 +38,7 @@ describe("access", () => {
       "gateway",
       "ledger",
       "payout",
+      "reconciler",
       "risk",
       "validator",
       "ops",
@@ -62,6 +63,8 @@ describe("access", () => {
       "dlq.ledger",
     ]);
     expect(eventSubjects("payout")).toEqual(["payouts.completed.*", "payouts.failed.*", "dlq.payout"]);
+    // the reconciler writes findings on RECONCILE's own subjects, and no event
+    expect(eventSubjects("reconciler")).toEqual(["reconcile.>"]);
     // Every event subject has exactly one publisher: the stream's owner in the contracts.
     for (const def of Object.values(Streams)) {
       for (const subject of def.subjects.filter((s) => !s.startsWith("dlq."))) {

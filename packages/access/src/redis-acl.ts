@@ -116,6 +116,16 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
     ],
   },
   {
+    user: "reconciler",
+    // services/reconciler/src/projection.ts: one MULTI of GET ledger:applied-seq, EXISTS
+    // ledger:epoch and HGETALL ledger:bal:<account> per account; SSCAN ledger:accounts.
+    purpose:
+      "the reconciler: reads the ledger's balance projection to compare it with LEDGER, writes nothing",
+    keys: [],
+    readKeys: ["ledger:bal:*", "ledger:accounts", "ledger:applied-seq", "ledger:epoch"],
+    commands: [...CLIENT, "+multi", "+exec", "+get", "+exists", "+hgetall", "+sscan"],
+  },
+  {
     user: "ops",
     // `jetmesh ledger rebuild` (GET, SCAN, HGETALL) and operators looking around: every read,
     // no write. KEYS, SORT_RO and INFO's kin are in @dangerous; INFO is put back for the client.

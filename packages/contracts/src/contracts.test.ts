@@ -4,6 +4,12 @@ import { describe, expect, it } from "vitest";
 import {
   ContractError,
   decodeEvent,
+  decodeFinding,
+  encodeFinding,
+  type Finding,
+  findingHeaders,
+  findingIdOf,
+  findingSubject,
   encodeEvent,
   eventHeaders,
   EventTypes,
@@ -160,5 +166,32 @@ describe("contracts", () => {
       expect(cfg.retention).toBe("limits");
       expect(cfg.duplicate_window).toBeGreaterThan(0);
     }
+  });
+
+  it("contracts - a finding survives encode and decode; one id and one subject per kind and key", () => {
+    const f: Finding = {
+      findingId: findingIdOf("stuck_transfer", "t-1@score"),
+      kind: "stuck_transfer",
+      state: "opened",
+      key: "t-1@score",
+      transferId: "t-1",
+      summary: "transfer t-1 has waited 61 s for risk",
+      evidence: { step: "score", lineage: [{ type: "transfers.validated", seq: 3 }] },
+      command: "pnpm jetmesh trace t-1",
+      openedAt: "2026-11-30T00:00:00.000Z",
+      at: "2026-11-30T00:00:00.000Z",
+      instance: "host-1",
+    };
+    expect(decodeFinding(encodeFinding(f))).toEqual(f);
+    expect(findingIdOf("stuck_transfer", "t-1@score")).toBe(f.findingId);
+    expect(findingIdOf("stuck_transfer", "t-1@decide")).not.toBe(f.findingId);
+    expect(findingSubject(f.kind, f.findingId)).toBe(`reconcile.stuck_transfer.${f.findingId}`);
+    expect(() => encodeFinding({ ...f, kind: "other" as never })).toThrow(ContractError);
+    const h = findingHeaders(f, 0);
+    expect(h[Headers.MsgId]).toBe(findingHeaders({ ...f, at: "2026-11-30T01:00:00.000Z" }, 0)[Headers.MsgId]);
+    expect(h[Headers.MsgId]).not.toBe(findingHeaders(f, 7)[Headers.MsgId]);
+    expect(h[Headers.CorrelationId]).toBe("t-1");
+    expect(Streams.RECONCILE.subjects).toEqual(["reconcile.>"]);
+    expect(PipelineStreams).not.toContain("RECONCILE");
   });
 });

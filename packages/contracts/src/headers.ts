@@ -32,6 +32,10 @@ export const Headers = {
   DlqSubject: "Jetmesh-Dlq-Subject",
   DlqSequence: "Jetmesh-Dlq-Sequence",
   DlqDeliveries: "Jetmesh-Dlq-Deliveries",
+  /** Set on RECONCILE findings: the kind, `opened` or `closed`, and what it is about. */
+  FindingKind: "Jetmesh-Finding-Kind",
+  FindingState: "Jetmesh-Finding-State",
+  FindingKey: "Jetmesh-Finding-Key",
 } as const;
 export type HeaderName = (typeof Headers)[keyof typeof Headers];
 

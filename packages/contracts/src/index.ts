@@ -42,6 +42,18 @@ export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.t
 export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";
 export { AccountPatterns, LedgerProjection } from "./projections.ts";
 export {
+  decodeFinding,
+  encodeFinding,
+  FINDING_VERSION,
+  FindingKinds,
+  FindingStates,
+  FindingV1,
+  findingHeaders,
+  findingIdOf,
+  findingSubject,
+} from "./reconcile.ts";
+export type { Finding, FindingKind, FindingState } from "./reconcile.ts";
+export {
   ClientsFileSchema,
   hashKey,
   newApiKey,

@@ -10,6 +10,11 @@ export const LedgerProjection = {
   accountsKey: "ledger:accounts",
   /** String: the LEDGER stream sequence the projection has applied up to. */
   appliedSeqKey: "ledger:applied-seq",
+  /**
+   * String: present while the projection is whole (JSON naming the LEDGER it was built from);
+   * absent while the ledger restores it, when no reader should judge it.
+   */
+  epochKey: "ledger:epoch",
   /** The boundary account: money enters and leaves the system through it; it may go negative. */
   externalAccount: "external",
 } as const;

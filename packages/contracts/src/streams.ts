@@ -11,6 +11,7 @@ export const StreamNames = {
   Ledger: "LEDGER",
   Payouts: "PAYOUTS",
   Dlq: "DLQ",
+  Reconcile: "RECONCILE",
 } as const;
 export type StreamName = (typeof StreamNames)[keyof typeof StreamNames];
 
@@ -99,10 +100,23 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     critical: false,
     maxMsgSize: 1024 * 1024,
   },
+  // Not a pipeline stream: no stage consumes it, so it stores no event type (PipelineStreams
+  // leaves it out) and losing it breaks no invariant; the reconciler writes each finding's
+  // history on its own subject (contracts reconcile.ts).
+  RECONCILE: {
+    name: "RECONCILE",
+    owner: "reconciler",
+    description: "discrepancies the reconciler found, opened and closed, one subject per finding",
+    subjects: ["reconcile.>"],
+    eventTypes: [],
+    ...common,
+    critical: false,
+    maxBytes: GiB,
+  },
 };
 
 /**
- * The streams that carry events, in pipeline order (every stream but the DLQ): the one list
+ * The streams that carry events, in pipeline order (every stream but the DLQ and RECONCILE): the one list
  * the quiet wait, the status projection and chaos read, so that a stream added to
  * {@link Streams} is never silently left out of them.
  */

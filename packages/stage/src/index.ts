@@ -44,10 +44,12 @@ export { createStageMetrics, metricsRegistry } from "./metrics.ts";
 export type { StageMetrics } from "./metrics.ts";
 export {
   consumerConfig,
+  consumerDrift,
   ensureConsumer,
   ensureStream,
   provisionStreams,
   StreamMissingError,
+  streamDrift,
 } from "./provision.ts";
 export type { ConsumerSpec, ConsumerStart } from "./provision.ts";
 export { openPositions, POSITIONS_BUCKET } from "./positions.ts";

@@ -1,4 +1,4 @@
-import { type StreamDefinition, Streams, toStreamConfig } from "@jetmesh/contracts";
+import { type StreamConfigJson, type StreamDefinition, Streams, toStreamConfig } from "@jetmesh/contracts";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -71,7 +71,18 @@ export async function ensureStream(
       info = await jsm.streams.info(def.name);
     }
   }
-  const have = info.config;
+  const drift = streamDrift(info.config, want);
+  if (drift.length)
+    opts.logger.warn({ stream: def.name, drift }, "stream settings differ from its definition");
+  return { info, created, drift };
+}
+
+/**
+ * How a stream's server config differs from its declared config (`toStreamConfig`): one
+ * `<setting>: server <value>, declared <value>` per difference, empty when none. Pure: the
+ * start-up check and the reconciler's running check read the same list.
+ */
+export function streamDrift(have: StreamConfig, want: StreamConfigJson): string[] {
   const drift: string[] = [];
   const cmp = (name: string, a: unknown, b: unknown) => {
     if (JSON.stringify(a) !== JSON.stringify(b))
@@ -85,9 +96,31 @@ export async function ensureStream(
   cmp("num_replicas", have.num_replicas, want.num_replicas);
   cmp("deny_delete", have.deny_delete ?? false, want.deny_delete);
   cmp("deny_purge", have.deny_purge ?? false, want.deny_purge);
-  if (drift.length)
-    opts.logger.warn({ stream: def.name, drift }, "stream settings differ from its definition");
-  return { info, created, drift };
+  return drift;
+}
+
+/**
+ * How a durable consumer's server config differs from {@link consumerConfig} of its spec, in
+ * the settings the runtime's redelivery horizon rests on: one `<setting>: server <value>,
+ * declared <value>` per difference, empty when none. Pure.
+ */
+export function consumerDrift(have: ConsumerConfig, spec: ConsumerSpec): string[] {
+  const want = consumerConfig(spec);
+  const drift: string[] = [];
+  const keys = [
+    "ack_policy",
+    "ack_wait",
+    "backoff",
+    "max_deliver",
+    "max_ack_pending",
+    "filter_subject",
+  ] as const;
+  for (const k of keys) {
+    const a = JSON.stringify(have[k] ?? null);
+    const b = JSON.stringify(want[k] ?? null);
+    if (a !== b) drift.push(`${k}: server ${a}, declared ${b}`);
+  }
+  return drift;
 }
 
 /** A refusal by the server's permissions; nats.js wraps it in the request's error. */
@@ -222,21 +255,7 @@ export async function ensureConsumer(
   const want = consumerConfig(spec);
   try {
     const info = await jsm.consumers.info(spec.stream, spec.durable);
-    const have = info.config;
-    const drift: string[] = [];
-    const keys = [
-      "ack_policy",
-      "ack_wait",
-      "backoff",
-      "max_deliver",
-      "max_ack_pending",
-      "filter_subject",
-    ] as const;
-    for (const k of keys) {
-      const a = JSON.stringify(have[k] ?? null);
-      const b = JSON.stringify(want[k] ?? null);
-      if (a !== b) drift.push(`${k}: server ${a}, declared ${b}`);
-    }
+    const drift = consumerDrift(info.config, spec);
     if (drift.length)
       logger.warn(
         { stream: spec.stream, consumer: spec.durable, drift },

@@ -372,6 +372,21 @@ describe("invariant checker", () => {
     }
   });
 
+  it("invariants - a stream the contracts declare as records (RECONCILE's findings) is no event stream: not read under I5", async () => {
+    await healthy();
+    // healthy() provisioned every stream of the contracts, RECONCILE included.
+    expect((await jsm.streams.info(Streams.RECONCILE.name)).config.subjects).toEqual([
+      ...Streams.RECONCILE.subjects,
+    ]);
+    await jetstream(nc).publish(
+      "reconcile.stuck_transfer.x",
+      new TextEncoder().encode("a finding, not an envelope"),
+    );
+    const r = await checkInvariants({ nc, accepted, balances: fixedBalances(healthyBalances) });
+    expect(r.counts.events.RECONCILE).toBeUndefined();
+    expect(r.violations).toEqual([]);
+  });
+
   it("invariants - without a balance source I3 and I4 are skipped, not passed silently", async () => {
     await healthy();
     const r = await checkInvariants({ nc, accepted });

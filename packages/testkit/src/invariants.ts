@@ -1,4 +1,4 @@
-import { EventTypes, Headers, LedgerProjection, StreamNames } from "@jetmesh/contracts";
+import { EventTypes, Headers, LedgerProjection, StreamNames, Streams } from "@jetmesh/contracts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Balances, BalanceSource } from "./invariants-balances.ts";
@@ -158,6 +158,15 @@ const KNOWN = [
 /** KV buckets and object stores are streams too, but hold no events. */
 const STORE_PREFIXES = ["KV_", "OBJ_"];
 
+/**
+ * Streams the contracts declare as records, not events (no event types: the reconciler's
+ * findings, operators' actions), the DLQ aside: their messages are no envelopes, so I5 skips
+ * them. A stream the contracts do not declare is still read and checked.
+ */
+const RECORDS: readonly string[] = Object.values(Streams)
+  .filter((d) => d.eventTypes.length === 0 && d.name !== StreamNames.Dlq)
+  .map((d) => d.name);
+
 /** The event types a stage consumes to produce each type: the valid types of a cause. */
 const CAUSE_TYPES: Readonly<Record<string, readonly string[] | "request">> = {
   [EventTypes.TransferRequested]: "request",
@@ -216,7 +225,8 @@ async function readAll(nc: NatsConnection): Promise<Snapshot> {
   // stream nobody declared is read, and its events must pass I5 like the others.
   const names: string[] = [...KNOWN];
   for await (const n of jsm.streams.names())
-    if (!names.includes(n) && !STORE_PREFIXES.some((p) => n.startsWith(p))) names.push(n);
+    if (!names.includes(n) && !RECORDS.includes(n) && !STORE_PREFIXES.some((p) => n.startsWith(p)))
+      names.push(n);
   const positions = new Map<string, StreamPosition>();
   for (const [i, p] of (await Promise.all(names.map((n) => streamPosition(jsm, n)))).entries())
     positions.set(names[i] as string, p);

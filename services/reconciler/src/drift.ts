@@ -1,0 +1,85 @@
+import { FindingKinds, Streams, toStreamConfig } from "@jetmesh/contracts";
+import { consumerDrift, type StageSettings, streamDrift } from "@jetmesh/stage";
+import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import type { Discrepancy } from "./book.ts";
+import { type DeclaredConsumer, specOf } from "./catalog.ts";
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === 10059 || err.code === 10014);
+}
+
+/** The key of a stream's or a consumer's settings finding. */
+export const streamKey = (name: string) => `stream:${name}`;
+export const consumerKey = (c: { stream: string; durable: string }) => `consumer:${c.stream}/${c.durable}`;
+
+/**
+ * Compares every stream of the contracts and every declared durable consumer with what the
+ * server holds, with the runtime's own comparison (`streamDrift`, `consumerDrift` of
+ * @jetmesh/stage, which the stages run once at start): a stream or consumer missing, or a
+ * setting that differs, is a discrepancy. Nothing is changed.
+ * @returns the discrepancies, and the keys checked (an unreachable server checks none).
+ */
+export async function checkDeclaredSettings(
+  jsm: JetStreamManager,
+  consumers: readonly DeclaredConsumer[],
+  settings: Pick<StageSettings, "ackWaitMs" | "maxAckPending" | "replicas">,
+): Promise<{ found: Discrepancy[]; checked: string[] }> {
+  const found: Discrepancy[] = [];
+  const checked: string[] = [];
+  const missingStreams = new Set<string>();
+  for (const def of Object.values(Streams)) {
+    const key = streamKey(def.name);
+    const want = toStreamConfig(def, { replicas: settings.replicas });
+    try {
+      const info = await jsm.streams.info(def.name);
+      const drift = streamDrift(info.config, want);
+      if (drift.length)
+        found.push({
+          kind: FindingKinds.SettingsDrift,
+          key,
+          summary: `stream ${def.name} differs from its definition: ${drift.join("; ")}`,
+          evidence: { stream: def.name, drift },
+          command: `nats stream info ${def.name}`,
+        });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      missingStreams.add(def.name);
+      found.push({
+        kind: FindingKinds.SettingsDrift,
+        key,
+        summary: `stream ${def.name} is missing`,
+        evidence: { stream: def.name, missing: true },
+        command: `nats stream add --config deploy/streams/${def.name}.json`,
+      });
+    }
+    checked.push(key);
+  }
+  for (const c of consumers) {
+    const key = consumerKey(c);
+    checked.push(key);
+    if (missingStreams.has(c.stream)) continue;
+    const spec = specOf(c, settings);
+    try {
+      const info = await jsm.consumers.info(c.stream, c.durable);
+      const drift = consumerDrift(info.config, spec);
+      if (drift.length)
+        found.push({
+          kind: FindingKinds.SettingsDrift,
+          key,
+          summary: `consumer ${c.durable} on ${c.stream} differs from what its stage declares: ${drift.join("; ")}`,
+          evidence: { stream: c.stream, consumer: c.durable, drift },
+          command: `nats consumer info ${c.stream} ${c.durable}`,
+        });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      found.push({
+        kind: FindingKinds.SettingsDrift,
+        key,
+        summary: `consumer ${c.durable} on ${c.stream} is missing`,
+        evidence: { stream: c.stream, consumer: c.durable, missing: true },
+        command: "pnpm jetmesh status",
+      });
+    }
+  }
+  return { found, checked };
+}

@@ -1,0 +1,13 @@
+export { compareWithBank, createBankReader } from "./bank.ts";
+export type { BankPayout, BankReader, BankRefusal, PayoutOutcome } from "./bank.ts";
+export { FindingBook } from "./book.ts";
+export type { Discrepancy } from "./book.ts";
+export { DeclaredConsumers, Steps, specOf } from "./catalog.ts";
+export type { DeclaredConsumer, Step } from "./catalog.ts";
+export { loadConfig, ReconcilerEnv } from "./config.ts";
+export type { ReconcilerConfig, ReconcilerSettings } from "./config.ts";
+export { LedgerFold } from "./fold.ts";
+export { Checks } from "./metrics.ts";
+export { startReconciler } from "./reconciler.ts";
+export type { Reconciler, ReconcilerOptions, ScheduledCheck } from "./reconciler.ts";
+export { SagaTracker } from "./sagas.ts";

@@ -1,0 +1,128 @@
+import { type Finding, FindingKinds } from "@jetmesh/contracts";
+import { Counter, Gauge, type Registry } from "prom-client";
+
+/** Names of the scheduled and per-event checks (`check` label). */
+export const Checks = {
+  /** One pipeline event read and applied to the sagas (and the fold, for LEDGER). */
+  Event: "event",
+  Deadlines: "deadlines",
+  ProjectionSample: "projection_sample",
+  ProjectionFull: "projection_full",
+  Bank: "bank",
+  Dlq: "dlq",
+  Settings: "settings",
+} as const;
+export type Check = (typeof Checks)[keyof typeof Checks];
+
+/**
+ * The reconciler's metrics, on the stage runtime's registry. Labels are bounded: finding
+ * kinds, check names, stream names, stages and error classes; never a transfer or an account.
+ * Open findings are the ones on RECONCILE (the same in every instance): alert on max() by kind.
+ */
+export function createReconcilerMetrics(
+  registry: Registry,
+  o: { openFindings: () => readonly Finding[]; now?: () => number },
+) {
+  const registers = [registry];
+  const now = o.now ?? Date.now;
+  const kinds = Object.values(FindingKinds);
+  new Gauge({
+    name: "jetmesh_reconcile_open_findings",
+    help: "Discrepancies open on RECONCILE, by kind",
+    labelNames: ["kind"] as const,
+    registers,
+    collect() {
+      const open = o.openFindings();
+      for (const kind of kinds) this.set({ kind }, open.filter((f) => f.kind === kind).length);
+    },
+  });
+  new Gauge({
+    name: "jetmesh_reconcile_oldest_open_finding_seconds",
+    help: "Age of the oldest open discrepancy, by kind (0 when none is open)",
+    labelNames: ["kind"] as const,
+    registers,
+    collect() {
+      const open = o.openFindings();
+      const t = now();
+      for (const kind of kinds) {
+        const oldest = Math.min(...open.filter((f) => f.kind === kind).map((f) => Date.parse(f.openedAt)));
+        this.set({ kind }, Number.isFinite(oldest) ? Math.max(0, (t - oldest) / 1000) : 0);
+      }
+    },
+  });
+  const checks = new Counter({
+    name: "jetmesh_reconcile_checks_total",
+    help: "Checks run: one per pipeline event read, and one per account, transfer or setting a scheduled check compared",
+    labelNames: ["check"] as const,
+    registers,
+  });
+  const checkFailures = new Counter({
+    name: "jetmesh_reconcile_check_failures_total",
+    help: "Scheduled checks that could not run (the bank, Redis or NATS did not answer)",
+    labelNames: ["check"] as const,
+    registers,
+  });
+  for (const check of Object.values(Checks)) {
+    checks.inc({ check }, 0);
+    checkFailures.inc({ check }, 0);
+  }
+  const written = new Counter({
+    name: "jetmesh_reconcile_findings_written_total",
+    help: "Finding events this instance wrote to RECONCILE, by kind and state (another instance may have written the rest)",
+    labelNames: ["kind", "state"] as const,
+    registers,
+  });
+  const publishFailures = new Counter({
+    name: "jetmesh_reconcile_publish_failures_total",
+    help: "Finding events RECONCILE did not take (full or unreachable); the next check tries again",
+    registers,
+  });
+  publishFailures.inc(0);
+  const lagMessages = new Gauge({
+    name: "jetmesh_reconcile_lag_messages",
+    help: "Messages stored in a stream and not read by the reconciler yet",
+    labelNames: ["stream"] as const,
+    registers,
+  });
+  const lagSeconds = new Gauge({
+    name: "jetmesh_reconcile_lag_seconds",
+    help: "Age of the oldest message of a stream the reconciler has not read (0 when caught up)",
+    labelNames: ["stream"] as const,
+    registers,
+  });
+  const dlqMessages = new Gauge({
+    name: "jetmesh_reconcile_dlq_messages",
+    help: "Messages in the DLQ, by the stage that parked them and the error class",
+    labelNames: ["stage", "error"] as const,
+    registers,
+  });
+  const dlqOldest = new Gauge({
+    name: "jetmesh_reconcile_dlq_oldest_message_age_seconds",
+    help: "Age of the oldest message in the DLQ (0 when empty)",
+    registers,
+  });
+  const ready = new Gauge({
+    name: "jetmesh_reconcile_ready",
+    help: "1 once the reconciler has read every stream to its end at start and checks run",
+    registers,
+  });
+  ready.set(0);
+  const openTransfers = new Gauge({
+    name: "jetmesh_reconcile_open_transfers",
+    help: "Accepted transfers without their terminal outcome yet",
+    registers,
+  });
+  return {
+    checks,
+    checkFailures,
+    written,
+    publishFailures,
+    lagMessages,
+    lagSeconds,
+    dlqMessages,
+    dlqOldest,
+    ready,
+    openTransfers,
+  };
+}
+export type ReconcilerMetrics = ReturnType<typeof createReconcilerMetrics>;
