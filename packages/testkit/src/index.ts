@@ -8,6 +8,7 @@
 export {
   bundleOf,
   ensureBinaries,
+  ensurePromtool,
   freePort,
   killAll,
   liveProcessIds,
