@@ -23,7 +23,8 @@ interface ComposeService {
   build?: { context: string; dockerfile: string };
   environment?: Record<string, string>;
   image?: string;
-  depends_on?: string[];
+  depends_on?: string[] | Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
   volumes?: string[];
   ports?: string[];
   secrets?: (string | { source: string; target: string })[];
@@ -72,7 +73,8 @@ describe("deploy", () => {
     // three NATS nodes with their configs, clustered (the routes and their credentials are the
     // generated include; test/nats-access.test.ts routes two nodes from these files), fsync always
     for (const n of ["nats-1", "nats-2", "nats-3"]) {
-      expect(s[n]?.image).toMatch(/^nats:2\.1\d/);
+      expect(s[n]?.image).toMatch(/^nats:2\.1\d\.\d+-alpine$/);
+      expect(s[n]?.healthcheck?.test.join(" ")).toContain("/healthz?js-enabled-only=true");
       const conf = read(`deploy/nats/${n}.conf`);
       expect(conf).toMatch(/sync_interval: always/);
       expect(conf).toContain('include "auth/nats-routes.conf"');
@@ -139,10 +141,31 @@ describe("deploy", () => {
       }
       if (!s.jetmesh) continue;
       // a stage waits for the streams the deploy step creates, and has its NATS and Redis user
-      expect(svc.depends_on, s.name).toContain("streams");
+      expect(svc.depends_on, s.name).toMatchObject({
+        streams: { condition: "service_completed_successfully" },
+        "redis-primary": { condition: "service_healthy" },
+      });
       for (const secret of [`nats-${s.name}`, `redis-${s.name}`])
         expect(compose.secrets[secret], `${s.name} secret ${secret}`).toBeDefined();
     }
+  });
+
+  it("deploy - every image in docker-compose is pinned, every server and service has a healthcheck, and starts wait on them", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, ComposeService>;
+    };
+    for (const [name, svc] of Object.entries(compose.services)) {
+      if (svc.image) expect(svc.image, name).toMatch(/:v?\d+\.\d+\.\d+(-[a-z]+)?$/);
+      const isServer = /^(nats-\d|redis-)/.test(name);
+      if (isServer) expect(svc.healthcheck?.test.length, `${name} healthcheck`).toBeGreaterThan(0);
+      if (svc.build) expect(read(svc.build.dockerfile), `${name} HEALTHCHECK`).toMatch(/^HEALTHCHECK /m);
+    }
+    const deps = compose.services.streams?.depends_on as Record<string, { condition: string }>;
+    expect(Object.keys(deps).sort()).toEqual(["nats-1", "nats-2", "nats-3"]);
+    for (const d of Object.values(deps)) expect(d.condition).toBe("service_healthy");
+    expect(compose.services.payout?.depends_on).toMatchObject({
+      "bank-sim": { condition: "service_healthy" },
+    });
   });
 
   it("deploy - Prometheus scrapes /metrics of exactly the catalog's services that serve it, on that port", () => {
@@ -241,7 +264,7 @@ describe("deploy", () => {
       const [build, runtime] = stages as [string, string];
       const lines = (stage: string) => stage.split("\n").filter((l) => l && !l.startsWith("#"));
       // build stage: the locked dependencies of this service, its workspace packages, its bundle
-      expect(lines(build)[0]).toBe("FROM node:20-slim AS build");
+      expect(lines(build)[0]).toBe("FROM node:24.21.0-bookworm-slim AS build");
       expect(build).toContain(`RUN pnpm install --frozen-lockfile --filter "${pkg.name}..."`);
       expect(build).toContain("COPY scripts/build.mjs scripts/");
       // build.mjs reads the service's bundles from its manifest, through the catalog's reader
@@ -257,12 +280,20 @@ describe("deploy", () => {
       ]);
       // runtime stage: node and the service's dist/ alone, started as its package's start script
       const run = lines(runtime);
-      expect(run[0]).toBe("FROM node:20-slim");
+      expect(run[0]).toBe("FROM node:24.21.0-bookworm-slim");
       expect(run.filter((l) => l.startsWith("COPY"))).toEqual([
         `COPY --from=build /app/services/${dir}/dist dist`,
       ]);
-      expect(run.filter((l) => l.startsWith("RUN"))).toEqual([]);
+      // nothing runs in the image but the bank's one folder for its state file
+      expect(run.filter((l) => l.startsWith("RUN"))).toEqual(
+        dir === "bank-sim" ? ["RUN mkdir -p /data && chown node:node /data"] : [],
+      );
       expect(run.at(-1)).toBe('CMD ["node","dist/main.mjs"]');
+      // an unprivileged user, and a HEALTHCHECK on the service's own /healthz
+      expect(run, `${dir} user`).toContain("USER node");
+      expect(runtime, `${dir} healthcheck`).toMatch(
+        /^HEALTHCHECK .*\n\s+CMD \["node","-e","fetch\('http:\/\/127\.0\.0\.1:'\+process\.env\.(?:GATEWAY_OPS|HTTP|BANK)_PORT\+'\/healthz'\)/m,
+      );
       const port = /^ENV .*\b(?:GATEWAY|HTTP|BANK)_PORT=(\d+)/m.exec(runtime)?.[1];
       expect(port, `${dir} sets its port`).toBeDefined();
       expect(runtime).toContain(`EXPOSE ${port}`);
