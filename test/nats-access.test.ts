@@ -23,15 +23,8 @@ import {
   Streams,
 } from "@jetmesh/contracts";
 import { waitForQuiet } from "@jetmesh/mesh";
-import {
-  connectNats,
-  createLogger,
-  createRedis,
-  ensureStream,
-  provisionStreams,
-  readSecretFile,
-  StreamMissingError,
-} from "@jetmesh/stage";
+import { connectNats, createLogger, createRedis, readSecretFile } from "@jetmesh/stage";
+import { ensureStream, provisionStreams, StreamMissingError } from "@jetmesh/stage/internal";
 import {
   bundleOf,
   type ChildHandle,

@@ -1,6 +1,7 @@
 // The event publisher's headers against a real nats-server: what is stored, and what is refused.
 import { ContractError, eventHeaders, Headers, makeEnvelope } from "@jetmesh/contracts";
-import { createEventPublisher, createLogger, stageSettings, startTelemetry } from "@jetmesh/stage";
+import { createLogger, stageSettings, startTelemetry } from "@jetmesh/stage";
+import { createEventPublisher } from "@jetmesh/stage/internal";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Infra, readStream, requested, startInfra } from "./support/infra.ts";

@@ -1,5 +1,5 @@
 // ReplyInbox (PubAcks and confirmed acks through one subscription) against a real nats-server.
-import { ReplyInbox } from "@jetmesh/stage";
+import { ReplyInbox } from "@jetmesh/stage/internal";
 import { type NatsServerHandle, startNats, stopAllProcesses } from "@jetmesh/testkit";
 import {
   connect,

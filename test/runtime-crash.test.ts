@@ -1,7 +1,7 @@
 // A crash at each step of the recipe (the process dies with SIGKILL at a named point),
 // then a restart: exactly one output message and one effect per input.
 import { Streams } from "@jetmesh/contracts";
-import { CrashPoints } from "@jetmesh/stage";
+import { CrashPoints } from "@jetmesh/stage/internal";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Infra, publishEvent, readStream, requested, startInfra } from "./support/infra.ts";

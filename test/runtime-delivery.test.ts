@@ -1,7 +1,8 @@
 // Duplicate windows, idempotency keys, poison messages, settings refused at start,
 // drift reports and the consume supervisor, against a real nats-server and redis-server.
 import { dlqSubject, Headers, Streams, toStreamConfig } from "@jetmesh/contracts";
-import { ConfigError, ensureConsumer, type StageSettings, startTelemetry } from "@jetmesh/stage";
+import { ConfigError, type StageSettings, startTelemetry } from "@jetmesh/stage";
+import { ensureConsumer } from "@jetmesh/stage/internal";
 import { waitFor } from "@jetmesh/testkit";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";

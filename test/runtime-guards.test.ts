@@ -2,7 +2,8 @@
 // a consumer lost long after its keys expired, an attempt that lost its lease, a handler
 // that runs longer than its ack wait. Real nats-server and redis-server.
 import { EventTypes, makeEnvelope, outputEventId, Streams, toStreamConfig } from "@jetmesh/contracts";
-import { createIdempotencyStore, metricsRegistry, type StageSettings, startTelemetry } from "@jetmesh/stage";
+import { metricsRegistry, type StageSettings, startTelemetry } from "@jetmesh/stage";
+import { createIdempotencyStore } from "@jetmesh/stage/internal";
 import { describe, expect, it } from "vitest";
 import { echoHarness } from "./support/echo-harness.ts";
 import { publishEvent, readStream, requested } from "./support/infra.ts";

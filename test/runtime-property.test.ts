@@ -4,16 +4,8 @@
 // message as a dead process would: no ack, no nak, no lease release), so JetStream
 // redelivers after AckWait, exactly the path a real crash takes.
 import { Streams } from "@jetmesh/contracts";
-import {
-  type CrashPoint,
-  CrashPoints,
-  createLogger,
-  createRedis,
-  runStage,
-  SimulatedCrash,
-  stageSettings,
-  startTelemetry,
-} from "@jetmesh/stage";
+import { createLogger, createRedis, runStage, stageSettings, startTelemetry } from "@jetmesh/stage";
+import { type CrashPoint, CrashPoints, SimulatedCrash } from "@jetmesh/stage/internal";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,13 +1,8 @@
 // Retry timing as the server really does it, a DLQ that cannot lose a message, and a
 // dependency outage longer than every retry: real nats-server and redis-server.
 import { Headers, Streams, toStreamConfig } from "@jetmesh/contracts";
-import {
-  metricsRegistry,
-  redeliveryHorizonMs,
-  type StageSettings,
-  stageSettings,
-  startTelemetry,
-} from "@jetmesh/stage";
+import { metricsRegistry, type StageSettings, stageSettings, startTelemetry } from "@jetmesh/stage";
+import { redeliveryHorizonMs } from "@jetmesh/stage";
 import { waitFor } from "@jetmesh/testkit";
 import { describe, expect, it } from "vitest";
 import { echoHarness } from "./support/echo-harness.ts";

@@ -2,7 +2,8 @@
 // servers on 4222/6379), the parent's clients, and what every row does with them: reset the
 // streams, preload input events, watch a consumer's progress, offer a paced load.
 import { type StreamDefinition, Streams, toStreamConfig } from "@jetmesh/contracts";
-import { consumerConfig, stageSettings } from "@jetmesh/stage";
+import { stageSettings } from "@jetmesh/stage";
+import { consumerConfig } from "@jetmesh/stage/internal";
 import {
   type NatsServerHandle,
   type RedisServerHandle,

@@ -12,7 +12,8 @@ import {
   stopAllProcesses,
   waitFor,
 } from "@jetmesh/testkit";
-import { createLogger, provisionStreams } from "@jetmesh/stage";
+import { createLogger } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

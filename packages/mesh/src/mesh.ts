@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { createLogger, provisionStreams } from "@jetmesh/stage";
+import { createLogger } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import {

@@ -12,7 +12,8 @@ import {
   StreamNames,
   subjectFor,
 } from "@jetmesh/contracts";
-import { createLogger, provisionStreams } from "@jetmesh/stage";
+import { createLogger } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import { type NatsServerHandle, startNats, stopAllProcesses } from "@jetmesh/testkit";
 import {
   AckPolicy,

@@ -20,12 +20,12 @@ import {
   defineStage,
   emit,
   PermanentError,
-  provisionStreams,
   type Redis,
   runStage,
   stageSettings,
   TransientError,
 } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import {
   createPrng,
   readStoredEvents,

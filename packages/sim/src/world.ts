@@ -19,16 +19,8 @@ import { payoutStage } from "@jetmesh/payout/stage";
 import { loadConfig as riskConfig } from "@jetmesh/risk/config";
 import { riskStage } from "@jetmesh/risk/stage";
 import { createVelocityStore } from "@jetmesh/risk/velocity";
-import {
-  type CrashHook,
-  type CrashPoint,
-  createLogger,
-  provisionStreams,
-  type Redis,
-  runStage,
-  SimulatedCrash,
-  type StageHandle,
-} from "@jetmesh/stage";
+import { createLogger, type Redis, runStage, type StageHandle } from "@jetmesh/stage";
+import { type CrashHook, type CrashPoint, provisionStreams, SimulatedCrash } from "@jetmesh/stage/internal";
 import {
   type AcceptedTransfer,
   checkBankRecord,

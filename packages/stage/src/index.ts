@@ -1,3 +1,10 @@
+/**
+ * @jetmesh/stage: define a stage and serve it (serveStage, serveProcess), with what a
+ * stage's code and its main.ts use. The machinery behind it (publisher, reply inbox,
+ * provisioning, idempotency store, crash points, metrics) is `@jetmesh/stage/internal`, for
+ * the gateway, the ledger's writer, the bench, tools and tests; `@jetmesh/stage/testing` is
+ * for a stage's own tests.
+ */
 export {
   BaseEnv,
   loadStageConfig,
@@ -11,10 +18,6 @@ export type { NatsAuth, RedisAuth, StageProcessConfig, StageSettings } from "./c
 export { connectNats, createRedis, inboxPrefixOf, maskUrl } from "./connections.ts";
 export { readSecretFile } from "./secrets.ts";
 export type { NatsConnection, Redis } from "./connections.ts";
-export { CrashPoints, createCrashHook, SimulatedCrash } from "./crash-points.ts";
-export type { CrashHook, CrashPoint } from "./crash-points.ts";
-export { park } from "./dead-letter.ts";
-export type { ParkReason, ParkedOrigin } from "./dead-letter.ts";
 export { defineStage, emit, isEvent } from "./define-stage.ts";
 export type {
   Delivery,
@@ -36,28 +39,9 @@ export {
 } from "./errors.ts";
 export { operationalRoutes, serveHttp } from "./http-server.ts";
 export type { HttpServer, ReadinessProbe, Routes } from "./http-server.ts";
-export { createIdempotencyStore } from "./idempotency-store.ts";
-export type { ClaimResult, IdempotencyStore } from "./idempotency-store.ts";
 export { createLogger, maskAccount } from "./logger.ts";
 export type { Logger } from "./logger.ts";
-export { createStageMetrics, metricsRegistry } from "./metrics.ts";
-export type { StageMetrics } from "./metrics.ts";
-export {
-  consumerConfig,
-  consumerDrift,
-  ensureConsumer,
-  ensureStream,
-  provisionStreams,
-  StreamMissingError,
-  streamDrift,
-} from "./provision.ts";
-export type { ConsumerSpec, ConsumerStart } from "./provision.ts";
-export { openPositions, POSITIONS_BUCKET } from "./positions.ts";
-export type { ConsumerPosition, PositionStore } from "./positions.ts";
-export { outputEnvelopes } from "./outputs.ts";
-export { createEventPublisher, PublishErrorCodes } from "./publisher.ts";
-export { ReplyInbox } from "./reply-inbox.ts";
-export type { EventPublisher, PublishOptions, PublisherSettings } from "./publisher.ts";
+export { metricsRegistry } from "./metrics.ts";
 export { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
 export type { HorizonSettings, RetryPolicy } from "./retry-policy.ts";
 export { runStage } from "./run-stage.ts";
@@ -72,8 +56,6 @@ export type {
   StageClients,
 } from "./serve-stage.ts";
 export type { RunStageOptions, StageHandle } from "./run-stage.ts";
-export { checkSettings } from "./settings-check.ts";
-export type { StreamFacts } from "./settings-check.ts";
 export { onShutdown } from "./shutdown.ts";
 export { untilAnswered } from "./start-retry.ts";
 export {

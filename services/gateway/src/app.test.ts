@@ -8,14 +8,8 @@ import {
   StreamNames,
   Streams,
 } from "@jetmesh/contracts";
-import {
-  createEventPublisher,
-  extractContext,
-  provisionStreams,
-  runStage,
-  type StageHandle,
-  stageSettings,
-} from "@jetmesh/stage";
+import { extractContext, runStage, type StageHandle, stageSettings } from "@jetmesh/stage";
+import { createEventPublisher, provisionStreams } from "@jetmesh/stage/internal";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { AckPolicy } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

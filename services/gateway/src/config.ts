@@ -1,11 +1,11 @@
 import {
   BaseEnv,
   ConfigError,
-  type PublisherSettings,
   parseConfig,
   type StageProcessConfig,
   stageProcessConfig,
 } from "@jetmesh/stage";
+import type { PublisherSettings } from "@jetmesh/stage/internal";
 import { Type } from "@sinclair/typebox";
 import type { GatewaySettings } from "./app.ts";
 

@@ -2,7 +2,8 @@
 // (the stream stored the event all the same), a Redis that forgot a key, and keys older
 // than the idempotency horizon. Real nats-server and redis-server.
 import { newTimedId } from "@jetmesh/contracts";
-import { createEventPublisher, PublishError } from "@jetmesh/stage";
+import { PublishError } from "@jetmesh/stage";
+import { createEventPublisher } from "@jetmesh/stage/internal";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {

@@ -1,5 +1,6 @@
 import { Streams } from "@jetmesh/contracts";
-import { ConfigError, ensureStream, type Logger, type PublisherSettings } from "@jetmesh/stage";
+import { ConfigError, type Logger } from "@jetmesh/stage";
+import { ensureStream, type PublisherSettings } from "@jetmesh/stage/internal";
 import type { JetStreamManager } from "@nats-io/jetstream";
 
 /**

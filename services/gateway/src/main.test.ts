@@ -2,7 +2,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { provisionStreams } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import { bundleOf, freePort, spawnProcess, stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, type Infra, logger, startInfra, transfer, writeGatewaySecrets } from "./test-support.ts";

@@ -2,10 +2,8 @@ import { once } from "node:events";
 import { StreamNames } from "@jetmesh/contracts";
 import {
   connectNats,
-  createEventPublisher,
   createLogger,
   createRedis,
-  createStageMetrics,
   metricsRegistry,
   onShutdown,
   maskUrl,
@@ -14,6 +12,7 @@ import {
   type StageHandle,
   startTelemetry,
 } from "@jetmesh/stage";
+import { createEventPublisher, createStageMetrics } from "@jetmesh/stage/internal";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createGateway } from "./app.ts";
 import { createApiKeyAuthenticator, loadClientsFile } from "./auth/clients.ts";

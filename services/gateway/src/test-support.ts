@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { type ClientEntry, decodeEvent, newApiKey, parseClients, StreamNames } from "@jetmesh/contracts";
 import {
   connectNats,
-  createEventPublisher,
   createLogger,
   createRedis,
   type Logger,
   type NatsConnection,
   type Redis,
 } from "@jetmesh/stage";
+import { createEventPublisher } from "@jetmesh/stage/internal";
 import { type NatsServerHandle, type RedisServerHandle, startNats, startRedis } from "@jetmesh/testkit";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Registry } from "prom-client";

@@ -1,7 +1,7 @@
 // The ledger's decisions as pure functions of the fold of LEDGER (no servers: decide.ts
 // reads nothing but the view it is given).
 import { type AnyEnvelope, EventTypes, type PayoutFailed, type TransferScored } from "@jetmesh/contracts";
-import { outputEnvelopes } from "@jetmesh/stage";
+import { outputEnvelopes } from "@jetmesh/stage/internal";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Decision, decidePosting, decideReversal, type LedgerView } from "./decide.ts";

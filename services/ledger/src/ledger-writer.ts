@@ -1,12 +1,6 @@
 import { ContractError, type Envelope, EventTypes, StreamNames } from "@jetmesh/contracts";
-import {
-  type Context,
-  DuplicateMismatchError,
-  type EventPublisher,
-  outputEnvelopes,
-  PermanentError,
-  TransientError,
-} from "@jetmesh/stage";
+import { type Context, DuplicateMismatchError, PermanentError, TransientError } from "@jetmesh/stage";
+import { type EventPublisher, outputEnvelopes } from "@jetmesh/stage/internal";
 import type { Logger } from "pino";
 import { type Decision, decidePosting, decideReversal, type LedgerView } from "./decide.ts";
 import type { FoldState, TransferOutcome } from "./fold.ts";

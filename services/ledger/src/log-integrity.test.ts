@@ -3,7 +3,8 @@
 // nats-server and redis-server: a recreated stream, a log shorter than what was built from it,
 // and another event at a recorded sequence all stop the ledger; a healthy log passes.
 import { Streams } from "@jetmesh/contracts";
-import { context, createEventPublisher, TransientError } from "@jetmesh/stage";
+import { context, TransientError } from "@jetmesh/stage";
+import { createEventPublisher } from "@jetmesh/stage/internal";
 import { waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FoldState } from "./fold.ts";

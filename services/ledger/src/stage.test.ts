@@ -3,15 +3,8 @@
 // are simulated in-process at the runtime's crash points: the message is abandoned as by a
 // dead process (no ack, no nak, no lease release), so JetStream redelivers it after AckWait.
 import { outputEventId, Streams } from "@jetmesh/contracts";
-import {
-  type CrashPoint,
-  CrashPoints,
-  createRedis,
-  runStage,
-  SimulatedCrash,
-  type StageHandle,
-  stageSettings,
-} from "@jetmesh/stage";
+import { createRedis, runStage, type StageHandle, stageSettings } from "@jetmesh/stage";
+import { type CrashPoint, CrashPoints, SimulatedCrash } from "@jetmesh/stage/internal";
 import { overdrafts, readStoredEvents, streamPosition, waitFor } from "@jetmesh/testkit";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -1,8 +1,5 @@
 import {
   ConfigError,
-  type CrashHook,
-  createEventPublisher,
-  createStageMetrics,
   type ProcessClients,
   type ProcessParts,
   type NatsConnection,
@@ -11,6 +8,7 @@ import {
   type StageHandle,
   untilAnswered,
 } from "@jetmesh/stage";
+import { type CrashHook, createEventPublisher, createStageMetrics } from "@jetmesh/stage/internal";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";

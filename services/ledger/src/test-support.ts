@@ -18,7 +18,8 @@ import {
   subjectFor,
   toStreamConfig,
 } from "@jetmesh/contracts";
-import { createEventPublisher, createLogger, provisionStreams } from "@jetmesh/stage";
+import { createLogger } from "@jetmesh/stage";
+import { createEventPublisher, provisionStreams } from "@jetmesh/stage/internal";
 import {
   type NatsServerHandle,
   type RedisServerHandle,

@@ -2,10 +2,10 @@ import {
   BaseEnv,
   ConfigError,
   parseConfig,
-  redeliveryHorizonMs,
   stageProcessConfig,
   type StageProcessConfig,
 } from "@jetmesh/stage";
+import { redeliveryHorizonMs } from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
 import type { BankClientOptions } from "./bank-client.ts";
 

@@ -1,7 +1,8 @@
 // The finding book against a real nats-server: instances that find the same discrepancy at
 // the same moment store one `opened`; a finding closed for good does not open again.
 import { FindingKinds, StreamNames } from "@jetmesh/contracts";
-import { createLogger, provisionStreams } from "@jetmesh/stage";
+import { createLogger } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import { type NatsServerHandle, startNats, stopAllProcesses } from "@jetmesh/testkit";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";

@@ -6,7 +6,8 @@ import {
   Streams,
   subjectFilter,
 } from "@jetmesh/contracts";
-import type { ConsumerSpec, StageSettings } from "@jetmesh/stage";
+import type { StageSettings } from "@jetmesh/stage";
+import type { ConsumerSpec } from "@jetmesh/stage/internal";
 
 /**
  * What the reconciler holds the mesh to: the steps of a transfer's saga and the durable

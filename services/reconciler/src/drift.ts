@@ -1,5 +1,6 @@
 import { FindingKinds, Streams, toStreamConfig } from "@jetmesh/contracts";
-import { consumerDrift, type StageSettings, streamDrift } from "@jetmesh/stage";
+import type { StageSettings } from "@jetmesh/stage";
+import { consumerDrift, streamDrift } from "@jetmesh/stage/internal";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { Discrepancy } from "./book.ts";
 import { type DeclaredConsumer, specOf } from "./catalog.ts";

@@ -3,7 +3,7 @@
 // exact finding on RECONCILE, checks it is there once, repairs, and waits for its closing.
 import { FindingKinds, Headers, LedgerProjection, StreamNames } from "@jetmesh/contracts";
 import { POLITE_BEHAVIOUR, startBankSim } from "@jetmesh/bank-sim";
-import { consumerConfig } from "@jetmesh/stage";
+import { consumerConfig } from "@jetmesh/stage/internal";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, afterEach, describe, expect, it } from "vitest";

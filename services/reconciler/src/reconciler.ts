@@ -10,7 +10,8 @@ import {
   StreamNames,
   Streams,
 } from "@jetmesh/contracts";
-import { ensureStream, type StageSettings, StreamMissingError, untilAnswered } from "@jetmesh/stage";
+import { type StageSettings, untilAnswered } from "@jetmesh/stage";
+import { ensureStream, StreamMissingError } from "@jetmesh/stage/internal";
 import {
   type JetStreamClient,
   type JetStreamManager,

@@ -19,7 +19,8 @@ import {
   StreamNames,
   subjectFor,
 } from "@jetmesh/contracts";
-import { createLogger, provisionStreams } from "@jetmesh/stage";
+import { createLogger } from "@jetmesh/stage";
+import { provisionStreams } from "@jetmesh/stage/internal";
 import { readStoredEvents, startNats, startRedis, streamPosition, waitFor } from "@jetmesh/testkit";
 import type { NatsServerHandle, RedisServerHandle } from "@jetmesh/testkit";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";

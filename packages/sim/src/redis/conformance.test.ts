@@ -4,7 +4,8 @@
 // reads) and the raw commands and script conversions they rely on run once on each, and
 // what they return, how they fail and what they leave behind (keys, values, TTLs rounded)
 // must be equal. Time: short real sleeps against the server, virtual time in the simulator.
-import { createIdempotencyStore, createRedis, type Redis } from "@jetmesh/stage";
+import { createRedis, type Redis } from "@jetmesh/stage";
+import { createIdempotencyStore } from "@jetmesh/stage/internal";
 import { type RedisServerHandle, startRedis, stopAllProcesses } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readAccount } from "@jetmesh/gateway/balances";

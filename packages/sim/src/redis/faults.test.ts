@@ -1,6 +1,6 @@
 // The simulated Redis' faults (restart, rollback, lost writes, outage), latency and events,
 // on virtual time.
-import { createIdempotencyStore } from "@jetmesh/stage";
+import { createIdempotencyStore } from "@jetmesh/stage/internal";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { installVirtualTime, type VirtualTime } from "../virtual-time.ts";
 import { createSimRedis } from "./index.ts";
