@@ -174,7 +174,7 @@ export interface EventContract {
  * order, which needs forward.
  */
 export const EventContracts: Readonly<Record<EventType, EventContract>> = {
-  "transfers.requested": { mode: "full", writes: 1 },
+  "transfers.requested": { mode: "full", writes: 2 },
   "transfers.validated": { mode: "full", writes: 1 },
   "transfers.rejected": { mode: "full", writes: 1 },
   "transfers.scored": { mode: "full", writes: 1 },
