@@ -83,7 +83,9 @@ describe("contract evolution", () => {
     const ingress = await readStream(infra.jsm, Streams.INGRESS.name);
     expect(new Set(ingress.map((m) => m.headers[Headers.SchemaVersion]))).toEqual(new Set(["1", "2"]));
     expect(ingress.map((m) => m.env?.version)).toEqual(inputs.map(() => 2));
-    expect(ingress.filter((m) => (m.env?.data as { reference?: string }).reference)).toHaveLength(8);
+    expect(
+      ingress.filter((m) => (m.env?.data as { reference?: string } | undefined)?.reference),
+    ).toHaveLength(8);
     redis.disconnect();
   });
 });
