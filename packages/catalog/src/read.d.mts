@@ -5,6 +5,11 @@ export interface ManifestInput {
   readonly stream: string;
   readonly durable: string;
   readonly types: readonly string[];
+  /**
+   * What it reads of each event type: field → JSON type (consumer-driven contracts, checked by
+   * `consumerContractIssues` against the schema producers write).
+   */
+  readonly reads?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 /** Events a service publishes (manifest `outputs`). */

@@ -1,10 +1,18 @@
 import type { TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
+import { Value } from "@sinclair/typebox/value";
 import { Packr } from "msgpackr";
 import { type AnyEnvelope, type Envelope, EnvelopeSchema } from "./envelope.ts";
 import { ContractError, type FieldIssue } from "./errors.ts";
 import { CONTENT_TYPE, Headers } from "./headers.ts";
-import { CURRENT_VERSION, type EventDataMap, type EventType, SchemaRegistry } from "./schemas.ts";
+import {
+  CURRENT_VERSION,
+  type EventDataMap,
+  type EventType,
+  EventContracts,
+  READ_VERSION,
+  SchemaRegistry,
+} from "./schemas.ts";
 
 // Plain MessagePack (no msgpackr records): any MessagePack tool can read a body an
 // operator copies out of `nats stream view`. Maps decode to plain objects.
@@ -21,6 +29,58 @@ const compiled = new Map<string, CompiledEntry>(
     { check: TypeCompiler.Compile(e.schema), ...(e.upcast ? { upcast: e.upcast } : {}) },
   ]),
 );
+
+/**
+ * A registry the codec cannot serve is a bug of this package: refused when the module loads,
+ * so no stage starts with it. Versions run 1..N, every one below N lifts to the next, and the
+ * version producers write is registered.
+ */
+function checkRegistry(): void {
+  for (const [type, contract] of Object.entries(EventContracts) as [
+    EventType,
+    (typeof EventContracts)[EventType],
+  ][]) {
+    const top = READ_VERSION[type];
+    for (let v = 1; v <= top; v++) {
+      const e = compiled.get(`${type}@${v}`);
+      if (!e) throw new Error(`schema registry: ${type} has no version ${v} below ${top}`);
+      if (v < top && !e.upcast) throw new Error(`schema registry: ${type}@${v} has no upcast to v${v + 1}`);
+    }
+    if (!compiled.has(`${type}@${contract.writes}`))
+      throw new Error(`schema registry: ${type} writes v${contract.writes}, which is not registered`);
+  }
+}
+checkRegistry();
+
+/**
+ * Tolerant readers: for a type whose mode promises forward compatibility (`forward`, `full`),
+ * an event of a version newer than any this reader knows is read with the highest known
+ * version's schema, ignoring (and dropping) the properties it does not know. The gate has
+ * checked that such a version only adds optional fields and widens nothing a reader relies
+ * on. Known versions stay strict: an unknown field there is a producer bug, parked.
+ */
+const tolerant = new Map<string, { schema: TSchema; check: TypeCheck<TSchema> }>(
+  SchemaRegistry.filter(
+    (e) => e.version === READ_VERSION[e.type] && EventContracts[e.type].mode !== "backward",
+  ).map((e) => [e.type, { schema: e.schema, check: TypeCompiler.Compile(openSchema(e.schema)) }]),
+);
+
+/**
+ * The schema with every object open to unknown properties (the read side of a closed write
+ * schema). TypeBox marks its schemas with symbol keys, which the copy keeps.
+ */
+function openSchema(schema: TSchema): TSchema {
+  const open = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(open);
+    if (typeof node !== "object" || node === null) return node;
+    const source = node as Record<string | symbol, unknown>;
+    const out: Record<string | symbol, unknown> = {};
+    for (const k of Reflect.ownKeys(source))
+      if (!(k === "additionalProperties" && source[k] === false)) out[k] = open(source[k]);
+    return out;
+  };
+  return open(schema) as TSchema;
+}
 
 function issuesOf(check: TypeCheck<TSchema>, value: unknown, prefix: string): FieldIssue[] {
   const out: FieldIssue[] = [];
@@ -55,8 +115,9 @@ export function encodeEvent(env: AnyEnvelope | Envelope): Uint8Array {
 }
 
 /**
- * Decodes and validates a MessagePack body, lifting older schema versions to the
- * current one.
+ * Decodes and validates a MessagePack body, lifting older schema versions to the one
+ * readers see (READ_VERSION), and reading a version newer than this reader knows with the
+ * newest it knows where the type's mode allows (unknown properties dropped).
  * @throws ContractError when the bytes are not MessagePack, the envelope is
  * malformed, the type or version is unknown, or a field breaks its schema.
  */
@@ -73,22 +134,50 @@ export function decodeEvent(bytes: Uint8Array): AnyEnvelope {
     throw new ContractError("invalid envelope", issuesOf(envelopeCheck, value, ""));
   const env = value as Envelope;
   const entry = compiled.get(`${env.type}@${env.version}`);
-  if (!entry) {
-    throw new ContractError("unknown event", [
-      { field: "/type", rule: `no schema for ${env.type}@${env.version}` },
-    ]);
-  }
+  if (!entry) return readNewer(env);
   if (!entry.check.Check(env.data))
     throw new ContractError(`invalid ${env.type}`, issuesOf(entry.check, env.data, "/data"));
-  if (entry.upcast) {
-    const current = CURRENT_VERSION[env.type];
-    env.data = entry.upcast(env.data) as EventDataMap[EventType];
-    env.version = current;
+  return lift(env, entry);
+}
+
+/** Lifts a validated event through its upcasters to the version readers see. */
+function lift(env: Envelope, entry: CompiledEntry): AnyEnvelope {
+  let at = entry;
+  while (at.upcast) {
+    env.data = at.upcast(env.data) as EventDataMap[EventType];
+    env.version += 1;
+    const next = compiled.get(`${env.type}@${env.version}`);
+    if (!next) break; // unreachable: checkRegistry refuses a chain with a gap
+    at = next;
   }
   return env as AnyEnvelope;
 }
 
-/** Builds an envelope at the current schema version of its type. */
+/** An event of a version this reader does not know: read tolerantly where the mode allows. */
+function readNewer(env: Envelope): AnyEnvelope {
+  const known = READ_VERSION[env.type as EventType];
+  const reader = tolerant.get(env.type);
+  if (known === undefined || env.version < known || !reader) {
+    throw new ContractError("unknown event", [
+      { field: "/type", rule: `no schema for ${env.type}@${env.version}` },
+    ]);
+  }
+  if (!reader.check.Check(env.data)) {
+    throw new ContractError(
+      `invalid ${env.type}@${env.version} read as v${known}`,
+      issuesOf(reader.check, env.data, "/data"),
+    );
+  }
+  env.data = Value.Clean(reader.schema, env.data) as EventDataMap[EventType];
+  env.version = known;
+  return env as AnyEnvelope;
+}
+
+/**
+ * Builds an envelope at the version producers write for its type (CURRENT_VERSION), which
+ * may be older than the shape readers see: fields of a newer version are then refused by
+ * {@link encodeEvent}.
+ */
 export function makeEnvelope<T extends EventType>(
   type: T,
   data: EventDataMap[T],

@@ -7,8 +7,11 @@ export { CONTENT_TYPE, Headers } from "./headers.ts";
 export type { HeaderName } from "./headers.ts";
 export { deriveId, newId, newTimedId, outputEventId, timeOfTimedId, uuidShaped } from "./ids.ts";
 export {
+  CompatibilityModes,
   CURRENT_VERSION,
   DeclineReason,
+  EventContracts,
+  READ_VERSION,
   EventTypes,
   LedgerDeclinedV1,
   LedgerPostedV1,
@@ -20,10 +23,14 @@ export {
   SchemaRegistry,
   TransferRejectedV1,
   TransferRequestedV1,
+  TransferRequestedV2,
+  TransferRequestLimits,
   TransferScoredV1,
   TransferValidatedV1,
 } from "./schemas.ts";
 export type {
+  CompatibilityMode,
+  EventContract,
   EventDataMap,
   EventType,
   LedgerDeclined,

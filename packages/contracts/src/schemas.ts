@@ -1,8 +1,9 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 
 /**
- * The v1 event contracts of the reference pipeline, authored once as JSON Schema
- * (TypeBox); the TypeScript types are derived from them, never written twice.
+ * The event contracts of the reference pipeline, authored once as JSON Schema (TypeBox);
+ * the TypeScript types are derived from them, never written twice, and every version's
+ * JSON Schema is generated into `packages/contracts/schemas/<type>/v<N>.json` (README).
  * Contracts are structural; business rules (limits, known currencies) belong to
  * the validator stage so that a rule change is a deploy, not a schema version.
  */
@@ -29,6 +30,35 @@ export const RejectionReason = Type.Object(
 
 export const TransferRequestedV1 = Type.Object(
   { ...TransferCore, requestedAt: Type.String({ minLength: 1 }) },
+  { additionalProperties: false },
+);
+/** Bounds of the optional fields transfers.requested v2 adds; the gateway answers 400 past them. */
+export const TransferRequestLimits = {
+  referenceMaxLength: 140,
+  metadataMaxEntries: 16,
+  metadataKeyPattern: "^[A-Za-z0-9_.-]{1,40}$",
+  metadataValueMaxLength: 256,
+} as const;
+
+/**
+ * v2 adds the client's own `reference` (shown on statements) and a small `metadata` map,
+ * both optional: every v1 event is a valid v2 event, so the upcast is the identity and the
+ * change is compatible both ways (README, "Compatibility modes").
+ */
+export const TransferRequestedV2 = Type.Object(
+  {
+    ...TransferRequestedV1.properties,
+    reference: Type.Optional(
+      Type.String({ minLength: 1, maxLength: TransferRequestLimits.referenceMaxLength }),
+    ),
+    metadata: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: TransferRequestLimits.metadataKeyPattern }),
+        Type.String({ maxLength: TransferRequestLimits.metadataValueMaxLength }),
+        { maxProperties: TransferRequestLimits.metadataMaxEntries, additionalProperties: false },
+      ),
+    ),
+  },
   { additionalProperties: false },
 );
 export const TransferValidatedV1 = Type.Object(TransferCore, { additionalProperties: false });
@@ -71,7 +101,8 @@ export const PayoutFailedV1 = Type.Object(
 export type RejectionReason = Static<typeof RejectionReason>;
 export type RiskDecision = Static<typeof RiskDecision>;
 export type DeclineReason = Static<typeof DeclineReason>;
-export type TransferRequested = Static<typeof TransferRequestedV1>;
+/** transfers.requested as readers see it: every older version is lifted to v2 on read. */
+export type TransferRequested = Static<typeof TransferRequestedV2>;
 export type TransferValidated = Static<typeof TransferValidatedV1>;
 export type TransferRejected = Static<typeof TransferRejectedV1>;
 export type TransferScored = Static<typeof TransferScoredV1>;
@@ -95,7 +126,10 @@ export const EventTypes = {
 } as const;
 export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
 
-/** The data type of each event type at its current version. */
+/**
+ * The data type of each event type as readers see it: the shape of its highest registered
+ * version ({@link READ_VERSION}), to which the codec lifts every older one.
+ */
 export interface EventDataMap {
   "transfers.requested": TransferRequested;
   "transfers.validated": TransferValidated;
@@ -108,21 +142,70 @@ export interface EventDataMap {
   "payouts.failed": PayoutFailed;
 }
 
+/**
+ * How the versions of an event type may change, as Confluent's schema registry defines the
+ * modes, checked by `pnpm contracts:check` between a new version and the one before it:
+ * - `backward`: a reader of the new version reads events written with the previous one
+ *   (what replaying a stream from its start needs);
+ * - `forward`: a reader of the previous version reads events written with the new one
+ *   (what a consumer deployed after its producer needs);
+ * - `full`: both.
+ * Readers ignore properties they do not know in events of a version newer than theirs, so
+ * adding an optional field is compatible both ways (README, "Compatibility modes").
+ */
+export const CompatibilityModes = { Backward: "backward", Forward: "forward", Full: "full" } as const;
+export type CompatibilityMode = (typeof CompatibilityModes)[keyof typeof CompatibilityModes];
+
+/** What each event type declares about its evolution. */
+export interface EventContract {
+  /** The rule every new version of the type must keep against the one before it. */
+  readonly mode: CompatibilityMode;
+  /**
+   * The version producers write. Declared, never derived from what is registered: a new
+   * version is registered (readers learn it) one release before producers write it, so a
+   * consumer is never sent a version it cannot read (README, "Rollout order").
+   */
+  readonly writes: number;
+}
+
+/**
+ * Every event type's contract. Every type is `full`: its streams are replayed from the first
+ * message (rebuild, recreated consumers), which needs backward, and stages deploy in any
+ * order, which needs forward.
+ */
+export const EventContracts: Readonly<Record<EventType, EventContract>> = {
+  "transfers.requested": { mode: "full", writes: 2 },
+  "transfers.validated": { mode: "full", writes: 1 },
+  "transfers.rejected": { mode: "full", writes: 1 },
+  "transfers.scored": { mode: "full", writes: 1 },
+  "ledger.posted": { mode: "full", writes: 1 },
+  "ledger.declined": { mode: "full", writes: 1 },
+  "ledger.reversed": { mode: "full", writes: 1 },
+  "payouts.completed": { mode: "full", writes: 1 },
+  "payouts.failed": { mode: "full", writes: 1 },
+};
+
 /** One schema version of one event type. */
 export interface SchemaEntry {
   readonly type: EventType;
   readonly version: number;
   readonly schema: TSchema;
-  /** Lifts data of this version to the current version; absent on the current one. */
+  /**
+   * Lifts data of this version to the next one (`version + 1`); present on every version but
+   * the highest. The codec chains them, so a reader always sees the highest version's shape.
+   */
   readonly upcast?: (data: unknown) => unknown;
 }
 
 /**
- * Every known (type, version) pair. Adding v2 of an event means a new entry with
- * `upcast` on the v1 entry; consumers then always see the current shape.
+ * Every known (type, version) pair. A version, once released, never changes and is never
+ * removed: old events stay readable forever. Adding v2 of an event means a new entry and an
+ * `upcast` on the v1 entry.
  */
 export const SchemaRegistry: readonly SchemaEntry[] = [
-  { type: EventTypes.TransferRequested, version: 1, schema: TransferRequestedV1 },
+  // v2 only adds optional fields: a v1 body is a v2 body as it is.
+  { type: EventTypes.TransferRequested, version: 1, schema: TransferRequestedV1, upcast: (d) => d },
+  { type: EventTypes.TransferRequested, version: 2, schema: TransferRequestedV2 },
   { type: EventTypes.TransferValidated, version: 1, schema: TransferValidatedV1 },
   { type: EventTypes.TransferRejected, version: 1, schema: TransferRejectedV1 },
   { type: EventTypes.TransferScored, version: 1, schema: TransferScoredV1 },
@@ -133,9 +216,16 @@ export const SchemaRegistry: readonly SchemaEntry[] = [
   { type: EventTypes.PayoutFailed, version: 1, schema: PayoutFailedV1 },
 ];
 
-/** The version producers write today for each type. */
+const eventTypeList = Object.values(EventTypes);
+
+/** The version producers write today for each type ({@link EventContract.writes}). */
 export const CURRENT_VERSION: Readonly<Record<EventType, number>> = Object.fromEntries(
-  Object.values(EventTypes).map((t) => [
+  eventTypeList.map((t) => [t, EventContracts[t].writes]),
+) as Record<EventType, number>;
+
+/** The highest registered version of each type: the shape readers see ({@link EventDataMap}). */
+export const READ_VERSION: Readonly<Record<EventType, number>> = Object.fromEntries(
+  eventTypeList.map((t) => [
     t,
     Math.max(...SchemaRegistry.filter((e) => e.type === t).map((e) => e.version)),
   ]),

@@ -172,6 +172,46 @@ describe("gateway API", () => {
     });
   });
 
+  it("gateway - a reference and metadata are accepted and published as transfers.requested v2", async () => {
+    const body = { ...transfer, reference: "invoice 42", metadata: { order: "o-9", channel: "web" } };
+    const res = await postTransfer(gw.url, body, { key: "k-v2" });
+    expect(res.status).toBe(202);
+    const { eventId, transferId } = (await res.json()) as { eventId: string; transferId: string };
+    const [m] = (await readStream(infra)).filter((x) => x.env.eventId === eventId);
+    expect(m?.headers[Headers.SchemaVersion]).toBe("2");
+    expect(m?.env.data).toEqual({ ...body, transferId, requestedAt: expect.any(String) });
+    // a plain request is v2 too, without the optional fields
+    const plain = await postTransfer(gw.url, transfer, { key: "k-v2-plain" });
+    const plainId = ((await plain.json()) as { eventId: string }).eventId;
+    const [p] = (await readStream(infra)).filter((x) => x.env.eventId === plainId);
+    expect(p?.headers[Headers.SchemaVersion]).toBe("2");
+    expect(Object.keys(p?.env.data ?? {}).sort()).toEqual(
+      ["amountMinor", "currency", "from", "requestedAt", "to", "transferId"].sort(),
+    );
+    // the same key with another reference is another request
+    const other = await postTransfer(gw.url, { ...body, reference: "invoice 43" }, { key: "k-v2" });
+    expect(other.status).toBe(409);
+  });
+
+  it("gateway - 400 names an oversized reference or metadata, and unknown fields are still refused", async () => {
+    const before = (await infra.jsm.streams.info(StreamNames.Ingress)).state.messages;
+    const res = await postTransfer(
+      gw.url,
+      { ...transfer, reference: "r".repeat(141), metadata: { note: "v".repeat(257) }, memo: "x" },
+      { key: "k-v2-bad" },
+    );
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: "invalid request",
+      issues: [
+        { field: "/reference", rule: "must be at most 140 characters" },
+        { field: "/metadata/note", rule: "must be at most 256 characters" },
+        { field: "/memo", rule: "is not allowed" },
+      ],
+    });
+    expect((await infra.jsm.streams.info(StreamNames.Ingress)).state.messages).toBe(before);
+  });
+
   it("gateway - 400 names a missing or malformed Idempotency-Key", async () => {
     const missing = await postTransfer(gw.url, transfer);
     expect(missing.status).toBe(400);

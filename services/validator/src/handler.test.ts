@@ -67,6 +67,15 @@ describe("validator", () => {
     expect(checkEventData(out[0]!.type, out[0]!.data)).toEqual([]);
   });
 
+  it("validator - a v2 request's reference and metadata change nothing it emits", async () => {
+    const v2 = await handle({ ...valid, reference: "invoice 42", metadata: { order: "o-9" } });
+    expect(v2).toEqual(await handle(valid));
+    const rejected = await handle({ ...valid, amountMinor: 0, reference: "r" });
+    expect(Object.keys(rejected[0]!.data).sort()).toEqual(
+      ["amountMinor", "currency", "from", "reasons", "to", "transferId"].sort(),
+    );
+  });
+
   it("validator - money in from external and payouts to a bank account are valid", () => {
     expect(reasonsOf({ from: "external", to: "acc-bob" })).toEqual([]);
     expect(reasonsOf({ from: "acc-alice", to: "bank:acme-1" })).toEqual([]);

@@ -70,6 +70,48 @@ describe("transfer request checks", () => {
     }
   });
 
+  it("gateway - an optional reference and metadata pass through (transfers.requested v2)", () => {
+    const v2 = { ...good, reference: "invoice 42", metadata: { order: "o-9", "cost.centre": "ops" } };
+    expect(checkTransferRequest(v2)).toEqual({ ok: true, value: v2 });
+    expect(checkTransferRequest({ ...good, metadata: {} })).toEqual({
+      ok: true,
+      value: { ...good, metadata: {} },
+    });
+  });
+
+  it("gateway - a reference or metadata past its bounds is named with its rule", () => {
+    const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"]));
+    const res = (body: Record<string, unknown>) => {
+      const r = checkTransferRequest({ ...good, ...body });
+      return r.ok ? [] : r.issues;
+    };
+    expect(res({ reference: "r".repeat(141) })).toEqual([
+      { field: "/reference", rule: "must be at most 140 characters" },
+    ]);
+    expect(res({ reference: "" })).toEqual([{ field: "/reference", rule: "must not be empty" }]);
+    expect(res({ reference: 7 })).toEqual([{ field: "/reference", rule: "must be string" }]);
+    expect(res({ metadata: many })).toEqual([{ field: "/metadata", rule: "must have at most 16 entries" }]);
+    expect(res({ metadata: ["a"] })).toEqual([{ field: "/metadata", rule: "must be an object of strings" }]);
+    expect(res({ metadata: { "a/b c": "v", n: 1, long: "v".repeat(257) } })).toEqual([
+      { field: "/metadata/a~1b c", rule: "key must match ^[A-Za-z0-9_.-]{1,40}$" },
+      { field: "/metadata/n", rule: "must be string" },
+      { field: "/metadata/long", rule: "must be at most 256 characters" },
+    ]);
+  });
+
+  it("gateway - the request hash of a v1-shaped request is unchanged; reference and metadata count", () => {
+    // the hash an older gateway stored for `good`: its retries must still match
+    expect(requestHash(good)).toBe("6e8ea2efe0a7f1cbc8880ab2b4c30f399d2b220e61d7339e98222e9c6b98394e");
+    const withRef = { ...good, reference: "r" };
+    expect(requestHash(withRef)).not.toBe(requestHash(good));
+    expect(requestHash({ ...good, metadata: { a: "1", b: "2" } })).toBe(
+      requestHash({ ...good, metadata: { b: "2", a: "1" } }),
+    );
+    expect(requestHash({ ...good, metadata: { a: "1" } })).not.toBe(
+      requestHash({ ...good, metadata: { a: "2" } }),
+    );
+  });
+
   it("gateway - the request hash ignores key order but not values", () => {
     const reordered = { currency: "EUR", amountMinor: 1250, to: "acc-2", from: "acc-1" };
     expect(requestHash(reordered)).toBe(requestHash(good));

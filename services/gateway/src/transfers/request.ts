@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { FieldIssue } from "@jetmesh/contracts";
+import { type FieldIssue, TransferRequestLimits } from "@jetmesh/contracts";
 import { escapePointer } from "../http/strict-json.ts";
 
 /** A transfer request that passed the gateway's structural checks. */
@@ -8,6 +8,10 @@ export interface TransferRequest {
   readonly to: string;
   readonly amountMinor: number;
   readonly currency: string;
+  /** The client's own reference (transfers.requested v2). */
+  readonly reference?: string;
+  /** A small map of the client's strings (transfers.requested v2). */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 export type Checked<T> =
@@ -19,7 +23,8 @@ export const IDEMPOTENCY_HEADER = "Idempotency-Key";
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 const ACCOUNT_MAX = 64;
 const CURRENCY = /^[A-Za-z]{3}$/;
-const FIELDS = new Set(["from", "to", "amountMinor", "currency"]);
+const FIELDS = new Set(["from", "to", "amountMinor", "currency", "reference", "metadata"]);
+const METADATA_KEY = new RegExp(TransferRequestLimits.metadataKeyPattern);
 const MAX_UNKNOWN_REPORTED = 10;
 const INTEGER_TEXT = /^(?:0|-?[1-9][0-9]*)$/;
 
@@ -79,6 +84,10 @@ export function checkTransferRequest(
   else if (typeof currency !== "string" || !CURRENCY.test(currency)) {
     issues.push({ field: "/currency", rule: "must be 3 letters" });
   }
+  const reference = input.reference;
+  if (reference !== undefined) issues.push(...referenceIssues(reference));
+  const metadata = input.metadata;
+  if (metadata !== undefined) issues.push(...metadataIssues(metadata));
   const unknown = Object.keys(input).filter((k) => !FIELDS.has(k));
   // Bounded: a body of a thousand stray keys gets a short answer, not a thousand lines.
   for (const key of unknown.slice(0, MAX_UNKNOWN_REPORTED)) {
@@ -98,16 +107,52 @@ export function checkTransferRequest(
       to: input.to as string,
       amountMinor: amount as number,
       currency: currency as string,
+      ...(reference !== undefined ? { reference: reference as string } : {}),
+      // A plain copy: the strict parser builds null-prototype objects.
+      ...(metadata !== undefined ? { metadata: { ...(metadata as Record<string, string>) } } : {}),
     },
   };
 }
 
+function referenceIssues(v: unknown): FieldIssue[] {
+  const max = TransferRequestLimits.referenceMaxLength;
+  if (typeof v !== "string") return [{ field: "/reference", rule: "must be string" }];
+  if (v.length === 0) return [{ field: "/reference", rule: "must not be empty" }];
+  if (v.length > max) return [{ field: "/reference", rule: `must be at most ${max} characters` }];
+  return [];
+}
+
+function metadataIssues(v: unknown): FieldIssue[] {
+  const { metadataMaxEntries, metadataKeyPattern, metadataValueMaxLength } = TransferRequestLimits;
+  if (typeof v !== "object" || v === null || Array.isArray(v))
+    return [{ field: "/metadata", rule: "must be an object of strings" }];
+  const entries = Object.entries(v);
+  if (entries.length > metadataMaxEntries)
+    return [{ field: "/metadata", rule: `must have at most ${metadataMaxEntries} entries` }];
+  const issues: FieldIssue[] = [];
+  for (const [key, value] of entries) {
+    const field = `/metadata/${escapePointer(key)}`;
+    if (!METADATA_KEY.test(key)) issues.push({ field, rule: `key must match ${metadataKeyPattern}` });
+    else if (typeof value !== "string") issues.push({ field, rule: "must be string" });
+    else if (value.length > metadataValueMaxLength)
+      issues.push({ field, rule: `must be at most ${metadataValueMaxLength} characters` });
+  }
+  return issues;
+}
+
 /**
  * A hash of what the request asks for, independent of key order and whitespace, so a
- * retry that re-serialises the same body is recognised as the same request.
+ * retry that re-serialises the same body is recognised as the same request. A request
+ * without reference and metadata hashes as it did before they existed, so records written
+ * by an older gateway still match its retries.
  */
 export function requestHash(req: TransferRequest): string {
-  return createHash("sha256")
-    .update(JSON.stringify([req.from, req.to, req.amountMinor, req.currency]))
-    .digest("hex");
+  const core: unknown[] = [req.from, req.to, req.amountMinor, req.currency];
+  if (req.reference !== undefined || req.metadata !== undefined) {
+    const metadata = req.metadata
+      ? Object.entries(req.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      : null;
+    core.push(req.reference ?? null, metadata);
+  }
+  return createHash("sha256").update(JSON.stringify(core)).digest("hex");
 }

@@ -344,6 +344,8 @@ async function answerFromStored(
     to: d.to,
     amountMinor: d.amountMinor,
     currency: d.currency,
+    ...(d.reference !== undefined ? { reference: d.reference } : {}),
+    ...(d.metadata !== undefined ? { metadata: d.metadata } : {}),
   });
   const traceId = /^00-([0-9a-f]{32})-/.exec(stored.traceparent ?? "")?.[1] ?? "";
   const answer: AcceptedAnswer = { transferId: d.transferId, eventId: stored.env.eventId, traceId };

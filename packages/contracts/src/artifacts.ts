@@ -1,0 +1,122 @@
+import { type CompatibilityMode, EventContracts, type EventType, SchemaRegistry } from "./schemas.ts";
+
+/** A JSON Schema as plain data (what the artifacts hold; TypeBox's symbols dropped). */
+export type JsonSchema = { readonly [key: string]: unknown };
+
+/** One event type's versions and what it declares, as data. */
+export interface SchemaSetEntry {
+  readonly mode: CompatibilityMode;
+  /** The version producers write. */
+  readonly writes: number;
+  /** Version number (as a string key) → its JSON Schema. */
+  readonly versions: Readonly<Record<string, JsonSchema>>;
+}
+
+/**
+ * Every event type's schemas: what the working tree defines ({@link currentSchemaSet}), what
+ * the last release shipped (`schemas/released.json`), or a fixture. The compatibility gate
+ * compares two of them.
+ */
+export interface SchemaSet {
+  readonly types: Readonly<Record<string, SchemaSetEntry>>;
+}
+
+/** The released snapshot's file: a schema set and the release it was taken at. */
+export interface ReleasedFile extends SchemaSet {
+  readonly release: string;
+}
+
+/** Keywords that describe a schema without constraining it: never a difference. */
+export const ANNOTATIONS: ReadonlySet<string> = new Set([
+  "$schema",
+  "$id",
+  "title",
+  "description",
+  "$comment",
+]);
+const DRAFT = "http://json-schema.org/draft-07/schema#";
+
+/** The schema set this package's source defines. */
+export function currentSchemaSet(): SchemaSet {
+  const types: Record<string, SchemaSetEntry> = {};
+  for (const [type, contract] of Object.entries(EventContracts) as [
+    EventType,
+    (typeof EventContracts)[EventType],
+  ][]) {
+    const versions: Record<string, JsonSchema> = {};
+    for (const e of SchemaRegistry.filter((x) => x.type === type))
+      versions[String(e.version)] = JSON.parse(JSON.stringify(e.schema)) as JsonSchema;
+    types[type] = { mode: contract.mode, writes: contract.writes, versions };
+  }
+  return { types };
+}
+
+/** The file of one version's schema, relative to the schemas folder: `<type>/v<N>.json`. */
+export function artifactPath(type: string, version: number | string): string {
+  return `${type}/v${version}.json`;
+}
+
+/** A version's artifact: the schema with its draft, id and title first. */
+export function versionArtifact(type: string, version: number | string, schema: JsonSchema): JsonSchema {
+  return { $schema: DRAFT, $id: `jetmesh:${type}/v${version}`, title: `${type} v${version}`, ...schema };
+}
+
+/** Stable JSON text of an artifact (two-space indent, trailing newline), as committed. */
+export function artifactText(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+/**
+ * Every file `pnpm contracts:generate` writes under packages/contracts/schemas: one per
+ * (type, version), and `index.json` (each type's mode, written version and versions).
+ * Pure: the CLI writes them; the check compares them with what is committed.
+ */
+export function renderSchemaArtifacts(set: SchemaSet = currentSchemaSet()): Map<string, string> {
+  const files = new Map<string, string>();
+  const index: Record<string, unknown> = {};
+  for (const [type, entry] of Object.entries(set.types)) {
+    const versions = Object.keys(entry.versions)
+      .map(Number)
+      .sort((a, b) => a - b);
+    index[type] = { mode: entry.mode, writes: entry.writes, versions };
+    for (const v of versions)
+      files.set(
+        artifactPath(type, v),
+        artifactText(versionArtifact(type, v, entry.versions[String(v)] as JsonSchema)),
+      );
+  }
+  files.set("index.json", artifactText({ types: index }));
+  return files;
+}
+
+/**
+ * Reads a schema set back from artifacts (`index.json` and the version files it names),
+ * given a reader of files relative to the schemas folder.
+ * @throws Error naming the file that is missing or not JSON.
+ */
+export function schemaSetFromArtifacts(read: (path: string) => string): SchemaSet {
+  const parse = (path: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(read(path)) as Record<string, unknown>;
+    } catch (err) {
+      throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const index = parse("index.json").types as Record<
+    string,
+    { mode: CompatibilityMode; writes: number; versions: number[] }
+  >;
+  if (typeof index !== "object" || index === null) throw new Error("index.json: has no types");
+  const types: Record<string, SchemaSetEntry> = {};
+  for (const [type, e] of Object.entries(index)) {
+    const versions: Record<string, JsonSchema> = {};
+    for (const v of e.versions) versions[String(v)] = stripAnnotations(parse(artifactPath(type, v)));
+    types[type] = { mode: e.mode, writes: e.writes, versions };
+  }
+  return { types };
+}
+
+/** The schema without its top-level annotations ($schema, $id, title...). */
+export function stripAnnotations(schema: JsonSchema): JsonSchema {
+  return Object.fromEntries(Object.entries(schema).filter(([k]) => !ANNOTATIONS.has(k)));
+}

@@ -1,0 +1,132 @@
+// The compatibility gate as CI runs it: `pnpm contracts:check` on this tree, and on fixture
+// trees that break a rule or keep them all.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import {
+  artifactText,
+  type JsonSchema,
+  renderSchemaArtifacts,
+  type SchemaSet,
+} from "@jetmesh/contracts/evolution";
+import { type TSchema, Type } from "@sinclair/typebox";
+import { afterAll, describe, expect, it } from "vitest";
+import { runContractsCli } from "../scripts/contracts.ts";
+
+const repo = resolve(import.meta.dirname, "..");
+const scratch = mkdtempSync(join(tmpdir(), "jetmesh-contracts-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runContractsCli(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+const json = (s: TSchema): JsonSchema => JSON.parse(JSON.stringify(s)) as JsonSchema;
+const paymentV1 = {
+  paymentId: Type.String({ minLength: 1 }),
+  amountMinor: Type.Integer(),
+  channel: Type.Union([Type.Literal("card"), Type.Literal("sepa")]),
+};
+const closed = (props: Record<string, TSchema>) => json(Type.Object(props, { additionalProperties: false }));
+
+/** A fixture tree: artifacts rendered from `current`, and `released` as the last release. */
+function fixture(name: string, released: SchemaSet, current: SchemaSet): string {
+  const dir = join(scratch, name);
+  for (const [path, text] of renderSchemaArtifacts(current)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  writeFileSync(join(dir, "released.json"), artifactText({ release: "fixture-1", ...released }));
+  return dir;
+}
+const oneType = (versions: Record<string, JsonSchema>, writes = 1): SchemaSet => ({
+  types: { "payments.made": { mode: "full", writes, versions } },
+});
+const released = oneType({ "1": closed(paymentV1) });
+
+describe("contracts gate", () => {
+  it("contracts gate - this tree's artifacts are current and compatible with the last release", async () => {
+    const r = await run(["check"]);
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^contracts: ok: 9 event types/);
+  });
+
+  it("contracts gate - a compatible new version passes", async () => {
+    const dir = fixture(
+      "compatible",
+      released,
+      oneType({ "1": closed(paymentV1), "2": closed({ ...paymentV1, memo: Type.Optional(Type.String()) }) }),
+    );
+    const r = await run(["check", "--dir", dir, "--no-source"]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/compatible with release fixture-1/);
+  });
+
+  it("contracts gate - a breaking version fails naming the event, version, field and rule", async () => {
+    const { channel: _dropped, ...rest } = paymentV1;
+    const dir = fixture(
+      "breaking",
+      released,
+      oneType({ "1": closed(paymentV1), "2": closed({ ...rest, payer: Type.String() }) }),
+    );
+    const r = await run(["check", "--dir", dir, "--no-source"]);
+    expect(r.code).toBe(1);
+    expect(r.err.split("\n")).toEqual([
+      "contracts: incompatible: payments.made@2 /payer: backward: required field added (events written before lack it)",
+      "contracts: incompatible: payments.made@2 /channel: forward: required field removed (readers of the previous version may rely on it)",
+      "contracts: 2 rule(s) broken against release fixture-1",
+    ]);
+  });
+
+  it("contracts gate - editing a released version or writing an unreleased one fails", async () => {
+    const v2 = closed({ ...paymentV1, memo: Type.Optional(Type.String()) });
+    const edited = await run([
+      "check",
+      "--dir",
+      fixture("edited", released, oneType({ "1": v2 })),
+      "--no-source",
+    ]);
+    expect(edited.code).toBe(1);
+    expect(edited.err).toMatch(/payments\.made@1 \/memo: released version changed/);
+    const early = await run([
+      "check",
+      "--dir",
+      fixture("early", released, oneType({ "1": closed(paymentV1), "2": v2 }, 2)),
+      "--no-source",
+    ]);
+    expect(early.code).toBe(1);
+    expect(early.err).toMatch(/payments\.made@2 \/: producers write v2 before a release taught readers it/);
+  });
+
+  it("contracts gate - stale artifacts fail with the file named; unreadable input and bad usage exit 2", async () => {
+    const stale = fixture("stale", released, released);
+    const r = await run(["check", "--dir", stale]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/stale artifact: transfers\.requested\/v1\.json is missing/);
+    expect(r.err).toMatch(/payments\.made\/v1\.json is not generated by the source/);
+    expect((await run(["check", "--dir", join(scratch, "nowhere"), "--no-source"])).code).toBe(2);
+    expect((await run(["check", "--bogus"])).code).toBe(2);
+  });
+
+  it("contracts gate - `pnpm contracts:check` exits with the gate's code", () => {
+    const dir = fixture(
+      "cli",
+      released,
+      oneType({ "1": closed(paymentV1), "2": closed({ ...paymentV1, amountMinor: Type.String() }) }),
+    );
+    const r = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "scripts/contracts.ts", "check", "--dir", dir, "--no-source"],
+      { cwd: repo, encoding: "utf8" },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /payments\.made@2 \/amountMinor: backward: type changed from "integer" to "string"/,
+    );
+  });
+});
