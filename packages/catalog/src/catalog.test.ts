@@ -36,8 +36,16 @@ const notifier = {
 describe("catalog", () => {
   it("catalog - this checkout's services, in pipeline order, checked against the contracts", () => {
     const c = loadCatalog();
-    expect(c.names).toEqual(["bank-sim", "gateway", "validator", "risk", "ledger", "payout"]);
-    expect(c.stages.map((s) => s.name)).toEqual(["gateway", "validator", "risk", "ledger", "payout"]);
+    // Services that write no pipeline stream (the bank, the reconciler's findings) come first.
+    expect(c.names).toEqual(["bank-sim", "reconciler", "gateway", "validator", "risk", "ledger", "payout"]);
+    expect(c.stages.map((s) => s.name)).toEqual([
+      "reconciler",
+      "gateway",
+      "validator",
+      "risk",
+      "ledger",
+      "payout",
+    ]);
     expect(c.streams).toEqual([...PipelineStreams, StreamNames.Dlq]);
     const gateway = c.service("gateway");
     expect([gateway.portEnv, gateway.opsPortEnv, gateway.readyPath, gateway.metricsPort]).toEqual([
