@@ -32,6 +32,13 @@ export const Headers = {
   DlqSubject: "Jetmesh-Dlq-Subject",
   DlqSequence: "Jetmesh-Dlq-Sequence",
   DlqDeliveries: "Jetmesh-Dlq-Deliveries",
+  /**
+   * Set on an operator's replay of a parked message (`jetmesh dlq replay`), republished to its
+   * origin subject: the DLQ sequence it was parked at. Its Nats-Msg-Id is derived from it.
+   */
+  ReplayOf: "Jetmesh-Replay-Of",
+  /** The one stage a replay is for; every other consumer of the stream acks and skips it. */
+  ReplayStage: "Jetmesh-Replay-Stage",
 } as const;
 export type HeaderName = (typeof Headers)[keyof typeof Headers];
 

@@ -39,7 +39,15 @@ export type {
 } from "./schemas.ts";
 export { PipelineStreams, StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
 export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
-export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";
+export {
+  PARTITIONS,
+  auditSubject,
+  dlqSubject,
+  partitionOf,
+  subjectFilter,
+  subjectFor,
+  typeOfSubject,
+} from "./subjects.ts";
 export { AccountPatterns, LedgerProjection } from "./projections.ts";
 export {
   ClientsFileSchema,

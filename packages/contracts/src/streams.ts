@@ -3,7 +3,7 @@ import { subjectFilter } from "./subjects.ts";
 
 const NANOS_PER_MS = 1_000_000;
 
-/** Names of the pipeline's streams, one per producing stage, plus the DLQ. */
+/** Names of the pipeline's streams, one per producing stage, plus the DLQ and the operators' AUDIT. */
 export const StreamNames = {
   Ingress: "INGRESS",
   Validation: "VALIDATION",
@@ -11,6 +11,7 @@ export const StreamNames = {
   Ledger: "LEDGER",
   Payouts: "PAYOUTS",
   Dlq: "DLQ",
+  Audit: "AUDIT",
 } as const;
 export type StreamName = (typeof StreamNames)[keyof typeof StreamNames];
 
@@ -98,6 +99,18 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     ...common,
     critical: false,
     maxMsgSize: 1024 * 1024,
+  },
+  AUDIT: {
+    name: "AUDIT",
+    owner: "operators",
+    description:
+      "operators' actions on the pipeline (jetmesh dlq replay, drop): who, what, which messages, when",
+    subjects: ["audit.>"],
+    eventTypes: [],
+    ...common,
+    // No invariant rests on it, but an audit trail nobody may shorten: replicated like the
+    // event streams, deny delete and purge.
+    denyPurge: true,
   },
 };
 

@@ -38,3 +38,8 @@ export function typeOfSubject(subject: string): string | undefined {
 export function dlqSubject(stage: string): string {
   return `dlq.${stage}`;
 }
+
+/** The AUDIT subject of an operator's action: `audit.<action>` (e.g. `audit.replay`). */
+export function auditSubject(action: string): string {
+  return `audit.${action}`;
+}
