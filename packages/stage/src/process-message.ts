@@ -1,4 +1,4 @@
-import { type AnyEnvelope, ContractError, decodeEvent, type EventType } from "@jetmesh/contracts";
+import { type AnyEnvelope, ContractError, decodeEvent, type EventType, Headers } from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StageSettings } from "./config.ts";
@@ -200,6 +200,15 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     let onLost: () => void = () => {};
     let tracked: TrackedAttempt | undefined;
     try {
+      // An operator's replay of a message another stage parked (`jetmesh dlq replay`) is
+      // republished to its origin subject for that stage alone. Not this stage's to run, even
+      // when its own key for the event has expired by now (it ran the original already).
+      const replayFor = m.headers?.get(Headers.ReplayStage);
+      if (replayFor && replayFor !== stage) {
+        outcome = "skipped";
+        await ack(m);
+        return;
+      }
       // Its deliveries are spent (the last attempt died, or its park failed): park it without
       // running anything again. The server never drops it (max_deliver is unlimited).
       if (delivery.deliveryCount > s.maxDeliver) throw new DeliveriesSpent(delivery.deliveryCount);
