@@ -1,4 +1,4 @@
-import { Headers, StreamNames } from "@jetmesh/contracts";
+import { Headers, StreamNames, Streams } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { AuditedEntry } from "./audit.ts";
@@ -214,6 +214,14 @@ export async function replayParked(
       notes.push(verdict.detail);
     }
     const target = `${e.originSubject} on ${e.originStream} for stage ${e.stage}`;
+    // LEDGER is the ledger's log: the replay is a second stored copy of the posting there. The
+    // ledger's fold takes one outcome per transfer, so it moves no money; readers that count
+    // stored messages (testkit's invariant checker) see the copy. Said where it happens.
+    const def = Object.values(Streams).find((d) => d.name === e.originStream);
+    if (def && !def.createdAtRuntime)
+      notes.push(
+        `the copy is stored in ${e.originStream}, a source of truth: its fold takes one outcome per transfer and ignores it`,
+      );
     if (o.dryRun) {
       out.push(audited(e, "would-replay", [`would republish to ${target}`, ...notes].join("; ")));
       continue;

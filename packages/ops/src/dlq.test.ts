@@ -444,6 +444,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
       ),
     );
     expect(unknownLine).toContain("bank does not know payout:tr-unknown");
+    expect(unknownLine).toContain("the copy is stored in LEDGER, a source of truth");
     // The CLI only asked: it never sent a payout to the bank.
     expect(bank.bank.stats().requests).toBe(requestsBefore);
     // The held one stays parked; the other's replay is stored for the payout stage alone.
