@@ -216,7 +216,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         ),
       )
       .option("--all", "every parked message", false)
-      .addOption(new Option("--actor <name>", "who acts, for the AUDIT record").default(undefined, "$USER"))
+      .addOption(new Option("--actor <name>", "who acts, for the AUDIT record (default: $USER)"))
       .addOption(server());
 
   dlq
@@ -264,9 +264,12 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
   )
     .option("--dry-run", "say what would be replayed; change nothing (still recorded on AUDIT)", false)
     .addOption(
-      new Option("--bank-url <url>", "the bank asked about a payout's key before it is replayed")
+      new Option(
+        "--bank-url <url>",
+        "the bank asked about a payout's key before it is replayed (default: $PAYOUT_BANK_URL)",
+      )
         .argParser(httpUrl)
-        .default(io.env.PAYOUT_BANK_URL?.trim() || undefined, "$PAYOUT_BANK_URL"),
+        .default(io.env.PAYOUT_BANK_URL?.trim() || undefined),
     )
     .action(async (seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) => {
       const selection = selectionOf(seqs, o);
