@@ -59,7 +59,7 @@ import {
 } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RedisAccess, redisAccess } from "../packages/access/src/redis.ts";
+import { type RedisAccess, redisAccess } from "@jetmesh/access";
 import { E2E_SETTINGS } from "./support/mesh.ts";
 
 const root = join(import.meta.dirname, "..");

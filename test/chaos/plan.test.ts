@@ -99,7 +99,7 @@ describe("chaos plans", () => {
 
   it("chaos - the bank's outage outlasts the payout's redelivery horizon, as the payout computes it", async () => {
     // The payout's own config check (services/payout/src/config.ts) with the scenario's settings.
-    const { loadConfig } = await import("../../services/payout/src/config.ts");
+    const { loadConfig } = await import("@jetmesh/payout/config");
     const { redeliveryHorizonMs } = await import("@jetmesh/stage");
     const bank = scenarioNamed("bank");
     const env = { ...CHAOS_SETTINGS, ...bank.env?.serviceEnv?.payout };

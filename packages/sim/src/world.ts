@@ -53,6 +53,9 @@ import { createSimRedis, type SimRedis, type SimRedisSnapshot } from "./redis/in
 import { installSeededRandom } from "./seeded-random.ts";
 import { installVirtualTime } from "./virtual-time.ts";
 
+/** A freeze that never ends in a world (under the 2^31 ms a timer may wait, which fake timers honour). */
+const FOREVER_MS = 2_000_000_000;
+
 /** The API client the world's mints come from: M1 holds only for it. */
 export const SIM_MINTER = "sim-operator";
 const CUSTOMER = "sim-customer";
@@ -210,8 +213,11 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
   let faultsUntil = 0;
   /** Redis lost writes in this world: a hop may then legitimately run again past the window. */
   let redisLost = false;
-  const running: Running[] = [];
-  const connections: NatsConnection[] = [];
+  /** Live instances and connections by name; a killed instance leaves both (it is never stopped). */
+  const running = new Map<string, Running>();
+  const connections = new Map<string, NatsConnection>();
+  /** Each instance's own Redis connection, as a process has: a freeze holds only its commands. */
+  const instanceRedis = new Map<string, SimRedis>();
   let nats: SimNats | undefined;
   let redisSim: SimRedis | undefined;
   const bank = createSimBank({
@@ -265,7 +271,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         maxMs: 30_000,
         what: `${name} connect`,
       });
-      connections.push(nc);
+      connections.set(name, nc);
       return nc;
     };
     const env = { ...SETTINGS };
@@ -290,14 +296,21 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         crashes += 1;
         trace.add(`crash ${name} at ${p}`);
       });
-    const startStage = async (
-      name: string,
-      make: (nc: NatsConnection, crash: CrashHook) => Promise<Running>,
-    ) => {
-      const nc = await connect(name);
-      const r = await drive(vt, make(nc, hook(name)), { maxMs: 60_000, what: `${name} start` });
-      running.push(r);
+    type Make = (nc: NatsConnection, crash: CrashHook, redis: Redis) => Promise<Running>;
+    /** How each instance was started: a killed one is replaced by another made the same way. */
+    const makers = new Map<string, Make>();
+    /** Starts an instance: its own NATS and Redis connections, then the stage. Not driven: a fault's timer may call it. */
+    const launch = async (name: string, make: Make) => {
+      const nc = await (nats as SimNats).connect({ name });
+      connections.set(name, nc);
+      const own = (redisSim as SimRedis).duplicate() as unknown as SimRedis;
+      instanceRedis.set(name, own);
+      running.set(name, await make(nc, hook(name), own));
       trace.add(`${name} started`);
+    };
+    const startStage = async (name: string, make: Make) => {
+      makers.set(name, make);
+      await drive(vt, launch(name, make), { maxMs: 60_000, what: `${name} start` });
     };
     const stageHandle = (h: StageHandle): Running => ({ stop: () => h.stop() });
     const v = validatorConfig(env);
@@ -306,7 +319,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     const p = payoutConfig(env);
     const ledgers = faultsOn && faultPrng.chance(0.5) ? 2 : 1;
     const payouts = faultsOn && faultPrng.chance(0.3) ? 2 : 1;
-    await startStage("validator", async (nc, crash) =>
+    await startStage("validator", async (nc, crash, redis) =>
       stageHandle(
         await runStage({
           definition: validatorStage,
@@ -320,7 +333,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         }),
       ),
     );
-    await startStage("risk", async (nc, crash) =>
+    await startStage("risk", async (nc, crash, redis) =>
       stageHandle(
         await runStage({
           definition: riskStage,
@@ -335,7 +348,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       ),
     );
     for (let i = 0; i < ledgers; i++)
-      await startStage(`ledger-${i}`, async (nc, crash) => {
+      await startStage(`ledger-${i}`, async (nc, crash, redis) => {
         const h: LedgerHandle = startLedger({
           nc,
           redis,
@@ -348,7 +361,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         return { stop: () => h.stop() };
       });
     for (let i = 0; i < payouts; i++)
-      await startStage(`payout-${i}`, async (nc, crash) =>
+      await startStage(`payout-${i}`, async (nc, crash, redis) =>
         stageHandle(
           await runStage({
             definition: payoutStage,
@@ -506,6 +519,44 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         const d = faultPrng.int(500, 5000);
         schedule(at(), `bank outage of ${d} ms`, () => bank.bank.startOutage(d), d);
       }
+      // A process killed at an arbitrary moment, between any two of its awaits (a crash point
+      // is one of a few named moments): from outside it goes silent at once, its connections
+      // are cut, whatever it had not sent is lost, and a new instance takes its place.
+      if (faultPrng.chance(0.3)) {
+        const who = faultPrng.pick([...makers.keys()]);
+        const again = `${who}-r`;
+        schedule(
+          at(),
+          `${who} killed; ${again} starts in its place`,
+          () => {
+            n.freeze(who, FOREVER_MS);
+            instanceRedis.get(who)?.freeze(FOREVER_MS);
+            n.disconnect(who);
+            running.delete(who);
+            connections.delete(who);
+            void launch(again, makers.get(who) as Make).catch((e: unknown) =>
+              trace.add(`${again} did not start: ${e instanceof Error ? e.message : String(e)}`),
+            );
+          },
+          5000,
+        );
+      }
+      // A process stops (SIGSTOP, a GC pause, a VM migration) past its ack wait and its
+      // lease: its NATS and Redis traffic is held both ways until it resumes, while the
+      // broker redelivers and another attempt may take its messages over.
+      if (faultPrng.chance(0.3)) {
+        const who = faultPrng.pick([...instanceRedis.keys()]);
+        const d = faultPrng.int(3500, 9000);
+        schedule(
+          at(),
+          `${who} frozen for ${d} ms`,
+          () => {
+            n.freeze(who, d);
+            instanceRedis.get(who)?.freeze(d);
+          },
+          d,
+        );
+      }
     }
 
     await drive(vt, Promise.all(sent), { stepMs: 20, maxMs: 10 * 60_000, what: "the requests" });
@@ -631,11 +682,12 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     };
   } finally {
     // Everything stops on virtual time, so that nothing is left to re-arm real timers later.
-    for (const r of running.reverse())
+    for (const r of [...running.values()].reverse())
       await drive(vt, r.stop(), { maxMs: 30_000, what: "stop" }).catch(() => {});
-    for (const nc of connections)
+    for (const nc of connections.values())
       await drive(vt, nc.close(), { maxMs: 10_000, what: "close" }).catch(() => {});
     nats?.close();
+    for (const c of instanceRedis.values()) c.disconnect();
     redisSim?.disconnect();
     await vt.advance(1000);
     bank.close();

@@ -59,8 +59,14 @@ export type { EventPublisher, PublishOptions, PublisherSettings } from "./publis
 export { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
 export type { HorizonSettings, RetryPolicy } from "./retry-policy.ts";
 export { runStage } from "./run-stage.ts";
-export { serveStage } from "./serve-stage.ts";
-export type { ServeStageOptions, StageClients } from "./serve-stage.ts";
+export { serveProcess, serveStage } from "./serve-stage.ts";
+export type {
+  ProcessClients,
+  ProcessParts,
+  ServeProcessOptions,
+  ServeStageOptions,
+  StageClients,
+} from "./serve-stage.ts";
 export type { RunStageOptions, StageHandle } from "./run-stage.ts";
 export { checkSettings } from "./settings-check.ts";
 export type { StreamFacts } from "./settings-check.ts";

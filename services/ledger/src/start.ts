@@ -3,6 +3,8 @@ import {
   type CrashHook,
   createEventPublisher,
   createStageMetrics,
+  type ProcessClients,
+  type ProcessParts,
   type NatsConnection,
   type Redis,
   runStage,
@@ -201,5 +203,20 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
       await projection?.stop();
       await follower?.stop();
     },
+  };
+}
+
+/** The ledger's /readyz probes: the decisions, and the Redis projection. */
+export const LEDGER_PROBES = ["ledger", "projection"] as const;
+
+/** The ledger as a process part for serveProcess: started, its two probes, and its stop. */
+export function ledgerProcess(config: LedgerConfig): (c: ProcessClients) => ProcessParts {
+  return ({ nc, redis, logger, registry }) => {
+    const ledger = startLedger({ nc, redis, logger, registry, config });
+    return {
+      health: { ledger: () => ledger.stageHealth(), projection: () => ledger.projectionHealth() },
+      stop: () => ledger.stop(),
+      started: ledger.started,
+    };
   };
 }

@@ -17,10 +17,10 @@ export interface SimNatsOptions {
    */
   onPublish?: (subject: string, headers: Record<string, string>) => PublishFate;
   /**
-   * One-way network delay of each frame, per connection and direction, in ms (frames keep
-   * their order); default none: every hop is one microtask.
+   * One-way network delay of each frame, per connection (given its name) and direction, in
+   * ms (frames keep their order); default none: every hop is one microtask.
    */
-  latencyMs?: () => number;
+  latencyMs?: (connection: string) => number;
 }
 
 /** Options of {@link SimNats.connect}. Anything else of nats.js's ConnectionOptions may be added. */
@@ -89,6 +89,13 @@ export interface SimNats {
   restart(downMs?: number): Promise<void>;
   /** Cuts the connections named `name` (they reconnect on their own). */
   disconnect(name: string): void;
+  /**
+   * Freezes the connections named `name` for `ms`, as a stopped process (SIGSTOP, a long GC
+   * pause, a VM migration) looks from the outside: every frame either way, sent now or
+   * during the freeze, arrives when it ends, in order; the connection stays up and the
+   * server's timers (ack wait, heartbeats) run on.
+   */
+  freeze(name: string, ms: number): void;
   /** Streams, their messages and their consumers' state, for the world's checks. */
   inspect(): SimInspection;
   /** Cuts every connection, stops every timer, refuses new connections. */
@@ -109,6 +116,8 @@ class SimNatsImpl implements SimNats {
   readonly #opts: SimNatsOptions;
   readonly #host: string;
   #dropPubAcks = 0;
+  /** Connection name → virtual time its frames are held until. */
+  readonly #frozen = new Map<string, number>();
   #up = true;
   #closed = false;
   #unregister: () => void;
@@ -119,8 +128,13 @@ class SimNatsImpl implements SimNats {
     this.server = `${this.#host}:4222`;
     this.#bus = new CoreBus(opts.random);
     this.#js = new SimJetStream({ bus: this.#bus, random: opts.random, fate: (s, h) => this.#fate(s, h) });
+    const latency = opts.latencyMs;
     this.#unregister = registerEndpoint(this.#host, {
-      ...(opts.latencyMs ? { latencyMs: opts.latencyMs } : {}),
+      latencyMs: (c) => {
+        const d = latency?.(c) ?? 0;
+        const until = this.#frozen.get(c);
+        return until === undefined ? d : Math.max(d, until - Date.now());
+      },
       accept: (write, kill) => {
         if (!this.#up || this.#closed) return new Error("server down");
         const s = this.#bus.attach(write, kill);
@@ -186,6 +200,10 @@ class SimNatsImpl implements SimNats {
 
   disconnect(name: string): void {
     this.#cut((s) => s.name === name);
+  }
+
+  freeze(name: string, ms: number): void {
+    this.#frozen.set(name, Math.max(this.#frozen.get(name) ?? 0, Date.now() + ms));
   }
 
   inspect(): SimInspection {

@@ -7,8 +7,11 @@ import type { Session } from "./core-bus.ts";
 export interface SimEndpoint {
   /** A new session writing to the transport, or an error when the server refuses connections. */
   accept(write: (b: Uint8Array) => void, kill: () => void): Session | Error;
-  /** One-way delay of each frame in ms (frames of a connection stay in order, as on TCP); none by default. */
-  latencyMs?: () => number;
+  /**
+   * One-way delay of each frame in ms, given the connection's name (frames of a connection
+   * stay in order, as on TCP); none by default.
+   */
+  latencyMs?: (connection: string) => number;
 }
 
 /**
@@ -130,11 +133,14 @@ class SimTransport implements Transport {
     return this.#done;
   }
 
-  async connect(server: Server, _opts: ConnectionOptions): Promise<void> {
+  async connect(server: Server, opts: ConnectionOptions): Promise<void> {
     const ep = endpoints.get(server.hostname);
     if (!ep) throw new errors.ConnectionError("connection refused");
-    this.#in = new Wire(ep.latencyMs, "sync");
-    this.#out = new Wire(ep.latencyMs, "microtask");
+    const name = opts.name ?? "";
+    const latency = ep.latencyMs;
+    const delay = latency ? () => latency(name) : undefined;
+    this.#in = new Wire(delay, "sync");
+    this.#out = new Wire(delay, "microtask");
     const s = ep.accept(
       (b) => this.#in.carry(() => this.#push(b)),
       () => {

@@ -7,14 +7,14 @@
 import { createIdempotencyStore, createRedis, type Redis } from "@jetmesh/stage";
 import { type RedisServerHandle, startRedis, stopAllProcesses } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readAccount } from "../../../../services/gateway/src/accounts/balances.ts";
-import { createRateLimiter, rateKey } from "../../../../services/gateway/src/auth/rate-limit.ts";
-import { createStatusStore } from "../../../../services/gateway/src/status/status-store.ts";
-import { createIdempotencyRecords } from "../../../../services/gateway/src/transfers/idempotency.ts";
-import { applyLedgerEvent, emptyFold } from "../../../../services/ledger/src/fold.ts";
-import { createLedgerStore } from "../../../../services/ledger/src/store.ts";
-import { declined, posted, reversed } from "../../../../services/ledger/src/test-support.ts";
-import { createVelocityStore } from "../../../../services/risk/src/velocity.ts";
+import { readAccount } from "@jetmesh/gateway/balances";
+import { createRateLimiter, rateKey } from "@jetmesh/gateway/rate-limit";
+import { createStatusStore } from "@jetmesh/gateway/status-store";
+import { createIdempotencyRecords } from "@jetmesh/gateway/idempotency";
+import { applyLedgerEvent, emptyFold } from "@jetmesh/ledger/fold";
+import { createLedgerStore } from "@jetmesh/ledger/store";
+import { declined, posted, reversed } from "@jetmesh/ledger/test-support";
+import { createVelocityStore } from "@jetmesh/risk/velocity";
 import { installVirtualTime } from "../virtual-time.ts";
 import { createSimRedis } from "./index.ts";
 

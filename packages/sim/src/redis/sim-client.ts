@@ -76,6 +76,8 @@ export class SimClient extends EventEmitter implements ServerListener {
   /** When the latest delayed command is due; later ones wait for it. */
   #lastDue = 0;
   #delayed = 0;
+  /** Virtual time until which this client's commands are held ({@link freeze}). */
+  #frozenUntil = 0;
 
   constructor(server: SimServer, settings: ClientSettings) {
     super();
@@ -111,9 +113,17 @@ export class SimClient extends EventEmitter implements ServerListener {
     });
   }
 
+  /**
+   * Holds this client's commands for `ms`, as a stopped process's connection looks to the
+   * server: what it sends now or during the freeze reaches the server when it ends, in order.
+   */
+  freeze(ms: number): void {
+    this.#frozenUntil = Math.max(this.#frozenUntil, Date.now() + ms);
+  }
+
   /** Runs `job` once its turn comes: after a microtask, or after the latency hook's delay. */
   #schedule(job: () => void): void {
-    const d = this.settings.delayMs?.() ?? 0;
+    const d = Math.max(this.settings.delayMs?.() ?? 0, this.#frozenUntil - Date.now());
     if (d <= 0 && this.#delayed === 0) {
       queueMicrotask(job);
       return;

@@ -68,6 +68,12 @@ export interface SimRedisControl {
   setDown(down: boolean): void;
   /** Whether the server is down. */
   readonly isDown: boolean;
+  /**
+   * Holds this client's commands (not the server's other clients') for `ms`: what it sends
+   * now or during the freeze reaches the server when it ends, in order, as from a stopped
+   * process.
+   */
+  freeze(ms: number): void;
   /** Every live key, sorted by name (for tests and invariant checks). */
   dump(): Record<string, SimRedisDumpEntry>;
 }

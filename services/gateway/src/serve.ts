@@ -1,0 +1,138 @@
+import { once } from "node:events";
+import { StreamNames } from "@jetmesh/contracts";
+import {
+  connectNats,
+  createEventPublisher,
+  createLogger,
+  createRedis,
+  createStageMetrics,
+  metricsRegistry,
+  onShutdown,
+  runStage,
+  type StageHandle,
+  startTelemetry,
+} from "@jetmesh/stage";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { createGateway } from "./app.ts";
+import { createApiKeyAuthenticator, loadClientsFile } from "./auth/clients.ts";
+import type { GatewayConfig } from "./config.ts";
+import { ensureIngress } from "./ingress.ts";
+import { watchNatsConnection } from "./nats-connection.ts";
+import { statusProjection } from "./status/projection.ts";
+import { createStatusStore } from "./status/status-store.ts";
+import { startLagMonitor } from "./transfers/load-shedding.ts";
+import { storedRequestReader } from "./transfers/submit.ts";
+import { loadIdSecretsFile } from "./transfers/transfer-ids.ts";
+
+/**
+ * Runs the gateway process: secrets first, then telemetry, NATS and Redis, INGRESS, the API
+ * and ops servers, the drain on SIGTERM, and the status projection last (it waits for every
+ * pipeline stream; /readyz says so meanwhile).
+ */
+export async function serveGateway(config: GatewayConfig, version: string): Promise<void> {
+  const logger = createLogger({ service: "gateway", level: config.logLevel });
+  // Secrets first: a clients or id-secrets file that is missing, malformed or readable by
+  // others stops the gateway before it connects anywhere.
+  const clients = loadClientsFile(config.clientsFile);
+  const ids = loadIdSecretsFile(config.idSecretsFile);
+  const telemetry = startTelemetry({
+    serviceName: "gateway",
+    serviceVersion: version,
+    ...config.telemetry,
+  });
+  const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth });
+  const redis = createRedis({ url: config.redisUrl, name: "gateway", auth: config.redisAuth });
+  const jsm = await jetstreamManager(nc);
+  await ensureIngress(jsm, {
+    replicas: config.stage.replicas,
+    logger,
+    publisher: config.publisher,
+    leaseMs: config.gateway.idempotencyLeaseMs,
+  });
+
+  const registry = metricsRegistry();
+  let draining = false;
+  const lag = startLagMonitor({
+    jsm,
+    stream: StreamNames.Ingress,
+    consumer: config.lag.consumer,
+    intervalMs: config.lag.pollMs,
+    logger,
+  });
+  // The status projection (a stage of its own) starts after the API listens: it waits for
+  // every pipeline stream (LEDGER is the deploy step's), and /readyz says so meanwhile.
+  let projection: StageHandle | undefined;
+  let projectionWaits = "start-up";
+  const projectionProbe = {
+    name: statusProjection.name,
+    health: () => projection?.health() ?? { ok: false, waiting_for: projectionWaits },
+  };
+  const nats = watchNatsConnection(nc);
+  const servers = createGateway({
+    settings: config.gateway,
+    authenticator: createApiKeyAuthenticator(clients),
+    ids,
+    redis,
+    publisher: createEventPublisher({
+      js: jetstream(nc),
+      // PubAcks through one inbox subscription, not a nats.js request per transfer.
+      nc,
+      settings: config.publisher,
+      logger,
+      stage: "gateway",
+      metrics: createStageMetrics(registry),
+    }),
+    readStored: storedRequestReader((stream, seq) => jsm.streams.getMessage(stream, { seq })),
+    natsConnected: nats.connected,
+    lag: lag.current,
+    logger,
+    registry,
+    probes: [projectionProbe, { name: "gateway", health: () => ({ ok: !draining, draining }) }],
+  });
+  servers.ops.listen(config.opsPort, config.httpHost);
+  servers.api.listen(config.httpPort, config.httpHost);
+  await Promise.all([once(servers.ops, "listening"), once(servers.api, "listening")]);
+  logger.info(
+    { host: config.httpHost, port: config.httpPort, ops_port: config.opsPort, clients: clients.length },
+    "gateway listening",
+  );
+  onShutdown(logger, [
+    // Turn /readyz 503 first and give load balancers a probe period to notice.
+    async () => {
+      draining = true;
+      await new Promise((r) => setTimeout(r, 1000));
+    },
+    // Stop accepting; requests in flight finish (their publish is acknowledged or fails).
+    () =>
+      new Promise<void>((resolve) => {
+        servers.api.close(() => resolve());
+        servers.api.closeIdleConnections();
+      }),
+    () => lag.stop(),
+    () => projection?.stop(),
+    () => nc.drain(),
+    () => redis.quit(),
+    () => telemetry.shutdown(),
+    // Last: /readyz says "draining" until the end.
+    () =>
+      new Promise<void>((resolve) => {
+        servers.ops.close(() => resolve());
+        servers.ops.closeAllConnections();
+      }),
+  ]);
+  projection = await runStage({
+    definition: statusProjection,
+    deps: { store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }) },
+    nc,
+    redis,
+    logger,
+    // At-least-once: the projection emits nothing and its write (one hash field per eventId)
+    // is idempotent by itself, so the lease and done keys of exactly-once mode would buy
+    // nothing and cost two Redis scripts per batch of every stream's traffic.
+    settings: { ...config.stage, mode: "at-least-once" },
+    registry,
+    onWaiting: (what) => {
+      projectionWaits = what;
+    },
+  });
+}
