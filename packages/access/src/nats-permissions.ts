@@ -271,10 +271,14 @@ function servicePermissions(
   return { publish: pub.done(), subscribe: sub.done() };
 }
 
-/** Streams nothing may destroy or shorten, ops included: the deploy-only source of truth. */
+/**
+ * Streams nothing may destroy or shorten, ops included: those whose definition denies purge
+ * (LEDGER, the source of truth; AUDIT, the operators' trail). Being deploy-only is not the
+ * reason: REPLAY is deploy-only and holds nothing that must outlive its stage's run.
+ */
 function protectedStreams(streams: Readonly<Record<string, StreamDefinition>>): string[] {
   return Object.values(streams)
-    .filter((d) => !d.createdAtRuntime || d.denyPurge)
+    .filter((d) => d.denyPurge)
     .map((d) => d.name);
 }
 

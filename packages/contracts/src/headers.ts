@@ -33,11 +33,16 @@ export const Headers = {
   DlqSequence: "Jetmesh-Dlq-Sequence",
   DlqDeliveries: "Jetmesh-Dlq-Deliveries",
   /**
-   * Set on an operator's replay of a parked message (`jetmesh dlq replay`), republished to its
-   * origin subject: the DLQ sequence it was parked at. Its Nats-Msg-Id is derived from it.
+   * Set on an operator's replay of a parked message (`jetmesh dlq replay`), published to
+   * `replay.<stage>` on REPLAY: the DLQ sequence it was parked at. Its Nats-Msg-Id is derived
+   * from it.
    */
   ReplayOf: "Jetmesh-Replay-Of",
-  /** The one stage a replay is for; every other consumer of the stream acks and skips it. */
+  /** On a replay: the stream, subject and sequence of the original message the stage parked. */
+  ReplayStream: "Jetmesh-Replay-Stream",
+  ReplaySubject: "Jetmesh-Replay-Subject",
+  ReplaySequence: "Jetmesh-Replay-Sequence",
+  /** @deprecated the first design's replay into the origin stream; gone once nothing sets it. */
   ReplayStage: "Jetmesh-Replay-Stage",
 } as const;
 export type HeaderName = (typeof Headers)[keyof typeof Headers];

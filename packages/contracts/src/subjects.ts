@@ -43,3 +43,8 @@ export function dlqSubject(stage: string): string {
 export function auditSubject(action: string): string {
   return `audit.${action}`;
 }
+
+/** The REPLAY subject of a stage: `replay.<stage>`, where an operator sends its parked messages back. */
+export function replaySubject(stage: string): string {
+  return `replay.${stage}`;
+}
