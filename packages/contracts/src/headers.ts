@@ -42,8 +42,6 @@ export const Headers = {
   ReplayStream: "Jetmesh-Replay-Stream",
   ReplaySubject: "Jetmesh-Replay-Subject",
   ReplaySequence: "Jetmesh-Replay-Sequence",
-  /** @deprecated the first design's replay into the origin stream; gone once nothing sets it. */
-  ReplayStage: "Jetmesh-Replay-Stage",
 } as const;
 export type HeaderName = (typeof Headers)[keyof typeof Headers];
 

@@ -1,4 +1,4 @@
-import { Headers, StreamNames, Streams } from "@jetmesh/contracts";
+import { Headers, REPLAY_MAX_AGE_MS, replayDurable, replaySubject, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { AuditedEntry } from "./audit.ts";
@@ -71,7 +71,7 @@ export async function selectParked(
 
 /**
  * The replay's Nats-Msg-Id, derived from the DLQ entry (its sequence, and where it came from):
- * replaying one entry twice within the origin stream's duplicate window stores it once.
+ * replaying one entry twice within REPLAY's duplicate window stores it once.
  */
 export function replayMsgId(e: DlqEntry): string {
   return `replay:DLQ:${e.dlqSeq}:${e.stage}:${e.originStream}:${e.originSeq}`;
@@ -119,8 +119,14 @@ function payoutVerdict(key: string, s: BankKeyStatus): { replay: boolean; detail
   }
 }
 
-/** Headers of the replay: the original's, minus the Nats-* and Jetmesh-Dlq-* ones, plus who it is for. */
-function replayHeaders(p: Parked) {
+/**
+ * Headers of the replay: the original's, minus the Nats-* and Jetmesh-Dlq-* ones (and those of
+ * an earlier replay), plus the DLQ seq and the original's stream, subject and sequence, which
+ * the stage processes it as.
+ */
+function replayHeaders(
+  p: Parked & { entry: { originStream: string; originSubject: string; originSeq: number } },
+) {
   const h = natsHeaders();
   for (const [k, values] of Object.entries(p.msg.headers)) {
     const lower = k.toLowerCase();
@@ -129,7 +135,9 @@ function replayHeaders(p: Parked) {
     for (const v of values) h.append(k, v);
   }
   h.set(Headers.ReplayOf, String(p.entry.dlqSeq));
-  h.set(Headers.ReplayStage, p.entry.stage ?? "");
+  h.set(Headers.ReplayStream, p.entry.originStream);
+  h.set(Headers.ReplaySubject, p.entry.originSubject);
+  h.set(Headers.ReplaySequence, String(p.entry.originSeq));
   return h;
 }
 
@@ -143,16 +151,22 @@ async function removeParked(jsm: JetStreamManager, seq: number): Promise<void> {
   }
 }
 
+/** A day count for a line an operator reads. */
+const days = (ms: number) => `${Math.round(ms / 86_400_000)} days`;
+
 /**
- * Sends each parked message back to the stage that parked it, to be processed once:
- * republished to its origin subject (so into its origin stream, which the publish expects)
- * with the original body and headers, `Jetmesh-Replay-Of: <dlq seq>`, `Jetmesh-Replay-Stage:
- * <stage>` (every other consumer of that stream skips it) and a Nats-Msg-Id derived from the
- * DLQ entry. The stage runs it again because parking released its idempotency key; a key
- * found done means the effect happened meanwhile, and the replay is acked without running.
- * An entry is removed from the DLQ only after its replay was stored. A payout is replayed
- * only after the bank was asked for its key: executed or still processing, it is held.
+ * Sends each parked message back to the stage that parked it, to be processed once, outside
+ * the event streams: published to `replay.<stage>` (stream REPLAY, which the publish expects)
+ * with the original body and headers, `Jetmesh-Replay-Of: <dlq seq>`, the original's
+ * `Jetmesh-Replay-Stream/-Subject/-Sequence`, and a Nats-Msg-Id derived from the DLQ entry.
+ * Only that stage's durable `<stage>-replay` reads it, and processes it as a delivery of the
+ * original (packages/stage): it runs again because parking released its idempotency key; a
+ * key found done means the effect happened meanwhile, and the replay is acked without
+ * running. No event stream is written: LEDGER, the source of truth, stays as it was. An
+ * entry is removed from the DLQ only after its replay was stored. A payout is replayed only
+ * after the bank was asked for its key: executed or still processing, it is held.
  * Never throws for one entry: each result says what happened to it.
+ * @throws OpsError when there is no REPLAY stream (nothing is done).
  */
 export async function replayParked(
   js: JetStreamClient,
@@ -160,37 +174,35 @@ export async function replayParked(
   parked: readonly Parked[],
   o: { dryRun: boolean; bankUrl?: string },
 ): Promise<ActionResult[]> {
-  const streams = new Map<string, boolean>();
-  const exists = async (name: string) => {
-    if (!streams.has(name))
-      streams.set(
-        name,
-        await streamInfo(jsm, name).then(
+  await requireReplay(jsm);
+  const durables = new Map<string, boolean>();
+  const consumed = async (stage: string) => {
+    if (!durables.has(stage))
+      durables.set(
+        stage,
+        await jsm.consumers.info(StreamNames.Replay, replayDurable(stage)).then(
           () => true,
           () => false,
         ),
       );
-    return streams.get(name)!;
+    return durables.get(stage)!;
   };
   const out: ActionResult[] = [];
   for (const p of parked) {
     const e = p.entry;
-    if (!e.stage || !e.originStream || !e.originSubject) {
+    const { stage, originStream, originSubject, originSeq } = e;
+    if (!stage || !originStream || !originSubject || originSeq === null) {
       out.push(
         audited(
           e,
           "failed",
-          "not replayable: no Jetmesh-Dlq-Stage, -Stream or -Subject header says where it came from",
+          "not replayable: no Jetmesh-Dlq-Stage, -Stream, -Subject or -Sequence header says where it came from",
         ),
       );
       continue;
     }
-    if (!(await exists(e.originStream))) {
-      out.push(audited(e, "failed", `not replayable: its origin stream ${e.originStream} does not exist`));
-      continue;
-    }
     const notes: string[] = [];
-    if (e.stage === PAYOUT_STAGE) {
+    if (stage === PAYOUT_STAGE) {
       if (!o.bankUrl) {
         out.push(audited(e, "failed", "a payout is replayed only after asking the bank: give --bank-url"));
         continue;
@@ -213,25 +225,23 @@ export async function replayParked(
       }
       notes.push(verdict.detail);
     }
-    const target = `${e.originSubject} on ${e.originStream} for stage ${e.stage}`;
-    // LEDGER is the ledger's log: the replay is a second stored copy of the posting there. The
-    // ledger's fold takes one outcome per transfer, so it moves no money; readers that count
-    // stored messages (testkit's invariant checker) see the copy. Said where it happens.
-    const def = Object.values(Streams).find((d) => d.name === e.originStream);
-    if (def && !def.createdAtRuntime)
+    const subject = replaySubject(stage);
+    const target = `${subject} on ${StreamNames.Replay} for stage ${stage} (as ${originStream} #${originSeq})`;
+    // Said, not refused: the stage may be down, or not restarted since REPLAY was created.
+    if (!(await consumed(stage)))
       notes.push(
-        `the copy is stored in ${e.originStream}, a source of truth: its fold takes one outcome per transfer and ignores it`,
+        `no consumer ${replayDurable(stage)} on ${StreamNames.Replay} yet: the replay waits there until stage ${stage}, started with ${StreamNames.Replay} present, takes it (at most ${days(REPLAY_MAX_AGE_MS)})`,
       );
     if (o.dryRun) {
-      out.push(audited(e, "would-replay", [`would republish to ${target}`, ...notes].join("; ")));
+      out.push(audited(e, "would-replay", [`would send to ${target}`, ...notes].join("; ")));
       continue;
     }
     let ack: { stream: string; seq: number; duplicate: boolean };
     try {
-      ack = await js.publish(e.originSubject, p.msg.data, {
+      ack = await js.publish(subject, p.msg.data, {
         msgID: replayMsgId(e),
-        headers: replayHeaders(p),
-        expect: { streamName: e.originStream },
+        headers: replayHeaders({ ...p, entry: { ...e, originStream, originSubject, originSeq } }),
+        expect: { streamName: StreamNames.Replay },
       });
     } catch (err) {
       out.push(audited(e, "failed", `replay not stored, entry kept: ${oneLine(err)}`));
@@ -239,7 +249,7 @@ export async function replayParked(
     }
     const stored = ack.duplicate
       ? `already stored at ${ack.stream} #${ack.seq} by an earlier replay of this entry (dropped as a duplicate)`
-      : `republished to ${target} as ${ack.stream} #${ack.seq}`;
+      : `sent to ${target} as ${ack.stream} #${ack.seq}`;
     const replay = { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     try {
       await removeParked(jsm, e.dlqSeq);
@@ -257,6 +267,23 @@ export async function replayParked(
     out.push({ ...audited(e, "replayed", [stored, "removed from the DLQ", ...notes].join("; ")), replay });
   }
   return out;
+}
+
+/**
+ * Fails before any replay when the REPLAY stream is missing.
+ * @throws OpsError naming the deploy file that creates it.
+ */
+export async function requireReplay(jsm: JetStreamManager): Promise<void> {
+  try {
+    await streamInfo(jsm, StreamNames.Replay);
+  } catch (err) {
+    if (err instanceof OpsError)
+      throw new OpsError(
+        "no REPLAY stream to send replays on: create it with `nats stream add --config deploy/streams/REPLAY.json`; nothing replayed",
+        { cause: err },
+      );
+    throw err;
+  }
 }
 
 /** Deletes each parked message from the DLQ. Never throws for one entry. */

@@ -1,7 +1,8 @@
 // `jetmesh dlq` as an operator runs it (a child process) against a real nats-server and
 // redis-server, with messages parked by a real stage (runStage, a handler that throws a
-// PermanentError), another consumer of the same stream, payouts parked by the runtime's own
-// park() and a real bank simulator to ask.
+// PermanentError), another consumer of the same stream, payouts parked by the real payout
+// stage (its handler behind a gate that refuses poisoned transfers) and a real bank simulator
+// that it pays and the CLI asks.
 import {
   type AnyEnvelope,
   deriveId,
@@ -10,17 +11,22 @@ import {
   eventHeaders,
   Headers,
   makeEnvelope,
+  replayDurable,
+  replaySubject,
   StreamNames,
   subjectFor,
 } from "@jetmesh/contracts";
 import { type BankSimHandle, POLITE_BEHAVIOUR, startBankSim } from "@jetmesh/bank-sim";
+import { createBankClient } from "@jetmesh/payout/bank-client";
+import { openPayoutRecords } from "@jetmesh/payout/records";
+import { payoutStage } from "@jetmesh/payout/stage";
 import {
   createLogger,
   createRedis,
   defineStage,
   emit,
+  type Middleware,
   PermanentError,
-  park,
   provisionStreams,
   type Redis,
   runStage,
@@ -42,7 +48,7 @@ import type { AuditEvent } from "./audit.ts";
 import { replayParked, selectParked } from "./dlq-actions.ts";
 import { jetmesh } from "./testing.ts";
 
-const logger = createLogger({ service: "ops-dlq-test", level: "silent" });
+const logger = createLogger({ service: "ops-dlq-test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
 const STAGE = "ops-echo";
 const WATCHER = "ops-watch";
 
@@ -105,7 +111,7 @@ const posting = (transferId: string) =>
     {
       transferId,
       from: "acc-alice",
-      to: "bank:DE001",
+      to: "bank:de001",
       amountMinor: 900,
       currency: "EUR",
       decision: "allow",
@@ -127,6 +133,20 @@ async function publish(js: JetStreamClient, env: AnyEnvelope, msgID = env.eventI
   });
 }
 
+/**
+ * The payout stage as deployed, behind a gate: a transfer listed in POISON is refused
+ * (PermanentError with the listed reason) before the handler runs, so it is parked by the
+ * runtime as a payout whose outcome is unknown would be, without any call to the bank.
+ */
+const poisonGate =
+  <Deps>(redis: () => Redis): Middleware<Deps> =>
+  (next) =>
+  async (evt, ctx) => {
+    const why = await redis().hget(POISON, (evt.data as { transferId: string }).transferId);
+    if (why) throw new PermanentError(why);
+    return next(evt, ctx);
+  };
+
 describe("jetmesh dlq against real servers and a real stage", () => {
   let nats: NatsServerHandle;
   let redisServer: RedisServerHandle;
@@ -138,6 +158,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
   const stages: StageHandle[] = [];
   const seqOf: Record<string, number> = {};
   const ingressSeq: Record<string, number> = {};
+  const ledgerSeq: Record<string, number> = {};
   const reqs = {
     a: request("tr-a"),
     b: request("tr-b"),
@@ -167,6 +188,24 @@ describe("jetmesh dlq against real servers and a real stage", () => {
       },
       { what: "both consumers of INGRESS quiet", timeoutMs: 20_000 },
     );
+  const quietOn = (stream: string, durable: string) =>
+    waitFor(
+      async () => {
+        const c = await jsm.consumers.info(stream, durable);
+        return c.num_pending === 0 && c.num_ack_pending === 0 ? c : undefined;
+      },
+      { what: `${durable} on ${stream} quiet`, timeoutMs: 20_000 },
+    );
+  /** The payouts stored for a transfer, by type. */
+  const payoutsOf = async (transferId: string) => {
+    const out: string[] = [];
+    const info = await jsm.streams.info(StreamNames.Payouts);
+    for (let q = info.state.first_seq; q <= info.state.last_seq && info.state.messages > 0; q++) {
+      const m = await jsm.streams.getMessage(StreamNames.Payouts, { seq: q });
+      if (m?.header?.get(Headers.CorrelationId) === transferId) out.push(m.header.get(Headers.EventType));
+    }
+    return out;
+  };
   const audits = async (): Promise<Array<{ subject: string; event: AuditEvent }>> => {
     const info = await jsm.streams.info(StreamNames.Audit);
     const out: Array<{ subject: string; event: AuditEvent }> = [];
@@ -199,6 +238,20 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     });
     for (const definition of [echo, watcher])
       stages.push(await runStage({ definition, deps: { redis }, nc, redis, logger, settings }));
+    stages.push(
+      await runStage({
+        definition: { ...payoutStage, middleware: [poisonGate(() => redis)] },
+        deps: {
+          bank: createBankClient({ url: bank.url, timeoutMs: 2000 }),
+          records: await openPayoutRecords(js, { bucket: "ops-dlq-payout-records", replicas: 1 }),
+          bankRetentionMs: 86_400_000,
+        },
+        nc,
+        redis,
+        logger,
+        settings,
+      }),
+    );
 
     await redis.hset(POISON, "tr-a", "blocked account", "tr-b", "blocked account", "tr-c", "currency frozen");
     for (const [k, env] of Object.entries(reqs)) ingressSeq[k] = (await publish(js, env)).seq;
@@ -214,38 +267,41 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     for (const m of parked) seqOf[m!.header.get(Headers.CorrelationId)] = m!.seq;
     await quiet();
 
-    // Two payouts the payout stage parked (by the runtime's own park()): the bank paid one of
-    // them (its answer was lost), and never heard of the other.
+    // Two payouts the payout stage parked: the bank paid one of them (its answer was lost),
+    // and never heard of the other. The test plays the ledger, which posted them.
     for (const t of ["tr-paid", "tr-unknown"]) {
+      await redis.hset(
+        POISON,
+        t,
+        `payout outcome unknown: an attempt for payout:${t} may have reached the bank`,
+      );
       const env = posting(t);
       const h = natsHeaders();
       for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
-      const subject = subjectFor(env.type, env.data.from);
-      const ack = await js.publish(subject, encodeEvent(env), { msgID: env.eventId, headers: h });
-      await park(
-        js,
-        {
-          stage: "payout",
-          stream: StreamNames.Ledger,
-          subject,
-          streamSequence: ack.seq,
-          deliveries: 12,
-          data: encodeEvent(env),
+      ledgerSeq[t] = (
+        await js.publish(subjectFor(env.type, env.data.from), encodeEvent(env), {
+          msgID: env.eventId,
           headers: h,
+        })
+      ).seq;
+      const m = await waitFor(
+        async () => {
+          const last = await jsm.streams
+            .getMessage(StreamNames.Dlq, { last_by_subj: "dlq.payout" })
+            .catch(() => null);
+          return last?.header.get(Headers.CorrelationId) === t ? last : undefined;
         },
-        {
-          errorClass: "PermanentError",
-          reason: `payout outcome unknown: an attempt for payout:${t} may have reached the bank`,
-        },
+        { what: `${t} parked by the payout stage`, timeoutMs: 20_000 },
       );
-      seqOf[t] = (await dlqInfo()).last_seq;
+      seqOf[t] = m.seq;
     }
+    await quietOn(StreamNames.Ledger, "payout");
     const paid = await fetch(`${bank.url}/v1/payouts`, {
       method: "POST",
       headers: { "content-type": "application/json", "idempotency-key": "payout:tr-paid" },
       body: JSON.stringify({
         transferId: "tr-paid",
-        account: "bank:DE001",
+        account: "bank:de001",
         amountMinor: 900,
         currency: "EUR",
       }),
@@ -326,15 +382,24 @@ describe("jetmesh dlq against real servers and a real stage", () => {
   });
 
   it("ops - dlq replay --dry-run changes nothing and is audited as a dry run", async () => {
-    const before = { dlq: await dlqInfo(), ingress: (await jsm.streams.info(StreamNames.Ingress)).state };
+    const before = {
+      dlq: await dlqInfo(),
+      ingress: (await jsm.streams.info(StreamNames.Ingress)).state,
+      replay: (await jsm.streams.info(StreamNames.Replay)).state,
+    };
     const r = await cli(["dlq", "replay", "--stage", STAGE, "--dry-run"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split("\n")).toHaveLength(3);
     expect(r.stdout).toContain(
-      `#${seqOf["tr-a"]} ${STAGE} INGRESS#${ingressSeq.a} tr-a: would-replay: would republish to`,
+      `#${seqOf["tr-a"]} ${STAGE} INGRESS#${ingressSeq.a} tr-a: would-replay: would send to replay.${STAGE} on REPLAY for stage ${STAGE} (as INGRESS #${ingressSeq.a})`,
     );
-    const after = { dlq: await dlqInfo(), ingress: (await jsm.streams.info(StreamNames.Ingress)).state };
+    const after = {
+      dlq: await dlqInfo(),
+      ingress: (await jsm.streams.info(StreamNames.Ingress)).state,
+      replay: (await jsm.streams.info(StreamNames.Replay)).state,
+    };
+    expect(after.replay.last_seq).toBe(before.replay.last_seq);
     expect(after.dlq.messages).toBe(before.dlq.messages);
     expect(after.dlq.last_seq).toBe(before.dlq.last_seq);
     expect(after.ingress.last_seq).toBe(before.ingress.last_seq);
@@ -350,8 +415,9 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     });
   });
 
-  it("ops - dlq replay sends a parked message back to its stage, which processes it once; replayed twice, once", async () => {
+  it("ops - dlq replay sends a parked message back to its stage alone, which processes it once; replayed twice, once", async () => {
     await redis.hdel(POISON, "tr-a"); // the operator fixed the cause
+    const ingressBefore = (await jsm.streams.info(StreamNames.Ingress)).state.last_seq;
     // Days later: the other consumer's guard for the event has expired.
     expect(await redis.del(`${WATCHER}:${reqs.a.eventId}`)).toBe(1);
     const [snapshot] = await selectParked(js, jsm, { seqs: [seqOf["tr-a"]!] });
@@ -360,13 +426,14 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
       new RegExp(
-        `^#${seqOf["tr-a"]} ${STAGE} INGRESS#${ingressSeq.a} tr-a: replayed: republished to .* as INGRESS #\\d+; removed from the DLQ`,
+        `^#${seqOf["tr-a"]} ${STAGE} INGRESS#${ingressSeq.a} tr-a: replayed: sent to replay\\.${STAGE} on REPLAY for stage ${STAGE} \\(as INGRESS #${ingressSeq.a}\\) as REPLAY #\\d+; removed from the DLQ\n$`,
       ),
     );
     await waitFor(async () => (await redis.get(runsKey(STAGE, reqs.a.eventId))) === "1" || undefined, {
       what: "the stage processed the replay",
     });
     await quiet();
+    await quietOn(StreamNames.Replay, replayDurable(STAGE));
     expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: seqOf["tr-a"]! })).toBeNull();
 
     // The same entry again: it is gone from the DLQ...
@@ -378,23 +445,27 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     // ...and a replay cut off between its publish and the removal, run again, is a duplicate
     // the stream drops (the Msg-Id comes from the DLQ seq)...
     const [twice] = await replayParked(js, jsm, [snapshot!], { dryRun: false });
-    expect(twice).toMatchObject({ outcome: "replayed", replay: { stream: "INGRESS", duplicate: true } });
+    expect(twice).toMatchObject({ outcome: "replayed", replay: { stream: "REPLAY", duplicate: true } });
     // ...and past the duplicate window (another Msg-Id), the stage's done key absorbs it.
     const h = natsHeaders();
     for (const [k, v] of Object.entries(eventHeaders(reqs.a))) if (k !== Headers.MsgId) h.set(k, v);
     h.set(Headers.ReplayOf, String(seqOf["tr-a"]));
-    h.set(Headers.ReplayStage, STAGE);
-    const late = await js.publish(subjectFor(reqs.a.type, reqs.a.data.from), encodeEvent(reqs.a), {
+    h.set(Headers.ReplayStream, StreamNames.Ingress);
+    h.set(Headers.ReplaySubject, subjectFor(reqs.a.type, reqs.a.data.from));
+    h.set(Headers.ReplaySequence, String(ingressSeq.a));
+    const late = await js.publish(replaySubject(STAGE), encodeEvent(reqs.a), {
       msgID: "replay:after-the-window",
       headers: h,
     });
     expect(late.duplicate).toBe(false);
+    await quietOn(StreamNames.Replay, replayDurable(STAGE));
     await quiet();
     expect(await redis.get(runsKey(STAGE, reqs.a.eventId))).toBe("1");
     expect(await validated("tr-a")).toHaveLength(1);
     expect((await dlqInfo()).messages).toBe(4);
-    // The other consumer of INGRESS ran the original once and none of the replays, with its
-    // guard for the event gone (as it is days later).
+    // No replay went into INGRESS: the other consumer of INGRESS ran the original once and saw
+    // none of the replays, with its guard for the event gone (as it is days later).
+    expect((await jsm.streams.info(StreamNames.Ingress)).state.last_seq).toBe(ingressBefore);
     expect(await redis.get(runsKey(WATCHER, reqs.a.eventId))).toBe("1");
   });
 
@@ -413,21 +484,23 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     expect(reparked.header.get(Headers.CorrelationId)).toBe("tr-c");
     expect(reparked.header.get(Headers.ReplayOf)).toBe(String(seqOf["tr-c"]));
     expect(reparked.header.get(Headers.DlqStream)).toBe("INGRESS");
-    expect(Number(reparked.header.get(Headers.DlqSequence))).toBeGreaterThan(ingressSeq.c!);
+    // The new entry names the original (never a copy in INGRESS), so it can be replayed again.
+    expect(reparked.header.get(Headers.DlqSequence)).toBe(String(ingressSeq.c));
     seqOf["tr-c"] = reparked.seq;
     await quiet();
     expect(await redis.get(runsKey(STAGE, reqs.c.eventId))).toBeNull();
     expect(await redis.get(runsKey(WATCHER, reqs.c.eventId))).toBe("1");
   });
 
-  it("ops - a parked payout is replayed only after asking the bank: executed is held, unknown is replayed", async () => {
+  it("ops - a parked payout is replayed only after asking the bank: executed is held, unknown is replayed to the payout stage, paid once, LEDGER unchanged", async () => {
     const noBank = await cli(["dlq", "replay", "--stage", "payout"]);
     expect(noBank.code).toBe(2);
     expect(noBank.stderr).toMatch(
       /^jetmesh: replaying a payout needs the bank's word on its key first: give --bank-url/,
     );
-    const ledgerBefore = (await jsm.streams.info(StreamNames.Ledger)).state.last_seq;
+    const ledgerBefore = (await jsm.streams.info(StreamNames.Ledger)).state;
     const requestsBefore = bank.bank.stats().requests;
+    await redis.hdel(POISON, "tr-unknown"); // the operator reconciled it with the bank
 
     const r = await cli(["dlq", "replay", "--stage", "payout"], { env: { PAYOUT_BANK_URL: bank.url } });
     expect(r.code).toBe(1);
@@ -435,30 +508,54 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     const [paidLine, unknownLine] = r.stdout.trim().split("\n");
     expect(paidLine).toMatch(
       new RegExp(
-        `^#${seqOf["tr-paid"]} payout LEDGER#\\d+ tr-paid: held: bank says payout:tr-paid was executed \\(paid, reference \\S+\\): not replayed`,
+        `^#${seqOf["tr-paid"]} payout LEDGER#${ledgerSeq["tr-paid"]} tr-paid: held: bank says payout:tr-paid was executed \\(paid, reference \\S+\\): not replayed`,
       ),
     );
     expect(unknownLine).toMatch(
       new RegExp(
-        `^#${seqOf["tr-unknown"]} payout LEDGER#\\d+ tr-unknown: replayed: republished to ledger\\.posted\\.\\d+ on LEDGER`,
+        `^#${seqOf["tr-unknown"]} payout LEDGER#${ledgerSeq["tr-unknown"]} tr-unknown: replayed: sent to replay\\.payout on REPLAY for stage payout \\(as LEDGER #${ledgerSeq["tr-unknown"]}\\) as REPLAY #\\d+`,
       ),
     );
     expect(unknownLine).toContain("bank does not know payout:tr-unknown");
-    expect(unknownLine).toContain("the copy is stored in LEDGER, a source of truth");
-    // The CLI only asked: it never sent a payout to the bank.
-    expect(bank.bank.stats().requests).toBe(requestsBefore);
-    // The held one stays parked; the other's replay is stored for the payout stage alone.
+    // The held one stays parked; the other's replay is on REPLAY, for the payout stage alone.
     expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: seqOf["tr-paid"]! })).not.toBeNull();
     expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: seqOf["tr-unknown"]! })).toBeNull();
-    const replay = await jsm.streams.getMessage(StreamNames.Ledger, { seq: ledgerBefore + 1 });
-    expect(replay?.header.get(Headers.ReplayStage)).toBe("payout");
+    const replay = await jsm.streams.getMessage(StreamNames.Replay, { last_by_subj: "replay.payout" });
     expect(replay?.header.get(Headers.ReplayOf)).toBe(String(seqOf["tr-unknown"]));
+    expect(replay?.header.get(Headers.ReplayStream)).toBe(StreamNames.Ledger);
+    expect(replay?.header.get(Headers.ReplaySequence)).toBe(String(ledgerSeq["tr-unknown"]));
+    expect(replay?.header.get(Headers.ReplaySubject)).toBe(subjectFor(EventTypes.LedgerPosted, "acc-alice"));
     expect(replay?.header.get(Headers.EventId)).toBe(posting("tr-unknown").eventId);
     expect(replay?.header.get(Headers.DlqReason)).toBe("");
-    expect(replay?.header.get(Headers.MsgId)).toMatch(
-      new RegExp(`^replay:DLQ:${seqOf["tr-unknown"]}:payout:LEDGER:\\d+$`),
+    expect(replay?.header.get(Headers.MsgId)).toBe(
+      `replay:DLQ:${seqOf["tr-unknown"]}:payout:LEDGER:${ledgerSeq["tr-unknown"]}`,
     );
-    expect((await jsm.streams.info(StreamNames.Ledger)).state.last_seq).toBe(ledgerBefore + 1);
+    // The payout stage pays it once: one request to the bank, one payouts.completed.
+    await waitFor(async () => ((await payoutsOf("tr-unknown")).length > 0 ? true : undefined), {
+      what: "the payout stage processed the replay",
+    });
+    await quietOn(StreamNames.Replay, replayDurable("payout"));
+    expect(await payoutsOf("tr-unknown")).toEqual([EventTypes.PayoutCompleted]);
+    expect(bank.bank.stats().requests).toBe(requestsBefore + 1);
+
+    // Sent again past REPLAY's duplicate window (another Msg-Id): the done key absorbs it.
+    const h = natsHeaders();
+    for (const k of replay!.header.keys())
+      if (!k.toLowerCase().startsWith("nats-")) h.set(k, replay!.header.get(k));
+    const again = await js.publish(replaySubject("payout"), replay!.data, {
+      msgID: "replay:payout-again",
+      headers: h,
+    });
+    expect(again.duplicate).toBe(false);
+    await quietOn(StreamNames.Replay, replayDurable("payout"));
+    expect(await payoutsOf("tr-unknown")).toEqual([EventTypes.PayoutCompleted]);
+    expect(bank.bank.stats().requests).toBe(requestsBefore + 1);
+    // LEDGER, the source of truth, holds only what the ledger wrote: the same last seq.
+    const ledgerAfter = (await jsm.streams.info(StreamNames.Ledger)).state;
+    expect([ledgerAfter.last_seq, ledgerAfter.messages]).toEqual([
+      ledgerBefore.last_seq,
+      ledgerBefore.messages,
+    ]);
   });
 
   it("ops - dlq drop asks for confirmation on stdin unless --yes", async () => {
@@ -564,5 +661,29 @@ describe("jetmesh dlq against real servers and a real stage", () => {
       expect(r.stdout).toBe("");
     }
     expect(await audits()).toHaveLength(before.length);
+  });
+
+  it("ops - dlq replay without a REPLAY stream replays nothing, keeps the entry and says how to create it", async () => {
+    const env = request("tr-d");
+    await redis.hset(POISON, "tr-d", "blocked account");
+    await publish(js, env);
+    const parked = await waitFor(
+      async () => {
+        const m = await jsm.streams
+          .getMessage(StreamNames.Dlq, { last_by_subj: `dlq.${STAGE}` })
+          .catch(() => null);
+        return m?.header.get(Headers.CorrelationId) === "tr-d" ? m : undefined;
+      },
+      { what: "tr-d parked" },
+    );
+    const audited = (await audits()).length;
+    await jsm.streams.delete(StreamNames.Replay);
+    const r = await cli(["dlq", "replay", String(parked.seq)]);
+    expect([r.code, r.stdout]).toEqual([1, ""]);
+    expect(r.stderr).toBe(
+      "jetmesh: no REPLAY stream to send replays on: create it with `nats stream add --config deploy/streams/REPLAY.json`; nothing replayed\n",
+    );
+    expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: parked.seq })).not.toBeNull();
+    expect(await audits()).toHaveLength(audited);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * @jetmesh/ops: the operators' CLI `jetmesh` and the readers behind it. Everything reads the
  * streams with plain JetStream clients and decodes with the contracts codec. Only the DLQ
- * actions write: a replay to its origin subject, a DLQ entry removed, an event on AUDIT.
+ * actions write: a replay on `replay.<stage>` (REPLAY), a DLQ entry removed, an event on AUDIT.
  */
 export { actorOf, recordAudit, requireAudit } from "./audit.ts";
 export type { AuditedEntry, AuditEvent } from "./audit.ts";

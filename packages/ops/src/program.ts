@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { actorOf, recordAudit, requireAudit } from "./audit.ts";
-import { defaultServer, openSession, type Session } from "./connect.ts";
+import { defaultServer, openSession, type Session, type SessionOptions } from "./connect.ts";
 import { decodeBody, renderDecoded, toJson } from "./decode.ts";
 import { getParked, listParked, renderListing } from "./dlq.ts";
 import {
@@ -107,8 +107,12 @@ async function readAll(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
   return Buffer.concat(chunks);
 }
 
-async function withSession<T>(server: string, run: (s: Session) => Promise<T>): Promise<T> {
-  const s = await openSession(server);
+async function sessionDo<T>(
+  server: string,
+  run: (s: Session) => Promise<T>,
+  o: SessionOptions = {},
+): Promise<T> {
+  const s = await openSession(server, o);
   try {
     return await run(s);
   } finally {
@@ -116,7 +120,15 @@ async function withSession<T>(server: string, run: (s: Session) => Promise<T>): 
   }
 }
 
+/** Runs a command's work in a session; the operators' NATS user logs in with its NKey seed, as the services do. */
+function sessionsOf(io: CliIo) {
+  const nkeySeedFile = io.env.NATS_NKEY_SEED_FILE?.trim() || undefined;
+  return <T>(server: string, run: (s: Session) => Promise<T>) =>
+    sessionDo(server, run, nkeySeedFile ? { nkeySeedFile } : {});
+}
+
 function buildProgram(io: CliIo): Command {
+  const withSession = sessionsOf(io);
   const server = () =>
     new Option("-s, --server <url>", "NATS server URL").default(
       defaultServer(io.env),
@@ -204,6 +216,7 @@ function buildProgram(io: CliIo): Command {
 }
 
 function addDlq(program: Command, io: CliIo, server: () => Option): void {
+  const withSession = sessionsOf(io);
   const dlq = program
     .command("dlq")
     .description("The parked messages in the DLQ: list, show, replay to their stage once, drop");
