@@ -19,8 +19,10 @@ import {
   EventTypes,
   eventHeaders,
   makeEnvelope,
+  replayDurable,
   StreamNames,
   Streams,
+  subjectFor,
 } from "@jetmesh/contracts";
 import { waitForQuiet } from "@jetmesh/mesh";
 import {
@@ -28,6 +30,7 @@ import {
   createLogger,
   createRedis,
   ensureStream,
+  park,
   provisionStreams,
   readSecretFile,
   StreamMissingError,
@@ -785,6 +788,105 @@ describe("nats access", () => {
     expect(exit?.code).not.toBe(0);
     expect(child.lines().join("\n")).toMatch(/NATS_NKEY_SEED_FILE: secret file .* is readable by every user/);
   }, 30_000);
+
+  it("nats access - an operator replays a parked message with the ops user's seed; the stage takes it through its replay durable as its own user", async () => {
+    const violationsBefore = nats.logs().filter((l) => /violation/i.test(l)).length;
+    // A transfer the validator parked (the runtime's park(), as the validator's user).
+    const env = makeEnvelope(
+      EventTypes.TransferRequested,
+      {
+        transferId: "access-replay-1",
+        from: "acc-a",
+        to: "acc-b",
+        amountMinor: 100,
+        currency: "EUR",
+        requestedAt: new Date().toISOString(),
+      },
+      {
+        eventId: "access-replay-req-1",
+        correlationId: "access-replay-1",
+        causationId: "key-1",
+        producer: "gateway",
+      },
+    ) as AnyEnvelope;
+    const originSeq = (await jsm.streams.info(StreamNames.Ingress)).state.last_seq + 1000;
+    const validator = await as("validator");
+    try {
+      await park(
+        jetstream(validator),
+        {
+          stage: "validator",
+          stream: StreamNames.Ingress,
+          subject: subjectFor(EventTypes.TransferRequested, "acc-a"),
+          streamSequence: originSeq,
+          deliveries: 5,
+          data: encodeEvent(env),
+          headers: headersOf(env),
+        },
+        { errorClass: "TransientError", reason: "gave up after 5 deliveries: a dependency was down" },
+      );
+    } finally {
+      await validator.close();
+    }
+    const dlqSeq = (await jsm.streams.info(StreamNames.Dlq)).state.last_seq;
+    const ingressBefore = (await jsm.streams.info(StreamNames.Ingress)).state.last_seq;
+    const auditBefore = (await jsm.streams.info(StreamNames.Audit)).state.messages;
+
+    // The operator, as the generated `ops` user: read the DLQ, publish the replay and the audit
+    // event, delete the entry.
+    const cli = await run(
+      process.execPath,
+      [join(root, "packages/ops/bin/jetmesh.mjs"), "dlq", "replay", String(dlqSeq), "--actor", "access-test"],
+      {
+        cwd: root,
+        timeout: 30_000,
+        env: { ...process.env, NATS_URL: nats.url, NATS_NKEY_SEED_FILE: seedOf("ops"), PAYOUT_BANK_URL: "" },
+      },
+    ).catch((err: { stdout?: string; stderr?: string }) => {
+      throw new Error(`jetmesh dlq replay failed: ${err.stderr ?? ""}${err.stdout ?? ""}`);
+    });
+    expect(cli.stdout).toMatch(
+      new RegExp(
+        `^#${dlqSeq} validator INGRESS#${originSeq} access-replay-1: replayed: sent to replay\\.validator on REPLAY`,
+      ),
+    );
+    expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: dlqSeq })).toBeNull();
+    expect((await jsm.streams.info(StreamNames.Audit)).state.messages).toBe(auditBefore + 1);
+
+    // The validator, as its own user, consumes it through validator-replay and validates it once.
+    const validatorProcess = await startService("validator");
+    const outputs = () =>
+      waitFor(
+        async () => {
+          const info = await jsm.streams.info(StreamNames.Validation);
+          for (let q = info.state.last_seq; q >= info.state.first_seq && q > 0; q--) {
+            const m = await jsm.streams.getMessage(StreamNames.Validation, { seq: q }).catch(() => null);
+            if (m?.header.get("Jetmesh-Causation-Id") === env.eventId) return m;
+          }
+          return undefined;
+        },
+        { what: "the validator's output for the replay", timeoutMs: 20_000 },
+      );
+    const out = await outputs();
+    expect(out.subject).toMatch(/^transfers\.validated\./);
+    const consumer = await waitFor(
+      async () => {
+        const c = await jsm.consumers.info(StreamNames.Replay, replayDurable("validator"));
+        return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.consumer_seq > 0 ? c : undefined;
+      },
+      { what: "validator-replay acknowledged the replay" },
+    );
+    expect(consumer.config.filter_subject).toBe("replay.validator");
+    // Nothing was written to INGRESS, and not one call was refused.
+    expect((await jsm.streams.info(StreamNames.Ingress)).state.last_seq).toBe(ingressBefore);
+    expect((await validatorProcess.child.stop(10_000)).code).toBe(0);
+    expect(
+      nats
+        .logs()
+        .filter((l) => /violation/i.test(l))
+        .slice(violationsBefore),
+    ).toEqual([]);
+  }, 60_000);
 
   it("nats access - with --no-runtime-creates a stage may not create its streams: it waits, unready, for the deploy step", async () => {
     const dir = join(base, "strict");
