@@ -18,7 +18,7 @@ export function jetmesh(
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
-      env: { ...process.env, NATS_URL: "", PAYOUT_BANK_URL: "", ...o.env },
+      env: { ...process.env, NATS_URL: "", NATS_NKEY_SEED_FILE: "", PAYOUT_BANK_URL: "", ...o.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";
