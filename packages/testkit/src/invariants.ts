@@ -1,4 +1,11 @@
-import { EventTypes, Headers, LedgerProjection, StreamNames } from "@jetmesh/contracts";
+import {
+  EventTypes,
+  Headers,
+  LedgerProjection,
+  PipelineStreams,
+  type StreamName,
+  StreamNames,
+} from "@jetmesh/contracts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Balances, BalanceSource } from "./invariants-balances.ts";
@@ -145,13 +152,12 @@ export interface CheckInvariantsOptions {
   readonly minters?: readonly string[];
 }
 
-const PIPELINE = [
-  StreamNames.Ingress,
-  StreamNames.Validation,
-  StreamNames.Risk,
-  StreamNames.Ledger,
-  StreamNames.Payouts,
-] as const;
+/**
+ * The streams of facts, in pipeline order: those that store event types. DLQ is read apart
+ * (I6; a parked message is no fact); AUDIT (operators' records) and REPLAY (copies of parked
+ * messages sent back to their stage) are not read at all, so a replay never counts as an event.
+ */
+const PIPELINE: readonly StreamName[] = PipelineStreams;
 
 /** The event types a stage consumes to produce each type: the valid types of a cause. */
 const CAUSE_TYPES: Readonly<Record<string, readonly string[] | "request">> = {
