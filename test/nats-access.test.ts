@@ -789,7 +789,7 @@ describe("nats access", () => {
     expect(child.lines().join("\n")).toMatch(/NATS_NKEY_SEED_FILE: secret file .* is readable by every user/);
   }, 30_000);
 
-  it("nats access - an operator replays a parked message with the ops user's seed; the stage takes it through its replay durable as its own user", async () => {
+  it("nats access - an operator replays a parked message with the ops user's seed; the validator takes it through its replay durable as its own user, once", async () => {
     const violationsBefore = nats.logs().filter((l) => /violation/i.test(l)).length;
     // A transfer the validator parked (the runtime's park(), as the validator's user).
     const env = makeEnvelope(
@@ -855,28 +855,41 @@ describe("nats access", () => {
 
     // The validator, as its own user, consumes it through validator-replay and validates it once.
     const validatorProcess = await startService("validator");
-    const outputs = () =>
+    const outputs = async () => {
+      const info = await jsm.streams.info(StreamNames.Validation);
+      const found: string[] = [];
+      for (let q = info.state.first_seq; q <= info.state.last_seq && info.state.messages > 0; q++) {
+        const m = await jsm.streams.getMessage(StreamNames.Validation, { seq: q }).catch(() => null);
+        if (m?.header.get("Jetmesh-Causation-Id") === env.eventId) found.push(m.subject);
+      }
+      return found;
+    };
+    const replayAcked = (delivered: number) =>
       waitFor(
         async () => {
-          const info = await jsm.streams.info(StreamNames.Validation);
-          for (let q = info.state.last_seq; q >= info.state.first_seq && q > 0; q--) {
-            const m = await jsm.streams.getMessage(StreamNames.Validation, { seq: q }).catch(() => null);
-            if (m?.header.get("Jetmesh-Causation-Id") === env.eventId) return m;
-          }
-          return undefined;
+          const c = await jsm.consumers.info(StreamNames.Replay, replayDurable("validator"));
+          return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.consumer_seq >= delivered
+            ? c
+            : undefined;
         },
-        { what: "the validator's output for the replay", timeoutMs: 20_000 },
+        { what: "validator-replay acknowledged the replay", timeoutMs: 20_000 },
       );
-    const out = await outputs();
-    expect(out.subject).toMatch(/^transfers\.validated\./);
-    const consumer = await waitFor(
-      async () => {
-        const c = await jsm.consumers.info(StreamNames.Replay, replayDurable("validator"));
-        return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.consumer_seq > 0 ? c : undefined;
-      },
-      { what: "validator-replay acknowledged the replay" },
-    );
+    const consumer = await replayAcked(1);
     expect(consumer.config.filter_subject).toBe("replay.validator");
+    const [out, ...more] = await outputs();
+    expect(out).toMatch(/^transfers\.validated\./);
+    expect(more).toEqual([]);
+    // A second copy (as the ops user, another Msg-Id): the validator's done key absorbs it.
+    const stored = await jsm.streams.getMessage(StreamNames.Replay, { last_by_subj: "replay.validator" });
+    const copy = natsHeaders();
+    for (const k of stored!.header.keys())
+      if (!k.toLowerCase().startsWith("nats-")) copy.set(k, stored!.header.get(k));
+    await jetstream(ops).publish("replay.validator", stored!.data, {
+      msgID: "access-replay-again",
+      headers: copy,
+    });
+    await replayAcked(2);
+    expect(await outputs()).toEqual([out]);
     // Nothing was written to INGRESS, and not one call was refused.
     expect((await jsm.streams.info(StreamNames.Ingress)).state.last_seq).toBe(ingressBefore);
     expect((await validatorProcess.child.stop(10_000)).code).toBe(0);
