@@ -19,12 +19,14 @@ import {
   EventTypes,
   eventHeaders,
   makeEnvelope,
+  replayDurable,
   StreamNames,
   Streams,
+  subjectFor,
 } from "@jetmesh/contracts";
 import { waitForQuiet } from "@jetmesh/mesh";
 import { connectNats, createLogger, createRedis, readSecretFile } from "@jetmesh/stage";
-import { ensureStream, provisionStreams, StreamMissingError } from "@jetmesh/stage/internal";
+import { ensureStream, park, provisionStreams, StreamMissingError } from "@jetmesh/stage/internal";
 import {
   bundleOf,
   type ChildHandle,
@@ -853,6 +855,118 @@ describe("nats access", () => {
     expect(exit?.code).not.toBe(0);
     expect(child.lines().join("\n")).toMatch(/NATS_NKEY_SEED_FILE: secret file .* is readable by every user/);
   }, 30_000);
+
+  it("nats access - an operator replays a parked message with the ops user's seed; the validator takes it through its replay durable as its own user, once", async () => {
+    const violationsBefore = nats.logs().filter((l) => /violation/i.test(l)).length;
+    // A transfer the validator parked (the runtime's park(), as the validator's user).
+    const env = makeEnvelope(
+      EventTypes.TransferRequested,
+      {
+        transferId: "access-replay-1",
+        from: "acc-a",
+        to: "acc-b",
+        amountMinor: 100,
+        currency: "EUR",
+        requestedAt: new Date().toISOString(),
+      },
+      {
+        eventId: "access-replay-req-1",
+        correlationId: "access-replay-1",
+        causationId: "key-1",
+        producer: "gateway",
+      },
+    ) as AnyEnvelope;
+    const originSeq = (await jsm.streams.info(StreamNames.Ingress)).state.last_seq + 1000;
+    const validator = await as("validator");
+    try {
+      await park(
+        jetstream(validator),
+        {
+          stage: "validator",
+          stream: StreamNames.Ingress,
+          subject: subjectFor(EventTypes.TransferRequested, "acc-a"),
+          streamSequence: originSeq,
+          deliveries: 5,
+          data: encodeEvent(env),
+          headers: headersOf(env),
+        },
+        { errorClass: "TransientError", reason: "gave up after 5 deliveries: a dependency was down" },
+      );
+    } finally {
+      await validator.close();
+    }
+    const dlqSeq = (await jsm.streams.info(StreamNames.Dlq)).state.last_seq;
+    const ingressBefore = (await jsm.streams.info(StreamNames.Ingress)).state.last_seq;
+    const auditBefore = (await jsm.streams.info(StreamNames.Audit)).state.messages;
+
+    // The operator, as the generated `ops` user: read the DLQ, publish the replay and the audit
+    // event, delete the entry.
+    const cli = await run(
+      process.execPath,
+      [join(root, "packages/ops/bin/jetmesh.mjs"), "dlq", "replay", String(dlqSeq), "--actor", "access-test"],
+      {
+        cwd: root,
+        timeout: 30_000,
+        env: { ...process.env, NATS_URL: nats.url, NATS_NKEY_SEED_FILE: seedOf("ops"), PAYOUT_BANK_URL: "" },
+      },
+    ).catch((err: { stdout?: string; stderr?: string }) => {
+      throw new Error(`jetmesh dlq replay failed: ${err.stderr ?? ""}${err.stdout ?? ""}`);
+    });
+    expect(cli.stdout).toMatch(
+      new RegExp(
+        `^#${dlqSeq} validator INGRESS#${originSeq} access-replay-1: replayed: sent to replay\\.validator on REPLAY`,
+      ),
+    );
+    expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: dlqSeq })).toBeNull();
+    expect((await jsm.streams.info(StreamNames.Audit)).state.messages).toBe(auditBefore + 1);
+
+    // The validator, as its own user, consumes it through validator-replay and validates it once.
+    const validatorProcess = await startService("validator");
+    const outputs = async () => {
+      const info = await jsm.streams.info(StreamNames.Validation);
+      const found: string[] = [];
+      for (let q = info.state.first_seq; q <= info.state.last_seq && info.state.messages > 0; q++) {
+        const m = await jsm.streams.getMessage(StreamNames.Validation, { seq: q }).catch(() => null);
+        if (m?.header.get("Jetmesh-Causation-Id") === env.eventId) found.push(m.subject);
+      }
+      return found;
+    };
+    const replayAcked = (delivered: number) =>
+      waitFor(
+        async () => {
+          const c = await jsm.consumers.info(StreamNames.Replay, replayDurable("validator"));
+          return c.num_pending === 0 && c.num_ack_pending === 0 && c.delivered.consumer_seq >= delivered
+            ? c
+            : undefined;
+        },
+        { what: "validator-replay acknowledged the replay", timeoutMs: 20_000 },
+      );
+    const consumer = await replayAcked(1);
+    expect(consumer.config.filter_subject).toBe("replay.validator");
+    const [out, ...more] = await outputs();
+    expect(out).toMatch(/^transfers\.validated\./);
+    expect(more).toEqual([]);
+    // A second copy (as the ops user, another Msg-Id): the validator's done key absorbs it.
+    const stored = await jsm.streams.getMessage(StreamNames.Replay, { last_by_subj: "replay.validator" });
+    const copy = natsHeaders();
+    for (const k of stored!.header.keys())
+      if (!k.toLowerCase().startsWith("nats-")) copy.set(k, stored!.header.get(k));
+    await jetstream(ops).publish("replay.validator", stored!.data, {
+      msgID: "access-replay-again",
+      headers: copy,
+    });
+    await replayAcked(2);
+    expect(await outputs()).toEqual([out]);
+    // Nothing was written to INGRESS, and not one call was refused.
+    expect((await jsm.streams.info(StreamNames.Ingress)).state.last_seq).toBe(ingressBefore);
+    expect((await validatorProcess.child.stop(10_000)).code).toBe(0);
+    expect(
+      nats
+        .logs()
+        .filter((l) => /violation/i.test(l))
+        .slice(violationsBefore),
+    ).toEqual([]);
+  }, 60_000);
 
   it("nats access - with --no-runtime-creates a stage may not create its streams: it waits, unready, for the deploy step", async () => {
     const dir = join(base, "strict");

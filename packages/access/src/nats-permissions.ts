@@ -1,4 +1,12 @@
-import { type EventType, type StreamDefinition, Streams, subjectFilter } from "@jetmesh/contracts";
+import {
+  type EventType,
+  replayDurable,
+  replaySubject,
+  type StreamDefinition,
+  StreamNames,
+  Streams,
+  subjectFilter,
+} from "@jetmesh/contracts";
 import {
   connectionNames,
   type ManifestInput,
@@ -122,8 +130,11 @@ export function durableFilterOf(input: ManifestInput, def: StreamDefinition): st
 
 /** Everything one durable consumer of the runtime needs (provision.ts, consume-loop.ts). */
 function durableConsumer(pub: Rules, input: ManifestInput, def: StreamDefinition): void {
-  const { stream, durable } = input;
-  const filter = durableFilterOf(input, def);
+  durableOf(pub, input.stream, input.durable, durableFilterOf(input, def));
+}
+
+/** A durable's info, its creation with its own filter, its pulls and the acks of what it is delivered. */
+function durableOf(pub: Rules, stream: string, durable: string, filter: string | undefined): void {
   pub.allow(
     `${API}.CONSUMER.INFO.${stream}.${durable}`,
     // nats.js (2.9+ servers) names the consumer, and its filter when it has one, in the subject:
@@ -217,6 +228,21 @@ function servicePermissions(
     streamInfo(`KV_${pos}`);
     create(`KV_${pos}`);
   }
+  // Operators' replays of what the stage parked: its durable `<stage>-replay` on REPLAY,
+  // filtered on `replay.<stage>` (run-stage.ts; the stage is its inputs' durable). It may look
+  // whether REPLAY exists, never create it, and never publish to it.
+  const stages = [...new Set((m.inputs ?? []).map((i) => i.durable))];
+  if (stages.length && streams[StreamNames.Replay]) {
+    streamInfo(StreamNames.Replay);
+    for (const stage of stages) {
+      const durable = replayDurable(stage);
+      durableOf(pub, StreamNames.Replay, durable, replaySubject(stage));
+      pub.allow(
+        `$KV.${pos}.${StreamNames.Replay}.${durable}`,
+        `${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${StreamNames.Replay}.${durable}`,
+      );
+    }
+  }
 
   for (const out of m.outputs ?? []) {
     const def = streams[out.stream] as StreamDefinition;
@@ -276,10 +302,14 @@ function servicePermissions(
   return { publish: pub.done(), subscribe: sub.done() };
 }
 
-/** Streams nothing may destroy or shorten, ops included: the deploy-only source of truth. */
+/**
+ * Streams nothing may destroy or shorten, ops included: those whose definition denies purge
+ * (LEDGER, the source of truth; AUDIT, the operators' trail). Being deploy-only is not the
+ * reason: REPLAY is deploy-only and holds nothing that must outlive its stage's run.
+ */
 function protectedStreams(streams: Readonly<Record<string, StreamDefinition>>): string[] {
   return Object.values(streams)
-    .filter((d) => !d.createdAtRuntime || d.denyPurge)
+    .filter((d) => d.denyPurge)
     .map((d) => d.name);
 }
 
@@ -289,7 +319,8 @@ function protectedStreams(streams: Readonly<Record<string, StreamDefinition>>): 
  * output subjects and DLQ subject, its own durable consumers, acks and position records, the
  * JetStream calls the runtime makes for them, its own KV buckets, the replies to its own
  * inbox), with explicit denies for deleting, purging or reconfiguring any stream; an `ops`
- * user (every JetStream API call, no event subject, never deleting or purging LEDGER); a
+ * user (every JetStream API call, `replay.>` and `audit.>` but no event subject, never deleting
+ * or purging LEDGER or AUDIT); a
  * `deploy` user (creates the contracts' streams and the buckets, nothing else); and a `sys`
  * user in the system account. Pure: no keys, no files ({@link writeNatsAccess} does those).
  * @throws Error listing every manifest entry that names an unknown stream or type.
@@ -325,8 +356,10 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
     account,
     connectionNames: [],
     permissions: {
+      // Operators' own subjects: replays of parked messages (`jetmesh dlq replay`) and their
+      // audit trail; never an event subject. Reading and deleting DLQ entries are API calls.
       publish: new Rules()
-        .allow(`${API}.>`, "$JS.ACK.>", "$JS.FC.>", "$KV.>")
+        .allow(`${API}.>`, "$JS.ACK.>", "$JS.FC.>", "$KV.>", "replay.>", "audit.>")
         .deny(
           ...guarded.flatMap((s) => [
             `${API}.STREAM.DELETE.${s}`,

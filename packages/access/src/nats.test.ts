@@ -65,8 +65,9 @@ describe("access", () => {
     expect(eventSubjects("payout")).toEqual(["payouts.completed.*", "payouts.failed.*", "dlq.payout"]);
     // the reconciler writes findings on RECONCILE's own subjects, and no event
     expect(eventSubjects("reconciler")).toEqual(["reconcile.>"]);
-    // Every event subject has exactly one publisher: the stream's owner in the contracts.
-    for (const def of Object.values(Streams)) {
+    // Every event subject has exactly one publisher: the stream's owner in the contracts (the
+    // DLQ and AUDIT carry no event types: stages park, operators audit).
+    for (const def of Object.values(Streams).filter((d) => d.eventTypes.length > 0)) {
       for (const subject of def.subjects.filter((s) => !s.startsWith("dlq."))) {
         const publishers = serviceUsers.filter((u) => pub(u.name).includes(subject)).map((u) => u.name);
         expect(publishers, subject).toEqual([def.owner]);
@@ -85,7 +86,8 @@ describe("access", () => {
       for (const s of pub(u.name)) {
         expect(s, `${u.name} may publish ${s}`).not.toMatch(/^(>|\*\.\*\.\*|\$JS\.API\.>)$/);
         const pull = /^\$JS\.API\.CONSUMER\.MSG\.NEXT\.([A-Z_]+)\.(.+)$/.exec(s);
-        if (pull && pull[2] !== "*") expect(pull[2]).toBe(u.name === "gateway" ? "gateway-status" : u.name);
+        const own = u.name === "gateway" ? "gateway-status" : u.name;
+        if (pull && pull[2] !== "*") expect([own, `${own}-replay`]).toContain(pull[2]);
       }
     }
     expect(sub("ledger")).toContain("_INBOX_ledger-rebuild.>");
@@ -106,15 +108,25 @@ describe("access", () => {
     );
   });
 
-  it("access - LEDGER is created by the deploy step only; ops may never delete or purge it", () => {
+  it("access - LEDGER is created by the deploy step only; ops may never delete or purge it, nor the AUDIT trail", () => {
     for (const u of serviceUsers) expect(pub(u.name)).not.toContain("$JS.API.STREAM.CREATE.LEDGER");
     expect(pub("deploy")).toContain("$JS.API.STREAM.CREATE.LEDGER");
     expect(user("ops").permissions?.publish.deny).toEqual([
       "$JS.API.STREAM.DELETE.LEDGER",
       "$JS.API.STREAM.PURGE.LEDGER",
       "$JS.API.STREAM.MSG.DELETE.LEDGER",
+      "$JS.API.STREAM.DELETE.AUDIT",
+      "$JS.API.STREAM.PURGE.AUDIT",
+      "$JS.API.STREAM.MSG.DELETE.AUDIT",
     ]);
-    expect(eventSubjects("ops")).toEqual([]);
+    // Ops publishes its own subjects only: replays and the audit trail, no event subject.
+    expect(eventSubjects("ops")).toEqual(["replay.>", "audit.>"]);
+    for (const def of Object.values(Streams).filter((d) => d.eventTypes.length > 0 || d.name === "DLQ"))
+      for (const subject of def.subjects)
+        expect(
+          ["replay.>", "audit.>"].some((s) => s.split(".")[0] === subject.split(".")[0]),
+          subject,
+        ).toBe(false);
     expect(eventSubjects("deploy")).toEqual([]);
   });
 
@@ -127,9 +139,39 @@ describe("access", () => {
     expect(pub("payout")).toContain("$KV.payout-records.>");
     expect(pub("ledger")).toContain("$KV.ledger-snapshots.>");
     expect(pub("validator")).toContain("$KV.jetmesh-positions.INGRESS.validator");
+    // Its own position records only: its input's and its replay durable's.
     expect(pub("validator").filter((s) => s.startsWith("$KV."))).toEqual([
       "$KV.jetmesh-positions.INGRESS.validator",
+      "$KV.jetmesh-positions.REPLAY.validator-replay",
     ]);
+  });
+
+  it("access - a stage consumes its own replays on REPLAY (durable <stage>-replay, filter replay.<stage>) and no other's; only ops publishes replays", () => {
+    const replayOf = (name: string) => pub(name).filter((s) => /REPLAY/.test(s));
+    expect(replayOf("payout")).toEqual([
+      "$JS.API.STREAM.INFO.REPLAY",
+      "$JS.API.CONSUMER.INFO.REPLAY.payout-replay",
+      "$JS.API.CONSUMER.CREATE.REPLAY.payout-replay.replay.payout",
+      "$JS.API.CONSUMER.MSG.NEXT.REPLAY.payout-replay",
+      "$JS.ACK.REPLAY.payout-replay.>",
+      "$KV.jetmesh-positions.REPLAY.payout-replay",
+      "$JS.API.DIRECT.GET.KV_jetmesh-positions.$KV.jetmesh-positions.REPLAY.payout-replay",
+    ]);
+    expect(pub("gateway")).toContain(
+      "$JS.API.CONSUMER.CREATE.REPLAY.gateway-status-replay.replay.gateway-status",
+    );
+    for (const u of serviceUsers) {
+      // Never REPLAY's creation, nor a publish to it, nor another stage's replay durable.
+      expect(pub(u.name).filter((s) => /STREAM\.CREATE\.REPLAY|^replay\./.test(s))).toEqual([]);
+      for (const s of replayOf(u.name).filter((x) => x.includes("-replay")))
+        expect(s, `${u.name} may use ${s}`).toMatch(
+          new RegExp(`\\.${u.name === "gateway" ? "gateway-status" : u.name}-replay(\\.|$)`),
+        );
+    }
+    expect(pub("deploy")).toContain("$JS.API.STREAM.CREATE.REPLAY");
+    // Ops reads and deletes DLQ entries (the API), and may delete REPLAY messages, not AUDIT's.
+    expect(pub("ops")).toContain("$JS.API.>");
+    expect(user("ops").permissions?.publish.deny.filter((s) => /DLQ|REPLAY/.test(s))).toEqual([]);
   });
 
   it("access - without runtime creation only the deploy user creates streams", () => {

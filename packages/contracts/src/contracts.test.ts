@@ -21,6 +21,9 @@ import {
   timeOfTimedId,
   partitionOf,
   PipelineStreams,
+  REPLAY_MAX_AGE_MS,
+  replayDurable,
+  replaySubject,
   Streams,
   streamOf,
   subjectFor,
@@ -112,6 +115,23 @@ describe("contracts", () => {
   it("contracts - PipelineStreams names every stream that stores an event type, in pipeline order, and not the DLQ", () => {
     expect(PipelineStreams).toEqual(["INGRESS", "VALIDATION", "RISK", "LEDGER", "PAYOUTS"]);
     for (const type of Object.values(EventTypes)) expect(PipelineStreams).toContain(streamOf(type).name);
+  });
+
+  it("contracts - REPLAY takes replay.<stage> outside every event stream, with an age limit, created by the deploy step only", () => {
+    expect(replaySubject("payout")).toBe("replay.payout");
+    expect(replayDurable("payout")).toBe("payout-replay");
+    const cfg = toStreamConfig(Streams.REPLAY);
+    expect(cfg).toMatchObject({ name: "REPLAY", subjects: ["replay.>"], retention: "limits" });
+    expect(cfg.max_age).toBe(REPLAY_MAX_AGE_MS * 1_000_000);
+    expect(REPLAY_MAX_AGE_MS).toBeGreaterThanOrEqual(3 * 24 * 3600_000);
+    expect(Streams.REPLAY.createdAtRuntime).toBe(false);
+    expect(Streams.REPLAY.eventTypes).toEqual([]);
+    expect(PipelineStreams).not.toContain("REPLAY");
+    // No event stream's subjects can take a replay: it never lands among the facts.
+    for (const def of Object.values(Streams).filter((d) => d.name !== "REPLAY"))
+      for (const subject of def.subjects) expect(subject.startsWith("replay.")).toBe(false);
+    for (const def of Object.values(Streams).filter((d) => d.name !== "REPLAY"))
+      expect(toStreamConfig(def).max_age).toBe(0);
   });
 
   it("contracts - occurredAt must be an RFC 3339 timestamp: junk is a contract error naming the field", () => {

@@ -36,6 +36,16 @@ export const Headers = {
   FindingKind: "Jetmesh-Finding-Kind",
   FindingState: "Jetmesh-Finding-State",
   FindingKey: "Jetmesh-Finding-Key",
+  /**
+   * Set on an operator's replay of a parked message (`jetmesh dlq replay`), published to
+   * `replay.<stage>` on REPLAY: the DLQ sequence it was parked at. Its Nats-Msg-Id is derived
+   * from it.
+   */
+  ReplayOf: "Jetmesh-Replay-Of",
+  /** On a replay: the stream, subject and sequence of the original message the stage parked. */
+  ReplayStream: "Jetmesh-Replay-Stream",
+  ReplaySubject: "Jetmesh-Replay-Subject",
+  ReplaySequence: "Jetmesh-Replay-Sequence",
 } as const;
 export type HeaderName = (typeof Headers)[keyof typeof Headers];
 

@@ -44,9 +44,26 @@ export type {
   TransferScored,
   TransferValidated,
 } from "./schemas.ts";
-export { PipelineStreams, StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
+export {
+  PipelineStreams,
+  REPLAY_MAX_AGE_MS,
+  replayDurable,
+  StreamNames,
+  Streams,
+  streamOf,
+  toStreamConfig,
+} from "./streams.ts";
 export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
-export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";
+export {
+  PARTITIONS,
+  auditSubject,
+  dlqSubject,
+  partitionOf,
+  replaySubject,
+  subjectFilter,
+  subjectFor,
+  typeOfSubject,
+} from "./subjects.ts";
 export { AccountPatterns, LedgerProjection } from "./projections.ts";
 export {
   decodeFinding,

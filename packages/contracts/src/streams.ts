@@ -3,7 +3,10 @@ import { subjectFilter } from "./subjects.ts";
 
 const NANOS_PER_MS = 1_000_000;
 
-/** Names of the pipeline's streams, one per producing stage, plus the DLQ. */
+/**
+ * Names of the pipeline's streams, one per producing stage, plus the DLQ, the operators'
+ * AUDIT and REPLAY (parked messages an operator sends back to their stage).
+ */
 export const StreamNames = {
   Ingress: "INGRESS",
   Validation: "VALIDATION",
@@ -12,6 +15,8 @@ export const StreamNames = {
   Payouts: "PAYOUTS",
   Dlq: "DLQ",
   Reconcile: "RECONCILE",
+  Audit: "AUDIT",
+  Replay: "REPLAY",
 } as const;
 export type StreamName = (typeof StreamNames)[keyof typeof StreamNames];
 
@@ -34,17 +39,22 @@ export interface StreamDefinition {
   /** True for streams whose loss breaks an invariant; production demands R3 for them. */
   readonly critical: boolean;
   /**
-   * False for a source of truth: only the deploy step creates it (`nats stream add --config
-   * deploy/streams/<NAME>.json`), never a process at run time, so a stage started while it is
-   * missing (deleted, or on the wrong server) waits and says so instead of starting an empty
-   * log over the real one.
+   * False for a stream only the deploy step creates (`nats stream add --config
+   * deploy/streams/<NAME>.json`), never a process at run time: a source of truth (LEDGER), so
+   * a stage started while it is missing (deleted, or on the wrong server) waits and says so
+   * instead of starting an empty log over the real one; and REPLAY, which a stage consumes
+   * when it exists and runs without otherwise.
    */
   readonly createdAtRuntime: boolean;
   /** Refuse `nats stream purge` (and the API call): for a log nothing may shorten. */
   readonly denyPurge: boolean;
+  /** The server drops messages older than this; 0 keeps them until a size limit. */
+  readonly maxAgeMs: number;
 }
 
 const GiB = 1024 ** 3;
+/** How long a replay waits on REPLAY for its stage before the server drops it. */
+export const REPLAY_MAX_AGE_MS = 7 * 24 * 3600_000;
 // The window covers the default redelivery horizon (about 10 minutes), so even a
 // redelivery that re-runs a stage after a crash between publish and done is dropped
 // by the stream and never stored twice.
@@ -55,6 +65,7 @@ const common = {
   critical: true,
   createdAtRuntime: true,
   denyPurge: false,
+  maxAgeMs: 0,
 } as const;
 
 function eventStream(
@@ -113,10 +124,45 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     critical: false,
     maxBytes: GiB,
   },
+  AUDIT: {
+    name: "AUDIT",
+    owner: "operators",
+    description:
+      "operators' actions on the pipeline (jetmesh dlq replay, drop): who, what, which messages, when",
+    subjects: ["audit.>"],
+    eventTypes: [],
+    ...common,
+    // No invariant rests on it, but an audit trail nobody may shorten: replicated like the
+    // event streams, deny delete and purge.
+    denyPurge: true,
+  },
+  REPLAY: {
+    name: "REPLAY",
+    owner: "operators",
+    description:
+      "parked messages an operator sent back to the stage that parked them (jetmesh dlq replay), on replay.<stage>; never a fact",
+    subjects: ["replay.>"],
+    eventTypes: [],
+    ...common,
+    // Whatever the DLQ took must fit (original body and headers).
+    maxMsgSize: 1024 * 1024,
+    critical: false,
+    // Stages consume it when it exists; only the deploy step creates it.
+    createdAtRuntime: false,
+    // A replay waits here for its stage: long enough for a stage that is down over a long
+    // weekend, then it expires (its AUDIT event still says it was sent).
+    maxAgeMs: REPLAY_MAX_AGE_MS,
+  },
 };
 
+/** The durable consumer through which a stage takes its replays on REPLAY: `<stage>-replay`. */
+export function replayDurable(stage: string): string {
+  return `${stage}-replay`;
+}
+
 /**
- * The streams that carry events, in pipeline order (every stream but the DLQ and RECONCILE): the one list
+ * The streams that carry events, in pipeline order (every stream but DLQ, RECONCILE, AUDIT
+ * and REPLAY, which hold copies, findings and operators' records, never facts): the one list
  * the quiet wait, the status projection and chaos read, so that a stream added to
  * {@link Streams} is never silently left out of them.
  */
@@ -134,7 +180,7 @@ export function streamOf(type: EventType): StreamDefinition {
  * The server's StreamConfig (snake_case, nanoseconds) as `nats stream add
  * --config` and the JetStream API accept it: file storage, limits retention,
  * discard new (a full stream refuses writes rather than dropping data), no age
- * limit, an explicit duplicate window.
+ * limit but the definition's own (REPLAY), an explicit duplicate window.
  */
 export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number } = {}) {
   return {
@@ -147,7 +193,7 @@ export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number 
     max_consumers: -1,
     max_msgs: -1,
     max_bytes: def.maxBytes,
-    max_age: 0,
+    max_age: def.maxAgeMs * NANOS_PER_MS,
     max_msgs_per_subject: -1,
     max_msg_size: def.maxMsgSize,
     num_replicas: opts.replicas ?? 1,

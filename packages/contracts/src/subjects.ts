@@ -38,3 +38,13 @@ export function typeOfSubject(subject: string): string | undefined {
 export function dlqSubject(stage: string): string {
   return `dlq.${stage}`;
 }
+
+/** The AUDIT subject of an operator's action: `audit.<action>` (e.g. `audit.replay`). */
+export function auditSubject(action: string): string {
+  return `audit.${action}`;
+}
+
+/** The REPLAY subject of a stage: `replay.<stage>`, where an operator sends its parked messages back. */
+export function replaySubject(stage: string): string {
+  return `replay.${stage}`;
+}

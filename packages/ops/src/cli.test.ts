@@ -1,7 +1,5 @@
 // The `jetmesh` CLI as an operator runs it: a child process against a real nats-server holding
 // the pipeline's streams, real contract events of two transfers and one parked message.
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import {
   type AnyEnvelope,
   encodeEvent,
@@ -24,45 +22,11 @@ import {
 } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetmesh } from "./testing.ts";
 
-const CLI = join(import.meta.dirname, "cli.ts");
 const TRANSFER = "tr-ops-1";
 const OTHER = "tr-ops-2";
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `jetmesh …` as a child process; kills it after 30 s so no test waits unbounded. */
-function jetmesh(
-  args: readonly string[],
-  o: { input?: Uint8Array; env?: NodeJS.ProcessEnv } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
-      env: { ...process.env, NATS_URL: "", ...o.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(o.input ? Buffer.from(o.input) : undefined);
-  });
-}
 
 const data = (transferId: string) => ({
   transferId,

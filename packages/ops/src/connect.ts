@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, nkeyAuthenticator } from "@nats-io/transport-node";
 import { OpsError, oneLine } from "./errors.ts";
 
 /** The server the CLI talks to when `--server` is not given. */
@@ -16,15 +17,41 @@ export interface Session {
   close(): Promise<void>;
 }
 
+/** How the CLI logs in: `nkeySeedFile` (`$NATS_NKEY_SEED_FILE`, the `ops` user's seed) or anonymously. */
+export interface SessionOptions {
+  readonly nkeySeedFile?: string;
+  readonly timeoutMs?: number;
+}
+
+/** The NKey authenticator of a seed file, read once. */
+function authenticatorOf(file: string) {
+  let seed: string;
+  try {
+    seed = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new OpsError(`cannot read the nkey seed file ${file}: ${oneLine(err)}`, { cause: err });
+  }
+  return nkeyAuthenticator(new TextEncoder().encode(seed));
+}
+
 /**
  * Connects once, without reconnecting: an operator's command should fail fast and say why
  * rather than wait for a server that is not there.
- * @throws OpsError (exit 1) when the server cannot be reached or has no JetStream.
+ * @throws OpsError (exit 1) when the seed file is unreadable, the server cannot be reached or
+ *   has no JetStream.
  */
-export async function openSession(server: string, timeoutMs = 5_000): Promise<Session> {
+export async function openSession(server: string, o: SessionOptions = {}): Promise<Session> {
+  const timeoutMs = o.timeoutMs ?? 5_000;
+  const authenticator = o.nkeySeedFile ? authenticatorOf(o.nkeySeedFile) : undefined;
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: server, timeout: timeoutMs, reconnect: false, name: "jetmesh-ops" });
+    nc = await connect({
+      servers: server,
+      timeout: timeoutMs,
+      reconnect: false,
+      name: "jetmesh-ops",
+      ...(authenticator ? { authenticator } : {}),
+    });
   } catch (err) {
     throw new OpsError(`cannot connect to nats at ${server}: ${oneLine(err)}`, { cause: err });
   }

@@ -1,11 +1,29 @@
 /**
  * @jetmesh/ops: the operators' CLI `jetmesh` and the readers behind it. Everything reads the
- * streams with plain JetStream clients and decodes with the contracts codec; nothing writes.
+ * streams with plain JetStream clients and decodes with the contracts codec. Only the DLQ
+ * actions write: a replay on `replay.<stage>` (REPLAY), a DLQ entry removed, an event on AUDIT.
  */
+export { actorOf, recordAudit, requireAudit } from "./audit.ts";
+export type { AuditedEntry, AuditEvent } from "./audit.ts";
+export { askBank, payoutBankKey } from "./bank-status.ts";
+export type { BankKeyStatus } from "./bank-status.ts";
 export { openSession, defaultServer } from "./connect.ts";
 export type { Session } from "./connect.ts";
 export { decodeBody, renderDecoded, toJson } from "./decode.ts";
 export type { DecodedBody } from "./decode.ts";
+export { entryOf, getParked, listParked, matches, readParked, renderListing } from "./dlq.ts";
+export type { DlqEntry, DlqFilter, DlqListing } from "./dlq.ts";
+export {
+  checkSelection,
+  dropParked,
+  GoodOutcomes,
+  PAYOUT_STAGE,
+  renderResults,
+  replayMsgId,
+  replayParked,
+  selectParked,
+} from "./dlq-actions.ts";
+export type { ActionResult, Parked, Selection } from "./dlq-actions.ts";
 export { ExitCodes, OpsError } from "./errors.ts";
 export type { ExitCode } from "./errors.ts";
 export { runCli } from "./program.ts";

@@ -1,6 +1,20 @@
+import { createInterface } from "node:readline";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { defaultServer, openSession, type Session } from "./connect.ts";
+import { actorOf, recordAudit, requireAudit } from "./audit.ts";
+import { defaultServer, openSession, type Session, type SessionOptions } from "./connect.ts";
 import { decodeBody, renderDecoded, toJson } from "./decode.ts";
+import { getParked, listParked, renderListing } from "./dlq.ts";
+import {
+  type ActionResult,
+  checkSelection,
+  dropParked,
+  GoodOutcomes,
+  PAYOUT_STAGE,
+  renderResults,
+  replayParked,
+  type Selection,
+  selectParked,
+} from "./dlq-actions.ts";
 import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 import { readStream } from "./read-stream.ts";
 import { readStatus, renderStatus } from "./status.ts";
@@ -22,6 +36,65 @@ const positiveInt = (flag: string) => (v: string) => {
     throw new InvalidArgumentError(`${flag} must be a positive integer`);
   return n;
 };
+/** Collects a variadic argument of positive integers. */
+const positiveInts = (what: string) => (v: string, previous: number[] | undefined) => [
+  ...(previous ?? []),
+  positiveInt(what)(v),
+];
+const stageName = (v: string) => {
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(v))
+    throw new InvalidArgumentError("--stage must be a stage name, e.g. payout");
+  return v;
+};
+const nonEmpty = (flag: string) => (v: string) => {
+  if (v.trim() === "") throw new InvalidArgumentError(`${flag} must not be empty`);
+  return v;
+};
+const httpUrl = (v: string) => {
+  try {
+    const u = new URL(v);
+    if (u.protocol === "http:" || u.protocol === "https:") return v;
+  } catch {
+    // below
+  }
+  throw new InvalidArgumentError("--bank-url must be an http(s) URL, e.g. http://127.0.0.1:9090");
+};
+
+/** Reads one line from stdin (empty at its end): the answer to a confirmation. */
+async function readLine(stdin: NodeJS.ReadableStream): Promise<string> {
+  const rl = createInterface({ input: stdin, terminal: false });
+  try {
+    for await (const line of rl) return line;
+    return "";
+  } finally {
+    rl.close();
+  }
+}
+
+interface ActionOptions {
+  server: string;
+  stage?: string;
+  reason?: string;
+  all?: boolean;
+  actor?: string;
+}
+
+const selectionOf = (seqs: number[] | undefined, o: ActionOptions): Selection => ({
+  ...(seqs?.length ? { seqs } : {}),
+  ...(o.stage !== undefined ? { stage: o.stage } : {}),
+  ...(o.reason !== undefined ? { reason: o.reason } : {}),
+  ...(o.all ? { all: true } : {}),
+});
+
+/** Fails the command (exit 1) when an entry did not reach a good end; the lines above say why. */
+function failUnlessAllGood(results: readonly ActionResult[], verb: string): void {
+  const bad = results.filter((r) => !GoodOutcomes.has(r.outcome));
+  if (bad.length)
+    throw new OpsError(
+      `${bad.length} of ${results.length} parked messages not ${verb}: ${bad.map((r) => `#${r.dlqSeq} ${r.outcome}`).join(", ")}`,
+    );
+}
+
 const isoTime = (v: string) => {
   const ms = Date.parse(v);
   if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(ms))
@@ -35,8 +108,12 @@ async function readAll(stdin: NodeJS.ReadableStream): Promise<Uint8Array> {
   return Buffer.concat(chunks);
 }
 
-async function withSession<T>(server: string, run: (s: Session) => Promise<T>): Promise<T> {
-  const s = await openSession(server);
+async function sessionDo<T>(
+  server: string,
+  run: (s: Session) => Promise<T>,
+  o: SessionOptions = {},
+): Promise<T> {
+  const s = await openSession(server, o);
   try {
     return await run(s);
   } finally {
@@ -44,7 +121,15 @@ async function withSession<T>(server: string, run: (s: Session) => Promise<T>): 
   }
 }
 
+/** Runs a command's work in a session; the operators' NATS user logs in with its NKey seed, as the services do. */
+function sessionsOf(io: CliIo) {
+  const nkeySeedFile = io.env.NATS_NKEY_SEED_FILE?.trim() || undefined;
+  return <T>(server: string, run: (s: Session) => Promise<T>) =>
+    sessionDo(server, run, nkeySeedFile ? { nkeySeedFile } : {});
+}
+
 function buildProgram(io: CliIo): Command {
+  const withSession = sessionsOf(io);
   const server = () =>
     new Option("-s, --server <url>", "NATS server URL").default(
       defaultServer(io.env),
@@ -54,7 +139,7 @@ function buildProgram(io: CliIo): Command {
     .name("jetmesh")
     .version(pkg.version, "--version", "print the version and exit")
     .description(
-      "Operators' tools for the jetmesh pipeline: decoded payloads, stream status, a transfer's trace.",
+      "Operators' tools for the jetmesh pipeline: decoded payloads, stream status, a transfer's trace, the DLQ.",
     )
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
@@ -128,7 +213,151 @@ function buildProgram(io: CliIo): Command {
       const trace = await withSession(o.server, ({ js, jsm }) => readTrace(js, jsm, transferId));
       io.out(o.json ? `${toJson(trace, 2)}\n` : `${renderTrace(trace)}\n`);
     });
+  addDlq(program, io, server);
   return program;
+}
+
+function addDlq(program: Command, io: CliIo, server: () => Option): void {
+  const withSession = sessionsOf(io);
+  const dlq = program
+    .command("dlq")
+    .description("The parked messages in the DLQ: list, show, replay to their stage once, drop");
+  const selectBy = (c: Command) =>
+    c
+      .addOption(new Option("--stage <stage>", "the parked messages of this stage").argParser(stageName))
+      .addOption(
+        new Option("--reason <text>", "the parked messages whose reason contains this text").argParser(
+          nonEmpty("--reason"),
+        ),
+      )
+      .option("--all", "every parked message", false)
+      .addOption(new Option("--actor <name>", "who acts, for the AUDIT record (default: $USER)"))
+      .addOption(server());
+
+  dlq
+    .command("ls")
+    .description(
+      "Parked messages: DLQ seq, stage, origin, type, ids, error, deliveries, age, reason; counts per stage and reason",
+    )
+    .addOption(server())
+    .addOption(new Option("--stage <stage>", "only this stage's").argParser(stageName))
+    .addOption(
+      new Option("--reason <text>", "only those whose reason contains this text").argParser(
+        nonEmpty("--reason"),
+      ),
+    )
+    .option("--json", "print JSON", false)
+    .action(async (o: { server: string; stage?: string; reason?: string; json: boolean }) => {
+      const listing = await withSession(o.server, ({ js, jsm }) =>
+        listParked(js, jsm, {
+          ...(o.stage !== undefined ? { stage: o.stage } : {}),
+          ...(o.reason !== undefined ? { reason: o.reason } : {}),
+        }),
+      );
+      io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderListing(listing)}\n`);
+    });
+
+  dlq
+    .command("show")
+    .description("One parked message decoded: its headers and its JSON body")
+    .argument("<dlqSeq>", "its sequence in the DLQ stream", positiveInt("<dlqSeq>"))
+    .addOption(server())
+    .option("--json", "one JSON object", false)
+    .action(async (seq: number, o: { server: string; json: boolean }) => {
+      const msg = await withSession(o.server, ({ jsm }) => getParked(jsm, seq));
+      const v = viewOf(msg);
+      io.out(o.json ? `${viewLine(v)}\n` : `${viewBlock(v)}\n`);
+    });
+
+  selectBy(
+    dlq
+      .command("replay")
+      .description(
+        "Send parked messages back to their stage to be processed once (a payout only after asking the bank); each is removed from the DLQ once its replay is stored; recorded on AUDIT",
+      )
+      .argument("[dlqSeq...]", "DLQ sequences", positiveInts("<dlqSeq>")),
+  )
+    .option("--dry-run", "say what would be replayed; change nothing (still recorded on AUDIT)", false)
+    .addOption(
+      new Option(
+        "--bank-url <url>",
+        "the bank asked about a payout's key before it is replayed (default: $PAYOUT_BANK_URL)",
+      )
+        .argParser(httpUrl)
+        .default(io.env.PAYOUT_BANK_URL?.trim() || undefined),
+    )
+    .action(async (seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) => {
+      const selection = selectionOf(seqs, o);
+      checkSelection(selection);
+      await withSession(o.server, async ({ js, jsm }) => {
+        await requireAudit(jsm);
+        const parked = await selectParked(js, jsm, selection);
+        if (parked.length === 0) {
+          io.err("no parked messages match; nothing replayed\n");
+          return;
+        }
+        if (!o.bankUrl && parked.some((p) => p.entry.stage === PAYOUT_STAGE))
+          throw new OpsError(
+            "replaying a payout needs the bank's word on its key first: give --bank-url or set $PAYOUT_BANK_URL; nothing replayed",
+            { exitCode: ExitCodes.Usage },
+          );
+        const results = await replayParked(js, jsm, parked, {
+          dryRun: o.dryRun,
+          ...(o.bankUrl ? { bankUrl: o.bankUrl } : {}),
+        });
+        io.out(`${renderResults(results)}\n`);
+        await recordAudit(js, {
+          action: "replay",
+          actor: actorOf(o.actor, io.env),
+          dryRun: o.dryRun,
+          selection,
+          seqs: results.map((r) => r.dlqSeq),
+          entries: results,
+        });
+        failUnlessAllGood(results, o.dryRun ? "replayable" : "replayed");
+      });
+    });
+
+  selectBy(
+    dlq
+      .command("drop")
+      .description("Delete parked messages from the DLQ, after confirming on stdin; recorded on AUDIT")
+      .argument("[dlqSeq...]", "DLQ sequences", positiveInts("<dlqSeq>")),
+  )
+    .option("-y, --yes", "do not ask for confirmation", false)
+    .action(async (seqs: number[] | undefined, o: ActionOptions & { yes: boolean }) => {
+      const selection = selectionOf(seqs, o);
+      checkSelection(selection);
+      await withSession(o.server, async ({ js, jsm }) => {
+        await requireAudit(jsm);
+        const parked = await selectParked(js, jsm, selection);
+        if (parked.length === 0) {
+          io.err("no parked messages match; nothing dropped\n");
+          return;
+        }
+        if (!o.yes) {
+          const which = parked.map((p) => `#${p.entry.dlqSeq}`).join(", ");
+          io.err(
+            `drop ${parked.length} parked message${parked.length === 1 ? "" : "s"} (${which}) for good? [y/N] `,
+          );
+          const answer = (await readLine(io.stdin)).trim().toLowerCase();
+          // A terminal echoed the answer and its newline; from a pipe, end the prompt's line.
+          if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
+          if (answer !== "y" && answer !== "yes") throw new OpsError("not confirmed; nothing dropped");
+        }
+        const results = await dropParked(jsm, parked);
+        io.out(`${renderResults(results)}\n`);
+        await recordAudit(js, {
+          action: "drop",
+          actor: actorOf(o.actor, io.env),
+          dryRun: false,
+          selection,
+          seqs: results.map((r) => r.dlqSeq),
+          entries: results,
+        });
+        failUnlessAllGood(results, "dropped");
+      });
+    });
 }
 
 /**

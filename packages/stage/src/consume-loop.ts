@@ -40,6 +40,8 @@ export interface ConsumeLoopOptions {
   readonly positions?: PositionStore;
   /** Where a missing consumer starts when no position is recorded (JETMESH_CONSUMER_START). */
   readonly consumerStart?: ConsumerStart;
+  /** Where a missing consumer with no recorded position starts instead of refusing (the replay durable). */
+  readonly unrecordedStart?: "all";
 }
 
 /**
@@ -130,6 +132,7 @@ export class ConsumeLoop {
         await ensureConsumer(this.#o.jsm, spec, logger, {
           ...(this.#o.positions ? { positions: this.#o.positions } : {}),
           ...(this.#o.consumerStart ? { start: this.#o.consumerStart } : {}),
+          ...(this.#o.unrecordedStart ? { unrecorded: this.#o.unrecordedStart } : {}),
         });
         const consumer = await this.#o.js.consumers.get(spec.stream, spec.durable);
         const messages = await consumer.consume({ max_messages: this.#o.pullBatch });

@@ -1,6 +1,7 @@
 import { dlqSubject, Headers } from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
+import type { ReplayOrigin } from "./replay.ts";
 
 /** Why a message was parked: the error's class and its message. */
 export interface ParkReason {
@@ -17,6 +18,12 @@ export interface ParkedOrigin {
   readonly deliveries: number;
   readonly data: Uint8Array;
   readonly headers?: { keys(): string[]; values(k: string): string[] };
+  /**
+   * Where the parked delivery itself is stored when that is not the origin: an operator's
+   * replay, delivered from REPLAY. Its park takes its Nats-Msg-Id from there, or the DLQ would
+   * drop it as a duplicate of the original's park within the window.
+   */
+  readonly delivered?: { readonly stream: string; readonly streamSequence: number };
 }
 
 /**
@@ -44,17 +51,22 @@ export async function park(js: JetStreamClient, origin: ParkedOrigin, why: ParkR
   h.set(Headers.DlqSubject, origin.subject);
   h.set(Headers.DlqSequence, String(origin.streamSequence));
   h.set(Headers.DlqDeliveries, String(origin.deliveries));
-  const msgID = `dlq:${origin.stage}:${origin.stream}:${origin.streamSequence}`;
+  const from = origin.delivered ?? origin;
+  const msgID = `dlq:${origin.stage}:${from.stream}:${from.streamSequence}`;
   await js.publish(dlqSubject(origin.stage), origin.data, { msgID, headers: h });
 }
 
-/** The origin of a JetStream message, for {@link park}. */
-export function originOf(stage: string, m: JsMsg): ParkedOrigin {
+/**
+ * The origin of a JetStream message, for {@link park}; for a replay, the original it replays
+ * (so the DLQ entry names where the message really came from and can be replayed again).
+ */
+export function originOf(stage: string, m: JsMsg, replay?: ReplayOrigin): ParkedOrigin {
   return {
     stage,
-    stream: m.info.stream,
-    subject: m.subject,
-    streamSequence: m.seq,
+    stream: replay?.stream ?? m.info.stream,
+    subject: replay?.subject ?? m.subject,
+    streamSequence: replay?.streamSequence ?? m.seq,
+    ...(replay ? { delivered: { stream: m.info.stream, streamSequence: m.seq } } : {}),
     deliveries: m.info.deliveryCount,
     data: m.data,
     ...(m.headers ? { headers: m.headers } : {}),

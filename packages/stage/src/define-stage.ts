@@ -21,11 +21,17 @@ export function emit<T extends EventType>(
 
 /** Where the message being handled came from. */
 export interface Delivery {
+  /** The stream, subject and sequence of the input event (for a replay: of the original). */
   readonly stream: string;
   readonly subject: string;
   readonly streamSequence: number;
-  /** 1 on the first delivery. */
+  /** 1 on the first delivery (for a replay: of the replay). */
   readonly deliveryCount: number;
+  /**
+   * Set when this is an operator's replay of a message the stage parked (`jetmesh dlq
+   * replay`): where the replay is stored on REPLAY, and the DLQ sequence it was parked at.
+   */
+  readonly replay?: { readonly stream: string; readonly streamSequence: number; readonly dlqSeq?: number };
 }
 
 /** What a handler may use. It never acks, publishes or touches the idempotency store. */

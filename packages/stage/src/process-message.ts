@@ -12,6 +12,7 @@ import type { IdempotencyStore } from "./idempotency-store.ts";
 import type { StageMetrics } from "./metrics.ts";
 import { outputEnvelopes } from "./outputs.ts";
 import type { EventPublisher } from "./publisher.ts";
+import { type ReplayOrigin, replayOriginOf } from "./replay.ts";
 import type { ReplyInbox } from "./reply-inbox.ts";
 import { retryDelayMs } from "./retry-policy.ts";
 import {
@@ -149,13 +150,28 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
 
   return async (m, accepts) => {
     const started = performance.now();
+    // An operator's replay (from REPLAY) is processed as a delivery of the original it names:
+    // the handler sees the original's stream, subject and sequence; acks, retries and park
+    // are the replay's own. Metrics, spans and attempt tokens name where it was delivered from.
+    const origin = replayOriginOf(m);
+    const replay = typeof origin === "object" ? origin : undefined;
     const delivery: Delivery = {
-      stream: m.info.stream,
-      subject: m.subject,
-      streamSequence: m.seq,
+      stream: replay?.stream ?? m.info.stream,
+      subject: replay?.subject ?? m.subject,
+      streamSequence: replay?.streamSequence ?? m.seq,
       deliveryCount: m.info.deliveryCount,
+      ...(replay
+        ? {
+            replay: {
+              stream: m.info.stream,
+              streamSequence: m.seq,
+              ...(replay.dlqSeq !== undefined ? { dlqSeq: replay.dlqSeq } : {}),
+            },
+          }
+        : {}),
     };
-    if (delivery.deliveryCount > 1) p.metrics.redeliveries.inc({ stage, stream: delivery.stream });
+    const from = m.info.stream;
+    if (delivery.deliveryCount > 1) p.metrics.redeliveries.inc({ stage, stream: from });
     const parent = extractContext(m.headers);
     const span = tracer.startSpan(
       `process ${m.subject}`,
@@ -166,16 +182,23 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
           "messaging.operation.type": "process",
           "messaging.destination.name": m.subject,
           "messaging.consumer.group.name": stage,
-          "messaging.nats.stream": delivery.stream,
-          "messaging.nats.stream_sequence": delivery.streamSequence,
+          "messaging.nats.stream": from,
+          "messaging.nats.stream_sequence": m.seq,
           "messaging.nats.delivery_count": delivery.deliveryCount,
+          ...(replay
+            ? {
+                "jetmesh.replay.origin_stream": replay.stream,
+                "jetmesh.replay.origin_sequence": replay.streamSequence,
+                ...(replay.dlqSeq !== undefined ? { "jetmesh.replay.dlq_sequence": replay.dlqSeq } : {}),
+              }
+            : {}),
         },
       },
       parent,
     );
     const otelCtx = trace.setSpan(parent, span);
     const traceparent = traceparentOf(span);
-    const attempt = `${p.instance}:${delivery.stream}:${m.seq}:${delivery.deliveryCount}`;
+    const attempt = `${p.instance}:${from}:${m.seq}:${delivery.deliveryCount}`;
     // The per-message child logger is built on first use: at info level a message that
     // goes well logs nothing, and two pino children per message were ~4% of the CPU.
     const spanContext = span.spanContext();
@@ -186,6 +209,11 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       trace_id: spanContext.traceId,
       span_id: spanContext.spanId,
     };
+    if (replay) {
+      bindings.replay_of = replay.dlqSeq;
+      bindings.origin_stream = replay.stream;
+      bindings.origin_seq = replay.streamSequence;
+    }
     let childLog: Logger | undefined;
     const log = (): Logger => {
       childLog ??= p.logger.child(bindings);
@@ -200,6 +228,10 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     let onLost: () => void = () => {};
     let tracked: TrackedAttempt | undefined;
     try {
+      if (origin === "unnamed")
+        throw new PermanentError(
+          "a message on REPLAY without Jetmesh-Replay-Stream, -Subject and -Sequence: not a replay of anything this stage parked",
+        );
       // Its deliveries are spent (the last attempt died, or its park failed): park it without
       // running anything again. The server never drops it (max_deliver is unlimited).
       if (delivery.deliveryCount > s.maxDeliver) throw new DeliveriesSpent(delivery.deliveryCount);
@@ -216,8 +248,12 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       // Subjects are `<type>.<partition>`: an envelope that names another type than its subject
       // was misrouted or forged, and neither this stage nor an operator reading by subject may
       // take it for what it claims.
-      if (!m.subject.startsWith(`${env.type}.`))
-        throw new PermanentError(`event type ${env.type} does not match its subject ${m.subject}`);
+      if (!delivery.subject.startsWith(`${env.type}.`))
+        throw new PermanentError(`event type ${env.type} does not match its subject ${delivery.subject}`);
+      // A replay is this stage's by its subject (replay.<stage>): one of a type it no longer
+      // takes goes back to the DLQ with the reason instead of vanishing as a skip.
+      if (replay && !accepts.has(env.type))
+        throw new PermanentError(`a replay of ${env.type}, which this stage does not take`);
       if (!accepts.has(env.type)) {
         outcome = "skipped";
         await ack(m);
@@ -353,14 +389,14 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
         log().warn({ attempt }, "attempt lost its lease to another; leaving the message to it");
         return;
       }
-      outcome = await fail(m, err as Error, key, attempt, traceparent, delivery, log());
+      outcome = await fail(m, err as Error, key, attempt, traceparent, delivery, log(), replay);
       span.recordException(err as Error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
     } finally {
       if (tracked) p.heartbeat.untrack(tracked);
       span.setAttribute("jetmesh.outcome", outcome);
       span.end();
-      p.metrics.processed.inc({ stage, stream: delivery.stream, outcome });
+      p.metrics.processed.inc({ stage, stream: from, outcome });
       p.metrics.handlerDuration.observe({ stage }, (performance.now() - started) / 1000);
       p.metrics.lastProgress.set({ stage }, Date.now() / 1000);
     }
@@ -374,6 +410,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     traceparent: string,
     delivery: Delivery,
     log: Logger,
+    replay: ReplayOrigin | undefined,
   ): Promise<string> {
     // An attempt that was paused past its lease fails on its own stale timeouts when it wakes
     // up: if another attempt holds the lease now, this one was fenced out and must not nak,
@@ -395,7 +432,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       if (key && p.store)
         await p.store.release(key, attempt, traceparent, s.idempotencyTtlMs).catch(() => {});
       try {
-        await park(p.js, originOf(stage, m), { errorClass: err.name, reason });
+        await park(p.js, originOf(stage, m, replay), { errorClass: err.name, reason });
       } catch (parkErr) {
         // Not parked means not termed: the message stays in its stream, and since the server
         // never stops redelivering (max_deliver -1), its next delivery tries the park again.

@@ -123,6 +123,21 @@ export function consumerDrift(have: ConsumerConfig, spec: ConsumerSpec): string[
   return drift;
 }
 
+/**
+ * Whether the stream exists for this user: false when the server says it does not, or when
+ * this user may not even ask (permissions generated before the stream was). Other errors
+ * (no answer) are thrown.
+ */
+export async function streamPresent(jsm: JetStreamManager, name: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (err) {
+    if (isNotFound(err) || isPermissionViolation(err)) return false;
+    throw err;
+  }
+}
+
 /** A refusal by the server's permissions; nats.js wraps it in the request's error. */
 function isPermissionViolation(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++)
@@ -208,6 +223,12 @@ export type ConsumerStart = "resume" | "all" | "new";
 export interface ConsumerStartOptions {
   readonly positions?: PositionStore;
   readonly start?: ConsumerStart;
+  /**
+   * With `resume`, where a consumer with no recorded position starts in a stream that holds
+   * messages, instead of refusing: `all` for a stage's replay durable, whose every message is
+   * an operator's request to that stage (a replay already processed finds its key done).
+   */
+  readonly unrecorded?: "all";
 }
 
 /**
@@ -235,7 +256,7 @@ async function startOf(
     return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: recorded.ackFloor + 1 };
   }
   const state = (await jsm.streams.info(spec.stream)).state;
-  if (state.messages === 0) return { deliver_policy: DeliverPolicy.All };
+  if (state.messages === 0 || o.unrecorded === "all") return { deliver_policy: DeliverPolicy.All };
   throw new ConfigError([
     `consumer ${spec.durable} on stream ${spec.stream} is missing and no position is recorded for it, while ${spec.stream} holds ${state.messages} messages (seq ${state.first_seq}..${state.last_seq}): starting at the first would process them all again. Set JETMESH_CONSUMER_START=all (a new stage that must see every message) or new (only messages from now on)`,
   ]);

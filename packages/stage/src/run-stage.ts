@@ -1,8 +1,17 @@
 import { startLivenessProbe } from "./liveness.ts";
 import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { type EventType, Streams, type StreamDefinition, streamOf, subjectFilter } from "@jetmesh/contracts";
-import { jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
+import {
+  type EventType,
+  replayDurable,
+  replaySubject,
+  StreamNames,
+  Streams,
+  type StreamDefinition,
+  streamOf,
+  subjectFilter,
+} from "@jetmesh/contracts";
+import { type JetStreamManager, jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -21,7 +30,13 @@ import { createStageMetrics, metricsRegistry } from "./metrics.ts";
 import { CONFIRM_TIMEOUT_MS, createProcessor } from "./process-message.ts";
 import { openPositions } from "./positions.ts";
 import { untilAnswered } from "./start-retry.ts";
-import { type ConsumerSpec, ensureConsumer, ensureStream, StreamMissingError } from "./provision.ts";
+import {
+  type ConsumerSpec,
+  ensureConsumer,
+  ensureStream,
+  StreamMissingError,
+  streamPresent,
+} from "./provision.ts";
 import { createEventPublisher } from "./publisher.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
 import { checkSettings, type StreamFacts } from "./settings-check.ts";
@@ -84,6 +99,37 @@ function facts(info: StreamInfo, def: StreamDefinition): StreamFacts {
     replicas: info.config.num_replicas,
     retention: String(info.config.retention),
     critical: def.critical,
+  };
+}
+
+/**
+ * The durable through which the stage takes operators' replays of what it parked (`jetmesh
+ * dlq replay`): `<stage>-replay` on REPLAY, filtered on `replay.<stage>`. REPLAY is created by
+ * the deploy step only; without it (or without the right to see it) the stage runs without
+ * replays and says so, rather than refusing to start over an operators' stream.
+ */
+async function replayConsumerOf(
+  jsm: JetStreamManager,
+  stage: string,
+  s: StageSettings,
+  logger: Logger,
+): Promise<ConsumerSpec | undefined> {
+  const present = await untilAnswered(logger, `stream ${StreamNames.Replay}`, () =>
+    streamPresent(jsm, StreamNames.Replay),
+  );
+  if (!present) {
+    logger.warn(
+      { stream: StreamNames.Replay, subject: replaySubject(stage) },
+      "no REPLAY stream: operators' replays of this stage's parked messages are not consumed; restart the stage once the deploy step created it (deploy/streams/REPLAY.json)",
+    );
+    return undefined;
+  }
+  return {
+    stream: StreamNames.Replay,
+    durable: replayDurable(stage),
+    filterSubject: replaySubject(stage),
+    ackWaitMs: s.ackWaitMs,
+    maxAckPending: s.maxAckPending,
   };
 }
 
@@ -161,6 +207,14 @@ export async function runStage<In extends EventType, Deps>(
   for (const spec of specs)
     await untilAnswered(logger, `consumer ${spec.durable} on ${spec.stream}`, () =>
       ensureConsumer(jsm, spec, logger, { positions, start: s.consumerStart }),
+    );
+  // Replays start where the durable was, or (never recorded) at the first replay for this
+  // stage: each is an operator's request to it, and one already processed finds its key done.
+  // JETMESH_CONSUMER_START is about the event streams and does not apply.
+  const replaySpec = def.inputs.length ? await replayConsumerOf(jsm, stage, s, logger) : undefined;
+  if (replaySpec)
+    await untilAnswered(logger, `consumer ${replaySpec.durable} on ${replaySpec.stream}`, () =>
+      ensureConsumer(jsm, replaySpec, logger, { positions, start: "resume", unrecorded: "all" }),
     );
 
   const registry = o.registry ?? metricsRegistry();
@@ -251,13 +305,13 @@ export async function runStage<In extends EventType, Deps>(
 
   const slots = new Slots(s.maxInFlight);
   let maxInFlightSeen = 0;
-  const loops = def.inputs.map((input, i) => {
-    return new ConsumeLoop({
+  const loopOf = (spec: ConsumerSpec, accepts: ReadonlySet<string>, replays: boolean) =>
+    new ConsumeLoop({
       stage,
-      spec: specs[i]!,
+      spec,
       positions,
-      consumerStart: s.consumerStart,
-      accepts: new Set(input.types),
+      ...(replays ? { consumerStart: "resume", unrecordedStart: "all" } : { consumerStart: s.consumerStart }),
+      accepts,
       js,
       jsm,
       process: (m, accepts) => {
@@ -272,7 +326,11 @@ export async function runStage<In extends EventType, Deps>(
       ackWaitMs: s.ackWaitMs,
       stallMs: Math.max(10_000, s.ackWaitMs),
     });
-  });
+  const loops = [
+    ...def.inputs.map((input, i) => loopOf(specs[i]!, new Set(input.types), false)),
+    // A replay is an input event of any type the stage takes, from any of its input streams.
+    ...(replaySpec ? [loopOf(replaySpec, new Set(def.inputs.flatMap((i) => i.types)), true)] : []),
+  ];
 
   // A message that exhausted MaxDeliver without any attempt terming it (e.g. the process
   // died on its last delivery) is announced by the server; park it from the advisory.
@@ -336,6 +394,7 @@ export async function runStage<In extends EventType, Deps>(
   logger.info(
     {
       inputs: def.inputs.map((i) => i.stream),
+      replays: replaySpec ? `${replaySpec.durable} on ${replaySpec.stream}` : null,
       mode: s.mode,
       max_in_flight: s.maxInFlight,
       ack_mode: s.ackMode,

@@ -8,6 +8,8 @@ import {
   Headers,
   LedgerProjection,
   makeEnvelope,
+  replaySubject,
+  StreamNames,
   Streams,
   subjectFor,
   toStreamConfig,
@@ -218,6 +220,38 @@ describe("invariant checker", () => {
     });
     expect(r.totals).toEqual({ EUR: "0" });
     expect(r.transfers.get("t-out")?.reversal?.stream).toBe("LEDGER");
+  });
+
+  it("invariants - a replay on REPLAY and an AUDIT event are not facts: a replayed posting is no second posting", async () => {
+    const { funding } = await healthy();
+    const posted = funding.posted!;
+    const js = jetstream(nc);
+    // What `jetmesh dlq replay` stores for a parked posting (payout's input), and its audit.
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(eventHeaders(posted))) if (k !== Headers.MsgId) h.set(k, v);
+    h.set(Headers.ReplayOf, "1");
+    h.set(Headers.ReplayStream, StreamNames.Ledger);
+    h.set(Headers.ReplaySubject, subjectFor(posted.type, "external"));
+    h.set(Headers.ReplaySequence, "4");
+    await js.publish(replaySubject("payout"), encodeEvent(posted), { msgID: "replay:DLQ:1", headers: h });
+    await js.publish("audit.replay", JSON.stringify({ action: "replay", seqs: [1] }), { msgID: "audit:1" });
+    const r = await checkInvariants({ nc, accepted, balances: fixedBalances(healthyBalances) });
+    expect(r.violations).toEqual([]);
+    expect(r.ok).toBe(true);
+    expect(r.counts).toMatchObject({ posted: 2, multiple: 0 });
+    expect(Object.keys(r.counts.events).sort()).toEqual(
+      ["DLQ", "INGRESS", "LEDGER", "PAYOUTS", "RISK", "VALIDATION"].sort(),
+    );
+    // The same copy stored in LEDGER would be a fact, and a second posting of the transfer.
+    await js.publish(subjectFor(posted.type, "external"), encodeEvent(posted), {
+      msgID: "replay-into-ledger",
+      headers: h,
+    });
+    const wrong = await checkInvariants({ nc, accepted, only: ["I1", "I2"] });
+    expect(wrong.ok).toBe(false);
+    expect(wrong.violations.map((v) => `${v.invariant} ${v.transferId}`)).toEqual(
+      expect.arrayContaining(["I2 t-fund"]),
+    );
   });
 
   it("invariants - a lost transfer is reported with the events it reached", async () => {

@@ -1,0 +1,40 @@
+// Test support: the `jetmesh` CLI run as an operator runs it, a child process.
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+
+const CLI = join(import.meta.dirname, "cli.ts");
+
+/** What one run of the CLI printed and how it exited. */
+export interface Run {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `jetmesh …` as a child process; kills it after 30 s so no test waits unbounded. */
+export function jetmesh(
+  args: readonly string[],
+  o: { input?: Uint8Array | string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+      env: { ...process.env, NATS_URL: "", NATS_NKEY_SEED_FILE: "", PAYOUT_BANK_URL: "", ...o.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(o.input === undefined ? undefined : Buffer.from(o.input));
+  });
+}
