@@ -7,6 +7,7 @@ export { CONTENT_TYPE, Headers } from "./headers.ts";
 export type { HeaderName } from "./headers.ts";
 export { deriveId, newId, newTimedId, outputEventId, timeOfTimedId, uuidShaped } from "./ids.ts";
 export {
+  AllEventTypes,
   CURRENT_VERSION,
   DeclineReason,
   EventTypes,
@@ -31,12 +32,18 @@ export type {
   LedgerReversed,
   PayoutCompleted,
   PayoutFailed,
+  PipelineEventType,
   SchemaEntry,
+  TeamEventDataMap,
+  TeamEventType,
   TransferRejected,
   TransferRequested,
   TransferScored,
   TransferValidated,
 } from "./schemas.ts";
+export { TeamStreams } from "./team-streams.ts";
+export type { TeamStream } from "./team-streams.ts";
+export { AccountId, AmountMinor, Currency, Id, TransferCore, transferEvent } from "./transfer-core.ts";
 export { PipelineStreams, StreamNames, Streams, streamOf, toStreamConfig } from "./streams.ts";
 export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
 export { PARTITIONS, dlqSubject, partitionOf, subjectFilter, subjectFor, typeOfSubject } from "./subjects.ts";

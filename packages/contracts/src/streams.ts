@@ -1,9 +1,10 @@
 import { EventTypes, type EventType } from "./schemas.ts";
 import { subjectFilter } from "./subjects.ts";
+import { type TeamStream, TeamStreams } from "./team-streams.ts";
 
 const NANOS_PER_MS = 1_000_000;
 
-/** Names of the pipeline's streams, one per producing stage, plus the DLQ. */
+/** Names of the reference pipeline's streams, one per producing stage, plus the DLQ. */
 export const StreamNames = {
   Ingress: "INGRESS",
   Validation: "VALIDATION",
@@ -12,7 +13,8 @@ export const StreamNames = {
   Payouts: "PAYOUTS",
   Dlq: "DLQ",
 } as const;
-export type StreamName = (typeof StreamNames)[keyof typeof StreamNames];
+/** A stream's name: the reference pipeline's, or a team's (team-streams.ts). */
+export type StreamName = (typeof StreamNames)[keyof typeof StreamNames] | (keyof typeof TeamStreams & string);
 
 /**
  * A stream as data: what the runtime provisions and what deploy/streams/*.json
@@ -65,7 +67,15 @@ function eventStream(
   return { name, owner, description, eventTypes, subjects: eventTypes.map(subjectFilter), ...common };
 }
 
-/** Every stream of the pipeline, keyed by name. */
+/** The teams' streams, defined as the pipeline's are from their entries in team-streams.ts. */
+const teamStreams = Object.fromEntries(
+  Object.entries(TeamStreams as Readonly<Record<string, TeamStream>>).map(([name, t]) => [
+    name,
+    eventStream(name as StreamName, t.owner, t.description, Object.keys(t.events) as EventType[]),
+  ]),
+) as Readonly<Record<keyof typeof TeamStreams, StreamDefinition>>;
+
+/** Every stream of the pipeline, keyed by name: the reference pipeline's, the teams', then the DLQ. */
 export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
   INGRESS: eventStream("INGRESS", "gateway", "transfer requests accepted over HTTP", [
     EventTypes.TransferRequested,
@@ -88,6 +98,7 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     EventTypes.PayoutCompleted,
     EventTypes.PayoutFailed,
   ]),
+  ...teamStreams,
   DLQ: {
     name: "DLQ",
     owner: "platform",
