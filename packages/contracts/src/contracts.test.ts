@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import {
+  AllEventTypes,
   ContractError,
   decodeEvent,
   encodeEvent,
@@ -18,6 +19,7 @@ import {
   Streams,
   streamOf,
   subjectFor,
+  TeamStreams,
   toStreamConfig,
 } from "./index.ts";
 
@@ -104,8 +106,16 @@ describe("contracts", () => {
   });
 
   it("contracts - PipelineStreams names every stream that stores an event type, in pipeline order, and not the DLQ", () => {
-    expect(PipelineStreams).toEqual(["INGRESS", "VALIDATION", "RISK", "LEDGER", "PAYOUTS"]);
-    for (const type of Object.values(EventTypes)) expect(PipelineStreams).toContain(streamOf(type).name);
+    // the reference pipeline's, then the teams' (team-streams.ts)
+    expect(PipelineStreams).toEqual([
+      "INGRESS",
+      "VALIDATION",
+      "RISK",
+      "LEDGER",
+      "PAYOUTS",
+      ...Object.keys(TeamStreams),
+    ]);
+    for (const type of AllEventTypes) expect(PipelineStreams).toContain(streamOf(type).name);
   });
 
   it("contracts - occurredAt must be an RFC 3339 timestamp: junk is a contract error naming the field", () => {
