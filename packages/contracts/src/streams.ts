@@ -113,9 +113,10 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
 };
 
 /**
- * The streams that carry events, in pipeline order (every stream but the DLQ): the one list
- * the quiet wait, the status projection and chaos read, so that a stream added to
- * {@link Streams} is never silently left out of them.
+ * The streams that carry events, in pipeline order (every stream but the DLQ), the teams'
+ * after the reference pipeline's: the one list the quiet wait, chaos and `jetmesh trace` read
+ * (the gateway's status projection takes the reference ones from it), so that a stream added
+ * to {@link Streams} is never silently left out of them.
  */
 export const PipelineStreams: readonly StreamName[] = Object.values(Streams)
   .filter((d) => d.eventTypes.length > 0)
