@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
-  type EventType,
+  type PipelineEventType as EventType,
   EventTypes,
   Headers,
   newTimedId,

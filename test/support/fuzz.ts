@@ -9,7 +9,8 @@ import {
   type AnyEnvelope,
   decodeEvent,
   EventTypes,
-  type EventType,
+  // the fuzzed subjects are the reference pipeline's (the stages under test consume those)
+  type PipelineEventType as EventType,
   Headers,
   type StreamName,
   StreamNames,

@@ -5,7 +5,7 @@ import { formatPermissionsTable } from "./nats-config.ts";
 import { writeNatsAccess } from "./nats-files.ts";
 import { addGatewayClient, addIdSecret } from "./gateway.ts";
 import { describeRedisAccess, redisAccess } from "./redis.ts";
-import { formatRedisUsersTable } from "./redis-acl.ts";
+import { formatRedisUsersTable, redisUsers } from "./redis-acl.ts";
 import pkg from "../package.json" with { type: "json" };
 
 // `jetmesh-access`: generates the mesh's NATS authorization from services/*/manifest.json and
@@ -18,6 +18,9 @@ const manifestsIn = (dir: string): ServiceManifest[] =>
   loadCatalog(dir)
     .services.map((s) => s.manifest)
     .sort((a, b) => a.name.localeCompare(b.name));
+
+/** The Redis users: the written-out grants, and one of its own for every other stage of the catalog. */
+const redisUsersIn = (dir: string) => redisUsers(loadCatalog(dir).stages.map((s) => s.name));
 
 const hostPorts = (v: string): string[] => {
   const list = v
@@ -88,16 +91,19 @@ program
     "writes <out>/users.acl (Redis ACL, hashes only), <out>/<user>.password (0600), <out>/replica-auth.conf (0600)",
   )
   .requiredOption("--out <dir>", "secrets folder, outside any git work tree (created with mode 0700)")
+  .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
   .option("--rotate", "new passwords even where the folder has some", false)
-  .action(async (o: { out: string; rotate: boolean }) => {
-    for (const line of describeRedisAccess(await redisAccess({ out: o.out, rotate: o.rotate })))
+  .action(async (o: { out: string; services: string; rotate: boolean }) => {
+    const users = redisUsersIn(o.services);
+    for (const line of describeRedisAccess(await redisAccess({ out: o.out, rotate: o.rotate, users })))
       console.log(line);
   });
 
 program
   .command("redis-users")
   .description("prints what each Redis user may do, as a Markdown table")
-  .action(() => console.log(formatRedisUsersTable()));
+  .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
+  .action((o: { services: string }) => console.log(formatRedisUsersTable(redisUsersIn(o.services))));
 
 const list = (v: string): string[] =>
   v

@@ -36,6 +36,7 @@ export {
   passwordHash,
   REDIS_REPLICA_USER,
   REDIS_USERS,
+  redisUsers,
   renderAclFile,
 } from "./redis-acl.ts";
 export type { RedisUserGrant } from "./redis-acl.ts";

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Streams } from "@jetmesh/contracts";
+import { Streams, TeamStreams } from "@jetmesh/contracts";
 import { afterAll, describe, expect, it } from "vitest";
 import { readManifests, type ServiceManifest } from "./manifests.ts";
 import { natsAccess, SERVICE_DENIED_API, type UserAccess } from "./nats-permissions.ts";
@@ -34,13 +34,10 @@ afterAll(() => {
 
 describe("access", () => {
   it("access - one user per service that speaks NATS, plus ops, deploy and sys", () => {
+    // the teams' stages (the owners of the contracts' TeamStreams) are services like the others
+    const teams = Object.values(TeamStreams as Record<string, { owner: string }>).map((t) => t.owner);
     expect(access.users.map((u) => u.name)).toEqual([
-      "gateway",
-      "ledger",
-      "payout",
-      "reconciler",
-      "risk",
-      "validator",
+      ...["gateway", "ledger", "payout", "reconciler", "risk", "validator", ...teams].sort(),
       "ops",
       "deploy",
       "sys",

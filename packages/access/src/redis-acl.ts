@@ -53,7 +53,11 @@ const plainStage = (stage: string): RedisUserGrant => ({
   commands: [...CLIENT, ...SCRIPTS, ...STAGE_KEYS],
 });
 
-/** The users every deployment gets, in the order the ACL file lists them. */
+/**
+ * The users every deployment gets, in the order the ACL file lists them: the reference
+ * services, whose grants are written out here, and the tools' users. A stage the catalog
+ * adds later gets its user from {@link redisUsers}.
+ */
 export const REDIS_USERS: readonly RedisUserGrant[] = [
   plainStage("validator"),
   {
@@ -151,6 +155,23 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
     allChannels: true,
   },
 ];
+
+/** Users that are not a service's: the tools', the replica's, the administrator's. */
+const TOOL_USERS = new Set(["ops", "replica", "admin"]);
+
+/**
+ * The users of a deployment whose stages are `stages` (the catalog's, `loadCatalog().stages`):
+ * {@link REDIS_USERS}, and for each stage with no grant there a user of its own that keeps
+ * nothing in Redis but its idempotency keys `<stage>:*`, among the services' users. A new
+ * stage thus has its least-privilege user from its manifest alone; one that keeps more state
+ * in Redis needs a grant written out above (test/redis-access.test.ts runs its code as it).
+ */
+export function redisUsers(stages: readonly string[]): readonly RedisUserGrant[] {
+  const granted = new Set(REDIS_USERS.map((u) => u.user));
+  const added = stages.filter((s) => !granted.has(s)).map(plainStage);
+  const services = REDIS_USERS.filter((u) => !TOOL_USERS.has(u.user));
+  return [...services, ...added, ...REDIS_USERS.filter((u) => TOOL_USERS.has(u.user))];
+}
 
 /** The user a replica authenticates as. */
 export const REDIS_REPLICA_USER = "replica";

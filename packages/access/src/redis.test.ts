@@ -5,7 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { redisAccess } from "./redis.ts";
-import { aclLine, formatRedisUsersTable, passwordHash, REDIS_USERS, renderAclFile } from "./redis-acl.ts";
+import {
+  aclLine,
+  formatRedisUsersTable,
+  passwordHash,
+  REDIS_USERS,
+  redisUsers,
+  renderAclFile,
+} from "./redis-acl.ts";
 
 let out: string;
 beforeEach(async () => {
@@ -60,6 +67,18 @@ describe("redis access files", () => {
     const table = formatRedisUsersTable();
     for (const u of ["default", ...REDIS_USERS.map((g) => g.user)]) expect(table).toContain(`\n| ${u} |`);
     expect(table).toContain("| `ledger:bal:*` |");
+  });
+
+  it("access - a stage of the catalog with no written-out grant gets a user of its own: its idempotency keys only", () => {
+    const users = redisUsers(["gateway", "validator", "risk", "ledger", "payout", "notifier"]);
+    const notifier = users.find((u) => u.user === "notifier")!;
+    expect(notifier.keys).toEqual(["notifier:*"]);
+    expect(notifier.readKeys).toEqual([]);
+    expect(notifier.commands).toEqual(REDIS_USERS.find((u) => u.user === "validator")!.commands);
+    // the written-out grants stand, each user once, the tools' users last
+    expect(users.filter((u) => u.user !== "notifier")).toEqual(REDIS_USERS);
+    expect(users.map((u) => u.user).slice(-3)).toEqual(["ops", "replica", "admin"]);
+    expect(redisUsers(["validator", "risk"])).toEqual(REDIS_USERS);
   });
 
   it("access - refuses a grant without a password, a second grant of one user, and a default user", () => {

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PipelineStreams, StreamNames } from "@jetmesh/contracts";
+import { PipelineStreams, StreamNames, TeamStreams } from "@jetmesh/contracts";
 import { afterEach, describe, expect, it } from "vitest";
 import { CatalogError, loadCatalog } from "./catalog.ts";
 import { readManifests } from "./read.mjs";
@@ -36,8 +36,19 @@ const notifier = {
 describe("catalog", () => {
   it("catalog - this checkout's services, in pipeline order, checked against the contracts", () => {
     const c = loadCatalog();
-    // Services that write no pipeline stream (the bank, the reconciler's findings) come first.
-    expect(c.names).toEqual(["bank-sim", "reconciler", "gateway", "validator", "risk", "ledger", "payout"]);
+    // Services that write no pipeline stream (the bank, the reconciler's findings) come first,
+    // then the reference services, then the teams' stages (the owners of the contracts' TeamStreams).
+    const teams = Object.values(TeamStreams as Record<string, { owner: string }>).map((t) => t.owner);
+    expect(c.names).toEqual([
+      "bank-sim",
+      "reconciler",
+      "gateway",
+      "validator",
+      "risk",
+      "ledger",
+      "payout",
+      ...teams,
+    ]);
     expect(c.stages.map((s) => s.name)).toEqual([
       "reconciler",
       "gateway",
@@ -45,6 +56,7 @@ describe("catalog", () => {
       "risk",
       "ledger",
       "payout",
+      ...teams,
     ]);
     expect(c.streams).toEqual([...PipelineStreams, StreamNames.Dlq]);
     const gateway = c.service("gateway");

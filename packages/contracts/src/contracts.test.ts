@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import {
+  AllEventTypes,
   ContractError,
   decodeEvent,
   decodeFinding,
@@ -27,6 +28,7 @@ import {
   Streams,
   streamOf,
   subjectFor,
+  TeamStreams,
   toStreamConfig,
 } from "./index.ts";
 
@@ -113,8 +115,16 @@ describe("contracts", () => {
   });
 
   it("contracts - PipelineStreams names every stream that stores an event type, in pipeline order, and not the DLQ", () => {
-    expect(PipelineStreams).toEqual(["INGRESS", "VALIDATION", "RISK", "LEDGER", "PAYOUTS"]);
-    for (const type of Object.values(EventTypes)) expect(PipelineStreams).toContain(streamOf(type).name);
+    // the reference pipeline's, then the teams' (team-streams.ts)
+    expect(PipelineStreams).toEqual([
+      "INGRESS",
+      "VALIDATION",
+      "RISK",
+      "LEDGER",
+      "PAYOUTS",
+      ...Object.keys(TeamStreams),
+    ]);
+    for (const type of AllEventTypes) expect(PipelineStreams).toContain(streamOf(type).name);
   });
 
   it("contracts - REPLAY takes replay.<stage> outside every event stream, with an age limit, created by the deploy step only", () => {

@@ -8,6 +8,7 @@ export type { HeaderName } from "./headers.ts";
 export { deriveId, newId, newTimedId, outputEventId, timeOfTimedId, uuidShaped } from "./ids.ts";
 export {
   CompatibilityModes,
+  AllEventTypes,
   CURRENT_VERSION,
   DeclineReason,
   EventContracts,
@@ -38,12 +39,18 @@ export type {
   LedgerReversed,
   PayoutCompleted,
   PayoutFailed,
+  PipelineEventType,
   SchemaEntry,
+  TeamEventDataMap,
+  TeamEventType,
   TransferRejected,
   TransferRequested,
   TransferScored,
   TransferValidated,
 } from "./schemas.ts";
+export { TeamStreams } from "./team-streams.ts";
+export type { TeamStream } from "./team-streams.ts";
+export { AccountId, AmountMinor, Currency, Id, TransferCore, transferEvent } from "./transfer-core.ts";
 export {
   PipelineStreams,
   REPLAY_MAX_AGE_MS,

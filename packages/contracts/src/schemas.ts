@@ -1,4 +1,6 @@
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { TeamStreams } from "./team-streams.ts";
+import { TransferCore } from "./transfer-core.ts";
 
 /**
  * The event contracts of the reference pipeline, authored once as JSON Schema (TypeBox);
@@ -6,21 +8,9 @@ import { type Static, type TSchema, Type } from "@sinclair/typebox";
  * JSON Schema is generated into `packages/contracts/schemas/<type>/v<N>.json` (README).
  * Contracts are structural; business rules (limits, known currencies) belong to
  * the validator stage so that a rule change is a deploy, not a schema version.
+ * The events of teams' own stages are declared with their stream in team-streams.ts and
+ * join every list here.
  */
-
-const Id = Type.String({ minLength: 1, maxLength: 128 });
-/** `acc-…` customer accounts, `bank:…` payout destinations, or `external`. */
-const AccountId = Type.String({ minLength: 1, maxLength: 64 });
-const Currency = Type.String({ minLength: 3, maxLength: 3 });
-const AmountMinor = Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
-
-const TransferCore = {
-  transferId: Id,
-  from: AccountId,
-  to: AccountId,
-  amountMinor: AmountMinor,
-  currency: Currency,
-};
 
 /** Why a transfer was rejected: the field and the rule it broke. */
 export const RejectionReason = Type.Object(
@@ -112,7 +102,7 @@ export type LedgerReversed = Static<typeof LedgerReversedV1>;
 export type PayoutCompleted = Static<typeof PayoutCompletedV1>;
 export type PayoutFailed = Static<typeof PayoutFailedV1>;
 
-/** The event types of the pipeline; each is also the first two subject tokens. */
+/** The event types of the reference pipeline; each is also the first two subject tokens. */
 export const EventTypes = {
   TransferRequested: "transfers.requested",
   TransferValidated: "transfers.validated",
@@ -124,13 +114,25 @@ export const EventTypes = {
   PayoutCompleted: "payouts.completed",
   PayoutFailed: "payouts.failed",
 } as const;
-export type EventType = (typeof EventTypes)[keyof typeof EventTypes];
+/** An event type of the reference pipeline. */
+export type PipelineEventType = (typeof EventTypes)[keyof typeof EventTypes];
+
+type TeamEvents = (typeof TeamStreams)[keyof typeof TeamStreams]["events"];
+type KeysOf<U> = U extends unknown ? keyof U & string : never;
+/** An event type of a team's stream (team-streams.ts). */
+export type TeamEventType = KeysOf<TeamEvents>;
+/** The data type of each team event type, from its schema. */
+export type TeamEventDataMap = { [T in TeamEventType]: Static<Extract<TeamEvents, Record<T, TSchema>>[T]> };
+
+/** Every event type: the pipeline's and the teams'. */
+export type EventType = PipelineEventType | TeamEventType;
 
 /**
  * The data type of each event type as readers see it: the shape of its highest registered
- * version ({@link READ_VERSION}), to which the codec lifts every older one.
+ * version ({@link READ_VERSION}), to which the codec lifts every older one. Teams' events
+ * join it from team-streams.ts.
  */
-export interface EventDataMap {
+export interface EventDataMap extends TeamEventDataMap {
   "transfers.requested": TransferRequested;
   "transfers.validated": TransferValidated;
   "transfers.rejected": TransferRejected;
@@ -183,6 +185,12 @@ export const EventContracts: Readonly<Record<EventType, EventContract>> = {
   "ledger.reversed": { mode: "full", writes: 1 },
   "payouts.completed": { mode: "full", writes: 1 },
   "payouts.failed": { mode: "full", writes: 1 },
+  // A team's event starts at v1, full: its own evolution is declared here when it has a v2.
+  ...(Object.fromEntries(
+    Object.values(
+      TeamStreams as Readonly<Record<string, { events: Readonly<Record<string, TSchema>> }>>,
+    ).flatMap((stream) => Object.keys(stream.events).map((type) => [type, { mode: "full", writes: 1 }])),
+  ) as Record<TeamEventType, EventContract>),
 };
 
 /** One schema version of one event type. */
@@ -214,9 +222,16 @@ export const SchemaRegistry: readonly SchemaEntry[] = [
   { type: EventTypes.LedgerReversed, version: 1, schema: LedgerReversedV1 },
   { type: EventTypes.PayoutCompleted, version: 1, schema: PayoutCompletedV1 },
   { type: EventTypes.PayoutFailed, version: 1, schema: PayoutFailedV1 },
+  ...Object.values(
+    TeamStreams as Readonly<Record<string, { events: Readonly<Record<string, TSchema>> }>>,
+  ).flatMap((stream) =>
+    Object.entries(stream.events).map(([type, schema]) => ({ type: type as EventType, version: 1, schema })),
+  ),
 ];
 
-const eventTypeList = Object.values(EventTypes);
+/** Every event type, the pipeline's first, in registry order. */
+export const AllEventTypes: readonly EventType[] = [...new Set(SchemaRegistry.map((e) => e.type))];
+const eventTypeList = AllEventTypes;
 
 /** The version producers write today for each type ({@link EventContract.writes}). */
 export const CURRENT_VERSION: Readonly<Record<EventType, number>> = Object.fromEntries(

@@ -1,11 +1,13 @@
 import { EventTypes, type EventType } from "./schemas.ts";
 import { subjectFilter } from "./subjects.ts";
+import { type TeamStream, TeamStreams } from "./team-streams.ts";
 
 const NANOS_PER_MS = 1_000_000;
 
 /**
- * Names of the pipeline's streams, one per producing stage, plus the DLQ, the operators'
- * AUDIT and REPLAY (parked messages an operator sends back to their stage).
+ * Names of the reference pipeline's streams, one per producing stage, plus the DLQ, the
+ * reconciler's RECONCILE, the operators' AUDIT and REPLAY (parked messages an operator sends
+ * back to their stage). Teams' streams are in team-streams.ts.
  */
 export const StreamNames = {
   Ingress: "INGRESS",
@@ -18,7 +20,8 @@ export const StreamNames = {
   Audit: "AUDIT",
   Replay: "REPLAY",
 } as const;
-export type StreamName = (typeof StreamNames)[keyof typeof StreamNames];
+/** A stream's name: the reference pipeline's, or a team's (team-streams.ts). */
+export type StreamName = (typeof StreamNames)[keyof typeof StreamNames] | (keyof typeof TeamStreams & string);
 
 /**
  * A stream as data: what the runtime provisions and what deploy/streams/*.json
@@ -77,7 +80,15 @@ function eventStream(
   return { name, owner, description, eventTypes, subjects: eventTypes.map(subjectFilter), ...common };
 }
 
-/** Every stream of the pipeline, keyed by name. */
+/** The teams' streams, defined as the pipeline's are from their entries in team-streams.ts. */
+const teamStreams = Object.fromEntries(
+  Object.entries(TeamStreams as Readonly<Record<string, TeamStream>>).map(([name, t]) => [
+    name,
+    eventStream(name as StreamName, t.owner, t.description, Object.keys(t.events) as EventType[]),
+  ]),
+) as Readonly<Record<keyof typeof TeamStreams, StreamDefinition>>;
+
+/** Every stream of the pipeline, keyed by name: the reference pipeline's, the teams', then the DLQ. */
 export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
   INGRESS: eventStream("INGRESS", "gateway", "transfer requests accepted over HTTP", [
     EventTypes.TransferRequested,
@@ -100,6 +111,7 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     EventTypes.PayoutCompleted,
     EventTypes.PayoutFailed,
   ]),
+  ...teamStreams,
   DLQ: {
     name: "DLQ",
     owner: "platform",
@@ -162,9 +174,10 @@ export function replayDurable(stage: string): string {
 
 /**
  * The streams that carry events, in pipeline order (every stream but DLQ, RECONCILE, AUDIT
- * and REPLAY, which hold copies, findings and operators' records, never facts): the one list
- * the quiet wait, the status projection and chaos read, so that a stream added to
- * {@link Streams} is never silently left out of them.
+ * and REPLAY, which hold copies, findings and operators' records, never facts), the teams'
+ * after the reference pipeline's: the one list the quiet wait, chaos and `jetmesh trace` read
+ * (the gateway's status projection takes the reference ones from it), so that a stream added
+ * to {@link Streams} is never silently left out of them.
  */
 export const PipelineStreams: readonly StreamName[] = Object.values(Streams)
   .filter((d) => d.eventTypes.length > 0)

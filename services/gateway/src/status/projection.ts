@@ -17,14 +17,23 @@ export interface StatusProjectionDeps {
 }
 
 /**
- * The status projection: every event of the pipeline, from each stream that carries
+ * The streams whose events move a transfer's status (status-view.ts): the reference pipeline's.
+ * A team's stream (a notifier's, say) moves none, so the projection neither reads it nor needs
+ * a NATS grant on it (its permissions come from the gateway's manifest, which names these).
+ */
+const STATUS_STREAMS = PipelineStreams.filter((stream) =>
+  Streams[stream].eventTypes.some((t) => (Object.values(EventTypes) as string[]).includes(t)),
+);
+
+/**
+ * The status projection: every event of the reference pipeline, from each stream that carries
  * one, recorded under its transfer as one hash field per eventId (`status:<transferId>`).
  * It emits nothing; the write is the stage's effect, idempotent per event, so the
  * runtime may apply it again after a crash.
  */
 export const statusProjection = defineStage<EventType, StatusProjectionDeps>({
   name: STATUS_STAGE,
-  inputs: PipelineStreams.map((stream) => ({ stream, types: Streams[stream].eventTypes })),
+  inputs: STATUS_STREAMS.map((stream) => ({ stream, types: Streams[stream].eventTypes })),
   emits: [],
   handle: (event, ctx) => ({
     effect: async () => {

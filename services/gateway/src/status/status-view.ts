@@ -1,4 +1,4 @@
-import { EventTypes, type EventType } from "@jetmesh/contracts";
+import { EventTypes, type PipelineEventType } from "@jetmesh/contracts";
 import type { LineageEntry } from "./status-store.ts";
 
 /** Where a transfer is, named for clients rather than after event types. */
@@ -16,11 +16,12 @@ export const TransferStatuses = {
 export type TransferStatus = (typeof TransferStatuses)[keyof typeof TransferStatuses];
 
 /**
- * The status each event type moves a transfer to, and how far along the flow that is.
+ * The status each event type of the reference pipeline moves a transfer to, and how far along
+ * the flow that is (a team stage's events, a notification say, move no status: left out).
  * The projection reads five streams concurrently, so events can be recorded out of
  * order; the furthest step wins, never the last write.
  */
-const STEPS: Readonly<Record<EventType, { status: TransferStatus; rank: number }>> = {
+const STEPS: Readonly<Record<PipelineEventType, { status: TransferStatus; rank: number }>> = {
   [EventTypes.TransferRequested]: { status: TransferStatuses.Requested, rank: 0 },
   [EventTypes.TransferValidated]: { status: TransferStatuses.Validated, rank: 1 },
   [EventTypes.TransferRejected]: { status: TransferStatuses.Rejected, rank: 1 },
@@ -59,7 +60,7 @@ export function buildTransferView(
 ): TransferView | undefined {
   const known = entries.filter((e) => e.type in STEPS);
   if (known.length === 0) return undefined;
-  const rank = (e: LineageEntry) => STEPS[e.type as EventType].rank;
+  const rank = (e: LineageEntry) => STEPS[e.type as PipelineEventType].rank;
   const ordered = [...known].sort(
     (a, b) =>
       Date.parse(a.occurredAt) - Date.parse(b.occurredAt) || rank(a) - rank(b) || a.sequence - b.sequence,
@@ -68,7 +69,7 @@ export function buildTransferView(
   const furthest = ordered.reduce((best, e) => (rank(e) >= rank(best) ? e : best));
   return {
     transferId,
-    status: STEPS[furthest.type as EventType].status,
+    status: STEPS[furthest.type as PipelineEventType].status,
     lineage: ordered.map((e, i) => {
       const before = byId.get(e.causationId) ?? ordered[i - 1];
       return {
