@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sourced by the README commands: makes a fresh Debian machine able to run jetmesh.
 # pnpm at the version pinned in package.json, the locked dependencies, and the
-# nats-server, redis-server and promtool (Debian packages nats-server, redis-server and
-# prometheus; test/alerts.test.ts runs promtool) when they are missing.
+# nats-server, redis-server, promtool and prometheus (Debian packages nats-server,
+# redis-server and prometheus; test/alerts.test.ts runs promtool, and
+# test/observability/prometheus-e2e.test.ts runs prometheus) when they are missing.
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
   echo "bootstrap: installing pnpm@$PNPM_VERSION" >&2
@@ -12,7 +13,8 @@ pnpm install --frozen-lockfile --reporter=silent || { echo "bootstrap: pnpm inst
 need=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
-command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ] || need+=(prometheus)
+{ command -v promtool >/dev/null 2>&1 || [ -x /usr/bin/promtool ]; } \
+  && { command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ]; } || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]} from Debian packages" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,7 +1,8 @@
-// The alert rules are proven to fire: promtool accepts alerts.yml and prometheus.yml, every
-// unit test under deploy/observability/prometheus/tests passes, and every rule has a test
-// that makes it fire and one that sees it absent (below its threshold, before its `for:`,
-// or after recovery). A rule added without a test fails here.
+// The alert rules are proven to fire: promtool accepts every rules file under
+// deploy/observability/prometheus (alerts.yml, reconciler-alerts.yml, any added later) and
+// prometheus.yml, which loads exactly those files; every unit test under tests/ passes; and
+// every rule of every file has a test that makes it fire and one that sees it absent (below
+// its threshold, before its `for:`, or after recovery). A rule added without a test fails here.
 import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,8 +15,11 @@ import { parse as parseYaml } from "yaml";
 const run = promisify(execFile);
 const PROMETHEUS = fileURLToPath(new URL("../deploy/observability/prometheus/", import.meta.url));
 const TESTS = join(PROMETHEUS, "tests");
-const testFiles = readdirSync(TESTS)
-  .filter((f) => f.endsWith(".yml") || f.endsWith(".yaml"))
+const isYaml = (f: string) => f.endsWith(".yml") || f.endsWith(".yaml");
+const testFiles = readdirSync(TESTS).filter(isYaml).sort();
+/** Every YAML file next to prometheus.yml is a rules file (tests live in tests/). */
+const ruleFiles = readdirSync(PROMETHEUS)
+  .filter((f) => isYaml(f) && f !== "prometheus.yml")
   .sort();
 
 /** Runs promtool in the prometheus folder; resolves with its output, rejects with it when it fails. */
@@ -41,16 +45,25 @@ interface TestFile {
   tests?: { alert_rule_test?: AlertRuleTest[] }[];
 }
 
-function alertNames(): string[] {
-  const rules = parseYaml(readFileSync(join(PROMETHEUS, "alerts.yml"), "utf8")) as {
+function alertNames(ruleFile: string): string[] {
+  const rules = parseYaml(readFileSync(join(PROMETHEUS, ruleFile), "utf8")) as {
     groups: { rules: { alert?: string }[] }[];
   };
   return rules.groups.flatMap((g) => g.rules.flatMap((r) => (r.alert ? [r.alert] : [])));
 }
 
 describe("alert rules under promtool", { timeout: 120_000 }, () => {
-  it("alerts - promtool check rules accepts alerts.yml", async () => {
-    expect(await promtool("check", "rules", "alerts.yml")).toMatch(/SUCCESS/);
+  it("alerts - the rules files are alerts.yml, reconciler-alerts.yml and what prometheus.yml loads", () => {
+    expect(ruleFiles).toEqual(expect.arrayContaining(["alerts.yml", "reconciler-alerts.yml"]));
+    const config = parseYaml(readFileSync(join(PROMETHEUS, "prometheus.yml"), "utf8")) as {
+      rule_files?: string[];
+    };
+    // A rules file Prometheus does not load alerts nobody; one it loads must be tested here.
+    expect([...(config.rule_files ?? [])].sort()).toEqual(ruleFiles);
+  });
+
+  it.each(ruleFiles)("alerts - promtool check rules accepts %s", async (file) => {
+    expect(await promtool("check", "rules", file)).toMatch(/SUCCESS/);
   });
 
   it("alerts - promtool check config accepts prometheus.yml and the rule files it loads", async () => {
@@ -65,32 +78,40 @@ describe("alert rules under promtool", { timeout: 120_000 }, () => {
     expect(await promtool("test", "rules", join("tests", file))).toMatch(/SUCCESS/);
   });
 
-  it("alerts - every rule has a test that fires it and a test that sees it absent, and every test names a rule", () => {
-    const alerts = alertNames();
-    expect(alerts.length).toBeGreaterThan(0);
-    const fires = new Set<string>();
-    const absent = new Set<string>();
-    const unknown: string[] = [];
-    for (const file of testFiles) {
-      const doc = parseYaml(readFileSync(join(TESTS, file), "utf8")) as TestFile;
-      // Tests of another copy of the rules would prove nothing about this one.
-      expect(doc.rule_files, `tests/${file} rule_files`).toEqual(["../alerts.yml"]);
-      for (const t of doc.tests ?? []) {
-        for (const a of t.alert_rule_test ?? []) {
-          const name = String(a.alertname);
-          if (!alerts.includes(name)) unknown.push(`${name} (tests/${file}, eval_time ${a.eval_time})`);
-          ((a.exp_alerts ?? []).length > 0 ? fires : absent).add(name);
+  it.each(ruleFiles)(
+    "alerts - every rule of %s has a test that fires it and a test that sees it absent, and every test names a rule",
+    (ruleFile) => {
+      const alerts = alertNames(ruleFile);
+      expect(alerts.length).toBeGreaterThan(0);
+      const fires = new Set<string>();
+      const absent = new Set<string>();
+      const unknown: string[] = [];
+      for (const file of testFiles) {
+        const doc = parseYaml(readFileSync(join(TESTS, file), "utf8")) as TestFile;
+        // One rules file per test file, the real one: tests of a copy would prove nothing.
+        expect(doc.rule_files, `tests/${file} rule_files`).toHaveLength(1);
+        expect(
+          ruleFiles.map((f) => `../${f}`),
+          `tests/${file} rule_files`,
+        ).toContain(doc.rule_files?.[0]);
+        if (doc.rule_files?.[0] !== `../${ruleFile}`) continue;
+        for (const t of doc.tests ?? []) {
+          for (const a of t.alert_rule_test ?? []) {
+            const name = String(a.alertname);
+            if (!alerts.includes(name)) unknown.push(`${name} (tests/${file}, eval_time ${a.eval_time})`);
+            ((a.exp_alerts ?? []).length > 0 ? fires : absent).add(name);
+          }
         }
       }
-    }
-    expect(unknown, "alert_rule_test entries naming no rule of alerts.yml").toEqual([]);
-    expect(
-      alerts.filter((a) => !fires.has(a)),
-      "rules no test makes fire (an exp_alerts entry)",
-    ).toEqual([]);
-    expect(
-      alerts.filter((a) => !absent.has(a)),
-      "rules no test sees absent (an eval with exp_alerts empty)",
-    ).toEqual([]);
-  });
+      expect(unknown, `alert_rule_test entries naming no rule of ${ruleFile}`).toEqual([]);
+      expect(
+        alerts.filter((a) => !fires.has(a)),
+        `rules of ${ruleFile} no test makes fire (an exp_alerts entry)`,
+      ).toEqual([]);
+      expect(
+        alerts.filter((a) => !absent.has(a)),
+        `rules of ${ruleFile} no test sees absent (an eval with exp_alerts empty)`,
+      ).toEqual([]);
+    },
+  );
 });

@@ -4,7 +4,7 @@ import type { Gate, Slots } from "./flow-control.ts";
 import type { StageMetrics } from "./metrics.ts";
 import type { PositionStore } from "./positions.ts";
 import type { Processor } from "./process-message.ts";
-import { type ConsumerSpec, type ConsumerStart, ensureConsumer } from "./provision.ts";
+import { type ConsumerSpec, type ConsumerStart, consumerDrift, ensureConsumer } from "./provision.ts";
 
 /** How long a message given back unprocessed (stopping, or a dependency went down) waits. */
 const GIVE_BACK_MS = 1000;
@@ -50,6 +50,11 @@ export interface ConsumeLoopOptions {
  * recreates the pull (and the consumer, if it was deleted) whenever the client reports
  * missed heartbeats or a missing consumer or stream, or when messages are pending but
  * none arrives; every restart is logged and counted. Never leaves the stage silently idle.
+ *
+ * Its watchdog reads the consumer's info every few seconds (at most 5 s): lag and ack
+ * pending for the gauges, and the server's config against the stage's declaration, so that
+ * `jetmesh_consumer_config_drift` is 1 while someone has changed the consumer by hand (the
+ * stage reports it, logged once per change, and never changes it back).
  */
 export class ConsumeLoop {
   readonly #o: ConsumeLoopOptions;
@@ -60,6 +65,8 @@ export class ConsumeLoop {
   readonly #inFlight = new Set<JsMsg>();
   #done: Promise<void> | undefined;
   #watchdog: NodeJS.Timeout | undefined;
+  /** The drift last reported (one line per setting); undefined before the first check. */
+  #drift: string | undefined;
   pending = 0;
   ackPending = 0;
 
@@ -76,6 +83,11 @@ export class ConsumeLoop {
   }
 
   start(): void {
+    // Every restart reason exists at 0 from the start: increase() over a series that
+    // appears at 1 sees nothing, and the first restarts would go unnoticed.
+    const { stage, spec, metrics } = this.#o;
+    for (const reason of Object.values(RestartReasons))
+      metrics.consumerRestarts.inc({ stage, stream: spec.stream, reason }, 0);
     this.#done = this.#run();
     this.#watchdog = setInterval(
       () => void this.#watch(),
@@ -129,11 +141,13 @@ export class ConsumeLoop {
       if (this.#stopping) break;
       let unsubscribe: () => void = () => {};
       try {
-        await ensureConsumer(this.#o.jsm, spec, logger, {
+        const { drift } = await ensureConsumer(this.#o.jsm, spec, logger, {
           ...(this.#o.positions ? { positions: this.#o.positions } : {}),
           ...(this.#o.consumerStart ? { start: this.#o.consumerStart } : {}),
           ...(this.#o.unrecordedStart ? { unrecorded: this.#o.unrecordedStart } : {}),
         });
+        // ensureConsumer has logged it.
+        this.#reportDrift(drift, { logged: true });
         const consumer = await this.#o.js.consumers.get(spec.stream, spec.durable);
         const messages = await consumer.consume({ max_messages: this.#o.pullBatch });
         this.#messages = messages;
@@ -229,6 +243,26 @@ export class ConsumeLoop {
     }
   }
 
+  /** Sets the drift gauge; logs when the drift differs from the last one reported. */
+  #reportDrift(drift: readonly string[], o: { logged: boolean }): void {
+    const { stage, spec, logger, metrics } = this.#o;
+    metrics.consumerDrift.set({ stage, stream: spec.stream }, drift.length > 0 ? 1 : 0);
+    const now = drift.join("\n");
+    const before = this.#drift;
+    this.#drift = now;
+    if (now === before || o.logged) return;
+    if (drift.length > 0)
+      logger.warn(
+        { stream: spec.stream, consumer: spec.durable, drift },
+        "consumer settings drifted; not changed",
+      );
+    else if (before)
+      logger.info(
+        { stream: spec.stream, consumer: spec.durable },
+        "consumer settings match the declaration again",
+      );
+  }
+
   async #watch(): Promise<void> {
     if (this.#stopping) return;
     try {
@@ -239,6 +273,7 @@ export class ConsumeLoop {
       const labels = { stage: this.#o.stage, stream: this.#o.spec.stream };
       this.#o.metrics.consumerPending.set(labels, info.num_pending);
       this.#o.metrics.consumerAckPending.set(labels, info.num_ack_pending);
+      this.#reportDrift(consumerDrift(info.config, this.#o.spec), { logged: false });
       const idle = Date.now() - this.#lastDelivery;
       const starving = info.num_pending > 0 && this.#o.slots.inUse < this.#o.slots.size && this.#o.gate.open;
       if (this.#bound && starving && idle > this.#o.stallMs)

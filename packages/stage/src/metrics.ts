@@ -57,7 +57,8 @@ const seeded = new WeakSet<Metric>();
  * Counters that alerts watch with `increase()` are created at 0 for a stage (its
  * outcomes, redeliveries, DLQ reasons, duplicate layers) so that their first event is an
  * increase Prometheus can see, not a series that appears at 1: by {@link seed} at start,
- * and in any case when the stage finishes its first message.
+ * and in any case when the stage finishes its first message. The consume loop creates
+ * `jetmesh_consumer_restarts_total` at 0 for each of its restart reasons when it starts.
  */
 export function createStageMetrics(registry: Registry = metricsRegistry()) {
   const metrics = defineStageMetrics(registry);

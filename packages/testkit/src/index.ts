@@ -8,6 +8,7 @@
 export {
   bundleOf,
   ensureBinaries,
+  ensurePrometheus,
   ensurePromtool,
   freePort,
   killAll,

@@ -39,6 +39,11 @@ export const ReconcilerEnv = {
   RECONCILE_DLQ_MAX_AGE_MS: ms(3_600_000, 0),
   RECONCILE_SETTINGS_CHECK_MS: ms(30_000),
   /**
+   * How often the declared consumers' lag is read from the JetStream API and exported: the
+   * stage exports its own, which vanishes exactly when the stage hangs or dies.
+   */
+  RECONCILE_CONSUMER_LAG_MS: ms(5000),
+  /**
    * Durable consumers whose settings are checked, `STREAM/durable` comma-separated, from the
    * declared list (catalog.ts); default every one. `none` checks none.
    */
@@ -58,6 +63,7 @@ export interface ReconcilerSettings {
   readonly dlqCheckMs: number;
   readonly dlqMaxAgeMs: number;
   readonly settingsCheckMs: number;
+  readonly consumerLagMs: number;
   readonly consumers: readonly DeclaredConsumer[];
 }
 
@@ -111,6 +117,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       dlqCheckMs: c.RECONCILE_DLQ_CHECK_MS,
       dlqMaxAgeMs: c.RECONCILE_DLQ_MAX_AGE_MS,
       settingsCheckMs: c.RECONCILE_SETTINGS_CHECK_MS,
+      consumerLagMs: c.RECONCILE_CONSUMER_LAG_MS,
       consumers,
     },
   };

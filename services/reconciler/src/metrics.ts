@@ -11,6 +11,8 @@ export const Checks = {
   Bank: "bank",
   Dlq: "dlq",
   Settings: "settings",
+  /** The declared consumers' lag, read from the JetStream API. */
+  ConsumerLag: "consumer_lag",
 } as const;
 export type Check = (typeof Checks)[keyof typeof Checks];
 
@@ -101,6 +103,21 @@ export function createReconcilerMetrics(
     help: "Age of the oldest message in the DLQ (0 when empty)",
     registers,
   });
+  // The names the stage runtime exports its own consumer's lag under (packages/stage
+  // metrics.ts): a stage that hangs or dies stops exporting it exactly when it matters, so the
+  // reconciler, another process, reports it too. Rules and panels take max by (stage, stream).
+  const consumerPending = new Gauge({
+    name: "jetmesh_consumer_pending_messages",
+    help: "Messages in the stream not yet delivered to the stage's consumer (lag), read by the reconciler",
+    labelNames: ["stage", "stream"] as const,
+    registers,
+  });
+  const consumerAckPending = new Gauge({
+    name: "jetmesh_consumer_ack_pending_messages",
+    help: "Messages delivered to the stage's consumer and not yet acknowledged, read by the reconciler",
+    labelNames: ["stage", "stream"] as const,
+    registers,
+  });
   const ready = new Gauge({
     name: "jetmesh_reconcile_ready",
     help: "1 once the reconciler has read every stream to its end at start and checks run",
@@ -121,6 +138,8 @@ export function createReconcilerMetrics(
     lagSeconds,
     dlqMessages,
     dlqOldest,
+    consumerPending,
+    consumerAckPending,
     ready,
     openTransfers,
   };

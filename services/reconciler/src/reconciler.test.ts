@@ -393,6 +393,45 @@ describe("reconciler", () => {
     expect(closed).toMatchObject({ kind: "settings_drift", key: "consumer:RISK/ledger" });
   });
 
+  it("reconciler - exports each declared consumer's lag from the JetStream API, so a stage that stopped still shows it", async () => {
+    w = await startWorld(bankSim);
+    const p = new Pipeline(w);
+    await p.transfer({ transferId: "t-1", from: "external", to: "acc-a", amountMinor: 100 }, "posted");
+    await p.transfer({ transferId: "t-2", from: "external", to: "acc-b", amountMinor: 100 }, "posted");
+    const declared = DeclaredConsumers.filter(
+      (c) =>
+        (c.stream === "INGRESS" && c.durable === "validator") ||
+        (c.stream === "RISK" && c.durable === "ledger"),
+    );
+    // No stage runs: nothing consumes, so each consumer's lag is its whole stream.
+    for (const c of declared)
+      await w.jsm.consumers.add(
+        c.stream,
+        consumerConfig(specOf(c, { ackWaitMs: 30_000, maxAckPending: 1024 })),
+      );
+    const ingress = (await w.jsm.streams.info("INGRESS")).state.messages;
+    expect(ingress).toBeGreaterThan(0);
+    const { registry } = await start(w, { consumers: declared });
+    const pending = async (stage: string, stream: string) =>
+      new RegExp(`jetmesh_consumer_pending_messages\\{stage="${stage}",stream="${stream}"\\} (\\d+)`).exec(
+        await registry.metrics(),
+      )?.[1];
+    for (let i = 0; i < 50 && (await pending("validator", "INGRESS")) === undefined; i++) await sleep(100);
+    expect(await pending("validator", "INGRESS")).toBe(String(ingress));
+    expect(await pending("ledger", "RISK")).toBe(
+      String((await w.jsm.consumers.info("RISK", "ledger")).num_pending),
+    );
+    expect(await registry.metrics()).toMatch(
+      /jetmesh_consumer_ack_pending_messages\{stage="validator",stream="INGRESS"\} 0/,
+    );
+
+    // A consumer that is gone has no lag to report (the settings check reports it missing).
+    await w.jsm.consumers.delete("RISK", "ledger");
+    for (let i = 0; i < 50 && (await pending("ledger", "RISK")) !== undefined; i++) await sleep(100);
+    expect(await pending("ledger", "RISK")).toBeUndefined();
+    expect(await pending("validator", "INGRESS")).toBe(String(ingress));
+  });
+
   it("reconciler - a prefix of LEDGER that overdraws an account is reported once", async () => {
     w = await startWorld(bankSim);
     const p = new Pipeline(w);

@@ -14,6 +14,7 @@ import { type StageSettings, untilAnswered } from "@jetmesh/stage";
 import { ensureStream, StreamMissingError } from "@jetmesh/stage/internal";
 import {
   type JetStreamClient,
+  JetStreamApiError,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
@@ -203,8 +204,15 @@ class Running implements Reconciler {
     every(Checks.Bank, this.#s.bankCheckMs);
     every(Checks.Dlq, this.#s.dlqCheckMs);
     every(Checks.Settings, this.#s.settingsCheckMs);
+    every(Checks.ConsumerLag, this.#s.consumerLagMs);
     // A first round of the slower checks now, not one interval after start.
-    for (const c of [Checks.Settings, Checks.Dlq, Checks.ProjectionFull, Checks.Bank] as const)
+    for (const c of [
+      Checks.Settings,
+      Checks.ConsumerLag,
+      Checks.Dlq,
+      Checks.ProjectionFull,
+      Checks.Bank,
+    ] as const)
       void this.runCheck(c).catch(() => {});
   }
 
@@ -333,6 +341,8 @@ class Running implements Reconciler {
           return await this.#checkDlq();
         case Checks.Settings:
           return await this.#checkSettings();
+        case Checks.ConsumerLag:
+          return await this.#checkConsumerLag();
       }
     } catch (err) {
       this.#metrics.checkFailures.inc({ check });
@@ -494,6 +504,25 @@ class Running implements Reconciler {
       if (f.kind !== FindingKinds.SettingsDrift || foundKeys.has(f.key) || !checkedKeys.has(f.key)) continue;
       await this.#resolve(f.kind, f.key, `${f.key} has the declared settings again`, {});
     }
+  }
+
+  /** Exports each declared consumer's lag as the JetStream API reports it (a missing one: none). */
+  async #checkConsumerLag(): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    for (const c of this.#s.consumers) {
+      const labels = { stage: c.durable, stream: c.stream };
+      try {
+        const info = await jsm.consumers.info(c.stream, c.durable);
+        this.#metrics.consumerPending.set(labels, info.num_pending);
+        this.#metrics.consumerAckPending.set(labels, info.num_ack_pending);
+      } catch (err) {
+        // Missing: the settings check reports that; a lag of 0 would be a lie.
+        if (!(err instanceof JetStreamApiError && (err.code === 10014 || err.code === 10059))) throw err;
+        this.#metrics.consumerPending.remove(labels);
+        this.#metrics.consumerAckPending.remove(labels);
+      }
+    }
+    this.#metrics.checks.inc({ check: Checks.ConsumerLag }, this.#s.consumers.length);
   }
 
   async #report(d: Discrepancy): Promise<boolean> {

@@ -22,6 +22,8 @@ const KNOWN = {
   redisServer: { file: "redis-server", debian: "redis-server" },
   // Prometheus's rule checker and unit-test runner (test/alerts.test.ts).
   promtool: { file: "promtool", debian: "prometheus" },
+  // The server itself, from the same package (test/observability/prometheus-e2e.test.ts).
+  prometheus: { file: "prometheus", debian: "prometheus" },
 } as const;
 type Known = keyof typeof KNOWN;
 
@@ -49,6 +51,17 @@ export async function ensureBinaries(): Promise<Binaries> {
  */
 export async function ensurePromtool(): Promise<string> {
   return (await ensure(["promtool"])).promtool!;
+}
+
+/**
+ * Finds the Prometheus server (Debian package `prometheus`, the one that ships promtool) like
+ * {@link ensurePromtool}, installing the package when it is missing and the process runs as
+ * root. Cached for the life of the process.
+ *
+ * @throws Error naming the missing binary and how to install it.
+ */
+export async function ensurePrometheus(): Promise<string> {
+  return (await ensure(["prometheus"])).prometheus!;
 }
 
 function ensure(names: readonly Known[]): Promise<Record<string, string>> {

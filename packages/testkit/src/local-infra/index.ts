@@ -5,7 +5,7 @@
  * start the rest), child processes that die with this one, a TCP fault proxy, the bundle of
  * an entry point. Nothing here checks anything: the invariant checker is `@jetmesh/testkit`.
  */
-export { ensureBinaries, ensurePromtool } from "./binaries.ts";
+export { ensureBinaries, ensurePrometheus, ensurePromtool } from "./binaries.ts";
 export type { Binaries } from "./binaries.ts";
 export { bundleOf } from "./bundles.ts";
 export { spawnProcess } from "./child-process.ts";
