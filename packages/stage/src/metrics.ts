@@ -101,51 +101,30 @@ export function createStageMetrics(registry: Registry = metricsRegistry()) {
 
 function defineStageMetrics(registry: Registry) {
   const r = [registry];
+  // One gauge or counter per name in a registry, whoever asks first (the runtime, the gateway).
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    once(registry, name, () => new Gauge<L>({ name, help, labelNames, registers: r }));
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    once(registry, name, () => new Counter<L>({ name, help, labelNames, registers: r }));
   return {
-    processed: once(
-      registry,
+    processed: counter(
       "jetmesh_messages_processed_total",
-      () =>
-        new Counter({
-          name: "jetmesh_messages_processed_total",
-          help: "Input messages finished, by outcome (acked, duplicate, skipped, busy, retried, parked)",
-          labelNames: ["stage", "stream", "outcome"] as const,
-          registers: r,
-        }),
+      "Input messages finished, by outcome (acked, duplicate, skipped, busy, retried, parked)",
+      ["stage", "stream", "outcome"] as const,
     ),
-    duplicates: once(
-      registry,
+    duplicates: counter(
       "jetmesh_duplicates_dropped_total",
-      () =>
-        new Counter({
-          name: "jetmesh_duplicates_dropped_total",
-          help: "Duplicates absorbed: redelivered inputs whose key was done (layer=idempotency) and outputs the stream's duplicate window dropped (layer=stream)",
-          labelNames: ["stage", "layer"] as const,
-          registers: r,
-        }),
+      "Duplicates absorbed: redelivered inputs whose key was done (layer=idempotency) and outputs the stream's duplicate window dropped (layer=stream)",
+      ["stage", "layer"] as const,
     ),
-    redeliveries: once(
-      registry,
-      "jetmesh_redeliveries_total",
-      () =>
-        new Counter({
-          name: "jetmesh_redeliveries_total",
-          help: "Messages received with a delivery count above 1",
-          labelNames: ["stage", "stream"] as const,
-          registers: r,
-        }),
-    ),
-    dlqParked: once(
-      registry,
-      "jetmesh_dlq_parked_total",
-      () =>
-        new Counter({
-          name: "jetmesh_dlq_parked_total",
-          help: "Messages parked in the DLQ, by reason class",
-          labelNames: ["stage", "reason"] as const,
-          registers: r,
-        }),
-    ),
+    redeliveries: counter("jetmesh_redeliveries_total", "Messages received with a delivery count above 1", [
+      "stage",
+      "stream",
+    ] as const),
+    dlqParked: counter("jetmesh_dlq_parked_total", "Messages parked in the DLQ, by reason class", [
+      "stage",
+      "reason",
+    ] as const),
     handlerDuration: once(
       registry,
       "jetmesh_handler_duration_seconds",
@@ -182,126 +161,56 @@ function defineStageMetrics(registry: Registry) {
           registers: r,
         }),
     ),
-    inFlight: once(
-      registry,
-      "jetmesh_in_flight_messages",
-      () =>
-        new Gauge({
-          name: "jetmesh_in_flight_messages",
-          help: "Messages this process is processing now",
-          labelNames: ["stage"] as const,
-          registers: r,
-        }),
-    ),
-    consumerPending: once(
-      registry,
+    inFlight: gauge("jetmesh_in_flight_messages", "Messages this process is processing now", [
+      "stage",
+    ] as const),
+    consumerPending: gauge(
       "jetmesh_consumer_pending_messages",
-      () =>
-        new Gauge({
-          name: "jetmesh_consumer_pending_messages",
-          help: "Messages in the stream not yet delivered to the stage's consumer (lag)",
-          labelNames: ["stage", "stream"] as const,
-          registers: r,
-        }),
+      "Messages in the stream not yet delivered to the stage's consumer (lag)",
+      ["stage", "stream"] as const,
     ),
-    consumerAckPending: once(
-      registry,
+    consumerAckPending: gauge(
       "jetmesh_consumer_ack_pending_messages",
-      () =>
-        new Gauge({
-          name: "jetmesh_consumer_ack_pending_messages",
-          help: "Messages delivered to the stage's consumer and not yet acknowledged",
-          labelNames: ["stage", "stream"] as const,
-          registers: r,
-        }),
+      "Messages delivered to the stage's consumer and not yet acknowledged",
+      ["stage", "stream"] as const,
     ),
-    consumerRestarts: once(
-      registry,
+    consumerRestarts: counter(
       "jetmesh_consumer_restarts_total",
-      () =>
-        new Counter({
-          name: "jetmesh_consumer_restarts_total",
-          help: "Times the supervisor recreated a pull, by reason",
-          labelNames: ["stage", "stream", "reason"] as const,
-          registers: r,
-        }),
+      "Times the supervisor recreated a pull, by reason",
+      ["stage", "stream", "reason"] as const,
     ),
-    consumerDrift: once(
-      registry,
+    consumerDrift: gauge(
       "jetmesh_consumer_config_drift",
-      () =>
-        new Gauge({
-          name: "jetmesh_consumer_config_drift",
-          help: "1 when the consumer's server config differs from what the stage declares",
-          labelNames: ["stage", "stream"] as const,
-          registers: r,
-        }),
+      "1 when the consumer's server config differs from what the stage declares",
+      ["stage", "stream"] as const,
     ),
-    paused: once(
-      registry,
-      "jetmesh_stage_paused",
-      () =>
-        new Gauge({
-          name: "jetmesh_stage_paused",
-          help: "1 while the stage does not pull because NATS or Redis is down",
-          labelNames: ["stage"] as const,
-          registers: r,
-        }),
-    ),
-    dlqParkFailures: once(
-      registry,
+    paused: gauge("jetmesh_stage_paused", "1 while the stage does not pull because NATS or Redis is down", [
+      "stage",
+    ] as const),
+    dlqParkFailures: counter(
       "jetmesh_dlq_park_failures_total",
-      () =>
-        new Counter({
-          name: "jetmesh_dlq_park_failures_total",
-          help: "Parks the DLQ refused (full or unreachable); the message stays in its stream and is parked later",
-          labelNames: ["stage"] as const,
-          registers: r,
-        }),
+      "Parks the DLQ refused (full or unreachable); the message stays in its stream and is parked later",
+      ["stage"] as const,
     ),
-    divergentReplays: once(
-      registry,
+    divergentReplays: counter(
       "jetmesh_divergent_replays_total",
-      () =>
-        new Counter({
-          name: "jetmesh_divergent_replays_total",
-          help: "Redeliveries whose output differed from the one stored under its id (state lost in between); the stored one stands",
-          labelNames: ["stage"] as const,
-          registers: r,
-        }),
+      "Redeliveries whose output differed from the one stored under its id (state lost in between); the stored one stands",
+      ["stage"] as const,
     ),
-    dependencyUp: once(
-      registry,
+    dependencyUp: gauge(
       "jetmesh_dependency_up",
-      () =>
-        new Gauge({
-          name: "jetmesh_dependency_up",
-          help: "0 while the stage's circuit breaker for an external dependency is open (the stage does not pull)",
-          labelNames: ["stage", "dependency"] as const,
-          registers: r,
-        }),
+      "0 while the stage's circuit breaker for an external dependency is open (the stage does not pull)",
+      ["stage", "dependency"] as const,
     ),
-    streamFill: once(
-      registry,
+    streamFill: gauge(
       "jetmesh_stream_fill_ratio",
-      () =>
-        new Gauge({
-          name: "jetmesh_stream_fill_ratio",
-          help: "Share of a stream's byte and message limits in use, as the stage last read it (discard=new refuses writes at 1)",
-          labelNames: ["stream", "limit"] as const,
-          registers: r,
-        }),
+      "Share of a stream's byte and message limits in use, as the stage last read it (discard=new refuses writes at 1)",
+      ["stream", "limit"] as const,
     ),
-    lastProgress: once(
-      registry,
+    lastProgress: gauge(
       "jetmesh_last_progress_timestamp_seconds",
-      () =>
-        new Gauge({
-          name: "jetmesh_last_progress_timestamp_seconds",
-          help: "Unix time of the last message the stage finished",
-          labelNames: ["stage"] as const,
-          registers: r,
-        }),
+      "Unix time of the last message the stage finished",
+      ["stage"] as const,
     ),
   };
 }

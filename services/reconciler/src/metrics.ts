@@ -52,83 +52,75 @@ export function createReconcilerMetrics(
       }
     },
   });
-  const checks = new Counter({
-    name: "jetmesh_reconcile_checks_total",
-    help: "Checks run: one per pipeline event read, and one per account, transfer or setting a scheduled check compared",
-    labelNames: ["check"] as const,
-    registers,
-  });
-  const checkFailures = new Counter({
-    name: "jetmesh_reconcile_check_failures_total",
-    help: "Scheduled checks that could not run (the bank, Redis or NATS did not answer)",
-    labelNames: ["check"] as const,
-    registers,
-  });
+  const gauge = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Gauge<L>({ name, help, labelNames, registers });
+  const counter = <L extends string = never>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name, help, labelNames, registers });
+  const checks = counter(
+    "jetmesh_reconcile_checks_total",
+    "Checks run: one per pipeline event read, and one per account, transfer or setting a scheduled check compared",
+    ["check"] as const,
+  );
+  const checkFailures = counter(
+    "jetmesh_reconcile_check_failures_total",
+    "Scheduled checks that could not run (the bank, Redis or NATS did not answer)",
+    ["check"] as const,
+  );
   for (const check of Object.values(Checks)) {
     checks.inc({ check }, 0);
     checkFailures.inc({ check }, 0);
   }
-  const written = new Counter({
-    name: "jetmesh_reconcile_findings_written_total",
-    help: "Finding events this instance wrote to RECONCILE, by kind and state (another instance may have written the rest)",
-    labelNames: ["kind", "state"] as const,
-    registers,
-  });
-  const publishFailures = new Counter({
-    name: "jetmesh_reconcile_publish_failures_total",
-    help: "Finding events RECONCILE did not take (full or unreachable); the next check tries again",
-    registers,
-  });
+  const written = counter(
+    "jetmesh_reconcile_findings_written_total",
+    "Finding events this instance wrote to RECONCILE, by kind and state (another instance may have written the rest)",
+    ["kind", "state"] as const,
+  );
+  const publishFailures = counter(
+    "jetmesh_reconcile_publish_failures_total",
+    "Finding events RECONCILE did not take (full or unreachable); the next check tries again",
+  );
   publishFailures.inc(0);
-  const lagMessages = new Gauge({
-    name: "jetmesh_reconcile_lag_messages",
-    help: "Messages stored in a stream and not read by the reconciler yet",
-    labelNames: ["stream"] as const,
-    registers,
-  });
-  const lagSeconds = new Gauge({
-    name: "jetmesh_reconcile_lag_seconds",
-    help: "Age of the oldest message of a stream the reconciler has not read (0 when caught up)",
-    labelNames: ["stream"] as const,
-    registers,
-  });
-  const dlqMessages = new Gauge({
-    name: "jetmesh_reconcile_dlq_messages",
-    help: "Messages in the DLQ, by the stage that parked them and the error class",
-    labelNames: ["stage", "error"] as const,
-    registers,
-  });
-  const dlqOldest = new Gauge({
-    name: "jetmesh_reconcile_dlq_oldest_message_age_seconds",
-    help: "Age of the oldest message in the DLQ (0 when empty)",
-    registers,
-  });
+  const lagMessages = gauge(
+    "jetmesh_reconcile_lag_messages",
+    "Messages stored in a stream and not read by the reconciler yet",
+    ["stream"] as const,
+  );
+  const lagSeconds = gauge(
+    "jetmesh_reconcile_lag_seconds",
+    "Age of the oldest message of a stream the reconciler has not read (0 when caught up)",
+    ["stream"] as const,
+  );
+  const dlqMessages = gauge(
+    "jetmesh_reconcile_dlq_messages",
+    "Messages in the DLQ, by the stage that parked them and the error class",
+    ["stage", "error"] as const,
+  );
+  const dlqOldest = gauge(
+    "jetmesh_reconcile_dlq_oldest_message_age_seconds",
+    "Age of the oldest message in the DLQ (0 when empty)",
+  );
   // The names the stage runtime exports its own consumer's lag under (packages/stage
   // metrics.ts): a stage that hangs or dies stops exporting it exactly when it matters, so the
   // reconciler, another process, reports it too. Rules and panels take max by (stage, stream).
-  const consumerPending = new Gauge({
-    name: "jetmesh_consumer_pending_messages",
-    help: "Messages in the stream not yet delivered to the stage's consumer (lag), read by the reconciler",
-    labelNames: ["stage", "stream"] as const,
-    registers,
-  });
-  const consumerAckPending = new Gauge({
-    name: "jetmesh_consumer_ack_pending_messages",
-    help: "Messages delivered to the stage's consumer and not yet acknowledged, read by the reconciler",
-    labelNames: ["stage", "stream"] as const,
-    registers,
-  });
-  const ready = new Gauge({
-    name: "jetmesh_reconcile_ready",
-    help: "1 once the reconciler has read every stream to its end at start and checks run",
-    registers,
-  });
+  const consumerPending = gauge(
+    "jetmesh_consumer_pending_messages",
+    "Messages in the stream not yet delivered to the stage's consumer (lag), read by the reconciler",
+    ["stage", "stream"] as const,
+  );
+  const consumerAckPending = gauge(
+    "jetmesh_consumer_ack_pending_messages",
+    "Messages delivered to the stage's consumer and not yet acknowledged, read by the reconciler",
+    ["stage", "stream"] as const,
+  );
+  const ready = gauge(
+    "jetmesh_reconcile_ready",
+    "1 once the reconciler has read every stream to its end at start and checks run",
+  );
   ready.set(0);
-  const openTransfers = new Gauge({
-    name: "jetmesh_reconcile_open_transfers",
-    help: "Accepted transfers without their terminal outcome yet",
-    registers,
-  });
+  const openTransfers = gauge(
+    "jetmesh_reconcile_open_transfers",
+    "Accepted transfers without their terminal outcome yet",
+  );
   return {
     checks,
     checkFailures,
