@@ -561,6 +561,7 @@ describe("nats access", () => {
         JETMESH_MAX_ACK_PENDING: "7",
         RECONCILE_CONSUMERS: "INGRESS/validator",
         RECONCILE_SETTINGS_CHECK_MS: "200",
+        RECONCILE_MISSING_GRACE_MS: "0",
         RECONCILE_BANK_CHECK_MS: "200",
         RECONCILE_FULL_CHECK_MS: "200",
         RECONCILE_DLQ_CHECK_MS: "200",

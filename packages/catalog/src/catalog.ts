@@ -1,10 +1,21 @@
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PipelineStreams, type StreamName, StreamNames, Streams } from "@jetmesh/contracts";
 import { bundlesOf, readManifests, type ServiceManifest } from "./read.mjs";
 
-/** This checkout's services/ folder (this file is packages/catalog/src/catalog.ts). */
-export const servicesDir: string = resolve(dirname(fileURLToPath(import.meta.url)), "../../../services");
+/**
+ * This checkout's services/ folder: next to the nearest pnpm-workspace.yaml above this module
+ * (packages/catalog/src/catalog.ts, or a bundle of it at any depth, such as the simulator's
+ * mutant bundles in packages/sim/dist/mutants/).
+ */
+export const servicesDir: string = (() => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "pnpm-workspace.yaml"))) return join(dir, "services");
+    if (dirname(dir) === dir) return resolve(here, "../../../services");
+  }
+})();
 
 /** A manifest that contradicts the contracts or itself; the message names the file and the field. */
 export class CatalogError extends Error {

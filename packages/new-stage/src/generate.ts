@@ -79,7 +79,9 @@ export function generateStage(o: GenerateOptions): Generated {
     outside.push(`deploy/streams/${plan.outputStream}.json`);
   }
   if (o.install ?? true) {
-    run(root, "pnpm", ["install", "--offline"]);
+    // --no-frozen-lockfile: a new package is a new importer of the lockfile, also where CI=true
+    // makes frozen the default.
+    run(root, "pnpm", ["install", "--offline", "--no-frozen-lockfile"]);
     outside.push("pnpm-lock.yaml");
   }
   log(`changed outside the stage's folder: ${outside.join(", ")}`);

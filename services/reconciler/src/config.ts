@@ -38,6 +38,8 @@ export const ReconcilerEnv = {
   /** A DLQ message older than this is a finding. */
   RECONCILE_DLQ_MAX_AGE_MS: ms(3_600_000, 0),
   RECONCILE_SETTINGS_CHECK_MS: ms(30_000),
+  /** A declared stream or consumer missing for less than this is not a finding yet (a deploy in progress). */
+  RECONCILE_MISSING_GRACE_MS: ms(60_000, 0),
   /**
    * How often the declared consumers' lag is read from the JetStream API and exported: the
    * stage exports its own, which vanishes exactly when the stage hangs or dies.
@@ -63,6 +65,7 @@ export interface ReconcilerSettings {
   readonly dlqCheckMs: number;
   readonly dlqMaxAgeMs: number;
   readonly settingsCheckMs: number;
+  readonly missingGraceMs: number;
   readonly consumerLagMs: number;
   readonly consumers: readonly DeclaredConsumer[];
 }
@@ -117,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       dlqCheckMs: c.RECONCILE_DLQ_CHECK_MS,
       dlqMaxAgeMs: c.RECONCILE_DLQ_MAX_AGE_MS,
       settingsCheckMs: c.RECONCILE_SETTINGS_CHECK_MS,
+      missingGraceMs: c.RECONCILE_MISSING_GRACE_MS,
       consumerLagMs: c.RECONCILE_CONSUMER_LAG_MS,
       consumers,
     },

@@ -393,6 +393,32 @@ describe("reconciler", () => {
     expect(closed).toMatchObject({ kind: "settings_drift", key: "consumer:RISK/ledger" });
   });
 
+  it("reconciler - a declared consumer missing for less than the grace (a deploy in progress) is no finding; missing past it is one, closed once created", async () => {
+    w = await startWorld(bankSim);
+    const declared = DeclaredConsumers.find((c) => c.stream === "RISK" && c.durable === "ledger");
+    if (!declared) throw new Error("no declared consumer ledger on RISK");
+    await start(w, { consumers: [declared], missingGraceMs: 2500 });
+    // Several checks (every 500 ms) see it missing; none reports it within the grace.
+    await sleep(1500);
+    expect(await readFindings(w)).toEqual([]);
+    const opened = await waitForFinding(
+      w,
+      "the missing finding",
+      (f) => f.kind === FindingKinds.SettingsDrift,
+    );
+    expect(opened).toMatchObject({
+      state: "opened",
+      key: "consumer:RISK/ledger",
+      evidence: { stream: "RISK", consumer: "ledger", missing: true },
+    });
+    await w.jsm.consumers.add(
+      "RISK",
+      consumerConfig(specOf(declared, { ackWaitMs: 30_000, maxAckPending: 1024 })),
+    );
+    const closed = await waitForFinding(w, "the closing", (f) => f.state === "closed");
+    expect(closed).toMatchObject({ kind: "settings_drift", key: "consumer:RISK/ledger" });
+  });
+
   it("reconciler - exports each declared consumer's lag from the JetStream API, so a stage that stopped still shows it", async () => {
     w = await startWorld(bankSim);
     const p = new Pipeline(w);

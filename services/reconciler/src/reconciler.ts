@@ -108,6 +108,8 @@ class Running implements Reconciler {
   #ready = false;
   #stopped = false;
   #waitingFor = "nats";
+  /** Keys of streams and consumers found missing, and since when (the grace of a deploy). */
+  readonly #missingSince = new Map<string, number>();
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
@@ -497,7 +499,20 @@ class Running implements Reconciler {
       this.#o.stage,
     );
     this.#metrics.checks.inc({ check: Checks.Settings }, checked.length);
-    for (const d of found) await this.#report(d);
+    // A stream or consumer that is missing is reported once it has stayed missing for the
+    // grace: at a deploy, stages create their consumers while the reconciler already checks.
+    const now = Date.now();
+    const missing = new Set<string>();
+    for (const d of found) {
+      if ((d.evidence as { missing?: boolean }).missing !== true) continue;
+      missing.add(d.key);
+      if (!this.#missingSince.has(d.key)) this.#missingSince.set(d.key, now);
+    }
+    for (const k of [...this.#missingSince.keys()]) if (!missing.has(k)) this.#missingSince.delete(k);
+    const due = found.filter(
+      (d) => !missing.has(d.key) || now - (this.#missingSince.get(d.key) ?? now) >= this.#s.missingGraceMs,
+    );
+    for (const d of due) await this.#report(d);
     const foundKeys = new Set(found.map((d) => d.key));
     const checkedKeys = new Set(checked);
     for (const f of this.openFindings()) {

@@ -100,6 +100,7 @@ export function testSettings(w: World, over: Partial<ReconcilerSettings> = {}): 
     dlqCheckMs: 300,
     dlqMaxAgeMs: 60_000,
     settingsCheckMs: 500,
+    missingGraceMs: 0,
     consumerLagMs: 300,
     consumers: [],
     ...over,
