@@ -557,8 +557,7 @@ describe("nats access", () => {
         HTTP_PORT: String(port),
         RECONCILE_BANK_URL: bank.url,
         ...E2E_SETTINGS,
-        // declared other than any stage runs it: the consumer is reported, drifted or missing
-        JETMESH_MAX_ACK_PENDING: "7",
+        // the consumer is changed by hand below (or missing): either way it is reported
         RECONCILE_CONSUMERS: "INGRESS/validator",
         RECONCILE_SETTINGS_CHECK_MS: "200",
         RECONCILE_MISSING_GRACE_MS: "0",
@@ -575,12 +574,19 @@ describe("nats access", () => {
           what: `reconciler ready:\n${child.lines().slice(-10).join("\n")}`,
         },
       );
+      // The validator recorded what it declares for its consumer; an operator changes it by hand.
+      const declared = await jsm.consumers.info("INGRESS", "validator").catch(() => undefined);
+      if (declared) await jsm.consumers.update("INGRESS", "validator", { max_ack_pending: 7 });
       await waitFor(async () => (await jsm.streams.info(StreamNames.Reconcile)).state.messages > 0, {
         timeoutMs: 10_000,
         what: "a finding on RECONCILE",
       });
       const finding = await jsm.streams.getMessage(StreamNames.Reconcile, { seq: 1 });
       expect(finding?.header.get("Jetmesh-Finding-Key")).toBe("consumer:INGRESS/validator");
+      if (declared)
+        await jsm.consumers.update("INGRESS", "validator", {
+          max_ack_pending: declared.config.max_ack_pending,
+        });
       await sleep(600);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       for (const check of ["settings", "projection_full", "bank", "dlq"])

@@ -4,7 +4,9 @@
 // first restart (JetmeshConsumerRestarting).
 import { Writable } from "node:stream";
 import { createLogger, createRedis, metricsRegistry, runStage, stageSettings } from "@jetmesh/stage";
+import { type ConsumerPosition, POSITIONS_BUCKET } from "@jetmesh/stage/internal";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { echoStage } from "./fixtures/echo-stage.ts";
 import { FAST } from "./support/echo-harness.ts";
@@ -73,6 +75,24 @@ describe("runtime consumer metrics", () => {
     });
     return stage;
   }
+
+  it("runtime - the stage records what it declares for its consumer next to its position, for a checker in another process", async () => {
+    await start();
+    const settings = stageSettings(FAST);
+    const kv = await new Kvm(infra.js).open(POSITIONS_BUCKET);
+    const record = await waitFor(
+      async () => {
+        const e = await kv.get("INGRESS.echo");
+        const r = e?.operation === "PUT" ? e.json<ConsumerPosition>() : undefined;
+        return r?.declared ? r : undefined;
+      },
+      { what: "the position record with its declaration", timeoutMs: 10_000 },
+    );
+    expect(record.declared).toEqual({ ackWaitMs: settings.ackWaitMs, maxAckPending: settings.maxAckPending });
+    const info = await infra.jsm.consumers.info("INGRESS", "echo");
+    expect(info.config.ack_wait).toBe(settings.ackWaitMs * 1_000_000);
+    expect(info.config.max_ack_pending).toBe(settings.maxAckPending);
+  });
 
   it("runtime - consumer restarts are counted from 0 for every reason as soon as the stage starts", async () => {
     await start();

@@ -270,7 +270,16 @@ function servicePermissions(
     wildcardStreams.push(f.stream);
   }
 
-  for (const w of m.watches ?? []) pub.allow(`${API}.CONSUMER.INFO.${w.stream}.${w.durable}`);
+  for (const w of m.watches ?? []) {
+    pub.allow(`${API}.CONSUMER.INFO.${w.stream}.${w.durable}`);
+    // What the consumer's stage declares for it, recorded next to its position: read only.
+    pub.allow(`${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${w.stream}.${w.durable}`);
+  }
+  if (m.watches?.length) {
+    streamInfo(`KV_${pos}`);
+    // A bucket without direct get is read by sequence/subject (positions only, read-only).
+    pub.allow(`${API}.STREAM.MSG.GET.KV_${pos}`);
+  }
 
   for (const b of ownedBuckets(m)) {
     const s = `KV_${b}`;

@@ -6,6 +6,7 @@ import {
   type BankViolation,
   checkBankRecord,
   checkInvariants,
+  openFindings,
   gatewayBalances,
   type InvariantName,
   Invariants,
@@ -77,6 +78,8 @@ export interface RunScenarioOptions {
   readonly warmupMs?: number;
   /** How long the pipeline may take to go quiet after the traffic (default 240 s). */
   readonly quietTimeoutMs?: number;
+  /** How long open reconciler findings may take to close after quiet (default 120 s: a bank check round and a grace). */
+  readonly findingsTimeoutMs?: number;
   /** Largest resident memory any process may reach (default 768 MiB). */
   readonly rssLimitMb?: number;
   /** Environment of every service, over {@link CHAOS_SETTINGS} (ignored with `env`). */
@@ -145,6 +148,8 @@ export interface ScenarioResult {
   readonly violationCounts: Readonly<Record<CheckName, number>>;
   /** Up to 50 violations, with transfer ids and events. */
   readonly violations: readonly ChaosViolation[];
+  /** Discrepancies the reconciler left open at the end; absent when the mesh ran none. */
+  readonly openDiscrepancies?: number;
   /** The faults' reach summed per name, with the scenario's final measure. */
   readonly reach: Reach;
   /** What each reach name counts (the scenario's notes). */
@@ -243,6 +248,8 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
   let quietInMs = 0;
   let inv: Awaited<ReturnType<typeof checkInvariants>> | undefined;
   let bank: ReturnType<typeof checkBankRecord> | undefined;
+  /** Findings the reconciler left open at the end (undefined without a reconciler). */
+  let openDiscrepancies: number | undefined;
   const reaches: Promise<void>[] = [];
   const reach: Record<string, number> = {};
   const addReach = (r: Reach) => {
@@ -407,6 +414,25 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
       return undefined;
     });
     if (bank && !bank.ok) problems.push(`bank record broken: ${summariseViolations(bank.violationCounts)}`);
+    // The reconciler (a catalog service, running in the mesh) must end with nothing open: a
+    // finding opened during the faults closes once its cause resolved, at its next check.
+    if (env.mesh.services.reconciler) {
+      const deadline = Date.now() + (o.findingsTimeoutMs ?? 120_000);
+      let open = await openFindings(nc);
+      while (open.length > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2000));
+        open = await openFindings(nc);
+      }
+      openDiscrepancies = open.length;
+      log(`  reconciler: ${open.length} open discrepancies`);
+      if (open.length)
+        problems.push(
+          `the reconciler has ${open.length} open discrepancies: ${open
+            .slice(0, 5)
+            .map((f) => `${f.kind} ${f.key}`)
+            .join("; ")}`,
+        );
+    }
     if (s.measure) {
       const liveEnv = env;
       addReach(
@@ -517,6 +543,7 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     violations: violations.slice(0, 50),
     reach,
     reachNotes: s.reachNotes ?? {},
+    ...(openDiscrepancies !== undefined ? { openDiscrepancies } : {}),
     ...(bank ? { bank: bank.counts } : {}),
     ...(longestProgress === undefined ? {} : { longestProgressMs: longestProgress }),
     ...(longestDrain === undefined ? {} : { longestDrainMs: longestDrain }),

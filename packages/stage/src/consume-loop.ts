@@ -122,6 +122,22 @@ export class ConsumeLoop {
     }
   }
 
+  /** Records the settings this stage declares for its consumer, next to its position (best effort). */
+  async #declare(): Promise<void> {
+    const { positions, spec } = this.#o;
+    if (!positions) return;
+    try {
+      const ackFloor = (await this.#o.jsm.consumers.info(spec.stream, spec.durable)).ack_floor.stream_seq;
+      await positions.declare(spec.stream, spec.durable, ackFloor, {
+        ...(spec.filterSubject ? { filterSubject: spec.filterSubject } : {}),
+        ackWaitMs: spec.ackWaitMs,
+        maxAckPending: spec.maxAckPending,
+      });
+    } catch (err) {
+      this.#o.logger.debug({ err, stream: spec.stream }, "consumer declaration not recorded");
+    }
+  }
+
   /** Ends the current pull so that #run opens a new one. */
   restart(reason: string, detail?: unknown): void {
     if (this.#stopping) return;
@@ -148,6 +164,7 @@ export class ConsumeLoop {
         });
         // ensureConsumer has logged it.
         this.#reportDrift(drift, { logged: true });
+        await this.#declare();
         const consumer = await this.#o.js.consumers.get(spec.stream, spec.durable);
         const messages = await consumer.consume({ max_messages: this.#o.pullBatch });
         this.#messages = messages;

@@ -1,11 +1,23 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 
+/** The settings a stage runs its durable consumer with (what the reconciler checks the server against). */
+export interface DeclaredConsumerSettings {
+  readonly filterSubject?: string;
+  readonly ackWaitMs: number;
+  readonly maxAckPending: number;
+}
+
 /** Where a durable consumer stood: every message up to `ackFloor` was acknowledged. */
 export interface ConsumerPosition {
   readonly ackFloor: number;
   /** When it was recorded (ISO 8601). */
   readonly at: string;
+  /**
+   * The settings the stage that records it declares for the consumer: each stage may run its
+   * own (a payout with a longer ack wait), so a checker in another process reads them here.
+   */
+  readonly declared?: DeclaredConsumerSettings;
 }
 
 /**
@@ -18,6 +30,13 @@ export interface ConsumerPosition {
 export interface PositionStore {
   read(stream: string, durable: string): Promise<ConsumerPosition | undefined>;
   record(stream: string, durable: string, ackFloor: number): Promise<void>;
+  /** Records the settings the stage declares for the consumer, with its ack floor now. */
+  declare(
+    stream: string,
+    durable: string,
+    ackFloor: number,
+    declared: DeclaredConsumerSettings,
+  ): Promise<void>;
 }
 
 /** The KV bucket holding consumer positions. */
@@ -28,6 +47,7 @@ const keyOf = (stream: string, durable: string) => `${stream}.${durable}`;
 class KvPositionStore implements PositionStore {
   readonly #kv: KV;
   readonly #last = new Map<string, number>();
+  readonly #declared = new Map<string, DeclaredConsumerSettings>();
   constructor(kv: KV) {
     this.#kv = kv;
   }
@@ -38,10 +58,26 @@ class KvPositionStore implements PositionStore {
   async record(stream: string, durable: string, ackFloor: number): Promise<void> {
     const key = keyOf(stream, durable);
     if (this.#last.get(key) === ackFloor) return;
-    await this.#kv.put(
-      key,
-      JSON.stringify({ ackFloor, at: new Date().toISOString() } satisfies ConsumerPosition),
-    );
+    await this.#put(key, ackFloor);
+  }
+  async declare(
+    stream: string,
+    durable: string,
+    ackFloor: number,
+    declared: DeclaredConsumerSettings,
+  ): Promise<void> {
+    const key = keyOf(stream, durable);
+    this.#declared.set(key, declared);
+    await this.#put(key, ackFloor);
+  }
+  async #put(key: string, ackFloor: number): Promise<void> {
+    const declared = this.#declared.get(key);
+    const value: ConsumerPosition = {
+      ackFloor,
+      at: new Date().toISOString(),
+      ...(declared ? { declared } : {}),
+    };
+    await this.#kv.put(key, JSON.stringify(value));
     this.#last.set(key, ackFloor);
   }
 }

@@ -1,6 +1,11 @@
 import { FindingKinds, Streams, toStreamConfig } from "@jetmesh/contracts";
 import type { StageSettings } from "@jetmesh/stage";
-import { consumerDrift, streamDrift } from "@jetmesh/stage/internal";
+import {
+  type ConsumerSpec,
+  consumerDrift,
+  type DeclaredConsumerSettings,
+  streamDrift,
+} from "@jetmesh/stage/internal";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { Discrepancy } from "./book.ts";
 import { type DeclaredConsumer, specOf } from "./catalog.ts";
@@ -24,6 +29,12 @@ export async function checkDeclaredSettings(
   jsm: JetStreamManager,
   consumers: readonly DeclaredConsumer[],
   settings: Pick<StageSettings, "ackWaitMs" | "maxAckPending" | "replicas">,
+  /**
+   * What the stage running a consumer declares for it (recorded next to its position, see
+   * @jetmesh/stage positions.ts): each stage may run its own settings; the reconciler's own
+   * are the fallback for a consumer whose stage has recorded nothing yet.
+   */
+  declaredBy: (c: DeclaredConsumer) => Promise<DeclaredConsumerSettings | undefined> = async () => undefined,
 ): Promise<{ found: Discrepancy[]; checked: string[] }> {
   const found: Discrepancy[] = [];
   const checked: string[] = [];
@@ -59,7 +70,16 @@ export async function checkDeclaredSettings(
     const key = consumerKey(c);
     checked.push(key);
     if (missingStreams.has(c.stream)) continue;
-    const spec = specOf(c, settings);
+    const recorded = await declaredBy(c).catch(() => undefined);
+    const spec: ConsumerSpec = recorded
+      ? {
+          stream: c.stream,
+          durable: c.durable,
+          ...(recorded.filterSubject ? { filterSubject: recorded.filterSubject } : {}),
+          ackWaitMs: recorded.ackWaitMs,
+          maxAckPending: recorded.maxAckPending,
+        }
+      : specOf(c, settings);
     try {
       const info = await jsm.consumers.info(c.stream, c.durable);
       const drift = consumerDrift(info.config, spec);

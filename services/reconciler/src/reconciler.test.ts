@@ -3,7 +3,7 @@
 // exact finding on RECONCILE, checks it is there once, repairs, and waits for its closing.
 import { FindingKinds, Headers, LedgerProjection, StreamNames } from "@jetmesh/contracts";
 import { POLITE_BEHAVIOUR, startBankSim } from "@jetmesh/bank-sim";
-import { consumerConfig } from "@jetmesh/stage/internal";
+import { consumerConfig, openPositions } from "@jetmesh/stage/internal";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -417,6 +417,32 @@ describe("reconciler", () => {
     );
     const closed = await waitForFinding(w, "the closing", (f) => f.state === "closed");
     expect(closed).toMatchObject({ kind: "settings_drift", key: "consumer:RISK/ledger" });
+  });
+
+  it("reconciler - a consumer is judged by what its own stage declares (recorded next to its position), not by the reconciler's settings", async () => {
+    w = await startWorld(bankSim);
+    const declared = DeclaredConsumers.find((c) => c.stream === "RISK" && c.durable === "ledger");
+    if (!declared) throw new Error("no declared consumer ledger on RISK");
+    // The ledger runs its consumer with a 1.5 s ack wait and 64 in flight; the reconciler's own
+    // settings say 30 s and 1024.
+    const own = { ackWaitMs: 1500, maxAckPending: 64 };
+    await w.jsm.consumers.add("RISK", consumerConfig(specOf(declared, own)));
+    const positions = await openPositions(w.js, 1);
+    const spec = specOf(declared, own);
+    await positions.declare("RISK", "ledger", 0, {
+      ...(spec.filterSubject ? { filterSubject: spec.filterSubject } : {}),
+      ...own,
+    });
+    await start(w, { consumers: [declared] });
+    await sleep(1500);
+    expect(await readFindings(w)).toEqual([]);
+    // Changed by hand away from what the stage declares: reported against the declaration.
+    await w.jsm.consumers.update("RISK", "ledger", { max_ack_pending: 5 });
+    const opened = await waitForFinding(w, "the drift finding", (f) => f.kind === FindingKinds.SettingsDrift);
+    expect(opened).toMatchObject({
+      key: "consumer:RISK/ledger",
+      evidence: { drift: ["max_ack_pending: server 5, declared 64"] },
+    });
   });
 
   it("reconciler - exports each declared consumer's lag from the JetStream API, so a stage that stopped still shows it", async () => {

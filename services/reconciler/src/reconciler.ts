@@ -11,7 +11,14 @@ import {
   Streams,
 } from "@jetmesh/contracts";
 import { type StageSettings, untilAnswered } from "@jetmesh/stage";
-import { ensureStream, StreamMissingError } from "@jetmesh/stage/internal";
+import {
+  type ConsumerPosition,
+  type DeclaredConsumerSettings,
+  ensureStream,
+  POSITIONS_BUCKET,
+  StreamMissingError,
+} from "@jetmesh/stage/internal";
+import { type KV, Kvm } from "@nats-io/kv";
 import {
   type JetStreamClient,
   JetStreamApiError,
@@ -110,6 +117,7 @@ class Running implements Reconciler {
   #waitingFor = "nats";
   /** Keys of streams and consumers found missing, and since when (the grace of a deploy). */
   readonly #missingSince = new Map<string, number>();
+  #positions: Promise<KV> | undefined;
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
@@ -492,11 +500,22 @@ class Running implements Reconciler {
     }
   }
 
+  /** What a consumer's stage declares for it, from the positions bucket (undefined: nothing recorded, or no access). */
+  async #declaredBy(c: { stream: string; durable: string }): Promise<DeclaredConsumerSettings | undefined> {
+    this.#positions ??= new Kvm(this.#js).open(POSITIONS_BUCKET).catch((err: unknown) => {
+      this.#positions = undefined;
+      throw err;
+    });
+    const e = await (await this.#positions).get(`${c.stream}.${c.durable}`);
+    return e?.operation === "PUT" ? e.json<ConsumerPosition>().declared : undefined;
+  }
+
   async #checkSettings(): Promise<void> {
     const { found, checked } = await checkDeclaredSettings(
       this.#jsm as JetStreamManager,
       this.#s.consumers,
       this.#o.stage,
+      (c) => this.#declaredBy(c),
     );
     this.#metrics.checks.inc({ check: Checks.Settings }, checked.length);
     // A stream or consumer that is missing is reported once it has stayed missing for the
