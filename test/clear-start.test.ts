@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 
 // Issue 17, "a clear start": what an operator sees when a service cannot start, or cannot
 // reach its servers yet. Every service runs as deployed: its bundle with plain node.
-const SERVICES = ["validator", "risk", "ledger", "payout", "gateway"] as const;
+const SERVICES = ["validator", "risk", "ledger", "payout", "gateway", "reconciler"] as const;
 const main = (s: string) => bundleOf(`services/${s}/src/main.ts`);
 const quiet = { LOG_LEVEL: "info", OTEL_SDK_DISABLED: "true" };
 

@@ -6,10 +6,5 @@ import { LEDGER_PROBES, ledgerProcess } from "./start.ts";
 
 // /readyz says what the ledger waits for, or why it stopped; settings that contradict exactly-once refuse the start.
 const config = startService({ manifest, version: pkg.version, load: loadConfig });
-await serveProcess({
-  name: "ledger",
-  config,
-  version: pkg.version,
-  probes: LEDGER_PROBES,
-  start: ledgerProcess(config),
-});
+const start = ledgerProcess(config);
+await serveProcess({ name: "ledger", config, version: pkg.version, probes: LEDGER_PROBES, start });

@@ -10,7 +10,7 @@ import {
   StreamNames,
   Streams,
 } from "@jetmesh/contracts";
-import { type StageSettings, untilAnswered } from "@jetmesh/stage";
+import { type ProcessClients, type ProcessParts, type StageSettings, untilAnswered } from "@jetmesh/stage";
 import {
   type ConsumerPosition,
   type DeclaredConsumerSettings,
@@ -34,7 +34,7 @@ import type { Registry } from "prom-client";
 import { type BankReader, compareWithBank, createBankReader, noRecord, type PayoutOutcome } from "./bank.ts";
 import { type Discrepancy, FindingBook } from "./book.ts";
 import { type Step, StepEnds } from "./catalog.ts";
-import type { ReconcilerSettings } from "./config.ts";
+import type { ReconcilerConfig, ReconcilerSettings } from "./config.ts";
 import { DlqLedger, type Parked } from "./dlq.ts";
 import { checkDeclaredSettings } from "./drift.ts";
 import { LedgerFold, type Overdraft } from "./fold.ts";
@@ -639,5 +639,20 @@ function overdraftFinding(od: Overdraft): Discrepancy {
     summary: `LEDGER up to seq ${od.seq} leaves ${od.account} at ${od.balance} ${od.currency}`,
     evidence: { seq: od.seq, eventId: od.eventId, currency: od.currency, balance: od.balance.toString() },
     command: trace(od.transferId),
+  };
+}
+
+/** The reconciler as a process part for serveProcess: its probe (ready once every stream was read to its end) and its stop. */
+export function reconcilerProcess(config: ReconcilerConfig): (c: ProcessClients) => ProcessParts {
+  return ({ nc, redis, logger, registry }) => {
+    const r = startReconciler({
+      nc,
+      redis,
+      logger,
+      registry,
+      settings: config.reconcile,
+      stage: config.stage,
+    });
+    return { health: { reconciler: () => r.health() }, stop: () => r.stop(), started: r.ready };
   };
 }
