@@ -9,6 +9,7 @@ import {
   checkCompatibility,
   currentSchemaSet,
   formatViolation,
+  nextReleasedFile,
   type ReleasedFile,
   registryDocuments,
   renderSchemaArtifacts,
@@ -118,11 +119,12 @@ function check(dir: string, releasedFile: string, source: boolean, io: CliIo): n
 
 function release(dir: string, name: string, io: CliIo): number {
   const file = join(dir, RELEASED_FILE);
-  if (existsSync(file)) {
+  const previous = existsSync(file) ? readReleased(file) : undefined;
+  if (previous) {
     const code = check(dir, file, true, io);
     if (code !== 0) return code;
   }
-  const snapshot: ReleasedFile = { release: name, ...currentSchemaSet() };
+  const snapshot: ReleasedFile = nextReleasedFile(name, currentSchemaSet(), previous);
   writeFileSync(file, artifactText(snapshot));
   io.out(`contracts: released the current schemas as ${name} in ${relative(process.cwd(), file)}`);
   return 0;

@@ -40,10 +40,10 @@ const rawPackr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: 
 const RUNS = { numRuns: 150 };
 
 /** A mutation of one field of valid data: the field it breaks. */
-type Mutation = (data: Record<string, unknown>, field: string) => void;
+type Mutation = (data: Record<string, unknown>, field: string, schema: JsonSchema) => void;
 const MUTATIONS: Readonly<Record<string, Mutation>> = {
-  "wrong type": (d, f) => {
-    d[f] = typeof d[f] === "string" ? 42 : "not-this-type";
+  "wrong type": (d, f, s) => {
+    d[f] = s.type === "string" ? 42 : "not-this-type";
   },
   "an object instead": (d, f) => {
     d[f] = { nested: true };
@@ -90,7 +90,7 @@ describe("codec properties", () => {
             } else if (how === "unknown field") {
               data[`${field}Extra`] = 1;
               named = `/data/${field}Extra`;
-            } else (MUTATIONS[how] as Mutation)(data, field);
+            } else (MUTATIONS[how] as Mutation)(data, field, schema.properties[field] as JsonSchema);
             const bad = { ...env, data };
             const onWrite = catchOf(() => encodeEvent(bad as never));
             const onRead = catchOf(() => decodeEvent(rawPackr.pack(bad)));

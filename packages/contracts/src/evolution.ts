@@ -6,6 +6,7 @@ export {
   artifactPath,
   artifactText,
   currentSchemaSet,
+  nextReleasedFile,
   renderSchemaArtifacts,
   schemaSetFromArtifacts,
   stripAnnotations,

@@ -25,6 +25,10 @@ export interface RegistryType {
    * the only ones a producer may start writing (rollout order: consumers before producers).
    */
   readonly released: readonly number[];
+  /** The owning team (its stream's owner): whom a refused consumer talks to. */
+  readonly owner?: string;
+  /** Versions announced deprecated: still read, removed after the deprecation window. */
+  readonly deprecated?: readonly number[];
 }
 
 /** The index document (key {@link REGISTRY_INDEX_KEY}). */
@@ -63,6 +67,8 @@ export function registryDocuments(
             .map(Number)
             .sort((a, b) => a - b)
         : [],
+      ...(entry.owner ? { owner: entry.owner } : {}),
+      ...(entry.deprecated?.length ? { deprecated: entry.deprecated } : {}),
     };
     for (const v of versions) docs.set(registrySchemaKey(type, v), entry.versions[String(v)]);
   }
@@ -170,7 +176,9 @@ export function registryIssues(needs: ServiceContractNeeds, registry: RegistryVi
       c.versions[String(top)] as JsonSchema,
       written,
     ))
-      out.push(`consumes ${c.type}@${v.version} ${v.field}: this build reads it as v${top}, and ${v.rule}`);
+      out.push(
+        `consumes ${c.type}@${v.version} ${v.field}: this build reads it as v${top}, and ${v.rule}${reg.owner ? ` (owner: ${reg.owner})` : ""}`,
+      );
   }
   for (const p of needs.produces) {
     const reg = registry.index.types[p.type];
