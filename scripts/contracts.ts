@@ -9,11 +9,15 @@ import {
   checkCompatibility,
   currentSchemaSet,
   formatViolation,
+  nextReleasedFile,
   type ReleasedFile,
+  registryDocuments,
   renderSchemaArtifacts,
   type SchemaSet,
   schemaSetFromArtifacts,
 } from "@jetmesh/contracts/evolution";
+import { connectNats } from "@jetmesh/stage";
+import { publishSchemaRegistry } from "@jetmesh/stage/internal";
 import { Command, CommanderError } from "commander";
 
 /** Where the artifacts live in this checkout. */
@@ -115,13 +119,36 @@ function check(dir: string, releasedFile: string, source: boolean, io: CliIo): n
 
 function release(dir: string, name: string, io: CliIo): number {
   const file = join(dir, RELEASED_FILE);
-  if (existsSync(file)) {
+  const previous = existsSync(file) ? readReleased(file) : undefined;
+  if (previous) {
     const code = check(dir, file, true, io);
     if (code !== 0) return code;
   }
-  const snapshot: ReleasedFile = { release: name, ...currentSchemaSet() };
+  const snapshot: ReleasedFile = nextReleasedFile(name, currentSchemaSet(), previous);
   writeFileSync(file, artifactText(snapshot));
   io.out(`contracts: released the current schemas as ${name} in ${relative(process.cwd(), file)}`);
+  return 0;
+}
+
+/**
+ * The deploy step's half of the schema registry: runs the gate, then publishes the working
+ * tree's schemas and the released set's versions to the KV bucket services check at start.
+ * Idempotent: keys that already hold the same value are left alone.
+ */
+async function publish(dir: string, url: string, io: CliIo): Promise<number> {
+  const file = join(dir, RELEASED_FILE);
+  const code = check(dir, file, true, io);
+  if (code !== 0) return code;
+  const documents = registryDocuments(readSet(dir), readReleased(file));
+  const nc = await connectNats({ url, name: "contracts-publish" });
+  try {
+    const r = await publishSchemaRegistry(nc, documents);
+    io.out(
+      `contracts: published the schema registry to ${url}: ${r.written.length} keys written, ${r.unchanged.length} unchanged`,
+    );
+  } finally {
+    await nc.close();
+  }
   return 0;
 }
 
@@ -157,6 +184,16 @@ export async function runContractsCli(argv: readonly string[], io: CliIo = stdio
     .option(...dirOption)
     .action((o: { dir: string; name: string }) => {
       code = release(resolve(o.dir), o.name, io);
+    });
+  program
+    .command("publish")
+    .description(
+      "after the gate passes, publish the schemas to the registry bucket in NATS (the deploy step)",
+    )
+    .option(...dirOption)
+    .option("--nats-url <url>", "the NATS server (default: $NATS_URL or nats://127.0.0.1:4222)")
+    .action(async (o: { dir: string; natsUrl?: string }) => {
+      code = await publish(resolve(o.dir), o.natsUrl ?? process.env.NATS_URL ?? "nats://127.0.0.1:4222", io);
     });
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import {
   artifactText,
   type JsonSchema,
+  nextReleasedFile,
   renderSchemaArtifacts,
   type SchemaSet,
 } from "@jetmesh/contracts/evolution";
@@ -101,6 +102,33 @@ describe("contracts gate", () => {
     ]);
     expect(early.code).toBe(1);
     expect(early.err).toMatch(/payments\.made@2 \/: producers write v2 before a release taught readers it/);
+  });
+
+  it("contracts gate - a released version is removed only after two releases shipped it deprecated", async () => {
+    const v2 = closed({ ...paymentV1, memo: Type.Optional(Type.String()) });
+    const both = { "1": closed(paymentV1), "2": v2 };
+    const deprecating: SchemaSet = {
+      types: {
+        "payments.made": { mode: "full", writes: 2, owner: "payments", versions: both, deprecated: [1] },
+      },
+    };
+    const withoutV1: SchemaSet = {
+      types: { "payments.made": { mode: "full", writes: 2, owner: "payments", versions: { "2": v2 } } },
+    };
+    const r1 = nextReleasedFile("r1", {
+      types: { "payments.made": { ...deprecating.types["payments.made"]!, deprecated: [] } },
+    });
+    const r2 = nextReleasedFile("r2", deprecating, r1);
+    const early = await run(["check", "--dir", fixture("deprecated-once", r2, withoutV1), "--no-source"]);
+    expect(early.code).toBe(1);
+    expect(early.err).toMatch(
+      /payments\.made@1 \/: released version removed: deprecated in release r2, released deprecated 1 time\(s\); the policy asks 2/,
+    );
+    const r3 = nextReleasedFile("r3", deprecating, r2);
+    const done = await run(["check", "--dir", fixture("deprecated-twice", r3, withoutV1), "--no-source"]);
+    expect(done.err).toBe("");
+    expect(done.code).toBe(0);
+    expect(done.out).toMatch(/compatible with release r3/);
   });
 
   it("contracts gate - stale artifacts fail with the file named; unreadable input and bad usage exit 2", async () => {

@@ -26,7 +26,14 @@ import {
 } from "@jetmesh/contracts";
 import { waitForQuiet } from "@jetmesh/mesh";
 import { connectNats, createLogger, createRedis, readSecretFile } from "@jetmesh/stage";
-import { ensureStream, park, provisionStreams, StreamMissingError } from "@jetmesh/stage/internal";
+import {
+  ensureStream,
+  park,
+  provisionStreams,
+  publishSchemaRegistry,
+  StreamMissingError,
+} from "@jetmesh/stage/internal";
+import { currentSchemaSet, registryDocuments } from "@jetmesh/contracts/evolution";
 import {
   bundleOf,
   type ChildHandle,
@@ -1039,7 +1046,12 @@ describe("nats access", () => {
       expect(await readyz()).not.toBe(200);
       const adminJsm = await jetstreamManager(admin);
       expect(await adminJsm.streams.names().next(), "the validator created nothing").toEqual([]);
-      // The deploy step creates the streams and the positions bucket; nothing else is needed.
+      // The deploy step publishes the schema registry, then creates the streams and the positions
+      // bucket; nothing else is needed. The validator reads the registry as its own user.
+      await publishSchemaRegistry(
+        admin,
+        registryDocuments(currentSchemaSet(), { release: "strict", ...currentSchemaSet() }),
+      );
       await provisionStreams(adminJsm, { replicas: 1, logger });
       await waitFor(async () => (await readyz()) === 200, {
         timeoutMs: 20_000,
@@ -1051,6 +1063,7 @@ describe("nats access", () => {
         );
       });
       expect(strict.logs().filter((l) => /violation/i.test(l) && !/STREAM\.CREATE/.test(l))).toEqual([]);
+      expect(child.lines().some((l) => l.includes("contracts match the schema registry"))).toBe(true);
       await child.stop();
     } finally {
       await admin.close().catch(() => {});

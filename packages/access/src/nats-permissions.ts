@@ -7,6 +7,7 @@ import {
   Streams,
   subjectFilter,
 } from "@jetmesh/contracts";
+import { REGISTRY_BUCKET } from "@jetmesh/contracts/evolution";
 import {
   connectionNames,
   type ManifestInput,
@@ -281,6 +282,13 @@ function servicePermissions(
     pub.allow(`${API}.STREAM.MSG.GET.KV_${pos}`);
   }
 
+  // The schema registry, read at start (read only: the deploy step publishes it).
+  if (m.inputs?.length || m.outputs?.length) {
+    const reg = `KV_${REGISTRY_BUCKET}`;
+    streamInfo(reg);
+    pub.allow(`${API}.STREAM.MSG.GET.${reg}`, `${API}.DIRECT.GET.${reg}.$KV.${REGISTRY_BUCKET}.>`);
+  }
+
   for (const b of ownedBuckets(m)) {
     const s = `KV_${b}`;
     streamInfo(s);
@@ -382,7 +390,7 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
     },
   });
 
-  const buckets = [positionsBucket, ...services.flatMap(ownedBuckets)];
+  const buckets = [positionsBucket, REGISTRY_BUCKET, ...services.flatMap(ownedBuckets)];
   const deployable = [...Object.keys(streams), ...buckets.map((b) => `KV_${b}`)];
   users.push({
     name: "deploy",
@@ -396,6 +404,10 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
           `${API}.STREAM.NAMES`,
           `${API}.STREAM.LIST`,
           ...deployable.flatMap((s) => [`${API}.STREAM.INFO.${s}`, `${API}.STREAM.CREATE.${s}`]),
+          // Publishing the schema registry (pnpm contracts:publish): each key is read, then written when it differs.
+          `$KV.${REGISTRY_BUCKET}.>`,
+          `${API}.STREAM.MSG.GET.KV_${REGISTRY_BUCKET}`,
+          `${API}.DIRECT.GET.KV_${REGISTRY_BUCKET}.$KV.${REGISTRY_BUCKET}.>`,
         )
         .deny(...SERVICE_DENIED_API)
         .done(),

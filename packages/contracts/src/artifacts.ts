@@ -1,4 +1,5 @@
 import { type CompatibilityMode, EventContracts, type EventType, SchemaRegistry } from "./schemas.ts";
+import { streamOf } from "./streams.ts";
 
 /** A JSON Schema as plain data (what the artifacts hold; TypeBox's symbols dropped). */
 export type JsonSchema = { readonly [key: string]: unknown };
@@ -10,6 +11,15 @@ export interface SchemaSetEntry {
   readonly writes: number;
   /** Version number (as a string key) → its JSON Schema. */
   readonly versions: Readonly<Record<string, JsonSchema>>;
+  /** The owning team: the owner of the stream that stores the type. */
+  readonly owner?: string;
+  /** Versions announced deprecated (still read, never written). */
+  readonly deprecated?: readonly number[];
+  /**
+   * In a released snapshot: each deprecated version → the first release that shipped it
+   * deprecated (the deprecation window counts releases from there).
+   */
+  readonly deprecatedSince?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -24,6 +34,8 @@ export interface SchemaSet {
 /** The released snapshot's file: a schema set and the release it was taken at. */
 export interface ReleasedFile extends SchemaSet {
   readonly release: string;
+  /** Every release so far, oldest first, ending with `release` (absent in older snapshots: just `release`). */
+  readonly releases?: readonly string[];
 }
 
 /** Keywords that describe a schema without constraining it: never a difference. */
@@ -46,9 +58,40 @@ export function currentSchemaSet(): SchemaSet {
     const versions: Record<string, JsonSchema> = {};
     for (const e of SchemaRegistry.filter((x) => x.type === type))
       versions[String(e.version)] = JSON.parse(JSON.stringify(e.schema)) as JsonSchema;
-    types[type] = { mode: contract.mode, writes: contract.writes, versions };
+    types[type] = {
+      mode: contract.mode,
+      writes: contract.writes,
+      versions,
+      owner: streamOf(type).owner,
+      ...(contract.deprecated?.length ? { deprecated: [...contract.deprecated] } : {}),
+    };
   }
   return { types };
+}
+
+/**
+ * The released snapshot `pnpm contracts:release --name <name>` writes after `previous`: the
+ * current schemas, the release history, and for each deprecated version the first release
+ * that shipped it deprecated.
+ */
+export function nextReleasedFile(name: string, current: SchemaSet, previous?: ReleasedFile): ReleasedFile {
+  const types: Record<string, SchemaSetEntry> = {};
+  for (const [type, entry] of Object.entries(current.types)) {
+    const since = { ...(previous?.types[type]?.deprecatedSince ?? {}) };
+    for (const v of Object.keys(since)) if (!entry.deprecated?.includes(Number(v))) delete since[v];
+    for (const v of entry.deprecated ?? []) since[String(v)] ??= name;
+    types[type] = { ...entry, ...(Object.keys(since).length ? { deprecatedSince: since } : {}) };
+  }
+  const history = previous ? (previous.releases ?? [previous.release]) : [];
+  return { release: name, releases: [...history, name], types };
+}
+
+/** An entry's owner and deprecated versions, each only when it has one. */
+function governance(e: { owner?: string | undefined; deprecated?: readonly number[] | undefined }) {
+  return {
+    ...(e.owner ? { owner: e.owner } : {}),
+    ...(e.deprecated?.length ? { deprecated: e.deprecated } : {}),
+  };
 }
 
 /** The file of one version's schema, relative to the schemas folder: `<type>/v<N>.json`. */
@@ -78,7 +121,7 @@ export function renderSchemaArtifacts(set: SchemaSet = currentSchemaSet()): Map<
     const versions = Object.keys(entry.versions)
       .map(Number)
       .sort((a, b) => a - b);
-    index[type] = { mode: entry.mode, writes: entry.writes, versions };
+    index[type] = { mode: entry.mode, writes: entry.writes, versions, ...governance(entry) };
     for (const v of versions)
       files.set(
         artifactPath(type, v),
@@ -104,14 +147,14 @@ export function schemaSetFromArtifacts(read: (path: string) => string): SchemaSe
   };
   const index = parse("index.json").types as Record<
     string,
-    { mode: CompatibilityMode; writes: number; versions: number[] }
+    { mode: CompatibilityMode; writes: number; versions: number[]; owner?: string; deprecated?: number[] }
   >;
   if (typeof index !== "object" || index === null) throw new Error("index.json: has no types");
   const types: Record<string, SchemaSetEntry> = {};
   for (const [type, e] of Object.entries(index)) {
     const versions: Record<string, JsonSchema> = {};
     for (const v of e.versions) versions[String(v)] = stripAnnotations(parse(artifactPath(type, v)));
-    types[type] = { mode: e.mode, writes: e.writes, versions };
+    types[type] = { mode: e.mode, writes: e.writes, versions, ...governance(e) };
   }
   return { types };
 }

@@ -41,7 +41,10 @@ function checkRegistry(): void {
     (typeof EventContracts)[EventType],
   ][]) {
     const top = READ_VERSION[type];
-    for (let v = 1; v <= top; v++) {
+    // From the oldest version still registered: older ones may be removed after their
+    // deprecation window (README, "Deprecation").
+    const low = Math.min(...SchemaRegistry.filter((e) => e.type === type).map((e) => e.version));
+    for (let v = low; v <= top; v++) {
       const e = compiled.get(`${type}@${v}`);
       if (!e) throw new Error(`schema registry: ${type} has no version ${v} below ${top}`);
       if (v < top && !e.upcast) throw new Error(`schema registry: ${type}@${v} has no upcast to v${v + 1}`);

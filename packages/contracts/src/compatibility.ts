@@ -1,5 +1,11 @@
-import { ANNOTATIONS, type JsonSchema, type SchemaSet, type SchemaSetEntry } from "./artifacts.ts";
-import type { CompatibilityMode } from "./schemas.ts";
+import {
+  ANNOTATIONS,
+  type JsonSchema,
+  type ReleasedFile,
+  type SchemaSet,
+  type SchemaSetEntry,
+} from "./artifacts.ts";
+import { type CompatibilityMode, DEPRECATION_WINDOW_RELEASES } from "./schemas.ts";
 
 /** One rule a schema change breaks: the event type, the version, the field and the rule. */
 export interface Violation {
@@ -8,11 +14,13 @@ export interface Violation {
   /** JSON pointer into the event's data (`/reference`, `/metadata/*`, `/reasons/[]/field`); `/` for the whole. */
   readonly field: string;
   readonly rule: string;
+  /** What to do instead, when the rule alone does not say. */
+  readonly hint?: string;
 }
 
 /** `transfers.requested@2 /reference: backward: required field added (...)`. */
 export function formatViolation(v: Violation): string {
-  return `${v.type}@${v.version} ${v.field}: ${v.rule}`;
+  return `${v.type}@${v.version} ${v.field}: ${v.rule}${v.hint ? `: ${v.hint}` : ""}`;
 }
 
 type Direction = "backward" | "forward";
@@ -42,8 +50,9 @@ interface Issue {
  * do not know: `backward` = a reader of the new version reads data of the previous one,
  * `forward` = a reader of the previous version reads data of the new one, `full` = both.
  */
-export function checkCompatibility(released: SchemaSet, current: SchemaSet): Violation[] {
+export function checkCompatibility(released: SchemaSet | ReleasedFile, current: SchemaSet): Violation[] {
   const out: Violation[] = [];
+  const history = "release" in released ? (released.releases ?? [released.release]) : [];
   for (const [type, rel] of Object.entries(released.types)) {
     const cur = current.types[type];
     const relTop = topVersion(rel);
@@ -54,7 +63,9 @@ export function checkCompatibility(released: SchemaSet, current: SchemaSet): Vio
     for (const [v, schema] of Object.entries(rel.versions)) {
       const now = cur.versions[v];
       if (!now) {
-        out.push({ type, version: Number(v), field: "/", rule: "released version removed" });
+        const refused = removalRefused(rel, v, history);
+        if (refused)
+          out.push({ type, version: Number(v), field: "/", rule: "released version removed", hint: refused });
         continue;
       }
       const at = firstDifference(schema, now, "");
@@ -85,17 +96,20 @@ export function checkCompatibility(released: SchemaSet, current: SchemaSet): Vio
   for (const [type, cur] of Object.entries(current.types)) {
     const rel = released.types[type];
     const top = topVersion(cur);
-    for (let v = 1; v <= top; v++) {
+    // Versions run without a gap from the lowest still registered (1, or above it once the
+    // oldest were removed after their deprecation window).
+    const low = Math.min(top, ...Object.keys(cur.versions).map(Number));
+    for (let v = low; v <= top; v++) {
       if (!cur.versions[String(v)]) {
         out.push({
           type,
           version: v,
           field: "/",
-          rule: `version missing: versions are numbered 1 to ${top}`,
+          rule: `version missing: versions are numbered ${low} to ${top}`,
         });
         continue;
       }
-      if (v === 1 || rel?.versions[String(v)]) continue;
+      if (v === low || rel?.versions[String(v)]) continue;
       const previous = cur.versions[String(v - 1)];
       if (previous)
         out.push(...checkVersion(type, v, cur.mode, previous, cur.versions[String(v)] as JsonSchema));
@@ -107,8 +121,64 @@ export function checkCompatibility(released: SchemaSet, current: SchemaSet): Vio
         field: "/",
         rule: "producers write a version that is not registered",
       });
+    out.push(...governanceIssues(type, cur, rel));
   }
   return out;
+}
+
+/** Ownership and deprecation marks of one type in the working tree. */
+function governanceIssues(type: string, cur: SchemaSetEntry, rel: SchemaSetEntry | undefined): Violation[] {
+  const out: Violation[] = [];
+  const top = topVersion(cur);
+  // The source derives the owner from the type's stream (streamOf throws for a type no stream
+  // stores), so the working tree always has one; artifacts checked with --no-source and
+  // snapshots from before ownership was recorded may not: required once a release named one.
+  if (!cur.owner && rel?.owner)
+    out.push({
+      type,
+      version: top,
+      field: "/",
+      rule: "no owning team: the stream storing it must name its owner",
+    });
+  for (const v of cur.deprecated ?? []) {
+    if (!cur.versions[String(v)])
+      out.push({ type, version: v, field: "/", rule: "deprecated version is not registered" });
+    if (v === cur.writes)
+      out.push({
+        type,
+        version: v,
+        field: "/",
+        rule: "producers write a deprecated version: switch them to its successor before announcing it",
+      });
+    if (v === top)
+      out.push({
+        type,
+        version: v,
+        field: "/",
+        rule: "the highest version cannot be deprecated: readers see its shape",
+      });
+  }
+  return out;
+}
+
+/**
+ * Why removing released version `v` is refused, or undefined when the deprecation policy
+ * allows it: it was released deprecated in at least {@link DEPRECATION_WINDOW_RELEASES}
+ * releases (announce, then the dual-publish window) and it is the oldest version.
+ */
+function removalRefused(rel: SchemaSetEntry, v: string, history: readonly string[]): string | undefined {
+  const since = rel.deprecatedSince?.[v];
+  if (!since)
+    return `old events must stay readable; mark it deprecated (EventContracts.deprecated) and release it that way ${DEPRECATION_WINDOW_RELEASES} times first`;
+  const at = history.indexOf(since);
+  const shipped = at < 0 ? 1 : history.length - at;
+  if (shipped < DEPRECATION_WINDOW_RELEASES)
+    return `deprecated in release ${since}, released deprecated ${shipped} time(s); the policy asks ${DEPRECATION_WINDOW_RELEASES}`;
+  const older = Object.keys(rel.versions)
+    .map(Number)
+    .filter((x) => x < Number(v) && !rel.deprecatedSince?.[String(x)]);
+  if (older.length) return `v${older[0]} is older and not deprecated: versions are removed oldest first`;
+  return undefined;
 }
 
 /** The violations of `next` (version `version`) against `previous` under `mode`. */

@@ -1,10 +1,12 @@
-// The face for tools and tests (`@jetmesh/contracts/evolution`): schema artifacts and the
-// compatibility gate. Stages never need it; the codec applies what it decides.
+// The face for tools, tests and the runtime's start-up (`@jetmesh/contracts/evolution`): schema
+// artifacts, the compatibility gate and the schema registry's documents and rules. A stage's
+// own code never needs it; the codec applies what it decides.
 export {
   ANNOTATIONS,
   artifactPath,
   artifactText,
   currentSchemaSet,
+  nextReleasedFile,
   renderSchemaArtifacts,
   schemaSetFromArtifacts,
   stripAnnotations,
@@ -13,3 +15,12 @@ export {
 export type { JsonSchema, ReleasedFile, SchemaSet, SchemaSetEntry } from "./artifacts.ts";
 export { checkCompatibility, checkVersion, firstDifference, formatViolation } from "./compatibility.ts";
 export type { Violation } from "./compatibility.ts";
+export {
+  contractNeeds,
+  REGISTRY_BUCKET,
+  REGISTRY_INDEX_KEY,
+  registryDocuments,
+  registryIssues,
+  registrySchemaKey,
+} from "./registry.ts";
+export type { RegistryIndex, RegistryType, RegistryView, ServiceContractNeeds } from "./registry.ts";

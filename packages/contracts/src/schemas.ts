@@ -168,7 +168,18 @@ export interface EventContract {
    * consumer is never sent a version it cannot read (README, "Rollout order").
    */
   readonly writes: number;
+  /**
+   * Versions announced deprecated (README, "Deprecation"): still read, never written, and
+   * removable once released as deprecated in {@link DEPRECATION_WINDOW_RELEASES} releases.
+   */
+  readonly deprecated?: readonly number[];
 }
+
+/**
+ * How many releases must ship a version marked deprecated (the dual-publish window: readers
+ * still read it, producers write its successor) before the gate lets it be removed.
+ */
+export const DEPRECATION_WINDOW_RELEASES = 2;
 
 /**
  * Every event type's contract. Every type is `full`: its streams are replayed from the first

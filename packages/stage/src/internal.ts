@@ -28,3 +28,5 @@ export { ReplyInbox } from "./reply-inbox.ts";
 export type { EventPublisher, PublishOptions, PublisherSettings } from "./publisher.ts";
 export { checkSettings } from "./settings-check.ts";
 export type { StreamFacts } from "./settings-check.ts";
+export { checkSchemaRegistry, publishSchemaRegistry, readSchemaRegistry } from "./schema-registry.ts";
+export type { PublishResult } from "./schema-registry.ts";

@@ -2,7 +2,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { provisionStreams } from "@jetmesh/stage/internal";
+import { currentSchemaSet, REGISTRY_BUCKET, registryDocuments } from "@jetmesh/contracts/evolution";
+import { provisionStreams, publishSchemaRegistry } from "@jetmesh/stage/internal";
 import { bundleOf, freePort, spawnProcess, stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bearer, type Infra, logger, startInfra, transfer, writeGatewaySecrets } from "./test-support.ts";
@@ -97,5 +98,30 @@ describe("gateway process", () => {
     const out = prod.lines().join("\n");
     expect(out).toContain("production: NATS needs credentials");
     expect(out).toContain("production: Redis needs a password");
+  });
+
+  it("gateway - refuses to start writing a transfers.requested version the schema registry has not released", async () => {
+    // The registry's last release taught readers v1 only; this build writes v2.
+    const set = currentSchemaSet();
+    const t = set.types["transfers.requested"]!;
+    const old = {
+      types: { ...set.types, "transfers.requested": { ...t, writes: 1, versions: { 1: t.versions["1"]! } } },
+    };
+    await publishSchemaRegistry(infra.js, registryDocuments(set, { release: "before-v2", ...old }));
+    try {
+      const secrets = writeGatewaySecrets(mkdtempSync(join(tmpdir(), "gateway-secrets-")));
+      const child = await start({
+        GATEWAY_PORT: String(await freePort()),
+        GATEWAY_OPS_PORT: String(await freePort()),
+        GATEWAY_CLIENTS_FILE: secrets.clientsFile,
+        GATEWAY_ID_SECRETS_FILE: secrets.idSecretsFile,
+      });
+      expect((await child.exited).code).toBe(2);
+      expect(child.lines().join("\n")).toMatch(
+        /produces transfers\.requested@2 \/: v2 is not released in the registry \(released: v1, release before-v2\)/,
+      );
+    } finally {
+      await infra.jsm.streams.delete(`KV_${REGISTRY_BUCKET}`);
+    }
   });
 });

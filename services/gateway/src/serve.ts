@@ -1,9 +1,10 @@
 import { once } from "node:events";
-import { StreamNames } from "@jetmesh/contracts";
+import { EventTypes, StreamNames } from "@jetmesh/contracts";
 import {
   connectNats,
   createLogger,
   createRedis,
+  exitOnConfigError,
   metricsRegistry,
   onShutdown,
   maskUrl,
@@ -12,7 +13,7 @@ import {
   type StageHandle,
   startTelemetry,
 } from "@jetmesh/stage";
-import { createEventPublisher, createStageMetrics } from "@jetmesh/stage/internal";
+import { checkSchemaRegistry, createEventPublisher, createStageMetrics } from "@jetmesh/stage/internal";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createGateway } from "./app.ts";
 import { createApiKeyAuthenticator, loadClientsFile } from "./auth/clients.ts";
@@ -59,6 +60,19 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     logger,
     publisher: config.publisher,
     leaseMs: config.gateway.idempotencyLeaseMs,
+  });
+  // The gateway produces transfers.requested: it may write only a version the registry lists
+  // as released (consumers before producers); a missing registry is a warning.
+  waitingFor = "the schema registry";
+  await checkSchemaRegistry({
+    js: jetstream(nc),
+    service: "gateway",
+    consumes: [],
+    produces: [EventTypes.TransferRequested],
+    logger,
+  }).catch((e: unknown) => {
+    exitOnConfigError("gateway", e); // the readable block and exit 2, as for a bad environment
+    throw e;
   });
   await early.close();
 
