@@ -22,5 +22,6 @@ export {
   registryDocuments,
   registryIssues,
   registrySchemaKey,
+  releasedSchemas,
 } from "./registry.ts";
 export type { RegistryIndex, RegistryType, RegistryView, ServiceContractNeeds } from "./registry.ts";

@@ -1,6 +1,8 @@
 import { type JsonSchema, type SchemaSet, stripAnnotations } from "./artifacts.ts";
 import { checkVersion, firstDifference } from "./compatibility.ts";
 import type { CompatibilityMode } from "./schemas.ts";
+import type { ReleasedFile } from "./artifacts.ts";
+import released from "../schemas/released.json" with { type: "json" };
 
 /**
  * The schema registry as it is kept in the NATS KV bucket {@link REGISTRY_BUCKET}: what the
@@ -200,4 +202,9 @@ export function registryIssues(needs: ServiceContractNeeds, registry: RegistryVi
     differs(p.type, p.version, p.schema, "produces");
   }
   return out;
+}
+
+/** The last released schema set this checkout ships (`schemas/released.json`): what a deploy step publishes next to the tree's. */
+export function releasedSchemas(): ReleasedFile {
+  return released as unknown as ReleasedFile;
 }

@@ -19,6 +19,7 @@ import {
   startInfra,
 } from "@jetmesh/testkit/local-infra";
 import type { ClientEntry } from "@jetmesh/contracts";
+import { currentSchemaSet, registryDocuments, releasedSchemas } from "@jetmesh/contracts/evolution";
 import { type MeshApiKeys, writeGatewaySecrets } from "./secrets.ts";
 import { type ByService, type ServiceName, ServiceNames, type ServiceSpec, serviceSpec } from "./services.ts";
 
@@ -153,6 +154,9 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       const created = await provisionStreams(await jetstreamManager(deployer), {
         replicas,
         logger: createLogger({ service: "mesh", level: "warn" }),
+        // The schema registry, as `pnpm contracts:publish` publishes it at a deploy: the stages
+        // check what they read and write against it at start.
+        schemas: registryDocuments(currentSchemaSet(), releasedSchemas()),
       });
       if (created.length) status(`streams: created ${created.join(", ")} (replicas ${replicas})`);
     } finally {
