@@ -99,6 +99,7 @@ function facts(info: StreamInfo, def: StreamDefinition): StreamFacts {
     replicas: info.config.num_replicas,
     retention: String(info.config.retention),
     critical: def.critical,
+    maxAgeMs: Math.floor((info.config.max_age ?? 0) / 1_000_000),
   };
 }
 
