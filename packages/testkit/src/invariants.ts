@@ -235,9 +235,10 @@ interface Snapshot {
 
 /**
  * The time before which an event stream dropped messages (retention by age: the contracts'
- * retention plan): the store time of the first message each stream still holds, or the read
- * time for a stream that dropped everything; the latest of those. Every stream holds every
- * message stored after it, so a transfer requested after it is seen whole.
+ * retention plan): the store time of the first message each stream still holds, or, for a
+ * stream that dropped everything, of its last message (the read time when the server does
+ * not say); the latest of those. Every stream holds every message stored after it, so a
+ * transfer requested after it is seen whole.
  */
 function agedBefore(
   positions: ReadonlyMap<string, StreamPosition>,
@@ -248,7 +249,7 @@ function agedBefore(
   for (const [name, pos] of positions) {
     if (name === StreamNames.Ledger || name === StreamNames.Dlq || !pos.exists || pos.firstSeq <= 1) continue;
     const first = events.get(name)?.[0];
-    const t = first ? first.timestampMs : readAt;
+    const t = first ? first.timestampMs : (pos.lastTimestampMs ?? readAt);
     before = before === undefined ? t : Math.max(before, t);
   }
   return before;
