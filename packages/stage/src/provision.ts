@@ -100,6 +100,9 @@ export function streamDrift(have: StreamConfig, want: StreamConfigJson): string[
   cmp("retention", have.retention, want.retention);
   cmp("discard", have.discard, want.discard);
   cmp("duplicate_window", have.duplicate_window, want.duplicate_window);
+  // The retention plan: an event stream that keeps messages for ever (or shorter than
+  // planned) outgrows its disk or drops what a guard still protects.
+  cmp("max_age", have.max_age ?? 0, want.max_age);
   cmp("num_replicas", have.num_replicas, want.num_replicas);
   cmp("deny_delete", have.deny_delete ?? false, want.deny_delete);
   cmp("deny_purge", have.deny_purge ?? false, want.deny_purge);

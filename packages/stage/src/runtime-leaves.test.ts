@@ -1,4 +1,6 @@
 import { Writable } from "node:stream";
+import { Streams, toStreamConfig } from "@jetmesh/contracts";
+import type { StreamConfig } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { BaseEnv, parseConfig, stageSettings } from "./config.ts";
 import { createCrashHook } from "./crash-points.ts";
@@ -6,6 +8,7 @@ import { ConfigError } from "./errors.ts";
 import { Gate, Slots } from "./flow-control.ts";
 import { createLogger, maskAccount } from "./logger.ts";
 import { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
+import { streamDrift } from "./provision.ts";
 import { checkSettings } from "./settings-check.ts";
 
 const stream = (
@@ -114,6 +117,13 @@ describe("stage leaves", () => {
     expect(forever.problems).toEqual([]);
     expect(forever.warnings.join()).toMatch(/stream INGRESS has no age limit/);
     expect(at(2, 3, "at-least-once").problems).toEqual([]);
+  });
+
+  it("stream drift - a stream deployed before the retention plan (no age limit) is reported", () => {
+    const want = toStreamConfig(Streams.INGRESS);
+    const old = { ...want, max_age: 0 } as unknown as StreamConfig;
+    expect(streamDrift(old, want)).toEqual([`max_age: server 0, declared ${3 * 24 * 3600_000 * 1_000_000}`]);
+    expect(streamDrift(want as unknown as StreamConfig, want)).toEqual([]);
   });
 
   it("settings check - at-least-once mode skips the key-lifetime rules but keeps the window rule", () => {
