@@ -15,7 +15,7 @@ const fast: Partial<StageSettings> = {
   maxDeliver: 4,
   retryBaseMs: 50,
   retryMaxMs: 200,
-  idempotencyTtlMs: 3_600_000,
+  idempotencyTtlMs: 4 * 24 * 3_600_000, // longer than the event streams' age limit (3 days)
   idempotencyHorizonMs: 600_000,
   publishTimeoutMs: 500,
   publishRetryHorizonMs: 0,
@@ -147,6 +147,8 @@ describe("runtime delivery", () => {
     expect(text).toMatch(
       /idempotency key ttl 2000 ms must outlive stream VALIDATION's duplicate window 900000 ms/,
     );
+    // The retention plan: a key must outlive its input stream's age limit (3 days).
+    expect(text).toMatch(/idempotency key ttl 2000 ms must outlive stream INGRESS's age limit 259200000 ms/);
 
     // A duplicate window shorter than the publish retry horizon, and a DLQ that cannot be peeked.
     await h.infra.jsm.streams.delete("VALIDATION");

@@ -15,7 +15,7 @@ const fast: Partial<StageSettings> = {
   maxDeliver: 5,
   retryBaseMs: 200,
   retryMaxMs: 800,
-  idempotencyTtlMs: 3_600_000,
+  idempotencyTtlMs: 4 * 24 * 3_600_000, // longer than the event streams' age limit (3 days)
   idempotencyHorizonMs: 600_000,
   handlerTimeoutMs: 800,
   publishTimeoutMs: 500,

@@ -25,7 +25,7 @@ export const FAST: Partial<StageSettings> = {
   maxDeliver: 4,
   retryBaseMs: 50,
   retryMaxMs: 200,
-  idempotencyTtlMs: 3_600_000,
+  idempotencyTtlMs: 4 * 24 * 3_600_000, // longer than the event streams' age limit (3 days)
   idempotencyHorizonMs: 600_000,
   publishTimeoutMs: 500,
   publishRetryHorizonMs: 0,

@@ -5,6 +5,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { StreamLimits } from "@jetmesh/contracts";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -61,17 +62,29 @@ export interface TestMesh {
  * `serviceEnv` per service.
  */
 export async function startTestMesh(
-  opts: { serviceEnv?: Partial<Record<ServiceName, Record<string, string>>> } = {},
+  opts: {
+    serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
+    /** On top of {@link E2E_SETTINGS}, for every service. */
+    env?: Record<string, string>;
+    /** More redis-server arguments (`--maxmemory 64mb`). */
+    redisArgs?: readonly string[];
+    /** Streams created with these limits instead of their definitions' (test only). */
+    streamLimits?: Readonly<Record<string, StreamLimits>>;
+  } = {},
 ): Promise<TestMesh> {
-  const [nats, redis] = await Promise.all([startNats(), startRedis()]);
+  const [nats, redis] = await Promise.all([
+    startNats(),
+    startRedis(opts.redisArgs ? { extraArgs: opts.redisArgs } : {}),
+  ]);
   const dataDir = await mkdtemp(join(tmpdir(), "jetmesh-e2e-"));
   const mesh = await startMesh({
     natsUrl: nats.url,
     redisUrl: redis.url,
     dataDir,
     removeDataOnStop: true,
-    env: E2E_SETTINGS,
+    env: { ...E2E_SETTINGS, ...opts.env },
     serviceEnv: opts.serviceEnv ?? {},
+    ...(opts.streamLimits ? { streamLimits: opts.streamLimits } : {}),
     refuseAccounts: REFUSED_BANK_ACCOUNTS,
     readyTimeoutMs: 90_000,
   });

@@ -8,7 +8,8 @@ export const FAST_SETTINGS: Record<string, string> = {
   JETMESH_MAX_DELIVER: "6",
   JETMESH_RETRY_BASE_MS: "50",
   JETMESH_RETRY_MAX_MS: "500",
-  JETMESH_IDEMPOTENCY_TTL_MS: "3600000",
+  // Longer than the event streams' age limit (3 days): the settings check demands it.
+  JETMESH_IDEMPOTENCY_TTL_MS: String(4 * 24 * 3_600_000),
   JETMESH_IDEMPOTENCY_HORIZON_MS: "600000",
   JETMESH_MAX_IN_FLIGHT: "16",
   JETMESH_MAX_ACK_PENDING: "64",

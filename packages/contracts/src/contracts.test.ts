@@ -22,6 +22,7 @@ import {
   timeOfTimedId,
   partitionOf,
   PipelineStreams,
+  EVENT_MAX_AGE_MS,
   REPLAY_MAX_AGE_MS,
   replayDurable,
   replaySubject,
@@ -140,8 +141,26 @@ describe("contracts", () => {
     // No event stream's subjects can take a replay: it never lands among the facts.
     for (const def of Object.values(Streams).filter((d) => d.name !== "REPLAY"))
       for (const subject of def.subjects) expect(subject.startsWith("replay.")).toBe(false);
-    for (const def of Object.values(Streams).filter((d) => d.name !== "REPLAY"))
-      expect(toStreamConfig(def).max_age).toBe(0);
+  });
+
+  it("contracts - retention plan: event streams drop messages by age only, LEDGER, DLQ, AUDIT and RECONCILE keep everything", () => {
+    for (const def of Object.values(Streams)) {
+      const cfg = toStreamConfig(def);
+      // Never by size: a full stream refuses (discard new) rather than dropping a message a
+      // consumer has not seen.
+      expect(cfg.discard).toBe("new");
+      expect(cfg.retention).toBe("limits");
+      const events = def.eventTypes.length > 0 && def.name !== "LEDGER";
+      const want = events ? EVENT_MAX_AGE_MS : def.name === "REPLAY" ? REPLAY_MAX_AGE_MS : 0;
+      expect(cfg.max_age, def.name).toBe(want * 1_000_000);
+      // The server refuses a duplicate window longer than the age limit.
+      if (cfg.max_age > 0) expect(cfg.duplicate_window).toBeLessThanOrEqual(cfg.max_age);
+    }
+    // The default idempotency key TTL (7 days) outlives every event stream's age limit, and
+    // INGRESS outlives the default client horizon (24 h).
+    expect(EVENT_MAX_AGE_MS).toBeLessThan(7 * 24 * 3600_000);
+    expect(EVENT_MAX_AGE_MS).toBeGreaterThanOrEqual(24 * 3600_000);
+    expect(toStreamConfig(Streams.LEDGER)).toMatchObject({ deny_delete: true, deny_purge: true, max_age: 0 });
   });
 
   it("contracts - occurredAt must be an RFC 3339 timestamp: junk is a contract error naming the field", () => {

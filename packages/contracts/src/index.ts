@@ -52,6 +52,7 @@ export { TeamStreams } from "./team-streams.ts";
 export type { TeamStream } from "./team-streams.ts";
 export { AccountId, AmountMinor, Currency, Id, TransferCore, transferEvent } from "./transfer-core.ts";
 export {
+  EVENT_MAX_AGE_MS,
   PipelineStreams,
   REPLAY_MAX_AGE_MS,
   replayDurable,
@@ -59,8 +60,9 @@ export {
   Streams,
   streamOf,
   toStreamConfig,
+  withLimits,
 } from "./streams.ts";
-export type { StreamConfigJson, StreamDefinition, StreamName } from "./streams.ts";
+export type { StreamConfigJson, StreamDefinition, StreamLimits, StreamName } from "./streams.ts";
 export {
   PARTITIONS,
   auditSubject,

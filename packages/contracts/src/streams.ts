@@ -51,11 +51,26 @@ export interface StreamDefinition {
   readonly createdAtRuntime: boolean;
   /** Refuse `nats stream purge` (and the API call): for a log nothing may shorten. */
   readonly denyPurge: boolean;
-  /** The server drops messages older than this; 0 keeps them until a size limit. */
+  /**
+   * The server drops messages older than this; 0 keeps them for ever (a full stream then
+   * refuses writes). The retention plan (README.md): an event stream's messages leave by
+   * age, never by size, and every idempotency guard of a stage reading it outlives this
+   * (the settings check refuses a JETMESH_IDEMPOTENCY_TTL_MS that does not).
+   */
   readonly maxAgeMs: number;
+  /** A message-count limit besides {@link maxBytes}; absent for none (-1). */
+  readonly maxMsgs?: number;
 }
 
 const GiB = 1024 ** 3;
+/**
+ * How long an event stream (every stream with event types but LEDGER) keeps a message: the
+ * longest a stage may be down and still find its unprocessed inputs, and at least three
+ * times the gateway's default idempotency horizon (24 h), so a client's repeated request is
+ * answered from INGRESS even after a Redis rollback. Shorter than the default idempotency
+ * key TTL (7 days): a message that can still be delivered always finds its guard.
+ */
+export const EVENT_MAX_AGE_MS = 3 * 24 * 3600_000;
 /** How long a replay waits on REPLAY for its stage before the server drops it. */
 export const REPLAY_MAX_AGE_MS = 7 * 24 * 3600_000;
 // The window covers the default redelivery horizon (about 10 minutes), so even a
@@ -77,7 +92,15 @@ function eventStream(
   description: string,
   eventTypes: readonly EventType[],
 ): StreamDefinition {
-  return { name, owner, description, eventTypes, subjects: eventTypes.map(subjectFilter), ...common };
+  return {
+    name,
+    owner,
+    description,
+    eventTypes,
+    subjects: eventTypes.map(subjectFilter),
+    ...common,
+    maxAgeMs: EVENT_MAX_AGE_MS,
+  };
 }
 
 /** The teams' streams, defined as the pipeline's are from their entries in team-streams.ts. */
@@ -106,6 +129,8 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     ]),
     createdAtRuntime: false,
     denyPurge: true,
+    // The source of truth keeps everything: I4 folds it from its first message.
+    maxAgeMs: 0,
   },
   PAYOUTS: eventStream("PAYOUTS", "payout", "outcomes of calls to the external bank", [
     EventTypes.PayoutCompleted,
@@ -190,10 +215,34 @@ export function streamOf(type: EventType): StreamDefinition {
 }
 
 /**
+ * Limits a test may shrink (never a deployment: deploy/streams/*.json come from the
+ * definitions as they are), so that a short run goes through a stream's capacity many times.
+ */
+export interface StreamLimits {
+  readonly maxBytes?: number;
+  readonly maxMsgs?: number;
+  readonly maxAgeMs?: number;
+  readonly duplicateWindowMs?: number;
+}
+
+/** `def` with `limits` applied: what a test provisions instead of the definition. */
+export function withLimits(def: StreamDefinition, limits: StreamLimits | undefined): StreamDefinition {
+  if (!limits) return def;
+  return {
+    ...def,
+    ...(limits.maxBytes !== undefined ? { maxBytes: limits.maxBytes } : {}),
+    ...(limits.maxMsgs !== undefined ? { maxMsgs: limits.maxMsgs } : {}),
+    ...(limits.maxAgeMs !== undefined ? { maxAgeMs: limits.maxAgeMs } : {}),
+    ...(limits.duplicateWindowMs !== undefined ? { duplicateWindowMs: limits.duplicateWindowMs } : {}),
+  };
+}
+
+/**
  * The server's StreamConfig (snake_case, nanoseconds) as `nats stream add
  * --config` and the JetStream API accept it: file storage, limits retention,
- * discard new (a full stream refuses writes rather than dropping data), no age
- * limit but the definition's own (REPLAY), an explicit duplicate window.
+ * discard new (a full stream refuses writes rather than dropping a message a consumer
+ * may not have seen), the definition's age limit (event streams and REPLAY: old data
+ * leaves by age), an explicit duplicate window.
  */
 export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number } = {}) {
   return {
@@ -204,7 +253,7 @@ export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number 
     storage: "file",
     discard: "new",
     max_consumers: -1,
-    max_msgs: -1,
+    max_msgs: def.maxMsgs ?? -1,
     max_bytes: def.maxBytes,
     max_age: def.maxAgeMs * NANOS_PER_MS,
     max_msgs_per_subject: -1,

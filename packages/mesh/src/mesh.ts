@@ -18,7 +18,7 @@ import {
   spawnProcess,
   startInfra,
 } from "@jetmesh/testkit/local-infra";
-import type { ClientEntry } from "@jetmesh/contracts";
+import type { ClientEntry, StreamLimits } from "@jetmesh/contracts";
 import { currentSchemaSet, registryDocuments, releasedSchemas } from "@jetmesh/contracts/evolution";
 import { type MeshApiKeys, writeGatewaySecrets } from "./secrets.ts";
 import { type ByService, type ServiceName, ServiceNames, type ServiceSpec, serviceSpec } from "./services.ts";
@@ -54,6 +54,12 @@ export interface StartMeshOptions {
   readonly onStatus?: (line: string) => void;
   /** More API clients for the gateway's clients file (besides the mesh's operator and customer). */
   readonly clients?: readonly ClientEntry[];
+  /**
+   * Test only: streams created with these limits instead of their definitions' (the long
+   * run shrinks them to go through their capacity in minutes). Services see the streams as
+   * created; the contracts and deploy/streams are unchanged.
+   */
+  readonly streamLimits?: Readonly<Record<string, StreamLimits>>;
 }
 
 /** One service process of the mesh; keeps its port across restarts. */
@@ -157,6 +163,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         // The schema registry, as `pnpm contracts:publish` publishes it at a deploy: the stages
         // check what they read and write against it at start.
         schemas: registryDocuments(currentSchemaSet(), releasedSchemas()),
+        ...(opts.streamLimits ? { limits: opts.streamLimits } : {}),
       });
       if (created.length) status(`streams: created ${created.join(", ")} (replicas ${replicas})`);
     } finally {

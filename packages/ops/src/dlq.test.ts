@@ -233,7 +233,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
       maxDeliver: 3,
       retryBaseMs: 50,
       retryMaxMs: 200,
-      idempotencyTtlMs: 3_600_000,
+      idempotencyTtlMs: 4 * 24 * 3_600_000, // longer than the event streams' age limit (3 days)
       idempotencyHorizonMs: 600_000,
     });
     for (const definition of [echo, watcher])

@@ -1,4 +1,34 @@
 import type { Redis } from "ioredis";
+import { TransientError } from "./errors.ts";
+
+/**
+ * The dependency a stage's circuit breaker pauses on when Redis refuses writes because it
+ * reached `maxmemory` (deploy/redis: `maxmemory-policy noeviction`, so a guard is never
+ * evicted; a write fails instead). The stage stops pulling until Redis takes writes again
+ * ({@link IdempotencyStore.writable} is the breaker's probe) instead of spending deliveries.
+ */
+export const REDIS_FULL = "redis-memory";
+
+/**
+ * A Redis reply error is an error code and a text; `OOM` is the code Redis gives a write
+ * refused over maxmemory (the protocol's first word, not free text: ioredis has no field for it).
+ */
+function isRedisFull(err: unknown): boolean {
+  return err instanceof Error && err.name === "ReplyError" && /^OOM\b/.test(err.message);
+}
+
+/** `err`, or a {@link TransientError} of {@link REDIS_FULL} when Redis refused a write for memory. */
+export function redisFailure(err: unknown): unknown {
+  return isRedisFull(err)
+    ? new TransientError(
+        "redis is full (maxmemory reached, noeviction): idempotency keys cannot be written",
+        {
+          cause: err,
+          dependency: REDIS_FULL,
+        },
+      )
+    : err;
+}
 
 /**
  * The answer to a claim on `{stage}:{eventId}`:
@@ -45,6 +75,11 @@ export interface IdempotencyStore {
    * the retry. @returns false when the attempt did not hold the lease (nothing changed).
    */
   release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Resolves when Redis takes a write (a short-lived probe key); rejects while it refuses
+   * writes, e.g. full at maxmemory. The stage's breaker probe for {@link REDIS_FULL}.
+   */
+  writable(): Promise<void>;
 }
 
 // Values: "L|<attempt>|<traceparent>" lease, "R|<traceparent>" retry marker, "D|<result>" done.
@@ -196,7 +231,19 @@ class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async release(key: string, attempt: string, traceparent: string, ttlMs: number): Promise<boolean> {
-    return (await this.#redis.jetmeshRelease(key, attempt, traceparent, ttlMs)) === 1;
+    try {
+      return (await this.#redis.jetmeshRelease(key, attempt, traceparent, ttlMs)) === 1;
+    } catch (err) {
+      throw redisFailure(err);
+    }
+  }
+
+  async writable(): Promise<void> {
+    try {
+      await this.#redis.set("jetmesh:probe:writable", "1", "PX", 1000);
+    } catch (err) {
+      throw redisFailure(err);
+    }
   }
 }
 
@@ -216,7 +263,8 @@ function keysThenArgs(batch: readonly Pending<unknown>[]): (string | number)[] {
 const rejectAll =
   (batch: readonly Pending<unknown>[]) =>
   (err: unknown): void => {
-    for (const p of batch) p.reject(err);
+    const e = redisFailure(err);
+    for (const p of batch) p.reject(e);
   };
 
 /** The Redis implementation of {@link IdempotencyStore}. */

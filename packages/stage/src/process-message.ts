@@ -260,8 +260,8 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
         return;
       }
       if (exactlyOnce && p.store) {
-        key = `${stage}:${env.eventId}`;
-        const claim = await p.store.claim(key, attempt, s.leaseMs, traceparent);
+        const claimKey = `${stage}:${env.eventId}`;
+        const claim = await p.store.claim(claimKey, attempt, s.leaseMs, traceparent);
         if (claim.state === "done") {
           outcome = "duplicate";
           p.metrics.duplicates.inc({ stage, layer: "idempotency" });
@@ -272,10 +272,13 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
         if (claim.state === "busy") {
           // Another attempt holds the lease: come back when it would have expired.
           outcome = "busy";
-          key = undefined;
           m.nak(claim.retryInMs + 50);
           return;
         }
+        // The key is this attempt's only once its claim answered: a claim Redis refused (full
+        // at maxmemory: OOM) took no lease, and fail() would take the missing lease for one
+        // lost to another attempt, leave the message unacked and spend its deliveries.
+        key = claimKey;
         const link = linkTo(claim.previousAttempt, { "jetmesh.link": "previous_attempt" });
         if (link) span.addLink(link);
         p.crash(CrashPoints.AfterClaim);

@@ -25,7 +25,7 @@ import { ConfigError } from "./errors.ts";
 import { Breakers, Gate, Slots } from "./flow-control.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import type { ReadinessProbe } from "./http-server.ts";
-import { createIdempotencyStore } from "./idempotency-store.ts";
+import { createIdempotencyStore, REDIS_FULL } from "./idempotency-store.ts";
 import { createStageMetrics, metricsRegistry } from "./metrics.ts";
 import { CONFIRM_TIMEOUT_MS, createProcessor } from "./process-message.ts";
 import { openPositions } from "./positions.ts";
@@ -100,6 +100,7 @@ function facts(info: StreamInfo, def: StreamDefinition): StreamFacts {
     replicas: info.config.num_replicas,
     retention: String(info.config.retention),
     critical: def.critical,
+    maxAgeMs: Math.floor((info.config.max_age ?? 0) / 1_000_000),
   };
 }
 
@@ -243,7 +244,11 @@ export async function runStage<In extends EventType, Deps>(
   const breakers = new Breakers({
     gate,
     settings: s.breaker,
-    ...(def.probes ? { probes: bindProbes(def.probes, o.deps) } : {}),
+    // Redis full (maxmemory, noeviction) pauses the stage until it takes writes again.
+    probes: {
+      ...(store ? { [REDIS_FULL]: () => store.writable() } : {}),
+      ...(def.probes ? bindProbes(def.probes, o.deps) : {}),
+    },
     onChange: (dependency, up, detail) => {
       metrics.dependencyUp.set({ stage, dependency }, up ? 1 : 0);
       metrics.paused.set({ stage }, gate.open ? 0 : 1);

@@ -1,4 +1,6 @@
 import { Writable } from "node:stream";
+import { Streams, toStreamConfig } from "@jetmesh/contracts";
+import type { StreamConfig } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
 import { BaseEnv, parseConfig, stageSettings } from "./config.ts";
 import { createCrashHook } from "./crash-points.ts";
@@ -6,11 +8,12 @@ import { ConfigError } from "./errors.ts";
 import { Gate, Slots } from "./flow-control.ts";
 import { createLogger, maskAccount } from "./logger.ts";
 import { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
+import { streamDrift } from "./provision.ts";
 import { checkSettings } from "./settings-check.ts";
 
 const stream = (
   name: string,
-  over: Partial<{ duplicateWindowMs: number; replicas: number; retention: string }> = {},
+  over: Partial<{ duplicateWindowMs: number; replicas: number; retention: string; maxAgeMs: number }> = {},
 ) => ({
   name,
   duplicateWindowMs: 900_000,
@@ -85,6 +88,42 @@ describe("stage leaves", () => {
     });
     expect(old.problems).toEqual([]);
     expect(old.warnings.join()).toMatch(/no sync_interval setting/);
+  });
+
+  it("settings check - an idempotency key ttl not longer than an input stream's age limit is refused (retention plan)", () => {
+    const day = 24 * 3600_000;
+    const at = (ttlDays: number, ageDays: number, mode: "exactly-once" | "at-least-once" = "exactly-once") =>
+      checkSettings({
+        settings: stageSettings({ idempotencyTtlMs: ttlDays * day, mode }),
+        outputs: [stream("VALIDATION", { maxAgeMs: ageDays * day })],
+        inputs: [stream("INGRESS", { maxAgeMs: ageDays * day })],
+        dlq: stream("DLQ"),
+        serverVersion: "2.9.10",
+      });
+    // The defaults: keys live 7 days, event streams keep 3.
+    expect(at(7, 3).problems).toEqual([]);
+    // A message still in INGRESS could be delivered again after its guard expired: refused.
+    const short = at(2, 3).problems;
+    expect(short).toHaveLength(1);
+    expect(short[0]).toMatch(
+      /idempotency key ttl 172800000 ms must outlive stream INGRESS's age limit 259200000 ms/,
+    );
+    expect(at(3, 3).problems.join()).toMatch(/must outlive stream INGRESS's age limit/);
+    // Only the stage's inputs are guarded by its keys; outputs are the next stage's inputs.
+    expect(at(2, 3).problems.join()).not.toMatch(/VALIDATION/);
+    // A stream without an age limit keeps messages longer than any key: the positions store
+    // guards a recreated consumer, and the check says so.
+    const forever = at(7, 0);
+    expect(forever.problems).toEqual([]);
+    expect(forever.warnings.join()).toMatch(/stream INGRESS has no age limit/);
+    expect(at(2, 3, "at-least-once").problems).toEqual([]);
+  });
+
+  it("stream drift - a stream deployed before the retention plan (no age limit) is reported", () => {
+    const want = toStreamConfig(Streams.INGRESS);
+    const old = { ...want, max_age: 0 } as unknown as StreamConfig;
+    expect(streamDrift(old, want)).toEqual([`max_age: server 0, declared ${3 * 24 * 3600_000 * 1_000_000}`]);
+    expect(streamDrift(want as unknown as StreamConfig, want)).toEqual([]);
   });
 
   it("settings check - at-least-once mode skips the key-lifetime rules but keeps the window rule", () => {

@@ -8,6 +8,8 @@ export interface StreamFacts {
   readonly replicas: number;
   readonly retention: string;
   readonly critical: boolean;
+  /** The server drops messages older than this (max_age); 0 or absent: no age limit. */
+  readonly maxAgeMs?: number;
 }
 
 /** Parses `2.9.10` → [2, 9, 10]. */
@@ -52,6 +54,22 @@ export function checkSettings(input: {
     if (s.mode === "exactly-once" && s.idempotencyTtlMs <= out.duplicateWindowMs) {
       problems.push(
         `idempotency key ttl ${s.idempotencyTtlMs} ms must outlive stream ${out.name}'s duplicate window ${out.duplicateWindowMs} ms`,
+      );
+    }
+  }
+  // The retention plan (contracts README): a message stays deliverable until its input stream
+  // drops it by age, so its guard must outlive that age; a redelivery, or a consumer recreated
+  // at a recorded position, of a message whose key expired would run it twice.
+  for (const inp of input.inputs) {
+    const age = inp.maxAgeMs ?? 0;
+    if (s.mode !== "exactly-once") continue;
+    if (age > 0 && s.idempotencyTtlMs <= age) {
+      problems.push(
+        `idempotency key ttl ${s.idempotencyTtlMs} ms must outlive stream ${inp.name}'s age limit ${age} ms (JETMESH_IDEMPOTENCY_TTL_MS, or the stream's max_age in the retention plan): a message still in the stream could be delivered again after its guard expired and run twice`,
+      );
+    } else if (age === 0) {
+      warnings.push(
+        `stream ${inp.name} has no age limit: its messages outlive the idempotency keys (${s.idempotencyTtlMs} ms) that guard them; only the recorded consumer positions keep a recreated consumer from running them again`,
       );
     }
   }

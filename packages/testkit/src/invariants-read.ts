@@ -30,6 +30,8 @@ export interface StreamPosition {
   readonly firstSeq: number;
   readonly lastSeq: number;
   readonly messages: number;
+  /** Store time of the last message (kept by the server after the message itself is gone). */
+  readonly lastTimestampMs?: number;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -45,6 +47,7 @@ export async function streamPosition(jsm: JetStreamManager, stream: string): Pro
       firstSeq: info.state.first_seq,
       lastSeq: info.state.last_seq,
       messages: info.state.messages,
+      ...(info.state.last_ts ? { lastTimestampMs: Date.parse(info.state.last_ts) } : {}),
     };
   } catch (err) {
     if (isNotFound(err)) return { exists: false, firstSeq: 0, lastSeq: 0, messages: 0 };

@@ -283,6 +283,36 @@ describe("invariant checker", () => {
     );
   });
 
+  it("invariants - streams that dropped old messages by age: older transfers are checked against LEDGER, newer ones whole", async () => {
+    // The retention plan: event streams drop messages by age, LEDGER keeps everything.
+    for (const name of ["INGRESS", "VALIDATION", "RISK", "PAYOUTS"] as const) {
+      await jsm.streams.delete(name);
+      await jsm.streams.add({
+        ...toStreamConfig(Streams[name]),
+        max_age: 1_500 * 1_000_000,
+        duplicate_window: 1_000 * 1_000_000,
+      } as never);
+    }
+    await healthy();
+    for (let i = 0; i < 100 && (await jsm.streams.info("INGRESS")).state.messages > 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await jsm.streams.info("INGRESS")).state.messages).toBe(0);
+    await log.transfer("t-new", "acc-a", "acc-b", 200);
+    await log.transfer("t-new-lost", "acc-a", "acc-b", 5, "scored");
+    const r = await checkInvariants({
+      natsUrl: nats.url,
+      accepted: [...accepted, { transferId: "t-new" }, { transferId: "t-new-lost" }],
+      balances: fixedBalances({ ...healthyBalances, "acc-a": { EUR: 8_300 }, "acc-b": { EUR: 1_700 } }),
+      minters: ["treasury"],
+    });
+    expect(r.counts.agedBeforeMs).toBeGreaterThan(0);
+    // The rejection left with VALIDATION's old messages: not known, not lost. Whatever reached
+    // LEDGER is still judged; the new transfer that stopped at RISK is lost.
+    expect(r.counts).toMatchObject({ aged: 1, lost: 1, posted: 3, declined: 1, reversed: 1 });
+    expect(r.transfers.get("t-rej")?.outcome).toBe("aged");
+    expect(r.violations.map((v) => `${v.invariant} ${v.transferId}`)).toEqual(["I1 t-new-lost"]);
+  });
+
   it("invariants - a doubled posting is reported under I1, I2 and I4", async () => {
     await healthy();
     const { scored, traceId } = await log.transfer("t-dup", "acc-a", "acc-b", 300);

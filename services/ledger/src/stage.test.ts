@@ -60,7 +60,7 @@ beforeAll(async () => {
       retryMaxMs: 200,
       publishTimeoutMs: 1000,
       publishRetryHorizonMs: 2000,
-      idempotencyTtlMs: 3_600_000,
+      idempotencyTtlMs: 4 * 24 * 3_600_000, // longer than the event streams' age limit (3 days)
       idempotencyHorizonMs: 600_000,
     }),
   });
