@@ -7,6 +7,7 @@ import { cpus, loadavg, setPriority } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { type Infra, startBenchInfra } from "./infra.ts";
+import { floorRow } from "./floor-row.ts";
 import { ledgerRow } from "./ledger-row.ts";
 import { pipelineRows } from "./pipeline.ts";
 import { formatReport, ratios, targets } from "./report.ts";
@@ -91,6 +92,8 @@ export const ROWS: readonly Row[] = [
     BENCH_TRACING: "off",
   }),
   { id: "ledger.decide", run: (c) => ledgerRow(c, { id: "ledger.decide", label: "ledger decisions" }) },
+  // The floor runs right before the pipeline, whose rows report their CPU per transfer against it.
+  { id: "floor.transfer", run: (c) => floorRow(c) },
   { id: "pipeline", run: (c) => pipelineRows(c) },
 ];
 
@@ -190,7 +193,12 @@ function pick(only: string): Row[] {
   // An exact id names that row alone; anything else is a prefix (`runtime`, `runtime.eo`).
   const matches = (r: Row, w: string) =>
     ROWS.some((x) => x.id === w) ? r.id === w : r.id.startsWith(`${w}.`) || w.startsWith(`${r.id}.`);
-  const picked = ROWS.filter((r) => wanted.some((w) => matches(r, w)));
+  // The pipeline's rows are read against the floor: asking for them runs it too.
+  const picked = ROWS.filter(
+    (r) =>
+      wanted.some((w) => matches(r, w)) ||
+      (r.id === "floor.transfer" && wanted.some((w) => w === "pipeline" || w.startsWith("pipeline."))),
+  );
   if (picked.length === 0)
     throw new InvalidArgumentError(`no row matches ${only}; rows: ${ROWS.map((r) => r.id).join(", ")}`);
   return picked;
