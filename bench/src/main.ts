@@ -136,6 +136,14 @@ export function selectRows(
             }),
         })),
       ];
+    if (r.id === "pipeline")
+      return [
+        r,
+        ...others.map((dir) => ({
+          id: `${r.id}@${basename(dir)}`,
+          run: (ctx: RowContext) => pipelineRows(ctx, { checkout: dir, name: basename(dir) }),
+        })),
+      ];
     const twin = RUNTIME_ENV[r.id];
     if (!twin) return [r];
     return [
@@ -228,9 +236,11 @@ export interface BenchOptions {
  * Builds the bench bundles of another checkout with its own build script, so that its rows
  * run what its sources say. A checkout from before the bundles runs its sources through tsx.
  */
-function buildCheckout(dir: string, log: (s: string) => void): void {
+function buildCheckout(dir: string, log: (s: string) => void, all: boolean): void {
   const script = join(dir, "scripts/build.mjs");
-  if (existsSync(script)) execFileSync(process.execPath, [script, "bench", "ledger"], { stdio: "inherit" });
+  // The pipeline runs every service of the copy: all of its bundles.
+  if (existsSync(script))
+    execFileSync(process.execPath, [script, ...(all ? [] : ["bench", "ledger"])], { stdio: "inherit" });
   else log(`bench: ${dir} has no scripts/build.mjs: its rows run through tsx (RSS about 80 MB higher)`);
 }
 
@@ -245,7 +255,11 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
   const latencyMessages = o.latencyMessages ?? (o.tiny ? 200 : Math.min(messages, rate * 4));
   const rows = selectRows(o.only, o.baseline, o.runtimeFrom, o.nodeFlags);
   for (const dir of [...(o.baseline?.split(",") ?? []), ...(o.runtimeFrom ? [o.runtimeFrom] : [])])
-    buildCheckout(resolve(dir.trim()), log);
+    buildCheckout(
+      resolve(dir.trim()),
+      log,
+      rows.some((r) => r.id.startsWith("pipeline")),
+    );
   // Opt-in: on a machine shared with other work, a higher priority (negative niceness,
   // root only) for the bench, its servers and children (they inherit it) steadies the figures.
   if (o.priority !== undefined) setPriority(0, o.priority);
@@ -282,7 +296,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
       // Each round starts one row later, so no row always runs first (or right after another).
       const order = rows.map((_, i) => rows[(i + round) % rows.length]!);
       for (const row of order) {
-        if (row.id === "pipeline" && round > 0) continue;
+        if (row.id.startsWith("pipeline") && round > 0) continue;
         log(`bench: ${row.id}${o.repeat > 1 ? ` (round ${round + 1} of ${o.repeat})` : ""}…`);
         let list: RowResult[];
         try {
