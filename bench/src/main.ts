@@ -165,6 +165,16 @@ export function selectRows(
  * its own, as `<row>@<flags>` (the ratios then include `<row> / the same on <flags>`).
  */
 function flagTwins(row: Row, sets: string): Row[] {
+  if (row.id === "pipeline")
+    // The mesh's services (all but the simulated bank) get the flags in NODE_OPTIONS.
+    return sets
+      .split(";")
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((set) => ({
+        id: `${row.id}@${set}`,
+        run: (ctx) => pipelineRows({ ...ctx, nodeFlags: set.split(/\s+/) }, { name: set }),
+      }));
   if (!row.id.startsWith("handwritten") && !row.id.startsWith("runtime")) return [];
   return sets
     .split(";")

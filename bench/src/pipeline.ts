@@ -185,12 +185,13 @@ function reconcilerShare(processes: Record<string, ProcessCost>): {
 /**
  * NODE_OPTIONS of the mesh's services: `--profile` gives each one a CPU profile in its own
  * folder (src/cpu-profile-preload.mjs, written when it exits); BENCH_MESH_NODE_OPTIONS (say `--max-semi-space-size=4`)
- * goes to every service but the simulated bank, as a deploy's NODE_OPTIONS would.
+ * and a `--node-flags` set go to every service but the simulated bank, as a deploy's
+ * NODE_OPTIONS would.
  */
 function meshNodeOptions(
   ctx: RowContext,
 ): Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> {
-  const extra = process.env.BENCH_MESH_NODE_OPTIONS ?? "";
+  const extra = [process.env.BENCH_MESH_NODE_OPTIONS ?? "", ...(ctx.nodeFlags ?? [])].join(" ").trim();
   const out: Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> = {};
   for (const n of ServiceNames) {
     if (n === "bank-sim") continue;
@@ -212,7 +213,7 @@ function meshNodeOptions(
  */
 export async function pipelineRows(
   ctx: RowContext,
-  baseline?: { checkout: string; name: string },
+  baseline?: { checkout?: string; name: string },
 ): Promise<RowResult[]> {
   const rows = await pipelineRowsOf(ctx, baseline?.checkout);
   return baseline

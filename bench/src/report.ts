@@ -119,8 +119,27 @@ export function ratios(rows: readonly RowResult[]): Ratio[] {
       of: "cpu/msg",
       value: r2(a.processes[a.subject]!.cpuUsPerMsg / b.processes[b.subject]!.cpuUsPerMsg),
     });
+    // A mesh row's load moves every process alike: the subject's share of the services' CPU
+    // compares a change to one service without that (the other services run the same code).
+    if (a.id.startsWith("pipeline."))
+      out.push({
+        name: `CPU share of ${a.subject} among the services, ${a.id} / the same on ${other}`,
+        numerator: a.id,
+        denominator: b.id,
+        of: "cpu/msg",
+        value: r2(serviceShare(a) / serviceShare(b)),
+      });
   }
   return out;
+}
+
+/** The subject's part of the CPU per transfer of every service (servers and the bank left out). */
+function serviceShare(r: RowResult): number {
+  const services = Object.entries(r.processes).filter(
+    ([n]) => n !== "nats-server" && n !== "redis-server" && n !== "bank-sim",
+  );
+  const all = services.reduce((a, [, p]) => a + p.cpuUsPerMsg, 0);
+  return (r.processes[r.subject]?.cpuUsPerMsg ?? 0) / Math.max(all, 1e-9);
 }
 
 /** The floor row's id: one transfer's messages with the raw client and a bare HTTP server. */
