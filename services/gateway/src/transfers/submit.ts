@@ -295,33 +295,29 @@ async function publishClaimed(
     const first = /^00-([0-9a-f]{32})-/.exec(stored?.traceparent ?? "")?.[1];
     if (first) answer = { ...answer, traceId: first };
   }
-  // The record and the status entry are independent: both are sent in the same turn (one
-  // Redis write), and the 202 waits for both.
-  await Promise.all([
-    deps.records.complete(recordKey, owner, hash, answer).catch((err: unknown) => {
-      // The event is stored, so the answer is 202. A retry before the lease lapses is told
-      // "in progress"; after it, it republishes the same Nats-Msg-Id, which the stream drops.
-      deps.logger.warn({ err, event_id: eventId }, "accepted transfer not recorded as done");
-    }),
-    // A duplicate ack means an earlier attempt stored the event: leave its entry to the projection.
-    deps.statusStore && !ack.duplicate
-      ? deps.statusStore
-          .record({
-            type: env.type,
-            eventId,
-            causationId: env.causationId,
-            transferId,
-            stream: ack.stream,
-            sequence: ack.seq,
-            occurredAt: env.occurredAt,
-            actor: principal.clientId,
-            ...(traceId ? { traceId } : {}),
-          })
-          .catch((err: unknown) =>
-            deps.logger.debug({ err, event_id: eventId }, "status write-through skipped"),
-          )
-      : undefined,
-  ]);
+  try {
+    await deps.records.complete(recordKey, owner, hash, answer);
+  } catch (err) {
+    // The event is stored, so the answer is 202. A retry before the lease lapses is told
+    // "in progress"; after it, it republishes the same Nats-Msg-Id, which the stream drops.
+    deps.logger.warn({ err, event_id: eventId }, "accepted transfer not recorded as done");
+  }
+  // A duplicate ack means an earlier attempt stored the event: leave its entry to the projection.
+  if (deps.statusStore && !ack.duplicate) {
+    await deps.statusStore
+      .record({
+        type: env.type,
+        eventId,
+        causationId: env.causationId,
+        transferId,
+        stream: ack.stream,
+        sequence: ack.seq,
+        occurredAt: env.occurredAt,
+        actor: principal.clientId,
+        ...(traceId ? { traceId } : {}),
+      })
+      .catch((err: unknown) => deps.logger.debug({ err, event_id: eventId }, "status write-through skipped"));
+  }
   deps.logger.debug({ event_id: eventId, transfer_id: transferId, stream_seq: ack.seq }, "transfer accepted");
   return json(202, answer);
 }
