@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Headers } from "@jetmesh/contracts";
-import { type MeshHandle, ServiceNames, startMesh } from "@jetmesh/mesh";
+import { MEMORY_NODE_OPTIONS, type MeshHandle, ServiceNames, startMesh } from "@jetmesh/mesh";
 import { waitFor } from "@jetmesh/testkit";
 import { type AcceptedTransfer, nowMs, PLAIN_MIX, startTraffic, type TrafficStats } from "@jetmesh/tools";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -197,10 +197,11 @@ function meshNodeOptions(
     if (n === "bank-sim") continue;
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: a preload starts the profiler instead.
     const prof = ctx.profileDir ? `--import ${PROFILE_PRELOAD}` : "";
+    // On top of the flags the mesh gives the service (a later flag overrides an earlier one).
     const opts = [prof, extra].filter(Boolean).join(" ");
     if (opts)
       out[n] = {
-        NODE_OPTIONS: opts,
+        NODE_OPTIONS: [MEMORY_NODE_OPTIONS[n], opts].filter(Boolean).join(" "),
         ...(ctx.profileDir ? { BENCH_CPU_PROF_DIR: join(ctx.profileDir, `pipeline.${n}`) } : {}),
       };
   }
