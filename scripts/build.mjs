@@ -37,6 +37,7 @@ export const ENTRIES = {
     "bench/src/handwritten-stage.ts",
     "bench/src/raw-consumer.ts",
     "bench/src/raw-publisher.ts",
+    "bench/src/floor-process.ts",
   ],
   test: ["test/fixtures/echo-stage.ts"],
   sim: ["packages/sim/src/cli.ts"],

@@ -7,6 +7,7 @@ import { cpus, loadavg, setPriority } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { type Infra, startBenchInfra } from "./infra.ts";
+import { floorRow } from "./floor-row.ts";
 import { ledgerRow } from "./ledger-row.ts";
 import { pipelineRows } from "./pipeline.ts";
 import { formatReport, ratios, targets } from "./report.ts";
@@ -91,6 +92,8 @@ export const ROWS: readonly Row[] = [
     BENCH_TRACING: "off",
   }),
   { id: "ledger.decide", run: (c) => ledgerRow(c, { id: "ledger.decide", label: "ledger decisions" }) },
+  // The floor runs right before the pipeline, whose rows report their CPU per transfer against it.
+  { id: "floor.transfer", run: (c) => floorRow(c) },
   { id: "pipeline", run: (c) => pipelineRows(c) },
 ];
 
@@ -133,6 +136,14 @@ export function selectRows(
             }),
         })),
       ];
+    if (r.id === "pipeline")
+      return [
+        r,
+        ...others.map((dir) => ({
+          id: `${r.id}@${basename(dir)}`,
+          run: (ctx: RowContext) => pipelineRows(ctx, { checkout: dir, name: basename(dir) }),
+        })),
+      ];
     const twin = RUNTIME_ENV[r.id];
     if (!twin) return [r];
     return [
@@ -154,6 +165,16 @@ export function selectRows(
  * its own, as `<row>@<flags>` (the ratios then include `<row> / the same on <flags>`).
  */
 function flagTwins(row: Row, sets: string): Row[] {
+  if (row.id === "pipeline")
+    // The mesh's services (all but the simulated bank) get the flags in NODE_OPTIONS.
+    return sets
+      .split(";")
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((set) => ({
+        id: `${row.id}@${set}`,
+        run: (ctx) => pipelineRows({ ...ctx, nodeFlags: set.split(/\s+/) }, { name: set }),
+      }));
   if (!row.id.startsWith("handwritten") && !row.id.startsWith("runtime")) return [];
   return sets
     .split(";")
@@ -190,7 +211,12 @@ function pick(only: string): Row[] {
   // An exact id names that row alone; anything else is a prefix (`runtime`, `runtime.eo`).
   const matches = (r: Row, w: string) =>
     ROWS.some((x) => x.id === w) ? r.id === w : r.id.startsWith(`${w}.`) || w.startsWith(`${r.id}.`);
-  const picked = ROWS.filter((r) => wanted.some((w) => matches(r, w)));
+  // The pipeline's rows are read against the floor: asking for them runs it too.
+  const picked = ROWS.filter(
+    (r) =>
+      wanted.some((w) => matches(r, w)) ||
+      (r.id === "floor.transfer" && wanted.some((w) => w === "pipeline" || w.startsWith("pipeline."))),
+  );
   if (picked.length === 0)
     throw new InvalidArgumentError(`no row matches ${only}; rows: ${ROWS.map((r) => r.id).join(", ")}`);
   return picked;
@@ -220,9 +246,11 @@ export interface BenchOptions {
  * Builds the bench bundles of another checkout with its own build script, so that its rows
  * run what its sources say. A checkout from before the bundles runs its sources through tsx.
  */
-function buildCheckout(dir: string, log: (s: string) => void): void {
+function buildCheckout(dir: string, log: (s: string) => void, all: boolean): void {
   const script = join(dir, "scripts/build.mjs");
-  if (existsSync(script)) execFileSync(process.execPath, [script, "bench", "ledger"], { stdio: "inherit" });
+  // The pipeline runs every service of the copy: all of its bundles.
+  if (existsSync(script))
+    execFileSync(process.execPath, [script, ...(all ? [] : ["bench", "ledger"])], { stdio: "inherit" });
   else log(`bench: ${dir} has no scripts/build.mjs: its rows run through tsx (RSS about 80 MB higher)`);
 }
 
@@ -237,7 +265,11 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
   const latencyMessages = o.latencyMessages ?? (o.tiny ? 200 : Math.min(messages, rate * 4));
   const rows = selectRows(o.only, o.baseline, o.runtimeFrom, o.nodeFlags);
   for (const dir of [...(o.baseline?.split(",") ?? []), ...(o.runtimeFrom ? [o.runtimeFrom] : [])])
-    buildCheckout(resolve(dir.trim()), log);
+    buildCheckout(
+      resolve(dir.trim()),
+      log,
+      rows.some((r) => r.id.startsWith("pipeline")),
+    );
   // Opt-in: on a machine shared with other work, a higher priority (negative niceness,
   // root only) for the bench, its servers and children (they inherit it) steadies the figures.
   if (o.priority !== undefined) setPriority(0, o.priority);
@@ -274,7 +306,7 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
       // Each round starts one row later, so no row always runs first (or right after another).
       const order = rows.map((_, i) => rows[(i + round) % rows.length]!);
       for (const row of order) {
-        if (row.id === "pipeline" && round > 0) continue;
+        if (row.id.startsWith("pipeline") && round > 0) continue;
         log(`bench: ${row.id}${o.repeat > 1 ? ` (round ${round + 1} of ${o.repeat})` : ""}…`);
         let list: RowResult[];
         try {

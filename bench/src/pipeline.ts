@@ -11,8 +11,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Headers } from "@jetmesh/contracts";
-import { type MeshHandle, ServiceNames, startMesh } from "@jetmesh/mesh";
+import { MEMORY_NODE_OPTIONS, type MeshHandle, ServiceNames, startMesh } from "@jetmesh/mesh";
 import { waitFor } from "@jetmesh/testkit";
 import { type AcceptedTransfer, nowMs, PLAIN_MIX, startTraffic, type TrafficStats } from "@jetmesh/tools";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -20,6 +21,7 @@ import { Latencies } from "./latency.ts";
 import { ProcWatch } from "./proc-stats.ts";
 import type { ProcessCost, RowContext, RowResult } from "./rows.ts";
 
+const PROFILE_PRELOAD = fileURLToPath(new URL("./cpu-profile-preload.mjs", import.meta.url));
 const OUTCOME_SUBJECTS = ["ledger.posted.>", "ledger.declined.>", "transfers.rejected.>"];
 const MB = 1024 * 1024;
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
@@ -180,12 +182,53 @@ function reconcilerShare(processes: Record<string, ProcessCost>): {
   };
 }
 
-/** Row 4: pipeline.saturation and pipeline.latency. */
-export async function pipelineRows(ctx: RowContext): Promise<RowResult[]> {
+/**
+ * NODE_OPTIONS of the mesh's services: `--profile` gives each one a CPU profile in its own
+ * folder (src/cpu-profile-preload.mjs, written when it exits); BENCH_MESH_NODE_OPTIONS (say `--max-semi-space-size=4`)
+ * and a `--node-flags` set go to every service but the simulated bank, as a deploy's
+ * NODE_OPTIONS would.
+ */
+function meshNodeOptions(
+  ctx: RowContext,
+): Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> {
+  const extra = [process.env.BENCH_MESH_NODE_OPTIONS ?? "", ...(ctx.nodeFlags ?? [])].join(" ").trim();
+  const out: Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> = {};
+  for (const n of ServiceNames) {
+    if (n === "bank-sim") continue;
+    // Node 20 refuses --cpu-prof in NODE_OPTIONS: a preload starts the profiler instead.
+    const prof = ctx.profileDir ? `--import ${PROFILE_PRELOAD}` : "";
+    // On top of the flags the mesh gives the service (a later flag overrides an earlier one).
+    const opts = [prof, extra].filter(Boolean).join(" ");
+    if (opts)
+      out[n] = {
+        NODE_OPTIONS: [MEMORY_NODE_OPTIONS[n], opts].filter(Boolean).join(" "),
+        ...(ctx.profileDir ? { BENCH_CPU_PROF_DIR: join(ctx.profileDir, `pipeline.${n}`) } : {}),
+      };
+  }
+  return out;
+}
+
+/**
+ * Row 4: pipeline.saturation and pipeline.latency. With `checkout`, the services run from
+ * that copy's bundles (`--baseline`), as `<row>@<name>`.
+ */
+export async function pipelineRows(
+  ctx: RowContext,
+  baseline?: { checkout?: string; name: string },
+): Promise<RowResult[]> {
+  const rows = await pipelineRowsOf(ctx, baseline?.checkout);
+  return baseline
+    ? rows.map((r) => ({ ...r, id: `${r.id}@${baseline.name}`, label: `${r.label} @${baseline.name}` }))
+    : rows;
+}
+
+async function pipelineRowsOf(ctx: RowContext, root: string | undefined): Promise<RowResult[]> {
   const mesh = await startMesh({
+    ...(root ? { root } : {}),
     dataDir: mkdtempSync(join(tmpdir(), "jetmesh-bench-mesh-")),
     removeDataOnStop: true,
     logLevel: "warn",
+    serviceEnv: meshNodeOptions(ctx),
     onStatus: (line) => ctx.log(`bench: mesh: ${line}`),
   });
   const nc = await connect({ servers: mesh.natsUrl, name: "bench-pipeline" });

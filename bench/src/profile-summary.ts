@@ -19,11 +19,19 @@ interface Profile {
   timeDeltas: number[];
 }
 
+const repoRoot = `${resolve(dirname(fileURLToPath(import.meta.url)), "../..")}/`;
+
 function where(url: string): string {
   const m = /node_modules\/\.pnpm\/([^/]+)\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (m) return m[2]!;
-  const w = /\/work\/main\/([^/]+\/[^/]+)/.exec(url);
-  if (w) return w[1]!;
+  // A file of this checkout (bundles map back to their sources): its package folder.
+  const i = url.indexOf(repoRoot);
+  if (i >= 0)
+    return url
+      .slice(i + repoRoot.length)
+      .split("/")
+      .slice(0, 2)
+      .join("/");
   if (url.startsWith("node:")) return url;
   return url ? url.split("/").slice(-2).join("/") : "(native)";
 }

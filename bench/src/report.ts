@@ -99,6 +99,7 @@ export function ratios(rows: readonly RowResult[]): Ratio[] {
       ...(q.target !== undefined ? { target: q.target, met: value >= q.target } : {}),
     });
   }
+  out.push(...floorRatios(rows));
   for (const b of rows) {
     const at = b.id.indexOf("@");
     const a = at > 0 ? by.get(b.id.slice(0, at)) : undefined;
@@ -118,6 +119,64 @@ export function ratios(rows: readonly RowResult[]): Ratio[] {
       of: "cpu/msg",
       value: r2(a.processes[a.subject]!.cpuUsPerMsg / b.processes[b.subject]!.cpuUsPerMsg),
     });
+    // A mesh row's load moves every process alike: the subject's share of the services' CPU
+    // compares a change to one service without that (the other services run the same code).
+    if (a.id.startsWith("pipeline."))
+      out.push({
+        name: `CPU share of ${a.subject} among the services, ${a.id} / the same on ${other}`,
+        numerator: a.id,
+        denominator: b.id,
+        of: "cpu/msg",
+        value: r2(serviceShare(a) / serviceShare(b)),
+      });
+  }
+  return out;
+}
+
+/** The subject's part of the CPU per transfer of every service (servers and the bank left out). */
+function serviceShare(r: RowResult): number {
+  const services = Object.entries(r.processes).filter(
+    ([n]) => n !== "nats-server" && n !== "redis-server" && n !== "bank-sim",
+  );
+  const all = services.reduce((a, [, p]) => a + p.cpuUsPerMsg, 0);
+  return (r.processes[r.subject]?.cpuUsPerMsg ?? 0) / Math.max(all, 1e-9);
+}
+
+/** The floor row's id: one transfer's messages with the raw client and a bare HTTP server. */
+export const FLOOR = "floor.transfer";
+
+/** CPU per transfer of every process of a row but the external bank (the pipeline's, as the issue counts it). */
+export function cpuPerTransfer(r: RowResult): number {
+  return Object.entries(r.processes).reduce((a, [n, p]) => (n === "bank-sim" ? a : a + p.cpuUsPerMsg), 0);
+}
+
+/**
+ * Each pipeline row's CPU per transfer against the floor's, process by process (the floor's
+ * processes carry their mesh counterparts' names) and for all of them together.
+ */
+function floorRatios(rows: readonly RowResult[]): Ratio[] {
+  const floor = rows.find((r) => r.id === FLOOR);
+  if (!floor) return [];
+  const out: Ratio[] = [];
+  for (const r of rows.filter((x) => x.id.startsWith("pipeline."))) {
+    out.push({
+      name: `CPU/transfer ${r.id} / floor, all processes`,
+      numerator: r.id,
+      denominator: FLOOR,
+      of: "cpu/msg",
+      value: r2(cpuPerTransfer(r) / cpuPerTransfer(floor)),
+    });
+    for (const [name, p] of Object.entries(floor.processes)) {
+      const q = r.processes[name];
+      if (!q) continue;
+      out.push({
+        name: `CPU/transfer ${r.id} / floor, ${name}`,
+        numerator: r.id,
+        denominator: FLOOR,
+        of: "cpu/msg",
+        value: r2(q.cpuUsPerMsg / p.cpuUsPerMsg),
+      });
+    }
   }
   return out;
 }
@@ -144,6 +203,17 @@ export function targets(rows: readonly RowResult[]): Target[] {
       limit: 10,
       unit: "% (≤)",
       met: pct <= 10,
+    });
+  }
+  const floor = rows.find((r) => r.id === FLOOR);
+  for (const r of floor ? rows.filter((x) => x.id.startsWith("pipeline.")) : []) {
+    const v = r2(cpuPerTransfer(r) / cpuPerTransfer(floor!));
+    out.push({
+      name: `${r.id}: CPU/transfer ÷ the floor's (${r2(cpuPerTransfer(r))} / ${r2(cpuPerTransfer(floor!))} µs)`,
+      value: v,
+      limit: 2,
+      unit: "× (≤)",
+      met: v <= 2,
     });
   }
   const sat = rows.find((r) => r.id === "pipeline.saturation");

@@ -27,6 +27,22 @@ import { type ByService, type ServiceName, ServiceNames, type ServiceSpec, servi
 export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 
 /** Options of {@link startMesh}. */
+/**
+ * V8 limits of the services whose memory the bench measured (bench/NOTES.md, issue 19): a
+ * 4 MB semi-space and a 96 MB old space kept every one of them near 110-116 MB peak RSS over
+ * a saturation and a paced run, against 154-214 MB without, at no CPU cost the same run
+ * could tell from noise (a 64 MB old space cost 1.15-1.37x CPU). Their live heap is bounded
+ * by the in-flight limits; the reconciler's grows with the streams it folds, so it keeps
+ * V8's defaults. The Dockerfiles set the same NODE_OPTIONS, but the ledger's: its image also
+ * runs the rebuild check, which folds a whole stream in memory and must not inherit the cap.
+ */
+export const MEMORY_NODE_OPTIONS: Partial<Record<ServiceName, string>> = Object.fromEntries(
+  (["gateway", "validator", "risk", "ledger", "payout"] as const).map((n) => [
+    n,
+    "--max-semi-space-size=4 --max-old-space-size=96",
+  ]),
+);
+
 export interface StartMeshOptions {
   /** Repository root the services are started from (default: this checkout). */
   readonly root?: string;
@@ -195,6 +211,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
             [spec.portEnv]: String(port),
             ...(spec.opsPortEnv && opsPort ? { [spec.opsPortEnv]: String(opsPort) } : {}),
             ...(n === "payout" ? { PAYOUT_BANK_URL: url("bank-sim") } : {}),
+            ...(MEMORY_NODE_OPTIONS[n] ? { NODE_OPTIONS: MEMORY_NODE_OPTIONS[n] } : {}),
             ...(n === "gateway"
               ? {
                   GATEWAY_CLIENTS_FILE: gatewaySecrets.clientsFile,

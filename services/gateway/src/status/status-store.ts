@@ -33,22 +33,56 @@ export interface StatusStore {
   read(transferId: string): Promise<LineageEntry[]>;
 }
 
+/**
+ * Writes are gathered per turn of the event loop (process.nextTick) and sent as one
+ * MULTI: per transfer one HSET of every field written in the turn and one PEXPIRE, instead
+ * of a MULTI (four commands, one socket write) per event. The projection records every
+ * event of five streams and the API writes each request through, so the turn's batch is
+ * what a pull delivers. Each `record` still resolves only once its own field is stored (and
+ * rejects when the MULTI failed), so the projection acks nothing unwritten.
+ */
 export function createStatusStore(redis: Redis, opts: { ttlMs: number }): StatusStore {
-  return {
-    async record(entry) {
-      const key = statusKey(entry.transferId);
-      const results = await redis
-        .multi()
-        .hset(key, entry.eventId, JSON.stringify(entry))
-        .pexpire(key, opts.ttlMs)
-        .exec();
+  let pending: Map<string, PendingKey> | undefined;
+  const flush = (): void => {
+    const batch = pending as Map<string, PendingKey>;
+    pending = undefined;
+    const multi = redis.multi();
+    for (const [key, p] of batch) multi.hset(key, ...p.fields).pexpire(key, opts.ttlMs);
+    const settle = (err: unknown): void => {
+      for (const p of batch.values()) for (const w of p.waiters) err ? w.reject(err) : w.resolve();
+    };
+    multi.exec().then(
       // MULTI reports a failed command in its result list instead of rejecting.
-      const failed = results?.find(([err]) => err !== null)?.[0];
-      if (failed) throw failed;
+      (results) => settle(results?.find(([err]) => err !== null)?.[0] ?? null),
+      settle,
+    );
+  };
+  return {
+    record(entry) {
+      return new Promise<void>((resolve, reject) => {
+        if (!pending) {
+          pending = new Map();
+          process.nextTick(flush);
+        }
+        const key = statusKey(entry.transferId);
+        let p = pending.get(key);
+        if (!p) {
+          p = { fields: [], waiters: [] };
+          pending.set(key, p);
+        }
+        p.fields.push(entry.eventId, JSON.stringify(entry));
+        p.waiters.push({ resolve, reject });
+      });
     },
     async read(transferId) {
       const fields = await redis.hgetall(statusKey(transferId));
       return Object.values(fields).map((v) => JSON.parse(v) as LineageEntry);
     },
   };
+}
+
+/** The fields of one transfer's hash written in this turn, and who waits for them. */
+interface PendingKey {
+  readonly fields: string[];
+  readonly waiters: { resolve: () => void; reject: (err: unknown) => void }[];
 }
