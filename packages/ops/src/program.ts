@@ -1,4 +1,5 @@
 import { createInterface } from "node:readline";
+import { createLedgerStore } from "@jetmesh/ledger/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { actorOf, recordAudit, requireAudit } from "./audit.ts";
 import { defaultServer, openSession, type Session, type SessionOptions } from "./connect.ts";
@@ -17,6 +18,7 @@ import {
 } from "./dlq-actions.ts";
 import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 import { readStream } from "./read-stream.ts";
+import { checkProjection, openRedis, renderCheck, repairProjection } from "./rebuild.ts";
 import { readStatus, renderStatus } from "./status.ts";
 import { readTrace, renderTrace } from "./trace.ts";
 import { viewBlock, viewLine, viewOf } from "./view.ts";
@@ -28,6 +30,8 @@ export interface CliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
+  /** stderr is a terminal: long commands show a progress line there. */
+  readonly errIsTTY?: boolean;
 }
 
 const positiveInt = (flag: string) => (v: string) => {
@@ -214,6 +218,7 @@ function buildProgram(io: CliIo): Command {
       io.out(o.json ? `${toJson(trace, 2)}\n` : `${renderTrace(trace)}\n`);
     });
   addDlq(program, io, server);
+  addRebuild(program, io, server);
   return program;
 }
 
@@ -358,6 +363,119 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         failUnlessAllGood(results, "dropped");
       });
     });
+}
+
+/**
+ * A progress reporter for long folds: one line on stderr rewritten in place on a terminal, a
+ * line every 2 s otherwise (only with --progress); nothing when neither.
+ */
+function progressOf(io: CliIo, wanted: boolean): ((seq: number, lastSeq: number) => void) | undefined {
+  if (!wanted && !io.errIsTTY) return undefined;
+  const every = io.errIsTTY ? 200 : 2000;
+  let shown = 0;
+  return (seq, lastSeq) => {
+    const now = Date.now();
+    if (now - shown < every && seq < lastSeq) return;
+    shown = now;
+    const pct = lastSeq > 0 ? Math.floor((100 * seq) / lastSeq) : 100;
+    io.err(
+      `${io.errIsTTY ? "\r" : ""}folding LEDGER: seq ${seq} of ${lastSeq} (${pct}%)${io.errIsTTY ? "" : "\n"}`,
+    );
+    if (io.errIsTTY && seq >= lastSeq) io.err("\n");
+  };
+}
+
+function addRebuild(program: Command, io: CliIo, server: () => Option): void {
+  const withSession = sessionsOf(io);
+  program
+    .command("rebuild")
+    .description(
+      "Fold LEDGER into a scratch projection and compare it with the live Redis one (I4); --repair writes the fold over the live one through the ledger's restore lock; recorded on AUDIT",
+    )
+    .addOption(server())
+    .addOption(
+      new Option("--redis <url>", "the ledger projection's Redis").default(
+        io.env.REDIS_URL?.trim() || "redis://127.0.0.1:6379",
+        "$REDIS_URL or redis://127.0.0.1:6379",
+      ),
+    )
+    .addOption(
+      new Option("--check", "compare only (the default); exit 1 on a difference").conflicts("repair"),
+    )
+    .option("--repair", "bring the live projection to the fold, safely while the ledger runs", false)
+    .option("--progress", "print progress on stderr even when it is not a terminal", false)
+    .addOption(
+      new Option(
+        "--settle-ms <ms>",
+        "pause before a difference is confirmed (a running ledger trails the log)",
+      )
+        .argParser(positiveInt("--settle-ms"))
+        .default(1000),
+    )
+    .addOption(new Option("--actor <name>", "who acts, for the AUDIT record (default: $USER)"))
+    .option("--json", "print JSON", false)
+    .action(
+      async (o: {
+        server: string;
+        redis: string;
+        repair: boolean;
+        progress: boolean;
+        settleMs: number;
+        actor?: string;
+        json: boolean;
+      }) => {
+        await withSession(o.server, async ({ js, jsm }) => {
+          if (o.repair) await requireAudit(jsm);
+          const redis = await openRedis(o.redis, io.env);
+          try {
+            const onProgress = progressOf(io, o.progress);
+            const opts = {
+              js,
+              jsm,
+              store: createLedgerStore(redis),
+              settleMs: o.settleMs,
+              ...(onProgress ? { onProgress } : {}),
+            };
+            if (!o.repair) {
+              const check = await checkProjection(opts);
+              io.out(o.json ? `${toJson(check, 2)}\n` : `${renderCheck(check)}\n`);
+              if (check.differences.length)
+                throw new OpsError(`the projection differs from the fold of ${check.stream}`);
+              return;
+            }
+            const r = await repairProjection(opts);
+            if (o.json) io.out(`${toJson(r, 2)}\n`);
+            else {
+              io.out(`before:\n${renderCheck(r.before)}\n`);
+              io.out(
+                r.outcome === "repaired"
+                  ? `repaired: the projection was restored from the fold at seq ${r.restoredSeq}\nafter:\n${renderCheck(r.after)}\n`
+                  : "in sync: nothing repaired\n",
+              );
+            }
+            await recordAudit(js, {
+              action: "rebuild-repair",
+              actor: actorOf(o.actor, io.env),
+              dryRun: false,
+              stream: r.before.stream,
+              outcome: r.outcome,
+              foldSeq: r.before.foldSeq,
+              appliedSeqBefore: r.before.appliedSeq,
+              restoredSeq: r.restoredSeq,
+              differences: r.before.differences.slice(0, 100),
+              differenceCount: r.before.differences.length,
+              remaining: r.after.differences.slice(0, 100),
+            });
+            if (r.after.differences.length)
+              throw new OpsError(
+                `the projection still differs after the repair (${r.after.differences.length})`,
+              );
+          } finally {
+            redis.disconnect();
+          }
+        });
+      },
+    );
 }
 
 /**
