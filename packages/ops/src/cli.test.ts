@@ -180,6 +180,43 @@ describe("jetmesh CLI against a real nats-server", () => {
         .split("\n")
         .map((l) => JSON.parse(l).seq),
     ).toEqual([2]);
+    // A filter that matches: an ordered consumer with one filter subject, which nats-server 2.9 (the
+    // testkit's /usr/sbin/nats-server) takes; `filter_subjects` failed there.
+    const bySubject = await jetmesh([
+      "view",
+      "INGRESS",
+      "--server",
+      nats.url,
+      "--json",
+      "--subject",
+      "transfers.requested.>",
+    ]);
+    expect([bySubject.code, bySubject.stderr]).toEqual([0, ""]);
+    expect(
+      bySubject.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).event.correlationId),
+    ).toEqual([TRANSFER, OTHER]);
+    const otherSubject = subjectFor(EventTypes.TransferValidated, "acc-alice");
+    const lastOne = await jetmesh([
+      "view",
+      "VALIDATION",
+      "--server",
+      nats.url,
+      "--json",
+      "--subject",
+      otherSubject,
+      "--last",
+      "1",
+    ]);
+    expect(lastOne.code).toBe(0);
+    expect(
+      lastOne.stdout
+        .trim()
+        .split("\n")
+        .map((l) => [JSON.parse(l).subject, JSON.parse(l).event.correlationId]),
+    ).toEqual([[otherSubject, OTHER]]);
     const none = await jetmesh(["view", "RISK", "--server", nats.url, "--json", "--subject", "nothing.here"]);
     expect([none.code, none.stdout]).toEqual([0, ""]);
     const since = await jetmesh([
