@@ -20,8 +20,8 @@ export {
   streamDrift,
 } from "./provision.ts";
 export type { ConsumerSpec, ConsumerStart } from "./provision.ts";
-export { openPositions, POSITIONS_BUCKET } from "./positions.ts";
-export type { ConsumerPosition, PositionStore } from "./positions.ts";
+export { openPositions, POSITIONS_BUCKET, positionOf } from "./positions.ts";
+export type { ConsumerPosition, ConsumerProgress, PositionStore } from "./positions.ts";
 export { outputEnvelopes } from "./outputs.ts";
 export { createEventPublisher, PublishErrorCodes } from "./publisher.ts";
 export { ReplyInbox } from "./reply-inbox.ts";

@@ -14,7 +14,7 @@ import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ConfigError } from "./errors.ts";
-import { openPositions, type PositionStore } from "./positions.ts";
+import { openPositions, type PositionStore, positionOf } from "./positions.ts";
 
 const NS = 1_000_000;
 
@@ -282,7 +282,8 @@ export async function ensureConsumer(
         { stream: spec.stream, consumer: spec.durable, drift },
         "consumer settings drifted; not changed",
       );
-    await start.positions?.record(spec.stream, spec.durable, info.ack_floor.stream_seq);
+    const position = positionOf(info);
+    if (position !== undefined) await start.positions?.record(spec.stream, spec.durable, position);
     return { created: false, drift };
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -290,7 +291,8 @@ export async function ensureConsumer(
   const from = await startOf(jsm, spec, start, logger);
   const created = await jsm.consumers.add(spec.stream, { ...want, ...from });
   // A position from the first moment on: a consumer lost before its first record resumes here.
-  await start.positions?.record(spec.stream, spec.durable, created.ack_floor.stream_seq);
+  const position = positionOf(created);
+  if (position !== undefined) await start.positions?.record(spec.stream, spec.durable, position);
   logger.info({ stream: spec.stream, consumer: spec.durable, ...from }, "consumer created");
   return { created: true, drift: [] };
 }
