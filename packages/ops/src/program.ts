@@ -19,6 +19,7 @@ import {
 import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 import { readStream } from "./read-stream.ts";
 import { checkProjection, openRedis, renderCheck, repairProjection } from "./rebuild.ts";
+import { applyRewind, planRewind, type RewindFrom, renderPlan } from "./rewind.ts";
 import { readStatus, renderStatus } from "./status.ts";
 import { readTrace, renderTrace } from "./trace.ts";
 import { viewBlock, viewLine, viewOf } from "./view.ts";
@@ -219,6 +220,7 @@ function buildProgram(io: CliIo): Command {
     });
   addDlq(program, io, server);
   addRebuild(program, io, server);
+  addRewind(program, io, server);
   return program;
 }
 
@@ -473,6 +475,109 @@ function addRebuild(program: Command, io: CliIo, server: () => Option): void {
           } finally {
             redis.disconnect();
           }
+        });
+      },
+    );
+}
+
+/** `--from`: a positive stream sequence, or an ISO 8601 time. */
+const rewindFrom = (v: string): RewindFrom => {
+  if (/^\d+$/.test(v)) return { seq: positiveInt("--from")(v) };
+  const ms = Date.parse(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(ms))
+    throw new InvalidArgumentError(
+      "--from must be a stream sequence or an ISO 8601 time, e.g. 120 or 2026-11-30T10:00:00Z",
+    );
+  return { time: new Date(ms) };
+};
+const partitionId = (v: string) => {
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(v))
+    throw new InvalidArgumentError("--partition must be a partition, e.g. 07");
+  return v;
+};
+
+/** Asks on stderr, reads the answer on stdin; true only for y or yes. */
+async function confirm(io: CliIo, question: string): Promise<boolean> {
+  io.err(`${question} [y/N] `);
+  const answer = (await readLine(io.stdin)).trim().toLowerCase();
+  if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
+  return answer === "y" || answer === "yes";
+}
+
+function addRewind(program: Command, io: CliIo, server: () => Option): void {
+  const withSession = sessionsOf(io);
+  program
+    .command("rewind")
+    .description(
+      "Move a stage's durable consumer back so it reprocesses its input from a sequence or time; effects stay guarded by its idempotency keys; plan first, confirmation, recorded on AUDIT",
+    )
+    .argument("<stage>", "the stage (its durable consumer has its name)", stageName)
+    .requiredOption("--from <seq|time>", "first stream sequence, or ISO 8601 time, to reprocess", rewindFrom)
+    .addOption(new Option("--stream <name>", "the input stream, when the stage consumes several"))
+    .addOption(
+      new Option("--partition <p>", "start at this partition's first message from there").argParser(
+        partitionId,
+      ),
+    )
+    .option("--dry-run", "print the plan; change nothing (still recorded on AUDIT)", false)
+    .option("-y, --yes", "do not ask for confirmation", false)
+    .addOption(new Option("--actor <name>", "who acts, for the AUDIT record (default: $USER)"))
+    .option("--json", "print the plan as JSON", false)
+    .addOption(server())
+    .action(
+      async (
+        stage: string,
+        o: {
+          from: RewindFrom;
+          stream?: string;
+          partition?: string;
+          dryRun: boolean;
+          yes: boolean;
+          actor?: string;
+          json: boolean;
+          server: string;
+        },
+      ) => {
+        await withSession(o.server, async ({ js, jsm }) => {
+          await requireAudit(jsm);
+          const plan = await planRewind(js, jsm, {
+            stage,
+            from: o.from,
+            ...(o.stream ? { stream: o.stream } : {}),
+            ...(o.partition !== undefined ? { partition: o.partition } : {}),
+          });
+          io.out(o.json ? `${toJson(plan, 2)}\n` : `${renderPlan(plan, { dryRun: o.dryRun })}\n`);
+          const audit = (dryRun: boolean) =>
+            recordAudit(js, {
+              action: "rewind",
+              actor: actorOf(o.actor, io.env),
+              dryRun,
+              stage,
+              stream: plan.stream,
+              consumer: plan.consumer,
+              fromSeq: plan.fromSeq ?? 0,
+              filter: plan.filter ? [plan.filter] : [],
+              messages: plan.messages,
+              previousAckFloor: plan.ackFloor,
+            });
+          if (plan.fromSeq === null) {
+            io.err("nothing to reprocess; nothing changed\n");
+            return;
+          }
+          if (o.dryRun) {
+            await audit(true);
+            return;
+          }
+          if (
+            !o.yes &&
+            !(await confirm(io, `rewind ${plan.consumer} on ${plan.stream} to seq ${plan.fromSeq}?`))
+          )
+            throw new OpsError("not confirmed; nothing changed");
+          const created = await applyRewind(js, jsm, plan);
+          (o.json ? io.err : io.out)(
+            `rewound: ${created.name} on ${created.stream_name} delivers again from seq ${plan.fromSeq} (${created.num_pending} pending)\n`,
+          );
+          await audit(false);
         });
       },
     );
