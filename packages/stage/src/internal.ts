@@ -12,6 +12,8 @@ export { createStageMetrics } from "./metrics.ts";
 export type { StageMetrics } from "./metrics.ts";
 export {
   consumerConfig,
+  inputConsumerSpec,
+  replayConsumerSpec,
   consumerDrift,
   ensureConsumer,
   ensureStream,

@@ -1,4 +1,15 @@
-import { type StreamConfigJson, type StreamDefinition, Streams, toStreamConfig } from "@jetmesh/contracts";
+import {
+  type EventType,
+  replayDurable,
+  replaySubject,
+  type StreamConfigJson,
+  type StreamDefinition,
+  type StreamName,
+  StreamNames,
+  Streams,
+  subjectFilter,
+  toStreamConfig,
+} from "@jetmesh/contracts";
 import {
   AckPolicy,
   type ConsumerConfig,
@@ -182,6 +193,44 @@ export interface ConsumerSpec {
   readonly filterSubject?: string;
   readonly ackWaitMs: number;
   readonly maxAckPending: number;
+}
+
+/**
+ * The durable consumer of one input of a stage, as the runtime creates it (runStage) and as
+ * deploy/consumers/ declares it (scripts/gen-deploy.ts): named after the stage; nats-server 2.9
+ * takes one filter subject, so it filters when the stage wants one type of a stream with
+ * several, and otherwise takes the stream and skips other types in the processor.
+ */
+export function inputConsumerSpec(
+  stage: string,
+  input: { readonly stream: StreamName; readonly types: readonly string[] },
+  s: { readonly ackWaitMs: number; readonly maxAckPending: number },
+): ConsumerSpec {
+  const streamDef = Streams[input.stream];
+  const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
+  const filterSubject =
+    !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0] as EventType) : undefined;
+  return {
+    stream: input.stream,
+    durable: stage,
+    ...(filterSubject ? { filterSubject } : {}),
+    ackWaitMs: s.ackWaitMs,
+    maxAckPending: s.maxAckPending,
+  };
+}
+
+/** The durable `<stage>-replay` on REPLAY (filter `replay.<stage>`) through which a stage takes its replays. */
+export function replayConsumerSpec(
+  stage: string,
+  s: { readonly ackWaitMs: number; readonly maxAckPending: number },
+): ConsumerSpec {
+  return {
+    stream: StreamNames.Replay,
+    durable: replayDurable(stage),
+    filterSubject: replaySubject(stage),
+    ackWaitMs: s.ackWaitMs,
+    maxAckPending: s.maxAckPending,
+  };
 }
 
 /**
