@@ -25,6 +25,8 @@ export {
 } from "./dlq-actions.ts";
 export type { ActionResult, Parked, Selection } from "./dlq-actions.ts";
 export { ExitCodes, OpsError } from "./errors.ts";
+export { listFindings, renderFindings } from "./findings.ts";
+export type { FindingRow, FindingsFilter, FindingsListing } from "./findings.ts";
 export type { ExitCode } from "./errors.ts";
 export { runCli } from "./program.ts";
 export type { CliIo } from "./program.ts";
@@ -32,6 +34,8 @@ export { headerOf, readStream, streamInfo } from "./read-stream.ts";
 export type { ReadRange, StoredMessage } from "./read-stream.ts";
 export { checkProjection, openRedis, renderCheck, repairProjection } from "./rebuild.ts";
 export type { RebuildCheck, RepairResult } from "./rebuild.ts";
+export { applyRewind, findStageConsumer, planRewind, renderPlan } from "./rewind.ts";
+export type { RewindFrom, RewindPlan } from "./rewind.ts";
 export { readStatus, renderStatus } from "./status.ts";
 export type { ConsumerStatus, Status, StreamStatus } from "./status.ts";
 export { readTrace, renderTrace, traceIdOf } from "./trace.ts";

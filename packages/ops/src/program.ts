@@ -1,4 +1,5 @@
 import { createInterface } from "node:readline";
+import { FindingKinds } from "@jetmesh/contracts";
 import { createLedgerStore } from "@jetmesh/ledger/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { actorOf, recordAudit, requireAudit } from "./audit.ts";
@@ -20,6 +21,7 @@ import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 import { readStream } from "./read-stream.ts";
 import { checkProjection, openRedis, renderCheck, repairProjection } from "./rebuild.ts";
 import { applyRewind, planRewind, type RewindFrom, renderPlan } from "./rewind.ts";
+import { listFindings, renderFindings } from "./findings.ts";
 import { readStatus, renderStatus } from "./status.ts";
 import { readTrace, renderTrace } from "./trace.ts";
 import { viewBlock, viewLine, viewOf } from "./view.ts";
@@ -221,6 +223,21 @@ function buildProgram(io: CliIo): Command {
   addDlq(program, io, server);
   addRebuild(program, io, server);
   addRewind(program, io, server);
+  program
+    .command("findings")
+    .description(
+      "The reconciler's findings on RECONCILE, each in its current state: kind, state, age, what it is about, summary, the command to look further",
+    )
+    .option("--open", "only findings still open", false)
+    .addOption(new Option("--kind <kind>", "only this kind").choices(Object.values(FindingKinds) as string[]))
+    .option("--json", "print JSON", false)
+    .addOption(server())
+    .action(async (o: { open: boolean; kind?: string; json: boolean; server: string }) => {
+      const listing = await withSession(o.server, ({ js, jsm }) =>
+        listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }),
+      );
+      io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderFindings(listing)}\n`);
+    });
   return program;
 }
 
