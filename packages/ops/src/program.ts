@@ -600,6 +600,45 @@ function addRewind(program: Command, io: CliIo, server: () => Option): void {
     );
 }
 
+/** What parsing a command line found, without running it: `ok`, or commander's one-line error. */
+export interface ParseCheck {
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+class ParsedOnly extends Error {}
+
+/**
+ * Parses `argv` as `jetmesh` would (commands, options, value checks) and stops before the
+ * command runs: nothing connects. For tests that hold documented commands to the CLI.
+ */
+export async function parseCli(argv: readonly string[]): Promise<ParseCheck> {
+  let error = "";
+  const io: CliIo = {
+    stdin: process.stdin,
+    out: () => {},
+    err: (t) => {
+      error += t;
+    },
+    env: {},
+  };
+  const program = buildProgram(io).hook("preAction", () => {
+    throw new ParsedOnly();
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return { ok: false, error: "the command ran: it has no action to stop at" };
+  } catch (err) {
+    if (err instanceof ParsedOnly) return { ok: true };
+    if (
+      err instanceof CommanderError &&
+      (err.code === "commander.helpDisplayed" || err.code === "commander.help")
+    )
+      return { ok: true };
+    return { ok: false, error: error.trim() || oneLine(err) };
+  }
+}
+
 /**
  * Runs the CLI on `argv` (without node and script) and resolves with its exit status. Every
  * failure is one line on `io.err`: commander's own for bad usage (status 2), `jetmesh: …` for
