@@ -3,13 +3,11 @@ import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import {
   type EventType,
-  replayDurable,
   replaySubject,
   StreamNames,
   Streams,
   type StreamDefinition,
   streamOf,
-  subjectFilter,
 } from "@jetmesh/contracts";
 import { type JetStreamManager, jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
