@@ -1,25 +1,65 @@
-// Writes deploy/streams/<NAME>.json from the stream definitions in @jetmesh/contracts,
-// in the form `nats stream add --config deploy/streams/<NAME>.json` accepts. The
-// production topology runs R3 streams; test/deploy.test.ts fails when a file is stale.
-import { writeFileSync } from "node:fs";
+// Writes, from the code, what the deploy step feeds the nats CLI:
+// - deploy/streams/<NAME>.json from the stream definitions in @jetmesh/contracts, in the form
+//   `nats stream add --config deploy/streams/<NAME>.json` accepts. The production topology
+//   runs R3 streams;
+// - deploy/streams-r1/<NAME>.json, the same streams with one replica, for a single dev server
+//   (an R3 file is refused there: "insufficient resources");
+// - deploy/consumers/<STREAM>.<durable>.json, every durable consumer the services declare in
+//   their manifests (`inputs`, plus each stage's `<stage>-replay` on REPLAY), as the runtime
+//   creates them (`inputConsumerSpec`, `consumerConfig`) with the JETMESH_* defaults, in the form
+//   `nats consumer add <STREAM> --config <file>` accepts.
+// test/deploy.test.ts fails when a file is stale and has a real server accept each one.
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
+import { stageSettings } from "@jetmesh/stage";
+import { consumerConfig, inputConsumerSpec, replayConsumerSpec } from "@jetmesh/stage/internal";
 
 export const DEPLOY_REPLICAS = 3;
 
-export function renderStreamFiles(): Map<string, string> {
+const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+
+export function renderStreamFiles(replicas = DEPLOY_REPLICAS): Map<string, string> {
   const files = new Map<string, string>();
-  for (const def of Object.values(Streams)) {
-    files.set(
-      `${def.name}.json`,
-      `${JSON.stringify(toStreamConfig(def, { replicas: DEPLOY_REPLICAS }), null, 2)}\n`,
-    );
-  }
+  for (const def of Object.values(Streams))
+    files.set(`${def.name}.json`, json(toStreamConfig(def, { replicas })));
   return files;
 }
 
+/** `<STREAM>.<durable>.json` → the consumer's config, for every durable the services declare. */
+export function renderConsumerFiles(): Map<string, string> {
+  const s = stageSettings();
+  const files = new Map<string, string>();
+  for (const service of loadCatalog().services) {
+    const inputs = service.manifest.inputs ?? [];
+    for (const input of inputs) {
+      const spec = inputConsumerSpec(input.durable, input as Parameters<typeof inputConsumerSpec>[1], s);
+      files.set(`${spec.stream}.${spec.durable}.json`, json(consumerConfig(spec)));
+    }
+    for (const durable of new Set(inputs.map((i) => i.durable))) {
+      const spec = replayConsumerSpec(durable, s);
+      files.set(`${spec.stream}.${spec.durable}.json`, json(consumerConfig(spec)));
+    }
+  }
+  return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+export const DeployDirs = {
+  streams: join(import.meta.dirname, "..", "deploy", "streams"),
+  streamsR1: join(import.meta.dirname, "..", "deploy", "streams-r1"),
+  consumers: join(import.meta.dirname, "..", "deploy", "consumers"),
+} as const;
+
+function writeDir(dir: string, files: Map<string, string>): void {
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dir)) if (f.endsWith(".json") && !files.has(f)) rmSync(join(dir, f));
+  for (const [name, text] of files) writeFileSync(join(dir, name), text);
+  console.log(`wrote ${[...files.keys()].join(", ")} to ${dir}`);
+}
+
 if (process.argv[1]?.endsWith("gen-deploy.ts")) {
-  const dir = join(import.meta.dirname, "..", "deploy", "streams");
-  for (const [name, text] of renderStreamFiles()) writeFileSync(join(dir, name), text);
-  console.log(`wrote ${[...renderStreamFiles().keys()].join(", ")} to ${dir}`);
+  writeDir(DeployDirs.streams, renderStreamFiles());
+  writeDir(DeployDirs.streamsR1, renderStreamFiles(1));
+  writeDir(DeployDirs.consumers, renderConsumerFiles());
 }

@@ -5,12 +5,13 @@ import { join } from "node:path";
 import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
 import { BaseEnv } from "@jetmesh/stage";
-import { startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
+import { startNats, startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ENTRIES } from "../scripts/build.mjs";
+import { renderConsumerFiles, renderStreamFiles } from "../scripts/gen-deploy.ts";
 
 const root = join(import.meta.dirname, "..");
 const read = (p: string) => readFileSync(join(root, p), "utf8");
@@ -63,6 +64,53 @@ describe("deploy", () => {
       await cluster.stop();
     }
   }, 90_000);
+
+  it("deploy - consumer files and single-server (R1) stream files are current (pnpm gen:deploy)", () => {
+    const consumers = renderConsumerFiles();
+    expect(readdirSync(join(root, "deploy/consumers")).sort()).toEqual([...consumers.keys()].sort());
+    for (const [name, text] of consumers) expect(read(`deploy/consumers/${name}`), name).toBe(text);
+    // every durable the services declare is there, the stages' replay durables too
+    for (const s of catalog.services)
+      for (const i of s.manifest.inputs ?? []) {
+        expect(consumers.has(`${i.stream}.${i.durable}.json`)).toBe(true);
+        expect(consumers.has(`REPLAY.${i.durable}-replay.json`)).toBe(true);
+      }
+    const r1 = renderStreamFiles(1);
+    expect(readdirSync(join(root, "deploy/streams-r1")).sort()).toEqual([...r1.keys()].sort());
+    for (const [name, text] of r1) {
+      expect(read(`deploy/streams-r1/${name}`), name).toBe(text);
+      expect({ ...JSON.parse(text), num_replicas: 3 }).toEqual(JSON.parse(read(`deploy/streams/${name}`)));
+    }
+  });
+
+  it("deploy - a single nats-server refuses the R3 files, takes the R1 ones, and every consumer file", async () => {
+    const nats = await startNats();
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await expect(jsm.streams.add(JSON.parse(read("deploy/streams/INGRESS.json")))).rejects.toThrow();
+      for (const def of Object.values(Streams)) {
+        const info = await jsm.streams.add(JSON.parse(read(`deploy/streams-r1/${def.name}.json`)));
+        expect(info.config.num_replicas).toBe(1);
+      }
+      // What `nats consumer add <STREAM> --config <file>` sends: the file as the consumer's config.
+      for (const name of readdirSync(join(root, "deploy/consumers"))) {
+        const [stream] = name.split(".");
+        const cfg = JSON.parse(read(`deploy/consumers/${name}`));
+        const info = await jsm.consumers.add(stream as string, cfg);
+        expect([info.stream_name, info.name]).toEqual([stream, cfg.durable_name]);
+        expect(info.config.filter_subject ?? null).toBe(cfg.filter_subject ?? null);
+        expect([info.config.ack_wait, info.config.max_ack_pending, info.config.max_deliver]).toEqual([
+          cfg.ack_wait,
+          cfg.max_ack_pending,
+          -1,
+        ]);
+      }
+    } finally {
+      await nc.close();
+      await nats.stop();
+    }
+  }, 60_000);
 
   it("deploy - docker-compose describes the cluster topology and every service", () => {
     const compose = parse(read("docker-compose.yml"), { merge: true }) as {

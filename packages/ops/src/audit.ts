@@ -18,7 +18,45 @@ export interface AuditedEntry {
   readonly detail: string;
 }
 
-/** One event on AUDIT (`audit.<action>`), JSON: who did what to which DLQ entries, when. */
+/** One event on AUDIT (`audit.<action>`), JSON: who did what, when. */
+export type AnyAuditEvent = AuditEvent | RepairAuditEvent | RewindAuditEvent;
+
+/** `rebuild --repair`: the live ledger projection brought to the fold of LEDGER. */
+export interface RepairAuditEvent {
+  readonly id: string;
+  readonly action: "rebuild-repair";
+  readonly actor: string;
+  readonly at: string;
+  readonly dryRun: false;
+  readonly stream: string;
+  /** `in-sync` (nothing written) or `repaired`. */
+  readonly outcome: string;
+  readonly foldSeq: number;
+  readonly appliedSeqBefore: number;
+  readonly restoredSeq: number | null;
+  /** The differences found before the repair (at most 100), and how many there were. */
+  readonly differences: readonly string[];
+  readonly differenceCount: number;
+  readonly remaining: readonly string[];
+}
+
+/** `rewind`: a stage's durable consumer moved back. */
+export interface RewindAuditEvent {
+  readonly id: string;
+  readonly action: "rewind";
+  readonly actor: string;
+  readonly at: string;
+  readonly dryRun: boolean;
+  readonly stage: string;
+  readonly stream: string;
+  readonly consumer: string;
+  readonly fromSeq: number;
+  readonly filter: readonly string[];
+  readonly messages: number;
+  readonly previousAckFloor: number;
+}
+
+/** A DLQ action on AUDIT: which DLQ entries, chosen how, and what became of each. */
 export interface AuditEvent {
   readonly id: string;
   readonly action: "replay" | "drop";
@@ -35,6 +73,9 @@ export interface AuditEvent {
   readonly seqs: readonly number[];
   readonly entries: readonly AuditedEntry[];
 }
+
+/** Omit over each member of a union. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Who acts: `--actor`, else `$USER`, else `unknown`. */
 export function actorOf(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -63,11 +104,11 @@ export async function requireAudit(jsm: JetStreamManager): Promise<void> {
  * Publishes the event on `audit.<action>` and resolves when AUDIT stored it.
  * @throws OpsError when it was not stored.
  */
-export async function recordAudit(
+export async function recordAudit<E extends AnyAuditEvent>(
   js: JetStreamClient,
-  e: Omit<AuditEvent, "id" | "at">,
-): Promise<AuditEvent> {
-  const event: AuditEvent = { id: randomUUID(), at: new Date().toISOString(), ...e };
+  e: DistributiveOmit<E, "id" | "at">,
+): Promise<E> {
+  const event = { id: randomUUID(), at: new Date().toISOString(), ...e } as unknown as E;
   const h = natsHeaders();
   h.set("Content-Type", "application/json");
   try {

@@ -3,8 +3,14 @@
 import {
   type AnyEnvelope,
   encodeEvent,
+  encodeFinding,
   EventTypes,
   eventHeaders,
+  type Finding,
+  findingHeaders,
+  findingIdOf,
+  findingSubject,
+  FindingKinds,
   Headers,
   makeEnvelope,
   StreamNames,
@@ -180,6 +186,43 @@ describe("jetmesh CLI against a real nats-server", () => {
         .split("\n")
         .map((l) => JSON.parse(l).seq),
     ).toEqual([2]);
+    // A filter that matches: an ordered consumer with one filter subject, which nats-server 2.9 (the
+    // testkit's /usr/sbin/nats-server) takes; `filter_subjects` failed there.
+    const bySubject = await jetmesh([
+      "view",
+      "INGRESS",
+      "--server",
+      nats.url,
+      "--json",
+      "--subject",
+      "transfers.requested.>",
+    ]);
+    expect([bySubject.code, bySubject.stderr]).toEqual([0, ""]);
+    expect(
+      bySubject.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).event.correlationId),
+    ).toEqual([TRANSFER, OTHER]);
+    const otherSubject = subjectFor(EventTypes.TransferValidated, "acc-alice");
+    const lastOne = await jetmesh([
+      "view",
+      "VALIDATION",
+      "--server",
+      nats.url,
+      "--json",
+      "--subject",
+      otherSubject,
+      "--last",
+      "1",
+    ]);
+    expect(lastOne.code).toBe(0);
+    expect(
+      lastOne.stdout
+        .trim()
+        .split("\n")
+        .map((l) => [JSON.parse(l).subject, JSON.parse(l).event.correlationId]),
+    ).toEqual([[otherSubject, OTHER]]);
     const none = await jetmesh(["view", "RISK", "--server", nats.url, "--json", "--subject", "nothing.here"]);
     expect([none.code, none.stdout]).toEqual([0, ""]);
     const since = await jetmesh([
@@ -268,6 +311,62 @@ describe("jetmesh CLI against a real nats-server", () => {
     expect(text.stdout).toContain(`transfer ${TRANSFER}: 5 events, 1 dead letters`);
     expect(text.stdout).toContain("bank said 422: account closed");
     expect(text.stdout).not.toContain(OTHER);
+  });
+
+  it("ops - findings lists the reconciler's findings in their current state, filtered by state and kind", async () => {
+    // Planted as the reconciler writes them (encodeFinding, findingHeaders): a stuck transfer
+    // opened then closed, a projection mismatch still open.
+    const at = (min: number) => new Date(Date.now() - min * 60_000).toISOString();
+    const finding = (kind: Finding["kind"], key: string, state: Finding["state"], extra: Partial<Finding>) =>
+      ({
+        findingId: findingIdOf(kind, key),
+        kind,
+        state,
+        key,
+        summary: `${kind} ${key}`,
+        evidence: { planted: true },
+        command: "pnpm jetmesh trace tr-ops-1",
+        openedAt: at(30),
+        at: at(state === "opened" ? 30 : 5),
+        instance: "test",
+        ...extra,
+      }) as Finding;
+    const publishFinding = async (f: Finding, after: number) => {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(findingHeaders(f, after))) h.set(k, v);
+      return js.publish(findingSubject(f.kind, f.findingId), encodeFinding(f), { headers: h });
+    };
+    const stuck = finding(FindingKinds.StuckTransfer, TRANSFER, "opened", { transferId: TRANSFER });
+    const first = await publishFinding(stuck, 0);
+    await publishFinding({ ...stuck, state: "closed", at: at(5) }, first.seq);
+    const mismatch = finding(FindingKinds.ProjectionMismatch, "acc-alice:EUR", "opened", {
+      account: "acc-alice",
+      command: "pnpm jetmesh rebuild --check",
+    });
+    await publishFinding(mismatch, 0);
+
+    const all = await jetmesh(["findings", "--server", nats.url, "--json"]);
+    expect([all.code, all.stderr]).toEqual([0, ""]);
+    const l = JSON.parse(all.stdout);
+    expect(l.findings.map((f: Finding & { events: number }) => [f.kind, f.state, f.events])).toEqual([
+      ["stuck_transfer", "closed", 2],
+      ["projection_mismatch", "opened", 1],
+    ]);
+    const open = await jetmesh(["findings", "--server", nats.url, "--open"]);
+    expect(open.code).toBe(0);
+    expect(open.stdout).toContain("projection_mismatch  opened  30m");
+    expect(open.stdout).toContain("pnpm jetmesh rebuild --check");
+    expect(open.stdout).not.toContain("stuck_transfer");
+    expect(open.stdout.trim().split("\n").at(-1)).toBe("1 finding(s): projection_mismatch 1");
+    const byKind = await jetmesh(["findings", "--server", nats.url, "--json", "--kind", "stuck_transfer"]);
+    expect(JSON.parse(byKind.stdout).findings.map((f: Finding) => f.key)).toEqual([TRANSFER]);
+    const none = await jetmesh(["findings", "--server", nats.url, "--open", "--kind", "dlq_aged"]);
+    expect([none.code, none.stdout]).toEqual([0, "no findings\n"]);
+    const bad = await jetmesh(["findings", "--server", nats.url, "--kind", "nonsense"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^error: option '--kind <kind>' argument 'nonsense' is invalid\. Allowed choices are /,
+    );
   });
 
   it("ops - failures are one line on stderr with exit 1 or 2, never a stack", async () => {

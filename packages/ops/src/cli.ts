@@ -7,4 +7,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   out: (t) => process.stdout.write(t),
   err: (t) => process.stderr.write(t),
   env: process.env,
+  errIsTTY: process.stderr.isTTY === true,
 });

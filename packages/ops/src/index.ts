@@ -4,7 +4,7 @@
  * actions write: a replay on `replay.<stage>` (REPLAY), a DLQ entry removed, an event on AUDIT.
  */
 export { actorOf, recordAudit, requireAudit } from "./audit.ts";
-export type { AuditedEntry, AuditEvent } from "./audit.ts";
+export type { AnyAuditEvent, AuditedEntry, AuditEvent, RepairAuditEvent, RewindAuditEvent } from "./audit.ts";
 export { askBank, payoutBankKey } from "./bank-status.ts";
 export type { BankKeyStatus } from "./bank-status.ts";
 export { openSession, defaultServer } from "./connect.ts";
@@ -25,11 +25,17 @@ export {
 } from "./dlq-actions.ts";
 export type { ActionResult, Parked, Selection } from "./dlq-actions.ts";
 export { ExitCodes, OpsError } from "./errors.ts";
+export { listFindings, renderFindings } from "./findings.ts";
+export type { FindingRow, FindingsFilter, FindingsListing } from "./findings.ts";
 export type { ExitCode } from "./errors.ts";
-export { runCli } from "./program.ts";
-export type { CliIo } from "./program.ts";
+export { parseCli, runCli } from "./program.ts";
+export type { CliIo, ParseCheck } from "./program.ts";
 export { headerOf, readStream, streamInfo } from "./read-stream.ts";
 export type { ReadRange, StoredMessage } from "./read-stream.ts";
+export { checkProjection, openRedis, renderCheck, repairProjection } from "./rebuild.ts";
+export type { RebuildCheck, RepairResult } from "./rebuild.ts";
+export { applyRewind, findStageConsumer, planRewind, renderPlan } from "./rewind.ts";
+export type { RewindFrom, RewindPlan } from "./rewind.ts";
 export { readStatus, renderStatus } from "./status.ts";
 export type { ConsumerStatus, Status, StreamStatus } from "./status.ts";
 export { readTrace, renderTrace, traceIdOf } from "./trace.ts";

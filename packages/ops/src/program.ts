@@ -1,4 +1,6 @@
 import { createInterface } from "node:readline";
+import { FindingKinds } from "@jetmesh/contracts";
+import { createLedgerStore } from "@jetmesh/ledger/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { actorOf, recordAudit, requireAudit } from "./audit.ts";
 import { defaultServer, openSession, type Session, type SessionOptions } from "./connect.ts";
@@ -17,6 +19,9 @@ import {
 } from "./dlq-actions.ts";
 import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 import { readStream } from "./read-stream.ts";
+import { checkProjection, openRedis, renderCheck, repairProjection } from "./rebuild.ts";
+import { applyRewind, planRewind, type RewindFrom, renderPlan } from "./rewind.ts";
+import { listFindings, renderFindings } from "./findings.ts";
 import { readStatus, renderStatus } from "./status.ts";
 import { readTrace, renderTrace } from "./trace.ts";
 import { viewBlock, viewLine, viewOf } from "./view.ts";
@@ -28,6 +33,8 @@ export interface CliIo {
   readonly out: (text: string) => void;
   readonly err: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
+  /** stderr is a terminal: long commands show a progress line there. */
+  readonly errIsTTY?: boolean;
 }
 
 const positiveInt = (flag: string) => (v: string) => {
@@ -214,6 +221,23 @@ function buildProgram(io: CliIo): Command {
       io.out(o.json ? `${toJson(trace, 2)}\n` : `${renderTrace(trace)}\n`);
     });
   addDlq(program, io, server);
+  addRebuild(program, io, server);
+  addRewind(program, io, server);
+  program
+    .command("findings")
+    .description(
+      "The reconciler's findings on RECONCILE, each in its current state: kind, state, age, what it is about, summary, the command to look further",
+    )
+    .option("--open", "only findings still open", false)
+    .addOption(new Option("--kind <kind>", "only this kind").choices(Object.values(FindingKinds) as string[]))
+    .option("--json", "print JSON", false)
+    .addOption(server())
+    .action(async (o: { open: boolean; kind?: string; json: boolean; server: string }) => {
+      const listing = await withSession(o.server, ({ js, jsm }) =>
+        listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }),
+      );
+      io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderFindings(listing)}\n`);
+    });
   return program;
 }
 
@@ -358,6 +382,261 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         failUnlessAllGood(results, "dropped");
       });
     });
+}
+
+/**
+ * A progress reporter for long folds: one line on stderr rewritten in place on a terminal, a
+ * line every 2 s otherwise (only with --progress); nothing when neither.
+ */
+function progressOf(io: CliIo, wanted: boolean): ((seq: number, lastSeq: number) => void) | undefined {
+  if (!wanted && !io.errIsTTY) return undefined;
+  const every = io.errIsTTY ? 200 : 2000;
+  let shown = 0;
+  return (seq, lastSeq) => {
+    const now = Date.now();
+    if (now - shown < every && seq < lastSeq) return;
+    shown = now;
+    const pct = lastSeq > 0 ? Math.floor((100 * seq) / lastSeq) : 100;
+    io.err(
+      `${io.errIsTTY ? "\r" : ""}folding LEDGER: seq ${seq} of ${lastSeq} (${pct}%)${io.errIsTTY ? "" : "\n"}`,
+    );
+    if (io.errIsTTY && seq >= lastSeq) io.err("\n");
+  };
+}
+
+function addRebuild(program: Command, io: CliIo, server: () => Option): void {
+  const withSession = sessionsOf(io);
+  program
+    .command("rebuild")
+    .description(
+      "Fold LEDGER into a scratch projection and compare it with the live Redis one (I4); --repair writes the fold over the live one through the ledger's restore lock; recorded on AUDIT",
+    )
+    .addOption(server())
+    .addOption(
+      new Option("--redis <url>", "the ledger projection's Redis").default(
+        io.env.REDIS_URL?.trim() || "redis://127.0.0.1:6379",
+        "$REDIS_URL or redis://127.0.0.1:6379",
+      ),
+    )
+    .addOption(
+      new Option("--check", "compare only (the default); exit 1 on a difference").conflicts("repair"),
+    )
+    .option("--repair", "bring the live projection to the fold, safely while the ledger runs", false)
+    .option("--progress", "print progress on stderr even when it is not a terminal", false)
+    .addOption(
+      new Option(
+        "--settle-ms <ms>",
+        "pause before a difference is confirmed (a running ledger trails the log)",
+      )
+        .argParser(positiveInt("--settle-ms"))
+        .default(1000),
+    )
+    .addOption(new Option("--actor <name>", "who acts, for the AUDIT record (default: $USER)"))
+    .option("--json", "print JSON", false)
+    .action(
+      async (o: {
+        server: string;
+        redis: string;
+        repair: boolean;
+        progress: boolean;
+        settleMs: number;
+        actor?: string;
+        json: boolean;
+      }) => {
+        await withSession(o.server, async ({ js, jsm }) => {
+          if (o.repair) await requireAudit(jsm);
+          const redis = await openRedis(o.redis, io.env);
+          try {
+            const onProgress = progressOf(io, o.progress);
+            const opts = {
+              js,
+              jsm,
+              store: createLedgerStore(redis),
+              settleMs: o.settleMs,
+              ...(onProgress ? { onProgress } : {}),
+            };
+            if (!o.repair) {
+              const check = await checkProjection(opts);
+              io.out(o.json ? `${toJson(check, 2)}\n` : `${renderCheck(check)}\n`);
+              if (check.differences.length)
+                throw new OpsError(`the projection differs from the fold of ${check.stream}`);
+              return;
+            }
+            const r = await repairProjection(opts);
+            if (o.json) io.out(`${toJson(r, 2)}\n`);
+            else {
+              io.out(`before:\n${renderCheck(r.before)}\n`);
+              io.out(
+                r.outcome === "repaired"
+                  ? `repaired: the projection was restored from the fold at seq ${r.restoredSeq}\nafter:\n${renderCheck(r.after)}\n`
+                  : "in sync: nothing repaired\n",
+              );
+            }
+            await recordAudit(js, {
+              action: "rebuild-repair",
+              actor: actorOf(o.actor, io.env),
+              dryRun: false,
+              stream: r.before.stream,
+              outcome: r.outcome,
+              foldSeq: r.before.foldSeq,
+              appliedSeqBefore: r.before.appliedSeq,
+              restoredSeq: r.restoredSeq,
+              differences: r.before.differences.slice(0, 100),
+              differenceCount: r.before.differences.length,
+              remaining: r.after.differences.slice(0, 100),
+            });
+            if (r.after.differences.length)
+              throw new OpsError(
+                `the projection still differs after the repair (${r.after.differences.length})`,
+              );
+          } finally {
+            redis.disconnect();
+          }
+        });
+      },
+    );
+}
+
+/** `--from`: a positive stream sequence, or an ISO 8601 time. */
+const rewindFrom = (v: string): RewindFrom => {
+  if (/^\d+$/.test(v)) return { seq: positiveInt("--from")(v) };
+  const ms = Date.parse(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(ms))
+    throw new InvalidArgumentError(
+      "--from must be a stream sequence or an ISO 8601 time, e.g. 120 or 2026-11-30T10:00:00Z",
+    );
+  return { time: new Date(ms) };
+};
+const partitionId = (v: string) => {
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(v))
+    throw new InvalidArgumentError("--partition must be a partition, e.g. 07");
+  return v;
+};
+
+/** Asks on stderr, reads the answer on stdin; true only for y or yes. */
+async function confirm(io: CliIo, question: string): Promise<boolean> {
+  io.err(`${question} [y/N] `);
+  const answer = (await readLine(io.stdin)).trim().toLowerCase();
+  if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
+  return answer === "y" || answer === "yes";
+}
+
+function addRewind(program: Command, io: CliIo, server: () => Option): void {
+  const withSession = sessionsOf(io);
+  program
+    .command("rewind")
+    .description(
+      "Move a stage's durable consumer back so it reprocesses its input from a sequence or time; effects stay guarded by its idempotency keys; plan first, confirmation, recorded on AUDIT",
+    )
+    .argument("<stage>", "the stage (its durable consumer has its name)", stageName)
+    .requiredOption("--from <seq|time>", "first stream sequence, or ISO 8601 time, to reprocess", rewindFrom)
+    .addOption(new Option("--stream <name>", "the input stream, when the stage consumes several"))
+    .addOption(
+      new Option("--partition <p>", "start at this partition's first message from there").argParser(
+        partitionId,
+      ),
+    )
+    .option("--dry-run", "print the plan; change nothing (still recorded on AUDIT)", false)
+    .option("-y, --yes", "do not ask for confirmation", false)
+    .addOption(new Option("--actor <name>", "who acts, for the AUDIT record (default: $USER)"))
+    .option("--json", "print the plan as JSON", false)
+    .addOption(server())
+    .action(
+      async (
+        stage: string,
+        o: {
+          from: RewindFrom;
+          stream?: string;
+          partition?: string;
+          dryRun: boolean;
+          yes: boolean;
+          actor?: string;
+          json: boolean;
+          server: string;
+        },
+      ) => {
+        await withSession(o.server, async ({ js, jsm }) => {
+          await requireAudit(jsm);
+          const plan = await planRewind(js, jsm, {
+            stage,
+            from: o.from,
+            ...(o.stream ? { stream: o.stream } : {}),
+            ...(o.partition !== undefined ? { partition: o.partition } : {}),
+          });
+          io.out(o.json ? `${toJson(plan, 2)}\n` : `${renderPlan(plan, { dryRun: o.dryRun })}\n`);
+          const audit = (dryRun: boolean) =>
+            recordAudit(js, {
+              action: "rewind",
+              actor: actorOf(o.actor, io.env),
+              dryRun,
+              stage,
+              stream: plan.stream,
+              consumer: plan.consumer,
+              fromSeq: plan.fromSeq ?? 0,
+              filter: plan.filter ? [plan.filter] : [],
+              messages: plan.messages,
+              previousAckFloor: plan.ackFloor,
+            });
+          if (plan.fromSeq === null) {
+            io.err("nothing to reprocess; nothing changed\n");
+            return;
+          }
+          if (o.dryRun) {
+            await audit(true);
+            return;
+          }
+          if (
+            !o.yes &&
+            !(await confirm(io, `rewind ${plan.consumer} on ${plan.stream} to seq ${plan.fromSeq}?`))
+          )
+            throw new OpsError("not confirmed; nothing changed");
+          const created = await applyRewind(js, jsm, plan);
+          (o.json ? io.err : io.out)(
+            `rewound: ${created.name} on ${created.stream_name} delivers again from seq ${plan.fromSeq} (${created.num_pending} pending)\n`,
+          );
+          await audit(false);
+        });
+      },
+    );
+}
+
+/** What parsing a command line found, without running it: `ok`, or commander's one-line error. */
+export interface ParseCheck {
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+class ParsedOnly extends Error {}
+
+/**
+ * Parses `argv` as `jetmesh` would (commands, options, value checks) and stops before the
+ * command runs: nothing connects. For tests that hold documented commands to the CLI.
+ */
+export async function parseCli(argv: readonly string[]): Promise<ParseCheck> {
+  let error = "";
+  const io: CliIo = {
+    stdin: process.stdin,
+    out: () => {},
+    err: (t) => {
+      error += t;
+    },
+    env: {},
+  };
+  const program = buildProgram(io).hook("preAction", () => {
+    throw new ParsedOnly();
+  });
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return { ok: false, error: "the command ran: it has no action to stop at" };
+  } catch (err) {
+    if (err instanceof ParsedOnly) return { ok: true };
+    if (
+      err instanceof CommanderError &&
+      (err.code === "commander.helpDisplayed" || err.code === "commander.help")
+    )
+      return { ok: true };
+    return { ok: false, error: error.trim() || oneLine(err) };
+  }
 }
 
 /**

@@ -76,7 +76,9 @@ export async function readStream(
     fromSeq = Math.max(firstSeq, lastSeq - range.last + 1);
   if (fromSeq !== undefined && fromSeq > lastSeq) return [];
 
-  const opts: Partial<OrderedConsumerOptions> = range.subject ? { filter_subjects: [range.subject] } : {};
+  // One filter as a string: the client sends it as `filter_subject`, which nats-server 2.9 takes; an
+  // array becomes `filter_subjects`, which needs 2.10 (the client refuses it on 2.9).
+  const opts: Partial<OrderedConsumerOptions> = range.subject ? { filter_subjects: range.subject } : {};
   if (fromSeq !== undefined)
     Object.assign(opts, {
       deliver_policy: DeliverPolicy.StartSequence,

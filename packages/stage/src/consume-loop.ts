@@ -2,7 +2,7 @@ import type { ConsumerMessages, JetStreamClient, JetStreamManager, JsMsg } from 
 import type { Logger } from "pino";
 import type { Gate, Slots } from "./flow-control.ts";
 import type { StageMetrics } from "./metrics.ts";
-import type { PositionStore } from "./positions.ts";
+import { type ConsumerProgress, type PositionStore, positionOf } from "./positions.ts";
 import type { Processor } from "./process-message.ts";
 import { type ConsumerSpec, type ConsumerStart, consumerDrift, ensureConsumer } from "./provision.ts";
 
@@ -110,13 +110,12 @@ export class ConsumeLoop {
   }
 
   /** Records the consumer's ack floor (best effort: the next record or stop tries again). */
-  async #recordPosition(floor?: number): Promise<void> {
+  async #recordPosition(progress?: ConsumerProgress): Promise<void> {
     const { positions, spec } = this.#o;
     if (!positions) return;
     try {
-      const ackFloor =
-        floor ?? (await this.#o.jsm.consumers.info(spec.stream, spec.durable)).ack_floor.stream_seq;
-      await positions.record(spec.stream, spec.durable, ackFloor);
+      const ackFloor = positionOf(progress ?? (await this.#o.jsm.consumers.info(spec.stream, spec.durable)));
+      if (ackFloor !== undefined) await positions.record(spec.stream, spec.durable, ackFloor);
     } catch (err) {
       this.#o.logger.debug({ err, stream: spec.stream }, "consumer position not recorded");
     }
@@ -284,7 +283,7 @@ export class ConsumeLoop {
     if (this.#stopping) return;
     try {
       const info = await this.#o.jsm.consumers.info(this.#o.spec.stream, this.#o.spec.durable);
-      void this.#recordPosition(info.ack_floor.stream_seq);
+      void this.#recordPosition(info);
       this.pending = info.num_pending;
       this.ackPending = info.num_ack_pending;
       const labels = { stage: this.#o.stage, stream: this.#o.spec.stream };

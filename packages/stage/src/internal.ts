@@ -12,6 +12,8 @@ export { createStageMetrics } from "./metrics.ts";
 export type { StageMetrics } from "./metrics.ts";
 export {
   consumerConfig,
+  inputConsumerSpec,
+  replayConsumerSpec,
   consumerDrift,
   ensureConsumer,
   ensureStream,
@@ -20,8 +22,13 @@ export {
   streamDrift,
 } from "./provision.ts";
 export type { ConsumerSpec, ConsumerStart } from "./provision.ts";
-export { openPositions, POSITIONS_BUCKET } from "./positions.ts";
-export type { ConsumerPosition, DeclaredConsumerSettings, PositionStore } from "./positions.ts";
+export { openPositions, POSITIONS_BUCKET, positionOf } from "./positions.ts";
+export type {
+  ConsumerPosition,
+  ConsumerProgress,
+  DeclaredConsumerSettings,
+  PositionStore,
+} from "./positions.ts";
 export { outputEnvelopes } from "./outputs.ts";
 export { createEventPublisher, PublishErrorCodes } from "./publisher.ts";
 export { ReplyInbox } from "./reply-inbox.ts";

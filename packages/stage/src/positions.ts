@@ -39,6 +39,26 @@ export interface PositionStore {
   ): Promise<void>;
 }
 
+/** The parts of a consumer's info a position is read from. */
+export interface ConsumerProgress {
+  readonly ack_floor: { readonly consumer_seq: number; readonly stream_seq: number };
+  readonly delivered: { readonly consumer_seq: number; readonly stream_seq: number };
+}
+
+/**
+ * The position to record for a consumer as the server reports it, or undefined when the report
+ * says nothing yet. nats-server 2.9 reports `ack_floor.stream_seq` 0 until the consumer's first
+ * ack, also for a consumer created at a start sequence (recreated at its recorded position, or
+ * moved back by `jetmesh rewind`); recording that 0 would make the next recreation start at the
+ * stream's first message. Until it delivers, such a consumer's floor is `delivered.stream_seq`
+ * (its start − 1); once it delivered but acked nothing, the last record stands.
+ */
+export function positionOf(info: ConsumerProgress): number | undefined {
+  if (info.ack_floor.consumer_seq > 0) return info.ack_floor.stream_seq;
+  if (info.delivered.consumer_seq === 0) return info.delivered.stream_seq;
+  return undefined;
+}
+
 /** The KV bucket holding consumer positions. */
 export const POSITIONS_BUCKET = "jetmesh-positions";
 

@@ -1,8 +1,14 @@
 import {
+  type EventType,
+  replayDurable,
+  replaySubject,
   type StreamConfigJson,
   type StreamDefinition,
   type StreamLimits,
+  type StreamName,
+  StreamNames,
   Streams,
+  subjectFilter,
   toStreamConfig,
   withLimits,
 } from "@jetmesh/contracts";
@@ -21,7 +27,7 @@ import { Kvm } from "@nats-io/kv";
 import { PermissionViolationError } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { ConfigError } from "./errors.ts";
-import { openPositions, type PositionStore } from "./positions.ts";
+import { openPositions, type PositionStore, positionOf } from "./positions.ts";
 import { publishSchemaRegistry } from "./schema-registry.ts";
 
 const NS = 1_000_000;
@@ -212,6 +218,44 @@ export interface ConsumerSpec {
 }
 
 /**
+ * The durable consumer of one input of a stage, as the runtime creates it (runStage) and as
+ * deploy/consumers/ declares it (scripts/gen-deploy.ts): named after the stage; nats-server 2.9
+ * takes one filter subject, so it filters when the stage wants one type of a stream with
+ * several, and otherwise takes the stream and skips other types in the processor.
+ */
+export function inputConsumerSpec(
+  stage: string,
+  input: { readonly stream: StreamName; readonly types: readonly string[] },
+  s: { readonly ackWaitMs: number; readonly maxAckPending: number },
+): ConsumerSpec {
+  const streamDef = Streams[input.stream];
+  const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
+  const filterSubject =
+    !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0] as EventType) : undefined;
+  return {
+    stream: input.stream,
+    durable: stage,
+    ...(filterSubject ? { filterSubject } : {}),
+    ackWaitMs: s.ackWaitMs,
+    maxAckPending: s.maxAckPending,
+  };
+}
+
+/** The durable `<stage>-replay` on REPLAY (filter `replay.<stage>`) through which a stage takes its replays. */
+export function replayConsumerSpec(
+  stage: string,
+  s: { readonly ackWaitMs: number; readonly maxAckPending: number },
+): ConsumerSpec {
+  return {
+    stream: StreamNames.Replay,
+    durable: replayDurable(stage),
+    filterSubject: replaySubject(stage),
+    ackWaitMs: s.ackWaitMs,
+    maxAckPending: s.maxAckPending,
+  };
+}
+
+/**
  * The server ConsumerConfig of a {@link ConsumerSpec}: durable, pull, explicit acks, and
  * redelivery timing the runtime owns (packages/stage/SERVER-BEHAVIOUR.md, measured on
  * nats-server 2.9.10 and read from its source):
@@ -309,7 +353,8 @@ export async function ensureConsumer(
         { stream: spec.stream, consumer: spec.durable, drift },
         "consumer settings drifted; not changed",
       );
-    await start.positions?.record(spec.stream, spec.durable, info.ack_floor.stream_seq);
+    const position = positionOf(info);
+    if (position !== undefined) await start.positions?.record(spec.stream, spec.durable, position);
     return { created: false, drift };
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -317,7 +362,8 @@ export async function ensureConsumer(
   const from = await startOf(jsm, spec, start, logger);
   const created = await jsm.consumers.add(spec.stream, { ...want, ...from });
   // A position from the first moment on: a consumer lost before its first record resumes here.
-  await start.positions?.record(spec.stream, spec.durable, created.ack_floor.stream_seq);
+  const position = positionOf(created);
+  if (position !== undefined) await start.positions?.record(spec.stream, spec.durable, position);
   logger.info({ stream: spec.stream, consumer: spec.durable, ...from }, "consumer created");
   return { created: true, drift: [] };
 }

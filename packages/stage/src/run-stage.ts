@@ -3,13 +3,11 @@ import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import {
   type EventType,
-  replayDurable,
   replaySubject,
   StreamNames,
   Streams,
   type StreamDefinition,
   streamOf,
-  subjectFilter,
 } from "@jetmesh/contracts";
 import { type JetStreamManager, jetstream, jetstreamManager, type StreamInfo } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -36,6 +34,8 @@ import {
   ensureStream,
   StreamMissingError,
   streamPresent,
+  inputConsumerSpec,
+  replayConsumerSpec,
 } from "./provision.ts";
 import { createEventPublisher } from "./publisher.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
@@ -126,13 +126,7 @@ async function replayConsumerOf(
     );
     return undefined;
   }
-  return {
-    stream: StreamNames.Replay,
-    durable: replayDurable(stage),
-    filterSubject: replaySubject(stage),
-    ackWaitMs: s.ackWaitMs,
-    maxAckPending: s.maxAckPending,
-  };
+  return replayConsumerSpec(stage, s);
 }
 
 /**
@@ -202,21 +196,7 @@ export async function runStage<In extends EventType, Deps>(
   const positions = await untilAnswered(logger, "the consumer positions bucket", () =>
     openPositions(js, s.replicas),
   );
-  const specs = def.inputs.map((input): ConsumerSpec => {
-    const streamDef = Streams[input.stream];
-    const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
-    // nats-server 2.9 takes one filter subject: filter when one type is wanted,
-    // otherwise take the stream and skip other types in the processor.
-    const filterSubject =
-      !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0]!) : undefined;
-    return {
-      stream: input.stream,
-      durable: stage,
-      ...(filterSubject ? { filterSubject } : {}),
-      ackWaitMs: s.ackWaitMs,
-      maxAckPending: s.maxAckPending,
-    };
-  });
+  const specs = def.inputs.map((input) => inputConsumerSpec(stage, input, s));
   for (const spec of specs)
     await untilAnswered(logger, `consumer ${spec.durable} on ${spec.stream}`, () =>
       ensureConsumer(jsm, spec, logger, { positions, start: s.consumerStart }),

@@ -7,6 +7,7 @@ import { createCrashHook } from "./crash-points.ts";
 import { ConfigError } from "./errors.ts";
 import { Gate, Slots } from "./flow-control.ts";
 import { createLogger, maskAccount } from "./logger.ts";
+import { positionOf } from "./positions.ts";
 import { redeliveryHorizonMs, retryDelayMs } from "./retry-policy.ts";
 import { streamDrift } from "./provision.ts";
 import { checkSettings } from "./settings-check.ts";
@@ -24,6 +25,20 @@ const stream = (
 });
 
 describe("stage leaves", () => {
+  it("positions - a consumer that acked nothing yet records its start, not the 0 nats-server 2.9 reports", () => {
+    const at = (ack: [number, number], delivered: [number, number]) => ({
+      ack_floor: { consumer_seq: ack[0], stream_seq: ack[1] },
+      delivered: { consumer_seq: delivered[0], stream_seq: delivered[1] },
+    });
+    // Created at start sequence 3 (recreated at a position, or rewound): floor 2 until it delivers.
+    expect(positionOf(at([0, 0], [0, 2]))).toBe(2);
+    // Delivered, acked nothing: nothing to record (the last record stands).
+    expect(positionOf(at([0, 0], [2, 4]))).toBeUndefined();
+    expect(positionOf(at([2, 4], [3, 5]))).toBe(4);
+    // A new consumer of a whole stream: 0 is its position.
+    expect(positionOf(at([0, 0], [0, 0]))).toBe(0);
+  });
+
   it("retry policy - delays grow exponentially, stay under the cap, and jitter within bounds", () => {
     const p = { baseMs: 100, maxMs: 1000, jitter: 0.5 };
     expect(retryDelayMs(p, 1, () => 0)).toBe(50);

@@ -29,6 +29,8 @@ export async function foldLedger(opts: {
   jsm: JetStreamManager;
   stream?: string;
   from?: FoldState;
+  /** Called after each message folded with its sequence and the last one to fold (a progress line). */
+  onProgress?: (seq: number, lastSeq: number) => void;
 }): Promise<FoldResult> {
   const stream = opts.stream ?? StreamNames.Ledger;
   const state = opts.from ?? emptyFold();
@@ -47,6 +49,7 @@ export async function foldLedger(opts: {
         skipped.push({ seq: e.seq, reason: e.error.message });
         state.seq = Math.max(state.seq, e.seq);
       }
+      opts.onProgress?.(e.seq, position.lastSeq);
     });
   }
   return { state, position, skipped };
@@ -132,6 +135,7 @@ export async function rebuild(opts: {
   stream?: string;
   attempts?: number;
   settleMs?: number;
+  onProgress?: (seq: number, lastSeq: number) => void;
 }): Promise<RebuildReport> {
   const attempts = Math.max(1, opts.attempts ?? 3);
   let fold = await foldLedger(opts);

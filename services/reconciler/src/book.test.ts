@@ -37,7 +37,7 @@ describe("finding book", () => {
       account: "acc-race",
       summary: "differs",
       evidence: { served: "1", fold: "2" },
-      command: "pnpm --filter @jetmesh/ledger rebuild",
+      command: "pnpm jetmesh rebuild --check",
     };
     const books = ["a", "b", "c", "d", "e"].map(book);
     const wrote = await Promise.all(books.map((b) => b.report(d)));

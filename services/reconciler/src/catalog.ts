@@ -1,13 +1,6 @@
-import {
-  type EventType,
-  EventTypes,
-  type StreamName,
-  StreamNames,
-  Streams,
-  subjectFilter,
-} from "@jetmesh/contracts";
+import { type EventType, EventTypes, type StreamName, StreamNames, Streams } from "@jetmesh/contracts";
 import type { StageSettings } from "@jetmesh/stage";
-import type { ConsumerSpec } from "@jetmesh/stage/internal";
+import { type ConsumerSpec, inputConsumerSpec } from "@jetmesh/stage/internal";
 
 /**
  * What the reconciler holds the mesh to: the steps of a transfer's saga and the durable
@@ -67,15 +60,5 @@ export function specOf(
   c: DeclaredConsumer,
   s: Pick<StageSettings, "ackWaitMs" | "maxAckPending">,
 ): ConsumerSpec {
-  const def = Streams[c.stream];
-  const wholeStream = def.eventTypes.every((t) => c.types.includes(t));
-  const only = c.types[0];
-  const filterSubject = !wholeStream && c.types.length === 1 && only ? subjectFilter(only) : undefined;
-  return {
-    stream: c.stream,
-    durable: c.durable,
-    ...(filterSubject ? { filterSubject } : {}),
-    ackWaitMs: s.ackWaitMs,
-    maxAckPending: s.maxAckPending,
-  };
+  return inputConsumerSpec(c.durable, c, s);
 }

@@ -74,7 +74,7 @@ export async function compareAccounts(
           appliedSeq,
           redisKey: LedgerProjection.balanceKey(account),
         },
-        command: "pnpm --filter @jetmesh/ledger rebuild",
+        command: "pnpm jetmesh rebuild --check",
       });
     }
     return found.length

@@ -208,7 +208,7 @@ describe("reconciler", () => {
       state: "opened",
       key: "acc-x/EUR",
       account: "acc-x",
-      command: "pnpm --filter @jetmesh/ledger rebuild",
+      command: "pnpm jetmesh rebuild --check",
       evidence: { currency: "EUR", served: "999", fold: "750", appliedSeq: 2, redisKey: "ledger:bal:acc-x" },
     });
     expect(await registry.metrics()).toMatch(
