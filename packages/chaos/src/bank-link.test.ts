@@ -80,8 +80,10 @@ describe("bank link", () => {
     link.holdOriginals(false);
     const got = seen.slice(from);
     expect(got.map((s) => s.key)).toEqual(["k-held", "k-held"]);
-    // The retry reached the bank first, the original about 20 ms after it.
-    expect((got[1] as Seen).at - (got[0] as Seen).at).toBeGreaterThanOrEqual(15);
+    // The retry reached the bank first, the original after it (the link forwards it 20 ms
+    // after the retry; what the bank measures between the two arrivals varies with load, so
+    // only their order is asserted, and the link's own count of overtaken originals below).
+    expect((got[1] as Seen).at).toBeGreaterThan((got[0] as Seen).at);
     const s = link.stats();
     expect(s.held).toBe(1);
     expect(s.overtaken).toBe(1);

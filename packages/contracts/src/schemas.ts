@@ -26,7 +26,9 @@ export const TransferRequestedV1 = Type.Object(
 export const TransferRequestLimits = {
   referenceMaxLength: 140,
   metadataMaxEntries: 16,
-  metadataKeyPattern: "^[A-Za-z0-9_.-]{1,40}$",
+  // A key starts with a letter or digit: `__proto__` would not survive a JavaScript reader
+  // (msgpackr drops it on decode; the codec's property test found it).
+  metadataKeyPattern: "^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$",
   metadataValueMaxLength: 256,
 } as const;
 
