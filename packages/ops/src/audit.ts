@@ -3,7 +3,8 @@ import { auditSubject, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { OpsError, oneLine } from "./errors.ts";
-import { streamInfo } from "./read-stream.ts";
+import { readStream, streamInfo } from "./read-stream.ts";
+import { renderTable } from "./table.ts";
 
 /** What an operator's action did to one DLQ entry. */
 export interface AuditedEntry {
@@ -123,4 +124,67 @@ export async function recordAudit<E extends AnyAuditEvent>(
     });
   }
   return event;
+}
+
+/** One operator action as `jetmesh audit` lists it. */
+export interface AuditRow {
+  readonly seq: number;
+  readonly event: AnyAuditEvent;
+}
+
+/**
+ * Every operator action recorded on AUDIT, oldest first, optionally of one action and since
+ * a time. Reads the stream itself: what was done stays visible however it was done.
+ * @throws OpsError when there is no AUDIT stream.
+ */
+export async function listAudit(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  filter: { action?: string; since?: Date } = {},
+): Promise<{ rows: AuditRow[]; undecodable: { seq: number; reason: string }[] }> {
+  await requireAudit(jsm);
+  const rows: AuditRow[] = [];
+  const undecodable: { seq: number; reason: string }[] = [];
+  for (const m of await readStream(js, jsm, StreamNames.Audit)) {
+    let event: AnyAuditEvent;
+    try {
+      event = JSON.parse(new TextDecoder().decode(m.data)) as AnyAuditEvent;
+    } catch (err) {
+      undecodable.push({ seq: m.seq, reason: oneLine(err) });
+      continue;
+    }
+    if (filter.action && event.action !== filter.action) continue;
+    if (filter.since && Date.parse(event.at) < filter.since.getTime()) continue;
+    rows.push({ seq: m.seq, event });
+  }
+  return { rows, undecodable };
+}
+
+/** What an action touched, in a few words. */
+function whatOf(e: AnyAuditEvent): string {
+  switch (e.action) {
+    case "replay":
+    case "drop":
+      return `DLQ ${e.seqs.join(",") || "-"}: ${e.entries.map((x) => x.outcome).join(",") || "nothing"}`;
+    case "rebuild-repair":
+      return `${e.stream}: ${e.outcome}, ${e.differenceCount} difference(s)`;
+    case "rewind":
+      return `${e.stage} on ${e.stream} from seq ${e.fromSeq} (${e.messages} message(s))`;
+  }
+}
+
+/** The listing as a table, one action a row. */
+export function renderAudit(l: { rows: readonly AuditRow[] }): string {
+  if (l.rows.length === 0) return "no operator actions recorded";
+  return `${renderTable(
+    ["seq", "at", "actor", "action", "dry run", "what"],
+    l.rows.map((r) => [
+      String(r.seq),
+      r.event.at,
+      r.event.actor,
+      r.event.action,
+      r.event.dryRun ? "yes" : "no",
+      whatOf(r.event),
+    ]),
+  )}\n${l.rows.length} action(s)`;
 }

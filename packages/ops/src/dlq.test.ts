@@ -615,6 +615,22 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     });
     expect(dropAll?.selection).toEqual({ all: true });
     expect(new Set(events.map((e) => e.event.id)).size).toBe(events.length);
+
+    // `jetmesh audit` lists the same actions from the stream, filtered by action and time.
+    const listed = await cli(["audit", "--json"]);
+    expect([listed.code, listed.stderr]).toEqual([0, ""]);
+    const rows = JSON.parse(listed.stdout).rows as { seq: number; event: { id: string } }[];
+    expect(rows.map((r) => r.event.id)).toEqual(events.map((e) => e.event.id));
+    const drops = await cli(["audit", "--action", "drop", "--json"]);
+    expect(JSON.parse(drops.stdout).rows).toHaveLength(2);
+    const table = await cli(["audit", "--action", "replay"]);
+    expect(table.stdout).toMatch(/^seq +at +actor +action +dry run +what/);
+    expect(table.stdout).toContain("alice");
+    expect(table.stdout.trim().split("\n").at(-1)).toBe("4 action(s)");
+    const future = await cli(["audit", "--since", "2999-01-01T00:00:00Z"]);
+    expect(future.stdout).toBe("no operator actions recorded\n");
+    const bad = await cli(["audit", "--action", "purge"]);
+    expect(bad.code).toBe(2);
   });
 
   it("ops - dlq bad input is one line on stderr with exit 2; an unknown seq exit 1; nothing is done", async () => {

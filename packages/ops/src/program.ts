@@ -2,7 +2,7 @@ import { createInterface } from "node:readline";
 import { FindingKinds } from "@jetmesh/contracts";
 import { createLedgerStore } from "@jetmesh/ledger/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
-import { actorOf, recordAudit, requireAudit } from "./audit.ts";
+import { actorOf, listAudit, recordAudit, renderAudit, requireAudit } from "./audit.ts";
 import { defaultServer, openSession, type Session, type SessionOptions } from "./connect.ts";
 import { decodeBody, renderDecoded, toJson } from "./decode.ts";
 import { getParked, listParked, renderListing } from "./dlq.ts";
@@ -237,6 +237,31 @@ function buildProgram(io: CliIo): Command {
         listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderFindings(listing)}\n`);
+    });
+  program
+    .command("audit")
+    .description(
+      "Every operator action recorded on AUDIT (dlq replay and drop, rebuild --repair, rewind): who, what, when",
+    )
+    .addOption(
+      new Option("--action <action>", "only this action").choices([
+        "replay",
+        "drop",
+        "rebuild-repair",
+        "rewind",
+      ]),
+    )
+    .addOption(new Option("--since <time>", "only actions at or after this ISO 8601 time").argParser(isoTime))
+    .option("--json", "print JSON", false)
+    .addOption(server())
+    .action(async (o: { action?: string; since?: Date; json: boolean; server: string }) => {
+      const listing = await withSession(o.server, ({ js, jsm }) =>
+        listAudit(js, jsm, {
+          ...(o.action ? { action: o.action } : {}),
+          ...(o.since ? { since: o.since } : {}),
+        }),
+      );
+      io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderAudit(listing)}\n`);
     });
   return program;
 }
