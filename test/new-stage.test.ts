@@ -157,7 +157,10 @@ describe("new:stage", () => {
     const changed = after.filter((f) => before.get(f) !== readFileSync(join(scratch, f), "utf8"));
     expect(changed.filter((f) => !f.startsWith("services/notifier/")).sort()).toEqual(
       [
+        "deploy/consumers/LEDGER.notifier.json",
+        "deploy/consumers/REPLAY.notifier-replay.json",
         "deploy/observability/prometheus/prometheus.yml",
+        "deploy/streams-r1/NOTIFICATIONS.json",
         "deploy/streams/NOTIFICATIONS.json",
         "docker-compose.yml",
         "packages/contracts/src/team-streams.ts",

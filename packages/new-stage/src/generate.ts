@@ -74,10 +74,15 @@ export function generateStage(o: GenerateOptions): Generated {
     `services/${plan.name}`,
     ...(plan.contract ? [TEAM_STREAMS_FILE] : []),
   ]);
-  if (plan.contract?.kind === "stream") {
-    run(root, "node", ["--import", "tsx", "scripts/gen-deploy.ts"]);
-    outside.push(`deploy/streams/${plan.outputStream}.json`);
-  }
+  // The deploy files follow the catalog and the contracts: the stage's durable consumers (its
+  // input and its replays), and its stream when the contract entry added one.
+  run(root, "node", ["--import", "tsx", "scripts/gen-deploy.ts"]);
+  outside.push(
+    `deploy/consumers/${plan.inputStream}.${plan.name}.json`,
+    `deploy/consumers/REPLAY.${plan.name}-replay.json`,
+  );
+  if (plan.contract?.kind === "stream")
+    outside.push(`deploy/streams/${plan.outputStream}.json`, `deploy/streams-r1/${plan.outputStream}.json`);
   if (o.install ?? true) {
     // --no-frozen-lockfile: a new package is a new importer of the lockfile, also where CI=true
     // makes frozen the default.

@@ -93,7 +93,7 @@ describe("transfer request checks", () => {
     expect(res({ metadata: many })).toEqual([{ field: "/metadata", rule: "must have at most 16 entries" }]);
     expect(res({ metadata: ["a"] })).toEqual([{ field: "/metadata", rule: "must be an object of strings" }]);
     expect(res({ metadata: { "a/b c": "v", n: 1, long: "v".repeat(257) } })).toEqual([
-      { field: "/metadata/a~1b c", rule: "key must match ^[A-Za-z0-9_.-]{1,40}$" },
+      { field: "/metadata/a~1b c", rule: "key must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$" },
       { field: "/metadata/n", rule: "must be string" },
       { field: "/metadata/long", rule: "must be at most 256 characters" },
     ]);
