@@ -5,6 +5,8 @@ import type { TrafficResult } from "./traffic.ts";
 /** The run's report, as printed and as written by `--json`. */
 export interface MeshReport {
   readonly ok: boolean;
+  /** The reconciler's open findings at the end (kind and key); absent when the mesh ran none. */
+  readonly reconcilerOpenFindings?: readonly string[];
   readonly runId: string;
   readonly options: { readonly transfers: number; readonly rate: number; readonly accounts: number };
   readonly requests: {
@@ -76,6 +78,8 @@ export function buildReport(input: {
   traffic: TrafficResult;
   invariants: InvariantReport;
   quietAtMs: number;
+  /** The reconciler's open findings at the end (kind and key), when the mesh runs one. */
+  openFindings?: readonly string[];
 }): MeshReport {
   const { traffic: t, invariants: inv } = input;
   const main = t.accepted.filter((a) => a.kind !== "funding");
@@ -138,6 +142,7 @@ export function buildReport(input: {
       events: inv.counts.events,
       dlq: inv.counts.dlq,
     },
+    ...(input.openFindings ? { reconcilerOpenFindings: [...input.openFindings] } : {}),
   };
 }
 
@@ -212,6 +217,10 @@ export function formatReport(r: MeshReport): string {
       `    ${i} ${res === "pass" ? "pass" : res === "skipped" ? "skipped" : `FAIL (${n})`}  ${DESCRIPTIONS[i]}`,
     );
   }
+  if (r.reconcilerOpenFindings)
+    out.push(
+      `  reconciler  ${r.reconcilerOpenFindings.length} open findings${r.reconcilerOpenFindings.length ? `: ${r.reconcilerOpenFindings.slice(0, 3).join("; ")} (pnpm jetmesh findings --open)` : ""}`,
+    );
   const v = r.invariants.firstViolation;
   if (v) {
     out.push(`  first violation: ${v.invariant} ${v.message}`);

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { checkInvariants, gatewayBalances } from "@jetmesh/testkit";
+import { checkInvariants, gatewayBalances, openFindings } from "@jetmesh/testkit";
 import { type MeshHandle, type StartMeshOptions, startMesh } from "./mesh.ts";
 import type { ProgressBar } from "./progress.ts";
 import { waitForQuiet } from "./quiet.ts";
 import { buildReport, type MeshReport } from "./report.ts";
 import { sendTraffic } from "./traffic.ts";
+import { ServiceNames } from "./services.ts";
 
 /** Options of {@link runDemo}. */
 export interface RunDemoOptions extends StartMeshOptions {
@@ -98,12 +99,16 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
       quietAtMs = Date.now();
       invariants = await check();
     }
+    // The reconciler's own verdict, read from RECONCILE (when the catalog runs one): shown,
+    // not judged; the checker above is the test of the run.
+    const reconciler = ServiceNames.includes("reconciler") ? await openFindings(nc) : undefined;
     const report = buildReport({
       runId,
       options: { transfers: o.transfers, rate: o.rate, accounts },
       traffic,
       invariants,
       quietAtMs,
+      ...(reconciler ? { openFindings: reconciler.map((f) => `${f.kind} ${f.key}`) } : {}),
     });
     return { mesh, report };
   } finally {
