@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { listFindings } from "@jetmesh/ops";
-import { checkInvariants, gatewayBalances } from "@jetmesh/testkit";
+import { checkInvariants, gatewayBalances, openFindings } from "@jetmesh/testkit";
 import { type MeshHandle, type StartMeshOptions, startMesh } from "./mesh.ts";
 import type { ProgressBar } from "./progress.ts";
 import { waitForQuiet } from "./quiet.ts";
@@ -102,9 +101,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
     }
     // The reconciler's own verdict, read from RECONCILE (when the catalog runs one): shown,
     // not judged; the checker above is the test of the run.
-    const reconciler = ServiceNames.includes("reconciler")
-      ? (await listFindings(jetstream(nc), jsm, { open: true })).findings
-      : undefined;
+    const reconciler = ServiceNames.includes("reconciler") ? await openFindings(nc) : undefined;
     const report = buildReport({
       runId,
       options: { transfers: o.transfers, rate: o.rate, accounts },
