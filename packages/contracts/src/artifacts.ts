@@ -20,6 +20,10 @@ export interface SchemaSetEntry {
    * deprecated (the deprecation window counts releases from there).
    */
   readonly deprecatedSince?: Readonly<Record<string, string>>;
+  /** The whole type announced deprecated (removable after the window, like a version). */
+  readonly typeDeprecated?: boolean;
+  /** In a released snapshot: the first release that shipped the type deprecated. */
+  readonly typeDeprecatedSince?: string;
 }
 
 /**
@@ -64,6 +68,7 @@ export function currentSchemaSet(): SchemaSet {
       versions,
       owner: streamOf(type).owner,
       ...(contract.deprecated?.length ? { deprecated: [...contract.deprecated] } : {}),
+      ...(contract.typeDeprecated ? { typeDeprecated: true } : {}),
     };
   }
   return { types };
@@ -80,17 +85,27 @@ export function nextReleasedFile(name: string, current: SchemaSet, previous?: Re
     const since = { ...(previous?.types[type]?.deprecatedSince ?? {}) };
     for (const v of Object.keys(since)) if (!entry.deprecated?.includes(Number(v))) delete since[v];
     for (const v of entry.deprecated ?? []) since[String(v)] ??= name;
-    types[type] = { ...entry, ...(Object.keys(since).length ? { deprecatedSince: since } : {}) };
+    const typeSince = entry.typeDeprecated ? (previous?.types[type]?.typeDeprecatedSince ?? name) : undefined;
+    types[type] = {
+      ...entry,
+      ...(Object.keys(since).length ? { deprecatedSince: since } : {}),
+      ...(typeSince ? { typeDeprecatedSince: typeSince } : {}),
+    };
   }
   const history = previous ? (previous.releases ?? [previous.release]) : [];
   return { release: name, releases: [...history, name], types };
 }
 
-/** An entry's owner and deprecated versions, each only when it has one. */
-function governance(e: { owner?: string | undefined; deprecated?: readonly number[] | undefined }) {
+/** An entry's owner, deprecated versions and type deprecation, each only when it has one. */
+function governance(e: {
+  owner?: string | undefined;
+  deprecated?: readonly number[] | undefined;
+  typeDeprecated?: boolean | undefined;
+}) {
   return {
     ...(e.owner ? { owner: e.owner } : {}),
     ...(e.deprecated?.length ? { deprecated: e.deprecated } : {}),
+    ...(e.typeDeprecated ? { typeDeprecated: true } : {}),
   };
 }
 
@@ -147,7 +162,14 @@ export function schemaSetFromArtifacts(read: (path: string) => string): SchemaSe
   };
   const index = parse("index.json").types as Record<
     string,
-    { mode: CompatibilityMode; writes: number; versions: number[]; owner?: string; deprecated?: number[] }
+    {
+      mode: CompatibilityMode;
+      writes: number;
+      versions: number[];
+      owner?: string;
+      deprecated?: number[];
+      typeDeprecated?: boolean;
+    }
   >;
   if (typeof index !== "object" || index === null) throw new Error("index.json: has no types");
   const types: Record<string, SchemaSetEntry> = {};

@@ -57,7 +57,9 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
     const cur = current.types[type];
     const relTop = topVersion(rel);
     if (!cur) {
-      out.push({ type, version: relTop, field: "/", rule: "released event type removed" });
+      const refused = typeRemovalRefused(rel, history);
+      if (refused)
+        out.push({ type, version: relTop, field: "/", rule: "released event type removed", hint: refused });
       continue;
     }
     for (const [v, schema] of Object.entries(rel.versions)) {
@@ -167,17 +169,37 @@ function governanceIssues(type: string, cur: SchemaSetEntry, rel: SchemaSetEntry
  * releases (announce, then the dual-publish window) and it is the oldest version.
  */
 function removalRefused(rel: SchemaSetEntry, v: string, history: readonly string[]): string | undefined {
-  const since = rel.deprecatedSince?.[v];
-  if (!since)
-    return `old events must stay readable; mark it deprecated (EventContracts.deprecated) and release it that way ${DEPRECATION_WINDOW_RELEASES} times first`;
-  const at = history.indexOf(since);
-  const shipped = at < 0 ? 1 : history.length - at;
-  if (shipped < DEPRECATION_WINDOW_RELEASES)
-    return `deprecated in release ${since}, released deprecated ${shipped} time(s); the policy asks ${DEPRECATION_WINDOW_RELEASES}`;
+  const early = windowRefused(rel.deprecatedSince?.[v], history, "EventContracts.deprecated");
+  if (early) return early;
   const older = Object.keys(rel.versions)
     .map(Number)
     .filter((x) => x < Number(v) && !rel.deprecatedSince?.[String(x)]);
   if (older.length) return `v${older[0]} is older and not deprecated: versions are removed oldest first`;
+  return undefined;
+}
+
+/**
+ * Why removing a whole released type is refused, or undefined when the deprecation policy
+ * allows it: the type was announced (`typeDeprecated`) and released that way in at least
+ * {@link DEPRECATION_WINDOW_RELEASES} releases (the dual-publish window, during which its
+ * consumers move to what replaces it).
+ */
+function typeRemovalRefused(rel: SchemaSetEntry, history: readonly string[]): string | undefined {
+  return windowRefused(rel.typeDeprecatedSince, history, "EventContracts.typeDeprecated");
+}
+
+/** Why a deprecation that started in release `since` has not run its window yet (undefined: it has). */
+function windowRefused(
+  since: string | undefined,
+  history: readonly string[],
+  mark: string,
+): string | undefined {
+  if (!since)
+    return `old events must stay readable; mark it deprecated (${mark}) and release it that way ${DEPRECATION_WINDOW_RELEASES} times first`;
+  const at = history.indexOf(since);
+  const shipped = at < 0 ? 1 : history.length - at;
+  if (shipped < DEPRECATION_WINDOW_RELEASES)
+    return `deprecated in release ${since}, released deprecated ${shipped} time(s); the policy asks ${DEPRECATION_WINDOW_RELEASES}`;
   return undefined;
 }
 
