@@ -76,6 +76,23 @@ export interface StartMeshOptions {
    * created; the contracts and deploy/streams are unchanged.
    */
   readonly streamLimits?: Readonly<Record<string, StreamLimits>>;
+  /**
+   * The schema registry the deploy step publishes (`registryDocuments` of
+   * @jetmesh/contracts/evolution); default this tree's schemas and its last release. A
+   * rolling-upgrade test deploys an older release's registry first.
+   */
+  readonly registry?: ReadonlyMap<string, unknown>;
+  /**
+   * Test only: a service started from another bundle than its own (an absolute path), an
+   * older build during a rolling upgrade (`scripts/build.mjs` `buildVariant`).
+   */
+  readonly bundles?: Partial<Readonly<Record<ServiceName, string>>>;
+}
+
+/** Options of {@link MeshHandle.addInstance}. */
+export interface AddInstanceOptions {
+  /** Run this bundle (an absolute path) instead of the service's own: an older or newer build. */
+  readonly bundle?: string;
 }
 
 /** One service process of the mesh; keeps its port across restarts. */
@@ -129,7 +146,7 @@ export interface MeshHandle {
    * durable consumers): the same environment on its own port, output in `<name>-<n>.log`,
    * ready when it returns, stopped with the mesh.
    */
-  addInstance(name: ServiceName): Promise<MeshService>;
+  addInstance(name: ServiceName, opts?: AddInstanceOptions): Promise<MeshService>;
   /** Stops every service (SIGTERM, then SIGKILL) and the servers the runner started. Idempotent. */
   stop(): Promise<void>;
 }
@@ -178,7 +195,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         logger: createLogger({ service: "mesh", level: "warn" }),
         // The schema registry, as `pnpm contracts:publish` publishes it at a deploy: the stages
         // check what they read and write against it at start.
-        schemas: registryDocuments(currentSchemaSet(), releasedSchemas()),
+        schemas: opts.registry ?? registryDocuments(currentSchemaSet(), releasedSchemas()),
         ...(opts.streamLimits ? { limits: opts.streamLimits } : {}),
       });
       if (created.length) status(`streams: created ${created.join(", ")} (replicas ${replicas})`);
@@ -234,6 +251,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         join(logDir, `${n}.log`),
         envs.get(n) as Record<string, string>,
         opts.readyTimeoutMs ?? 60_000,
+        opts.bundles?.[n],
       );
     }
     // serviceSpec throws for a name the catalog does not have.
@@ -260,7 +278,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       service: (name) => services[serviceSpec(name).name] as MeshService,
       dataDir,
       logDir,
-      async addInstance(name) {
+      async addInstance(name, o = {}) {
         if (stopped) throw new Error("the mesh is stopped");
         const spec = serviceSpec(name);
         const port = await freePort();
@@ -278,6 +296,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
             ...(spec.opsPortEnv ? { [spec.opsPortEnv]: String(opsPort) } : {}),
           },
           opts.readyTimeoutMs ?? 60_000,
+          o.bundle,
         );
         extras.push(extra);
         await extra.start();
@@ -312,6 +331,8 @@ class Service implements MeshService {
     readonly logFile: string,
     private readonly env: Readonly<Record<string, string>>,
     private readonly readyTimeoutMs: number,
+    /** Another bundle than the service's own (an absolute path). */
+    private readonly bundle?: string,
   ) {
     this.url = `http://127.0.0.1:${port}`;
     this.opsUrl = `http://127.0.0.1:${opsPort}`;
@@ -347,7 +368,7 @@ class Service implements MeshService {
         'exec "$@" >>"$0" 2>&1',
         this.logFile,
         process.execPath,
-        bundleOf(this.spec.entry, this.root),
+        this.bundle ?? bundleOf(this.spec.entry, this.root),
       ],
       cwd: this.root,
       env,
