@@ -1,5 +1,6 @@
 import {
   ANNOTATIONS,
+  ENVELOPE,
   type JsonSchema,
   type ReleasedFile,
   type SchemaSet,
@@ -53,8 +54,12 @@ interface Issue {
 export function checkCompatibility(released: SchemaSet | ReleasedFile, current: SchemaSet): Violation[] {
   const out: Violation[] = [];
   const history = "release" in released ? (released.releases ?? [released.release]) : [];
-  for (const [type, rel] of Object.entries(released.types)) {
-    const cur = current.types[type];
+  // The envelope is gated like a type (`envelope@<N>`); a snapshot from before it was
+  // versioned has none, and its versions are then checked against each other as new.
+  const releasedTypes = withEnvelope(released);
+  const currentTypes = withEnvelope(current);
+  for (const [type, rel] of Object.entries(releasedTypes)) {
+    const cur = currentTypes[type];
     const relTop = topVersion(rel);
     if (!cur) {
       const refused = typeRemovalRefused(rel, history);
@@ -79,6 +84,20 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
           rule: "released version changed: released versions are immutable, add a version instead",
         });
     }
+    for (const [field, header] of Object.entries(rel.headerMirrors ?? {})) {
+      if (cur.headerMirrors?.[field] === header) continue;
+      // A mirror is deprecated from the first release that ships it: it exists to be removed.
+      const since = rel.headerMirrorsSince?.[field] ?? ("release" in released ? released.release : undefined);
+      const refused = windowRefused(since, history, "EnvelopeContract.headerMirrors");
+      if (refused)
+        out.push({
+          type,
+          version: topVersion(cur),
+          field: `/${field}`,
+          rule: `header mirror ${header} removed before its dual-publish window ended (readers of older builds take the field from it)`,
+          hint: refused,
+        });
+    }
     for (const d of DIRECTIONS[rel.mode])
       if (!DIRECTIONS[cur.mode].includes(d))
         out.push({
@@ -95,8 +114,8 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
         rule: `producers write v${cur.writes} before a release taught readers it (last released v${relTop}): release v${cur.writes} with producers on v${rel.writes}, then switch them`,
       });
   }
-  for (const [type, cur] of Object.entries(current.types)) {
-    const rel = released.types[type];
+  for (const [type, cur] of Object.entries(currentTypes)) {
+    const rel = releasedTypes[type];
     const top = topVersion(cur);
     // Versions run without a gap from the lowest still registered (1, or above it once the
     // oldest were removed after their deprecation window).
@@ -126,6 +145,11 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
     out.push(...governanceIssues(type, cur, rel));
   }
   return out;
+}
+
+/** A set's entries, the envelope's under {@link ENVELOPE}. */
+function withEnvelope(set: SchemaSet): Readonly<Record<string, SchemaSetEntry>> {
+  return set.envelope ? { ...set.types, [ENVELOPE]: set.envelope } : set.types;
 }
 
 /** Ownership and deprecation marks of one type in the working tree. */

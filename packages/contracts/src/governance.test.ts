@@ -94,6 +94,22 @@ describe("contracts governance", () => {
     expect(lines(back, gone)).toHaveLength(1);
   });
 
+  it("governance - a header mirror of an envelope field (Jetmesh-Client-Id for actor) ends only after its dual-publish window", () => {
+    const tree = currentSchemaSet();
+    const envelope = tree.envelope as SchemaSetEntry;
+    expect(envelope.headerMirrors).toEqual({ actor: "Jetmesh-Client-Id" });
+    const withoutMirror: SchemaSet = { ...tree, envelope: { ...envelope, headerMirrors: {} } };
+    const r1 = release(tree, 1);
+    expect(r1.envelope?.headerMirrorsSince).toEqual({ actor: "r1" });
+    expect(lines(r1, withoutMirror)).toEqual([
+      "envelope@2 /actor: header mirror Jetmesh-Client-Id removed before its dual-publish window ended (readers of older builds take the field from it): deprecated in release r1, released deprecated 1 time(s); the policy asks 2",
+    ]);
+    const r2 = release(tree, 1, r1);
+    expect(r2.envelope?.headerMirrorsSince).toEqual({ actor: "r1" });
+    expect(lines(r2, withoutMirror)).toEqual([]);
+    expect(lines(r1, tree)).toEqual([]);
+  });
+
   it("governance - versions go oldest first; a deprecated version is never the written or the newest one", () => {
     const twice = release(demo({ deprecated: [2] }), 2);
     expect(lines(twice, demo({ versions: { 1: v1, 3: v3 }, deprecated: [] }))).toEqual([
