@@ -7,7 +7,9 @@
 // - deploy/consumers/<STREAM>.<durable>.json, every durable consumer the services declare in
 //   their manifests (`inputs`, plus each stage's `<stage>-replay` on REPLAY), as the runtime
 //   creates them (`inputConsumerSpec`, `consumerConfig`) with the JETMESH_* defaults, in the form
-//   `nats consumer add <STREAM> --config <file>` accepts.
+//   `nats consumer add <STREAM> --config <file>` accepts;
+// - the services' parts of docker-compose.yml and of Prometheus's scrape jobs, from the
+//   manifests (scripts/deploy-services.ts: only the lines between its markers).
 // test/deploy.test.ts fails when a file is stale and has a real server accept each one.
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +17,7 @@ import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
 import { stageSettings } from "@jetmesh/stage";
 import { consumerConfig, inputConsumerSpec, replayConsumerSpec } from "@jetmesh/stage/internal";
+import { renderServiceDeployFiles } from "./deploy-services.ts";
 
 export const DEPLOY_REPLICAS = 3;
 
@@ -62,4 +65,11 @@ if (process.argv[1]?.endsWith("gen-deploy.ts")) {
   writeDir(DeployDirs.streams, renderStreamFiles());
   writeDir(DeployDirs.streamsR1, renderStreamFiles(1));
   writeDir(DeployDirs.consumers, renderConsumerFiles());
+  writeServiceDeployFiles(join(import.meta.dirname, ".."));
+}
+
+/** Rewrites the generated parts of docker-compose.yml and prometheus.yml under `root`. */
+function writeServiceDeployFiles(root: string): void {
+  for (const [file, text] of renderServiceDeployFiles(root)) writeFileSync(join(root, file), text);
+  console.log("wrote the services' parts of docker-compose.yml and prometheus.yml");
 }

@@ -33,7 +33,8 @@ export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)),
  * a saturation and a paced run, against 154-214 MB without, at no CPU cost the same run
  * could tell from noise (a 64 MB old space cost 1.15-1.37x CPU). Their live heap is bounded
  * by the in-flight limits; the reconciler's grows with the streams it folds, so it keeps
- * V8's defaults. The Dockerfiles set the same NODE_OPTIONS, but the ledger's: its image also
+ * V8's defaults. Their images set the same NODE_OPTIONS (the manifests' deploy.nodeOptions,
+ * test/deploy.test.ts compares them), but the ledger's: its image also
  * runs the rebuild check, which folds a whole stream in memory and must not inherit the cap.
  */
 export const MEMORY_NODE_OPTIONS: Partial<Record<ServiceName, string>> = Object.fromEntries(
