@@ -26,6 +26,7 @@ import { posted, reversed } from "@jetmesh/ledger/test-support";
 import { createVelocityStore } from "@jetmesh/risk/velocity";
 import { LedgerFold } from "@jetmesh/reconciler/fold";
 import { compareAccounts, servedAccounts } from "@jetmesh/reconciler/projection";
+import { readRedisHealth } from "@jetmesh/reconciler/redis-health";
 
 const SERVICES = [
   "validator",
@@ -342,6 +343,10 @@ describe("redis access: refused outside its keys", () => {
     await expect(reconciler.del("ledger:epoch")).rejects.toThrow(NOPERM);
     await expect(reconciler.hgetall("ledger:outcome:t-r")).rejects.toThrow(NOPERM);
     await expect(reconciler.get("gateway:idem:x")).rejects.toThrow(NOPERM);
+    // Redis's health (memory, keys by kind): INFO and key names only, no value
+    const health = await readRedisHealth(reconciler, 10_000);
+    expect(health.usedMemoryBytes).toBeGreaterThan(0);
+    expect(health.kinds.get("ledger:bal:*")).toBeGreaterThanOrEqual(2);
   });
 
   it("redis access - the payout's user cannot read the gateway's idempotency records, status or rate limits", async () => {
