@@ -53,7 +53,9 @@ export function emptyFold(): FoldState {
 
 function stamp(state: FoldState, transferId: string, env: AnyEnvelope): void {
   const at = Date.parse(env.occurredAt);
-  if (Number.isFinite(at)) (state.outcomeTimes ??= new Map()).set(transferId, at);
+  if (!Number.isFinite(at)) return;
+  state.outcomeTimes ??= new Map();
+  state.outcomeTimes.set(transferId, at);
 }
 
 function move(state: FoldState, account: string, currency: string, delta: bigint): void {
