@@ -255,8 +255,15 @@ describe("redis access: each service does what its code does", () => {
       sequence: 1,
       occurredAt: new Date().toISOString(),
     };
-    await status.record(entry);
+    await status.record(entry, { kind: "accepted", atMs: 1000 });
     expect(await status.read(entry.transferId)).toEqual([entry]);
+    // the latency's one observation: HMGET, then HSETNX
+    await status.record(
+      { ...entry, type: "ledger.declined", eventId: newEventId(), stream: "LEDGER" },
+      { kind: "outcome", outcome: "declined", atMs: 3500 },
+    );
+    expect(await status.settle(entry.transferId)).toEqual({ outcome: "declined", seconds: 2.5 });
+    expect(await status.settle(entry.transferId)).toBeUndefined();
 
     const limiter = createRateLimiter(redis);
     const client = `client-${randomUUID()}`;

@@ -110,10 +110,12 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
       "+hmget",
       "+hset",
       "+del",
-      // status/status-store.ts: MULTI HSET PEXPIRE EXEC, HGETALL; accounts/balances.ts: HGETALL
+      // status/status-store.ts: MULTI HSET PEXPIRE EXEC, HGETALL; accounts/balances.ts: HGETALL;
+      // settle: HMGET, then HSETNX claims a transfer's one latency observation
       "+multi",
       "+exec",
       "+hgetall",
+      "+hsetnx",
       // auth/rate-limit.ts's token bucket (HMGET, HSET, PEXPIRE on gateway:rate:<client>)
       // reads Redis's clock so that gateways with skewed clocks agree.
       "+time",
