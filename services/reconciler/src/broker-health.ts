@@ -34,8 +34,14 @@ export const OFFLINE_AFTER_MS = 5_000;
 
 const isNotFound = (err: unknown) => err instanceof JetStreamApiError && err.code === 10059;
 
-/** Reads from a stream info's `cluster` block what the health metrics need. */
-export function replicationOf(info: Pick<StreamInfo, "config" | "cluster">): StreamReplication {
+/**
+ * Reads from a stream info's `cluster` block what the health metrics need. A server that is
+ * not clustered sends no block: the stream is led by the server that answered, `answeredBy`.
+ */
+export function replicationOf(
+  info: Pick<StreamInfo, "config" | "cluster">,
+  answeredBy = "standalone",
+): StreamReplication {
   const c = info.cluster;
   const peers = (c?.replicas ?? []).map((r) => {
     const lastSeenMs = Number(r.active ?? 0) / 1e6;
@@ -50,7 +56,7 @@ export function replicationOf(info: Pick<StreamInfo, "config" | "cluster">): Str
   return {
     stream: info.config.name,
     replicas: info.config.num_replicas ?? 1,
-    leader: c?.leader || undefined,
+    leader: c ? c.leader || undefined : answeredBy,
     peers,
     answered: true,
   };
@@ -64,11 +70,12 @@ export function replicationOf(info: Pick<StreamInfo, "config" | "cluster">): Str
 export async function readReplication(
   jsm: JetStreamManager,
   streams: readonly string[],
+  connectedTo?: string,
 ): Promise<StreamReplication[]> {
   const out: StreamReplication[] = [];
   for (const stream of streams) {
     try {
-      out.push(replicationOf(await jsm.streams.info(stream)));
+      out.push(replicationOf(await jsm.streams.info(stream), connectedTo));
     } catch (err) {
       if (isNotFound(err)) continue;
       // A timeout, no responders, or "JetStream system temporarily unavailable" (10008): the

@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import { Registry } from "prom-client";
 import { afterAll, describe, expect, it } from "vitest";
+import { replicationOf } from "./broker-health.ts";
 import { keyKind } from "./redis-health.ts";
 import { startInfraHealth } from "./infra-health.ts";
 
@@ -47,6 +48,15 @@ describe("infra health", () => {
     expect(keyKind("x:1234:y")).toBe("x:*");
   });
 
+  it("reconciler - a server that is not clustered leads its streams itself (its info has no cluster block)", () => {
+    const config = { name: "LEDGER", num_replicas: 1 } as never;
+    expect(replicationOf({ config, cluster: undefined }, "n0")).toMatchObject({ leader: "n0", peers: [] });
+    // a cluster block without a leader: none
+    expect(
+      replicationOf({ config, cluster: { name: "c", replicas: [] } as never }, "n0").leader,
+    ).toBeUndefined();
+  });
+
   it("reconciler - a 3-node cluster: one node killed shows its replicas offline and the server down; two killed leave the stream without a leader; restarted, all clear", {
     timeout: 180_000,
   }, async () => {
@@ -54,6 +64,8 @@ describe("infra health", () => {
     const redisServer = await startRedis();
     const nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
     const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
+    // the last part kills the server: its reconnect errors are expected
+    redis.on("error", () => {});
     const registry = new Registry();
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "HEALTH", subjects: ["health.>"], num_replicas: 3 });
@@ -147,6 +159,8 @@ describe("infra health", () => {
     const nats = await startNats();
     const nc = await connect({ servers: nats.url });
     const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
+    // the last part kills the server: its reconnect errors are expected
+    redis.on("error", () => {});
     try {
       const pipe = redis.pipeline();
       for (let i = 0; i < 3000; i++) pipe.hset(`ledger:outcome:t-${i}`, "status", "posted", "amount", "100");

@@ -57,7 +57,8 @@ export function startInfraHealth(o: InfraHealthOptions): InfraHealth {
     if (o.nc.isClosed()) return broker.clear();
     try {
       const jsm = await jetstreamManager(o.nc, { timeout: o.timeoutMs, checkAPI: false });
-      broker.record(await readReplication(jsm, streams), o.nc.info?.server_name);
+      const server = o.nc.info?.server_name;
+      broker.record(await readReplication(jsm, streams, server), server);
     } catch (err) {
       broker.clear();
       o.logger.warn({ err }, "nats cluster health could not be read");
