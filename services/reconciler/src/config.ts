@@ -55,6 +55,11 @@ export const ReconcilerEnv = {
   /** Keys one round may SCAN to count keys by kind; past it the counts are scaled from the share seen. */
   RECONCILE_REDIS_SCAN_BUDGET: Type.Integer({ minimum: 0, default: 50_000 }),
   /**
+   * nats-servers' monitoring URLs, comma-separated (`http://nats-1:8222,…`): each one's
+   * /healthz and JetStream meta leader (/jsz) are exported too. Empty: only stream info.
+   */
+  RECONCILE_NATS_MONITOR_URLS: Type.String({ default: "" }),
+  /**
    * Durable consumers whose settings are checked, `STREAM/durable` comma-separated, from the
    * declared list (catalog.ts); default every one. `none` checks none.
    */
@@ -79,6 +84,7 @@ export interface ReconcilerSettings {
   readonly infraMs: number;
   readonly infraTimeoutMs: number;
   readonly redisScanBudget: number;
+  readonly natsMonitorUrls: readonly string[];
   readonly consumers: readonly DeclaredConsumer[];
 }
 
@@ -110,6 +116,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = parseConfig(ReconcilerEnv, env);
   const problems: string[] = [];
   const consumers = consumersOf(c.RECONCILE_CONSUMERS, problems);
+  const natsMonitorUrls = c.RECONCILE_NATS_MONITOR_URLS.split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+  for (const u of natsMonitorUrls)
+    if (!/^https?:\/\/[^/\s]+/.test(u))
+      problems.push(
+        `RECONCILE_NATS_MONITOR_URLS names ${u}: an http:// or https:// URL of a monitoring port is needed`,
+      );
   if (problems.length) throw new ConfigError(problems);
   return {
     ...stageProcessConfig(c),
@@ -137,6 +151,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       infraMs: c.RECONCILE_INFRA_MS,
       infraTimeoutMs: c.RECONCILE_INFRA_TIMEOUT_MS,
       redisScanBudget: c.RECONCILE_REDIS_SCAN_BUDGET,
+      natsMonitorUrls,
       consumers,
     },
   };

@@ -78,6 +78,7 @@ describe("infra health", () => {
       timeoutMs: 1000,
       scanBudget: 1000,
       streams: ["HEALTH", "NOT_THERE"],
+      monitorUrls: cluster.nodes.map((n) => `http://127.0.0.1:${n.monitorPort}`),
     });
     const leader = async () => (await samples(registry, "jetmesh_nats_stream_leader")).get("stream=HEALTH");
     try {
@@ -112,6 +113,19 @@ describe("infra health", () => {
         { what: `replica ${victim} offline`, timeoutMs: 30_000 },
       );
       expect(await leader()).toBe(1);
+      // its monitoring port gone: unhealthy; the others still know a meta leader
+      const target = (name: string) =>
+        `target=127.0.0.1:${cluster.nodes.find((n) => n.serverName === name)?.monitorPort}`;
+      await waitFor(
+        async () => (await samples(registry, "jetmesh_nats_server_healthy")).get(target(victim)) === 0,
+        {
+          what: `${victim} unhealthy`,
+          timeoutMs: 10_000,
+        },
+      );
+      const meta = await samples(registry, "jetmesh_nats_meta_leader");
+      expect(meta.has(target(victim))).toBe(false);
+      expect([...meta.values()]).toEqual([1, 1]);
       expect(
         (await samples(registry, "jetmesh_nats_replica_current")).get(`server=${victim},stream=HEALTH`),
       ).toBe(0);
@@ -129,6 +143,14 @@ describe("infra health", () => {
         timeoutMs: 60_000,
         intervalMs: 250,
       });
+      // the last one knows no meta leader and says so in /healthz
+      const last = target(led);
+      await waitFor(
+        async () =>
+          (await samples(registry, "jetmesh_nats_meta_leader")).get(last) === 0 &&
+          (await samples(registry, "jetmesh_nats_server_healthy")).get(last) === 0,
+        { what: "no meta leader", timeoutMs: 60_000 },
+      );
 
       // Back: a leader again, every replica current.
       await Promise.all(cluster.nodes.filter((n) => !n.isRunning()).map((n) => n.restart()));
@@ -138,7 +160,9 @@ describe("infra health", () => {
           return (
             (await leader()) === 1 &&
             [...off.values()].length === 2 &&
-            [...off.values()].every((v) => v === 0)
+            [...off.values()].every((v) => v === 0) &&
+            [...(await samples(registry, "jetmesh_nats_server_healthy")).values()].join() === "1,1,1" &&
+            [...(await samples(registry, "jetmesh_nats_meta_leader")).values()].join() === "1,1,1"
           );
         },
         { what: "HEALTH led again with every replica back", timeoutMs: 60_000 },

@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { createBrokerHealthMetrics, readReplication } from "./broker-health.ts";
+import { createNatsMonitorMetrics, readMonitor } from "./nats-monitor.ts";
 import { createRedisHealthMetrics, readRedisHealth } from "./redis-health.ts";
 
 /** What {@link startInfraHealth} needs. */
@@ -21,6 +22,8 @@ export interface InfraHealthOptions {
   readonly scanBudget: number;
   /** Default: every stream of the contracts. */
   readonly streams?: readonly string[];
+  /** nats-servers' monitoring URLs (`http://nats-1:8222`), read too when given. */
+  readonly monitorUrls?: readonly string[];
 }
 
 /** A running sampler of NATS and Redis health. */
@@ -47,6 +50,11 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
  */
 export function startInfraHealth(o: InfraHealthOptions): InfraHealth {
   const broker = createBrokerHealthMetrics(o.registry);
+  const monitor = o.monitorUrls?.length ? createNatsMonitorMetrics(o.registry) : undefined;
+  const readMonitors = async () => {
+    if (monitor)
+      monitor.record(await Promise.all((o.monitorUrls ?? []).map((u) => readMonitor(u, o.timeoutMs))));
+  };
   const redis = createRedisHealthMetrics(o.registry, `${o.redis.options.host}:${o.redis.options.port}`);
   const streams = o.streams ?? Object.values(Streams).map((d) => d.name);
   let running: Promise<void> | undefined;
@@ -75,7 +83,7 @@ export function startInfraHealth(o: InfraHealthOptions): InfraHealth {
     }
   };
   const round = () => {
-    running ??= Promise.all([readBroker(), readRedis()]).then(
+    running ??= Promise.all([readBroker(), readRedis(), readMonitors()]).then(
       () => {
         running = undefined;
       },

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { createBrokerHealthMetrics } from "./broker-health.ts";
 import { ReconcilerEnv } from "./config.ts";
 import { createReconcilerMetrics } from "./metrics.ts";
+import { createNatsMonitorMetrics } from "./nats-monitor.ts";
 import { createRedisHealthMetrics } from "./redis-health.ts";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
@@ -113,6 +114,7 @@ describe("reconciler observability", () => {
     const registry = new Registry();
     createBrokerHealthMetrics(registry);
     createRedisHealthMetrics(registry, "redis:6379");
+    createNatsMonitorMetrics(registry);
     const exported = new Set(registry.getMetricsAsArray().map((m) => m.name));
     const infra = (
       parseYaml(read("deploy/observability/prometheus/infra-alerts.yml")) as {

@@ -663,6 +663,7 @@ export function reconcilerProcess(config: ReconcilerConfig): (c: ProcessClients)
       intervalMs: config.reconcile.infraMs,
       timeoutMs: config.reconcile.infraTimeoutMs,
       scanBudget: config.reconcile.redisScanBudget,
+      monitorUrls: config.reconcile.natsMonitorUrls,
     });
     return {
       health: { reconciler: () => r.health() },

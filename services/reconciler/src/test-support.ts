@@ -101,6 +101,7 @@ export function testSettings(w: World, over: Partial<ReconcilerSettings> = {}): 
     infraMs: 500,
     infraTimeoutMs: 2000,
     redisScanBudget: 10_000,
+    natsMonitorUrls: [],
     dlqMaxAgeMs: 60_000,
     settingsCheckMs: 500,
     missingGraceMs: 0,
