@@ -36,6 +36,12 @@ export interface FoldState {
   readonly balances: Map<string, Map<string, bigint>>;
   /** transferId → outcome, in the order transfers first appear in the log. */
   readonly outcomes: Map<string, TransferOutcome>;
+  /**
+   * transferId → when the last event that wrote its outcome occurred (ms): the projection's
+   * outcome hash lives LEDGER_OUTCOME_TTL_MS from about then (outcome-ttl.ts). Absent for a
+   * transfer folded from a snapshot written before times were kept.
+   */
+  outcomeTimes?: Map<string, number>;
 }
 
 /** What folding one event did. `ignored` names why an event changed nothing. */
@@ -43,6 +49,13 @@ export type FoldStep = "applied" | "duplicate" | "ignored";
 
 export function emptyFold(): FoldState {
   return { seq: 0, balances: new Map(), outcomes: new Map() };
+}
+
+function stamp(state: FoldState, transferId: string, env: AnyEnvelope): void {
+  const at = Date.parse(env.occurredAt);
+  if (!Number.isFinite(at)) return;
+  state.outcomeTimes ??= new Map();
+  state.outcomeTimes.set(transferId, at);
 }
 
 function move(state: FoldState, account: string, currency: string, delta: bigint): void {
@@ -81,6 +94,7 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
         amountMinor: d.amountMinor,
         currency: d.currency,
       });
+      stamp(state, d.transferId, env);
       if (posted) {
         move(state, d.from, d.currency, -BigInt(d.amountMinor));
         move(state, d.to, d.currency, BigInt(d.amountMinor));
@@ -92,6 +106,7 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
       if (o?.status !== "posted") return "ignored";
       if (o.reversal) return "duplicate";
       o.reversal = { reason: env.data.reason, cause: env.causationId };
+      stamp(state, o.transferId, env);
       move(state, o.from, o.currency, BigInt(o.amountMinor));
       move(state, o.to, o.currency, -BigInt(o.amountMinor));
       return "applied";
@@ -122,5 +137,6 @@ export function cloneFold(state: FoldState): FoldState {
     ...(state.lastEventId !== undefined ? { lastEventId: state.lastEventId } : {}),
     balances,
     outcomes,
+    ...(state.outcomeTimes ? { outcomeTimes: new Map(state.outcomeTimes) } : {}),
   };
 }

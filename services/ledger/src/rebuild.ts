@@ -4,6 +4,7 @@ import { StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { applyLedgerEvent, emptyFold, type FoldState, totals } from "./fold.ts";
 import { type LogPosition, logPosition, readLog } from "./ledger-log.ts";
+import { outcomeLifeLeft } from "./outcome-ttl.ts";
 import type { LedgerStore, ProjectionView } from "./store.ts";
 
 /**
@@ -79,9 +80,14 @@ const outcomeText = (
 
 /**
  * Compares balances (a missing balance counts as 0), every transfer's outcome, and the
- * projection's totals per currency (I3: each must be 0).
+ * projection's totals per currency (I3: each must be 0). With `expiry`, an outcome the
+ * projection no longer holds is no difference once its lifetime is over (outcome-ttl.ts).
  */
-export function diffProjection(fold: FoldState, view: ProjectionView): Difference[] {
+export function diffProjection(
+  fold: FoldState,
+  view: ProjectionView,
+  expiry?: { readonly outcomeTtlMs: number; readonly now: number },
+): Difference[] {
   const out: Difference[] = [];
   const accounts = new Set([...fold.balances.keys(), ...view.balances.keys()]);
   for (const account of [...accounts].sort()) {
@@ -98,7 +104,14 @@ export function diffProjection(fold: FoldState, view: ProjectionView): Differenc
   for (const transferId of [...ids].sort()) {
     const log = outcomeText(fold.outcomes.get(transferId));
     const projection = outcomeText(view.outcomes.get(transferId));
-    if (log !== projection) out.push({ kind: "outcome", transferId, log, projection });
+    const o = fold.outcomes.get(transferId);
+    const expired =
+      expiry !== undefined &&
+      o !== undefined &&
+      projection === NONE &&
+      (outcomeLifeLeft(o, fold, expiry.outcomeTtlMs, expiry.now) ?? 1) <= 0 &&
+      fold.outcomeTimes?.has(transferId) === true;
+    if (log !== projection && !expired) out.push({ kind: "outcome", transferId, log, projection });
   }
   for (const [currency, sum] of totals(view.balances)) {
     if (sum !== 0n) out.push({ kind: "total", currency, projection: sum });
@@ -142,7 +155,10 @@ export async function rebuild(opts: {
   const skipped = [...fold.skipped];
   for (let i = 1; ; i++) {
     const view = await opts.store.read();
-    const differences = diffProjection(fold.state, view);
+    const differences = diffProjection(fold.state, view, {
+      outcomeTtlMs: opts.store.outcomeTtlMs,
+      now: Date.now(),
+    });
     if (differences.length === 0 || i >= attempts) {
       return { fold: { ...fold, skipped }, view, differences };
     }
@@ -172,7 +188,7 @@ async function main(): Promise<number> {
     const report = await rebuild({
       js: jetstream(nc),
       jsm: await jetstreamManager(nc),
-      store: createLedgerStore(redis),
+      store: createLedgerStore(redis, { outcomeTtlMs: config.ledger.outcomeTtlMs }),
       settleMs: config.ledger.rebuildSettleMs,
     });
     const { state, skipped } = report.fold;
