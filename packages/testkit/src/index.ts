@@ -74,5 +74,3 @@ export { createPrng } from "./prng.ts";
 export type { Prng } from "./prng.ts";
 export { httpGet } from "./local-infra/http-get.ts";
 export type { HttpResponse } from "./local-infra/http-get.ts";
-export { openFindings } from "./findings.ts";
-export type { OpenFinding } from "./findings.ts";
