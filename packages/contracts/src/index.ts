@@ -59,6 +59,7 @@ export type {
 export { TeamStreams } from "./team-streams.ts";
 export type { TeamStream } from "./team-streams.ts";
 export { AccountId, AmountMinor, Currency, Id, TransferCore, transferEvent } from "./transfer-core.ts";
+export type { BankPayout, BankRecord, BankRefusal } from "./bank-record.ts";
 export {
   EVENT_MAX_AGE_MS,
   PipelineStreams,

@@ -57,11 +57,8 @@ export { gatewayBalances, redisBalances } from "./invariants-balances.ts";
 export { BankInvariants, checkBankRecord, readBankRecord } from "./invariants-bank.ts";
 export type {
   BankInvariantName,
-  BankPayout,
-  BankRecord,
   BankRecordCounts,
   BankRecordReport,
-  BankRefusal,
   BankViolation,
   CheckBankRecordInput,
 } from "./invariants-bank.ts";
