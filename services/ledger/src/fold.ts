@@ -1,4 +1,4 @@
-import { type AnyEnvelope, EventTypes } from "@jetmesh/contracts";
+import { type AnyEnvelope, type Envelope, EventTypes } from "@jetmesh/contracts";
 
 /**
  * The ledger's state as a pure fold of the LEDGER stream. The Lua scripts in
@@ -83,19 +83,9 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
     case EventTypes.LedgerDeclined: {
       const d = env.data;
       if (state.outcomes.has(d.transferId)) return "duplicate";
-      const posted = env.type === EventTypes.LedgerPosted;
-      state.outcomes.set(d.transferId, {
-        transferId: d.transferId,
-        status: posted ? "posted" : "declined",
-        detail: posted ? env.data.decision : env.data.reason,
-        cause: env.causationId,
-        from: d.from,
-        to: d.to,
-        amountMinor: d.amountMinor,
-        currency: d.currency,
-      });
+      state.outcomes.set(d.transferId, outcomeOf(env));
       stamp(state, d.transferId, env);
-      if (posted) {
+      if (env.type === EventTypes.LedgerPosted) {
         move(state, d.from, d.currency, -BigInt(d.amountMinor));
         move(state, d.to, d.currency, BigInt(d.amountMinor));
       }
@@ -114,6 +104,24 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
     default:
       return "ignored";
   }
+}
+
+/** The outcome a ledger.posted or ledger.declined event records (not yet reversed). */
+export function outcomeOf(
+  env: Envelope<typeof EventTypes.LedgerPosted | typeof EventTypes.LedgerDeclined>,
+): TransferOutcome {
+  const d = env.data;
+  const posted = env.type === EventTypes.LedgerPosted;
+  return {
+    transferId: d.transferId,
+    status: posted ? "posted" : "declined",
+    detail: posted ? (env.data as { decision: string }).decision : (env.data as { reason: string }).reason,
+    cause: env.causationId,
+    from: d.from,
+    to: d.to,
+    amountMinor: d.amountMinor,
+    currency: d.currency,
+  };
 }
 
 /** Sum of every balance per currency; conservation (I3) says each is 0. */

@@ -6,8 +6,8 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { decidePosting, decideReversal, type LedgerView } from "./decide.ts";
 import { applyLedgerEvent, cloneFold, emptyFold, type FoldState } from "./fold.ts";
-import { diffProjection } from "./rebuild.ts";
 import { DEFAULT_OUTCOME_TTL_MS } from "./outcome-ttl.ts";
+import { diffProjection } from "./projection-check.ts";
 import { createLedgerStore, type LedgerStore, LedgerKeys } from "./store.ts";
 import {
   type Core,
