@@ -393,13 +393,15 @@ class SubjectIndex<T> {
 }
 
 function collect<T>(n: IndexNode<T>, tokens: readonly string[], i: number, out: T[]): void {
-  if (i < tokens.length) for (const v of n.rest) out.push(v);
+  if (i < tokens.length && n.rest.size) for (const v of n.rest) out.push(v);
   if (i === tokens.length) {
-    for (const v of n.here) out.push(v);
+    if (n.here.size) for (const v of n.here) out.push(v);
     return;
   }
-  const lit = n.literal.get(tokens[i] as string);
-  if (lit) collect(lit, tokens, i + 1, out);
+  if (n.literal.size) {
+    const lit = n.literal.get(tokens[i] as string);
+    if (lit) collect(lit, tokens, i + 1, out);
+  }
   if (n.star) collect(n.star, tokens, i + 1, out);
 }
 
@@ -432,15 +434,13 @@ function words(line: string): string[] {
   return out;
 }
 
-/** One MSG or HMSG frame: `head` (ASCII, else UTF-8), the header block, the payload, CRLF. */
+/** One MSG or HMSG frame: `head` in UTF-8, the header block, the payload, CRLF; one allocation. */
 function msgFrame(head: string, hdr: Uint8Array | undefined, data: Uint8Array): Uint8Array {
+  const h = isAscii(head) ? head.length : TE.encode(head).length;
   const hlen = hdr?.length ?? 0;
-  let ascii = true;
-  for (let i = 0; i < head.length && ascii; i++) ascii = head.charCodeAt(i) < 128;
-  if (!ascii) return concat(TE.encode(head), ...(hdr ? [hdr] : []), data, CRLF);
-  const out = new Uint8Array(head.length + hlen + data.length + 2);
-  for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i);
-  let o = head.length;
+  const out = new Uint8Array(h + hlen + data.length + 2);
+  TE.encodeInto(head, out);
+  let o = h;
   if (hdr) {
     out.set(hdr, o);
     o += hlen;
@@ -450,6 +450,11 @@ function msgFrame(head: string, hdr: Uint8Array | undefined, data: Uint8Array): 
   out[o] = 13;
   out[o + 1] = 10;
   return out;
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
+  return true;
 }
 
 const CRLF = TE.encode("\r\n");
