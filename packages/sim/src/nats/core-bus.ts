@@ -457,8 +457,6 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-const CRLF = TE.encode("\r\n");
-
 function indexOfCrLf(b: Uint8Array, from: number): number {
   for (let i = from; i + 1 < b.length; i++) if (b[i] === 13 && b[i + 1] === 10) return i;
   return -1;
