@@ -5,26 +5,20 @@
 // the replica, which lacks that tail (guards, balances, positions: Redis rolled back). The
 // services find the new primary through the sentinels, traffic completes, I1 to I6 hold,
 // every accepted transfer has its one outcome and nothing is parked.
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import {
   gatewayBalances,
+  type RedisSentinelHandle,
   redisBalances,
-  startNats,
-  startRedisSentinel,
   stopAllProcesses,
   waitFor,
 } from "@jetmesh/testkit";
 import { afterAll, describe, expect, it } from "vitest";
-import { sendTraffic, startMesh } from "@jetmesh/mesh";
+import { sendTraffic } from "@jetmesh/mesh";
 import {
   describeViolations,
-  E2E_SETTINGS,
   quietThenCheck,
   REFUSED_BANK_ACCOUNTS,
+  startTestMesh,
   type TestMesh,
 } from "../support/mesh.ts";
 
@@ -32,40 +26,15 @@ const TRANSFERS = 900;
 
 describe("e2e redis failover", () => {
   let t: TestMesh | undefined;
-  let stopGroup: (() => Promise<void>) | undefined;
   afterAll(async () => {
     await t?.stop();
-    await stopGroup?.();
     await stopAllProcesses();
   });
 
   it("e2e - the Redis primary killed mid-traffic with its tail unreplicated: the sentinels promote the replica, the services follow, I1 to I6 hold", async () => {
-    const [nats, group] = await Promise.all([startNats(), startRedisSentinel()]);
-    stopGroup = () => group.stop();
-    const first = await group.primary();
-    const mesh = await startMesh({
-      natsUrl: nats.url,
-      // Only for the runner's own check that a Redis answers: the services ask the sentinels.
-      redisUrl: first.url,
-      dataDir: await mkdtemp(join(tmpdir(), "jetmesh-e2e-")),
-      removeDataOnStop: true,
-      env: { ...E2E_SETTINGS, ...group.env },
-      refuseAccounts: REFUSED_BANK_ACCOUNTS,
-      readyTimeoutMs: 90_000,
-    });
-    const nc = await connect({ servers: nats.url, name: "e2e" });
-    t = {
-      mesh,
-      nats,
-      redis: first,
-      nc,
-      jsm: await jetstreamManager(nc),
-      async stop() {
-        await nc.close().catch(() => {});
-        await mesh.stop();
-        await nats.stop();
-      },
-    };
+    t = await startTestMesh({ sentinel: true });
+    const { mesh } = t;
+    const group = t.sentinel as RedisSentinelHandle;
 
     let answered = 0;
     const traffic = sendTraffic({

@@ -10,9 +10,16 @@ import { readSecretFile } from "./secrets.ts";
  */
 export const RedisSentinelEnv = {
   /** Comma-separated `host:port` of the sentinels, e.g. `10.0.0.5:26379,10.0.0.6:26379`. */
-  REDIS_SENTINELS: Type.Optional(Type.String({ pattern: "^[^,:\\s]+:[0-9]{1,5}(,[^,:\\s]+:[0-9]{1,5})*$" })),
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({
+      pattern: "^[^,:\\s]+:[0-9]{1,5}(,[^,:\\s]+:[0-9]{1,5})*$",
+      description: "comma-separated host:port, e.g. 10.0.0.5:26379,10.0.0.6:26379",
+    }),
+  ),
   /** The name the sentinels monitor the primary under (`sentinel monitor <name> …`). */
-  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9._-]+$" })),
+  REDIS_SENTINEL_NAME: Type.Optional(
+    Type.String({ pattern: "^[A-Za-z0-9._-]+$", description: "letters, digits, '.', '_' and '-'" }),
+  ),
   /** The sentinels' own password (`requirepass` of the sentinels), from a file. */
   REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
 } satisfies TProperties;
@@ -140,9 +147,13 @@ export function parseConfig<P extends TProperties>(
     const key = e.path.slice(1).split("/")[0] as string;
     if (problems.has(key)) continue;
     const given = raw[key] === undefined ? "unset" : JSON.stringify(raw[key]);
+    // A schema with a description says what it allows in words (a pattern would not).
+    const rule = (props[key] as TSchema | undefined)?.description;
     problems.set(
       key,
-      `${key} (${given}): ${e.message.toLowerCase()}; allowed: ${allowed(props[key] as TSchema)}`,
+      rule
+        ? `${key} (${given}): wrong format; allowed: ${rule}`
+        : `${key} (${given}): ${e.message.toLowerCase()}; allowed: ${allowed(props[key] as TSchema)}`,
     );
   }
   if (problems.size) throw new ConfigError([...problems.values()]);

@@ -195,7 +195,7 @@ describe("stage leaves", () => {
       return expect.unreachable();
     };
     expect(problems({ REDIS_SENTINELS: "127.0.0.1", REDIS_SENTINEL_NAME: "jetmesh" })[0]).toMatch(
-      /^REDIS_SENTINELS \("127.0.0.1"\): .*; allowed: string matching/,
+      /^REDIS_SENTINELS \("127.0.0.1"\): wrong format; allowed: comma-separated host:port, e\.g\. /,
     );
     expect(problems({ REDIS_SENTINELS: "127.0.0.1:26379" })).toEqual([
       "REDIS_SENTINEL_NAME (unset): REDIS_SENTINELS needs the name the sentinels monitor",
