@@ -3,8 +3,10 @@
 // REDIS_SENTINELS / REDIS_SENTINEL_NAME). Mid-traffic the replica's link is cut, so the
 // primary's last writes never reach it, and the primary is killed: the sentinels promote
 // the replica, which lacks that tail (guards, balances, positions: Redis rolled back). The
-// services find the new primary through the sentinels, traffic completes, I1 to I6 hold,
-// every accepted transfer has its one outcome and nothing is parked.
+// services find the new primary through the sentinels and traffic completes. The killed
+// server then rejoins as a replica and the new primary hangs (SIGSTOP, connections open):
+// the services move back on the sentinels' word. I1 to I6 hold, every accepted transfer has
+// its one outcome and nothing is parked.
 import {
   gatewayBalances,
   type RedisSentinelHandle,
@@ -22,7 +24,7 @@ import {
   type TestMesh,
 } from "../support/mesh.ts";
 
-const TRANSFERS = 900;
+const TRANSFERS = 600;
 
 describe("e2e redis failover", () => {
   let t: TestMesh | undefined;
@@ -31,41 +33,65 @@ describe("e2e redis failover", () => {
     await stopAllProcesses();
   });
 
-  it("e2e - the Redis primary killed mid-traffic with its tail unreplicated: the sentinels promote the replica, the services follow, I1 to I6 hold", async () => {
+  it("e2e - the Redis primary killed mid-traffic with its tail unreplicated, then the new one paused: the sentinels promote the other server each time, the services follow, I1 to I6 hold", async () => {
     t = await startTestMesh({ sentinel: true });
     const { mesh } = t;
     const group = t.sentinel as RedisSentinelHandle;
 
-    let answered = 0;
-    const traffic = sendTraffic({
-      gatewayUrl: mesh.gatewayUrl,
-      apiKeys: mesh.apiKeys,
-      transfers: TRANSFERS,
-      rate: 100,
-      accounts: 20,
-      maxInFlight: 32,
-      runId: "e2e-redis-failover",
-      refusedBankAccounts: REFUSED_BANK_ACCOUNTS,
-      onProgress: (p) => {
-        if (p.phase === "transfers") answered = p.done;
-      },
+    /** One wave of traffic; `fail` runs once a third of it is answered, while it flows. */
+    const wave = async (runId: string, fail: () => Promise<void>) => {
+      let answered = 0;
+      const traffic = sendTraffic({
+        gatewayUrl: mesh.gatewayUrl,
+        apiKeys: mesh.apiKeys,
+        transfers: TRANSFERS,
+        rate: 100,
+        accounts: 20,
+        maxInFlight: 32,
+        runId,
+        refusedBankAccounts: REFUSED_BANK_ACCOUNTS,
+        onProgress: (p) => {
+          if (p.phase === "transfers") answered = p.done;
+        },
+      });
+      await waitFor(() => (answered >= TRANSFERS / 3 ? true : undefined), {
+        timeoutMs: 60_000,
+        what: `a third of ${runId}`,
+      });
+      await fail();
+      const sent = await traffic;
+      expect(sent.retries.mismatched).toEqual([]);
+      expect(sent.failed).toEqual([]);
+      expect(sent.invalid.unexpected).toEqual([]);
+      return sent;
+    };
+
+    // 1. Killed, its last writes never replicated.
+    const first = await group.primary();
+    let killedInMs = 0;
+    let lostBytes = 0;
+    const one = await wave("e2e-redis-killed", async () => {
+      const failed = await group.failPrimary({ lagMs: 500 });
+      const at = Date.now();
+      const promoted = await group.waitForFailover(failed.server, 30_000);
+      killedInMs = Date.now() - at;
+      // The promoted replica lacks the primary's last writes: the rolled-back tail.
+      lostBytes = failed.offset - promoted.promotedAtOffset;
     });
-    await waitFor(() => (answered >= TRANSFERS / 3 ? true : undefined), {
-      timeoutMs: 60_000,
-      what: "a third of the traffic",
-    });
-    const failed = await group.failPrimary({ lagMs: 500 });
-    const failedAt = Date.now();
-    const promoted = await group.waitForFailover(failed.server, 30_000);
-    const failoverMs = Date.now() - failedAt;
-    // The promoted replica lacks the primary's last writes: the rolled-back tail.
-    const lostBytes = failed.offset - promoted.promotedAtOffset;
     expect(lostBytes).toBeGreaterThan(0);
 
-    const sent = await traffic;
-    expect(sent.retries.mismatched).toEqual([]);
-    expect(sent.failed).toEqual([]);
-    expect(sent.invalid.unexpected).toEqual([]);
+    // 2. The killed server rejoins as a replica; the new primary hangs (SIGSTOP): its
+    //    connections stay open, only the sentinels' +switch-master moves the services.
+    await group.rejoin(first);
+    let pausedInMs = 0;
+    const two = await wave("e2e-redis-paused", async () => {
+      const failed = await group.failPrimary({ signal: "SIGSTOP" });
+      const at = Date.now();
+      const promoted = await group.waitForFailover(failed.server, 30_000);
+      pausedInMs = Date.now() - at;
+      expect(promoted.server).toBe(first);
+    });
+    const sent = { accepted: [...one.accepted, ...two.accepted] };
     // Every service is ready again, on the new primary.
     for (const s of Object.values(mesh.services)) await s.waitReady(30_000);
 
@@ -79,14 +105,11 @@ describe("e2e redis failover", () => {
     expect(report.counts.accepted).toBe(sent.accepted.length);
     expect(report.counts.lost + report.counts.multiple).toBe(0);
     expect(report.counts.dlq).toBe(0);
-    // The projection on the promoted primary is the fold of LEDGER too (I3, I4 from Redis itself).
-    const fromRedis = await quietThenCheck(t, sent.accepted, redisBalances(promoted.server.url), [
-      "I3",
-      "I4",
-    ]);
+    // The projection on the primary now is the fold of LEDGER too (I3, I4 from Redis itself).
+    const fromRedis = await quietThenCheck(t, sent.accepted, redisBalances(first.url), ["I3", "I4"]);
     expect(fromRedis.violations, describeViolations(fromRedis)).toEqual([]);
     console.log(
-      `redis failover: promoted in ${failoverMs} ms, ${lostBytes} bytes of replication lost, ${sent.accepted.length} accepted`,
+      `redis failover: killed primary replaced in ${killedInMs} ms (${lostBytes} bytes of replication lost), paused one in ${pausedInMs} ms; ${sent.accepted.length} accepted`,
     );
   }, 180_000);
 });

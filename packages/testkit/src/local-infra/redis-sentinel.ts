@@ -66,6 +66,13 @@ export interface RedisSentinelHandle {
     from: RedisServerHandle,
     timeoutMs?: number,
   ): Promise<{ readonly server: RedisServerHandle; readonly promotedAtOffset: number }>;
+  /**
+   * Brings a failed server back as a replica of the current primary, as an operator would:
+   * resumed (SIGSTOP) or restarted empty (SIGKILL), then `REPLICAOF` the primary. Resolves
+   * once it is in sync and every sentinel counts it as a healthy replica, so it can be
+   * promoted at the next failover. @throws after `timeoutMs` (default 30 000).
+   */
+  rejoin(server: RedisServerHandle, timeoutMs?: number): Promise<void>;
   /** Sentinel log lines (the last 200 of each), for a failure message. */
   logs(): string[];
   /** Stops the sentinels and both servers (a stopped one is resumed first). Idempotent. */
@@ -207,6 +214,27 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
         const second = /second_repl_offset:(-?\d+)/.exec(info);
         return { server, promotedAtOffset: second ? Number(second[1]) - 1 : offsetIn(info) };
       },
+      async rejoin(server, timeoutMs = 30_000) {
+        if (server.isRunning()) resume(server);
+        else await server.restart();
+        stopped.delete(server);
+        const deadline = Date.now() + timeoutMs;
+        await until(deadline, `${server.url} to replicate the primary`, async () => {
+          const now = await primary();
+          if (now === server) throw new Error(`${server.url} is still the primary`);
+          await command(server, "REPLICAOF", "127.0.0.1", String(now.port));
+          return /master_link_status:up/.test(await command(server, "INFO", "replication"));
+        });
+        await until(deadline, `every sentinel to count ${server.url} as a healthy replica`, async () => {
+          for (const port of ports) {
+            const replicas = (await sentinelCall(port, "REPLICAS", name)) as string[][];
+            const mine = replicas.map(fields).find((r) => Number(r.port) === server.port);
+            if (!mine || /s_down|o_down|disconnected/.test(mine.flags ?? "")) return false;
+            if (mine["master-link-status"] !== "ok") return false;
+          }
+          return true;
+        }).catch(withSentinelLogs);
+      },
       logs: () => children.flatMap((c) => c.lines()),
       stop,
     };
@@ -228,6 +256,13 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
       // exited already
     }
   }
+}
+
+/** A sentinel's flat `[key, value, …]` reply as an object. */
+function fields(flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i] as string] = flat[i + 1] as string;
+  return out;
 }
 
 function offsetIn(info: string): number {
