@@ -102,4 +102,28 @@ describe("redis sentinel", () => {
     await again.stop();
     expect(await connectedPort(redis)).toBe(first.port);
   }, 90_000);
+
+  it("redis sentinel - the primary killed while the sentinel a reconnecting client asks first hangs: the client still follows the failover", async () => {
+    // Found by test/e2e/redis-failover.test.ts: a +switch-master that arrives while the client
+    // is asking the sentinels for the primary made ioredis's own failover detector end the
+    // client for good (status "end", "Connection is closed.", never retried). A hung sentinel,
+    // the first one asked, holds each reconnection in that state for seconds.
+    const g = await startRedisSentinel();
+    groups.push(g);
+    const redis = connect(g);
+    const w = writer(redis);
+    await waitFor(() => (w.acked.length >= 20 ? true : undefined), { timeoutMs: 10_000, what: "20 writes" });
+    const resume = g.pauseSentinel(0);
+    const failed = await g.failPrimary();
+    const promoted = await g.waitForFailover(failed.server, 30_000);
+    const before = w.acked.length;
+    await waitFor(() => (w.acked.length >= before + 20 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: `writes on the new primary (client status ${redis.status})`,
+    });
+    resume();
+    await w.stop();
+    expect(redis.status).toBe("ready");
+    expect(await connectedPort(redis)).toBe(promoted.server.port);
+  }, 90_000);
 });

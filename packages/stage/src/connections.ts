@@ -89,9 +89,9 @@ export async function connectNats(opts: {
  * checks that the server it reaches says `role:master` (ioredis's SentinelConnector; a
  * replica is left for the next sentinel). A failover reaches the client three ways: the
  * primary's connection breaks (killed), a write answers READONLY (demoted), or a sentinel
- * publishes `+switch-master` (the failover detector: the only way out of a connection to a
- * primary that is paused or cut off, which never breaks by itself). Commands sent in
- * between fail like any while Redis is away (one retry, the command timeout).
+ * publishes `+switch-master` ({@link followSwitchMaster}: the only way off a primary that is
+ * paused or cut off, whose connection never breaks by itself). Commands sent in between
+ * fail like any while Redis is away (one retry, the command timeout).
  */
 export function createRedis(opts: {
   url: string;
@@ -120,14 +120,10 @@ export function createRedis(opts: {
           // TLS (REDIS_TLS_CA_FILE) applies to the primary the sentinels name; the sentinels
           // themselves are spoken to in plain TCP.
           ...(a.tlsCaFile ? { enableTLSForSentinelMode: true } : {}),
-          failoverDetector: true,
           // Sentinels asked for the primary fail fast, and all of them unreachable is retried
           // at most a second apart (as the data connection's retryStrategy).
           sentinelCommandTimeout: 2000,
           sentinelRetryStrategy: (times: number) => Math.min(50 * times, 1000),
-          // The failover detector's subscriptions to sentinels that went away come back
-          // within 5 s (ioredis's default waits a minute).
-          sentinelReconnectStrategy: () => 5000,
         }
       : {}),
     connectionName: opts.name,
@@ -140,6 +136,7 @@ export function createRedis(opts: {
     // reconnecting on it paused every stage for nothing.
     reconnectOnError: (err) => err.message.startsWith("READONLY"),
   });
+  if (s) followSwitchMaster(redis, s);
   const shown = s
     ? `sentinel ${s.name} at ${s.sentinels.map((x) => `${x.host}:${x.port}`).join(",")}`
     : maskUrl(opts.url);
@@ -160,5 +157,37 @@ export function createRedis(opts: {
       failures = 0;
     });
   return redis;
+}
+/**
+ * Moves `redis` to the new primary when a sentinel announces a failover of its group
+ * (`+switch-master`): a connected client reconnects, which asks the sentinels again. A
+ * client already reconnecting is left alone, it asks them anyway. ioredis's own
+ * `failoverDetector` is not used: it disconnects the connector even while a reconnection is
+ * asking the sentinels, and that ends the client for good (status "end", "Connection is
+ * closed.", never retried; test/redis-sentinel.test.ts, a hung sentinel during a failover).
+ * One subscriber per sentinel, retried every second; all closed when the client ends.
+ */
+function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
+  const watchers = s.sentinels.map(({ host, port }) => {
+    const w = new Redis({
+      host,
+      port,
+      ...(s.password ? { password: s.password } : {}),
+      lazyConnect: true,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: null,
+      retryStrategy: () => 1000,
+    });
+    w.on("error", () => {});
+    w.on("message", (channel: string, message: string) => {
+      if (channel !== "+switch-master" || message.split(" ")[0] !== s.name) return;
+      if (redis.status === "ready" || redis.status === "connect") redis.disconnect(true);
+    });
+    w.subscribe("+switch-master").catch(() => {});
+    return w;
+  });
+  redis.once("end", () => {
+    for (const w of watchers) w.disconnect();
+  });
 }
 export type { NatsConnection, Redis };

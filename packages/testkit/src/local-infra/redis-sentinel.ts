@@ -31,7 +31,8 @@ export interface FailPrimaryOptions {
   /**
    * Cut the replica's link for this long before the primary fails, so the writes of that
    * time reach the primary only and the replica promoted after it lacks them: a rolled-back
-   * tail, as an asynchronous replica that lags. 0 (the default): the link stays up.
+   * tail, as an asynchronous replica that lags (done with a `requirepass` the replica lacks:
+   * connections opened later are refused too). 0 (the default): the link stays up.
    */
   readonly lagMs?: number;
 }
@@ -58,7 +59,7 @@ export interface RedisSentinelHandle {
   /** Fails the current primary (see {@link FailPrimaryOptions}). */
   failPrimary(o?: FailPrimaryOptions): Promise<FailedPrimary>;
   /**
-   * Waits until every sentinel names a server other than `from` and that server says
+   * Waits until every sentinel (but a paused one) names a server other than `from` and that server says
    * `role:master`. @returns it, with the replication offset it had when promoted.
    * @throws after `timeoutMs` (default 30 000), with the sentinels' last log lines.
    */
@@ -73,6 +74,11 @@ export interface RedisSentinelHandle {
    * promoted at the next failover. @throws after `timeoutMs` (default 30 000).
    */
   rejoin(server: RedisServerHandle, timeoutMs?: number): Promise<void>;
+  /**
+   * Pauses sentinel `index` (SIGSTOP, in the order of `sentinels`): it keeps its connections
+   * and answers nothing, a hung sentinel. @returns what resumes it (SIGCONT).
+   */
+  pauseSentinel(index: number): () => void;
   /** Sentinel log lines (the last 200 of each), for a failure message. */
   logs(): string[];
   /** Stops the sentinels and both servers (a stopped one is resumed first). Idempotent. */
@@ -99,9 +105,13 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
   const children: ChildHandle[] = [];
   const dir = await createTempDir("sentinel");
   const stopped = new Set<RedisServerHandle>();
+  const pausedSentinels = new Set<ChildHandle>();
+  /** Servers whose replica link was cut with a password (failPrimary's lagMs). */
+  const cut = new Set<RedisServerHandle>();
   let done: Promise<void> | undefined;
   const stop = () => {
     done ??= (async () => {
+      for (const c of pausedSentinels) if (c.isRunning()) process.kill(c.pid, "SIGCONT");
       await Promise.all(children.map((c) => c.stop(2_000)));
       for (const s of servers) if (s.isRunning()) resume(s);
       await Promise.all(servers.map((s) => s.stop()));
@@ -186,6 +196,7 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
             // password it does not have): what the primary takes from now on, the replica
             // never sees. Connections already open, the services' too, keep working.
             await client.call("CONFIG", "SET", "requirepass", `cut-${Date.now()}`);
+            cut.add(server);
             await client.call("CLIENT", "KILL", "TYPE", "replica");
             await sleep(f.lagMs);
           }
@@ -201,7 +212,8 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
       async waitForFailover(from, timeoutMs = 30_000) {
         let found: RedisServerHandle | undefined;
         await until(Date.now() + timeoutMs, "the sentinels to promote the replica", async () => {
-          const names = await Promise.all(ports.map((p) => named(p).catch(() => undefined)));
+          const asked = ports.filter((_, i) => !pausedSentinels.has(children[i] as ChildHandle));
+          const names = await Promise.all(asked.map((p) => named(p).catch(() => undefined)));
           const s = names[0] === undefined ? undefined : byPort(names[0]);
           if (!s || s === from || names.some((n) => n !== s.port)) return false;
           if (!/role:master/.test(await command(s, "INFO", "replication"))) return false;
@@ -216,8 +228,10 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
       },
       async rejoin(server, timeoutMs = 30_000) {
         if (server.isRunning()) resume(server);
-        else await server.restart();
+        // Cut off with a password it keeps while it runs: restarted (empty) instead.
+        if (!server.isRunning() || cut.has(server)) await server.restart();
         stopped.delete(server);
+        cut.delete(server);
         const deadline = Date.now() + timeoutMs;
         await until(deadline, `${server.url} to replicate the primary`, async () => {
           const now = await primary();
@@ -234,6 +248,15 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
           }
           return true;
         }).catch(withSentinelLogs);
+      },
+      pauseSentinel(index) {
+        const child = children[index];
+        if (!child) throw new Error(`no sentinel ${index} (there are ${children.length})`);
+        process.kill(child.pid, "SIGSTOP");
+        pausedSentinels.add(child);
+        return () => {
+          if (pausedSentinels.delete(child) && child.isRunning()) process.kill(child.pid, "SIGCONT");
+        };
       },
       logs: () => children.flatMap((c) => c.lines()),
       stop,
