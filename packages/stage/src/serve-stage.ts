@@ -77,7 +77,13 @@ export async function serveProcess(o: ServeProcessOptions): Promise<void> {
     () => telemetry.shutdown(),
   ]);
   nc = await connectNats({ url: config.natsUrl, name, auth: config.natsAuth, logger });
-  redis = createRedis({ url: config.redisUrl, name, auth: config.redisAuth, logger });
+  redis = createRedis({
+    url: config.redisUrl,
+    name,
+    auth: config.redisAuth,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
+    logger,
+  });
   waitingFor = "start-up";
   const waiting = (what: string) => {
     waitingFor = what;

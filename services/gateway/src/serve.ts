@@ -53,7 +53,13 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     probes: [{ name: "gateway", health: () => ({ ok: false, waiting_for: waitingFor }) }],
   });
   const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth, logger });
-  const redis = createRedis({ url: config.redisUrl, name: "gateway", auth: config.redisAuth, logger });
+  const redis = createRedis({
+    url: config.redisUrl,
+    name: "gateway",
+    auth: config.redisAuth,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
+    logger,
+  });
   const jsm = await jetstreamManager(nc);
   waitingFor = `stream ${StreamNames.Ingress}`;
   await ensureIngress(jsm, {

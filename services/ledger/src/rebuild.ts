@@ -17,7 +17,12 @@ import { createLedgerStore } from "./store.ts";
 async function main(): Promise<number> {
   const config = loadConfig();
   const nc = await connectNats({ url: config.natsUrl, name: "ledger-rebuild", auth: config.natsAuth });
-  const redis = createRedis({ url: config.redisUrl, name: "ledger-rebuild", auth: config.redisAuth });
+  const redis = createRedis({
+    url: config.redisUrl,
+    name: "ledger-rebuild",
+    auth: config.redisAuth,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
+  });
   try {
     const report = await rebuild({
       js: jetstream(nc),
