@@ -54,6 +54,7 @@ function concrete(cmd: string): string {
     .replace(/\{\{ \$labels\.stage \}\}|<stage>|<durable>/g, "validator")
     .replace(/\{\{ \$labels\.kind \}\}/g, "stuck_transfer")
     .replace(/<transferId>/g, "tr-1")
+    .replace(/<dlqSeqs>/g, "1 2")
     .replace(/<dlqSeq>|<seq>/g, "1")
     .replace(/'<reason>'/g, "invalid")
     .replace(/"\$PAYOUT_BANK_URL"/g, "http://127.0.0.1:9090")
