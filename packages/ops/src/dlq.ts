@@ -2,7 +2,7 @@ import { Headers, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeBodyLenient } from "./decode.ts";
 import { OpsError } from "./errors.ts";
-import { headerOf, readStream, type StoredMessage, streamInfo } from "./read-stream.ts";
+import { headerOf, readStream, type StoredMessage, storedMessageOf, streamInfo } from "./read-stream.ts";
 import { formatDuration, renderTable } from "./table.ts";
 
 /** One message a stage parked on `dlq.<stage>`, read from its Jetmesh-Dlq-* headers and body. */
@@ -120,18 +120,7 @@ export async function listParked(
   return { total: entries.length, entries, byStage, byReason };
 }
 
-function storedOf(m: StoredMsg): StoredMessage {
-  const headers: Record<string, string[]> = {};
-  if (m.header) for (const k of m.header.keys()) headers[k] = m.header.values(k);
-  return {
-    stream: StreamNames.Dlq,
-    seq: m.seq,
-    subject: m.subject,
-    timestampMs: m.time.getTime(),
-    headers,
-    data: m.data,
-  };
-}
+const storedOf = (m: StoredMsg): StoredMessage => storedMessageOf(StreamNames.Dlq, m);
 
 /**
  * One DLQ message by sequence.

@@ -4,8 +4,10 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type OrderedConsumerOptions,
+  type StoredMsg,
   type StreamInfo,
 } from "@nats-io/jetstream";
+import { TimeoutError } from "@nats-io/transport-node";
 import { OpsError } from "./errors.ts";
 
 /** One stored message: where it sits, its headers and its raw body. */
@@ -91,9 +93,66 @@ export async function readStream(
     });
   else opts.deliver_policy = DeliverPolicy.All;
 
+  let out: StoredMessage[];
+  try {
+    out = await consumeRange(js, stream, opts, lastSeq, range.idleMs ?? 3_000);
+  } catch (err) {
+    // On a cluster with a node lost, nats-server (2.9) may assign the ordered consumer to that
+    // node, and creating it times out, again and again: read message by message from the
+    // stream's leader instead (slower, and always answered while the stream has a quorum).
+    if (!(err instanceof TimeoutError)) throw err;
+    out = await getRange(jsm, stream, Math.max(fromSeq ?? firstSeq, firstSeq), lastSeq, range);
+  }
+  return range.last !== undefined ? out.slice(-range.last) : out;
+}
+
+/** Whether `subject` matches the NATS filter `filter` (`*` one token, `>` the rest). */
+function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === ">") return s.length > i;
+    if (i >= s.length || (f[i] !== "*" && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}
+
+/** A message got from the stream, as the readers use it. */
+export function storedMessageOf(stream: string, m: StoredMsg): StoredMessage {
+  const headers: Record<string, string[]> = {};
+  if (m.header) for (const k of m.header.keys()) headers[k] = m.header.values(k);
+  return { stream, seq: m.seq, subject: m.subject, timestampMs: m.time.getTime(), headers, data: m.data };
+}
+
+/** The messages `fromSeq` through `lastSeq` one get each (deleted ones skipped), filtered as `range` says. */
+async function getRange(
+  jsm: JetStreamManager,
+  stream: string,
+  fromSeq: number,
+  lastSeq: number,
+  range: ReadRange,
+): Promise<StoredMessage[]> {
+  const out: StoredMessage[] = [];
+  for (let seq = fromSeq; seq <= lastSeq; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq });
+    if (!m) continue;
+    if (range.subject && !subjectMatches(range.subject, m.subject)) continue;
+    if (range.since && m.time.getTime() < range.since.getTime()) continue;
+    out.push(storedMessageOf(stream, m));
+  }
+  return out;
+}
+
+/** One ordered consumer from `opts` through `lastSeq`; every wait bounded by `idleMs`. */
+async function consumeRange(
+  js: JetStreamClient,
+  stream: string,
+  opts: Partial<OrderedConsumerOptions>,
+  lastSeq: number,
+  idleMs: number,
+): Promise<StoredMessage[]> {
   const consumer = await js.consumers.get(stream, opts);
   const iter = await consumer.consume({ max_messages: 256 });
-  const idleMs = range.idleMs ?? 3_000;
   let idle = setTimeout(() => void iter.close(), idleMs);
   const out: StoredMessage[] = [];
   try {
@@ -117,7 +176,7 @@ export async function readStream(
     clearTimeout(idle);
     await iter.close();
   }
-  return range.last !== undefined ? out.slice(-range.last) : out;
+  return out;
 }
 
 /** The first value of a header, matched without regard to case (NATS header names are). */

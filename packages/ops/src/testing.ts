@@ -11,16 +11,14 @@ export interface Run {
   readonly stderr: string;
 }
 
-/** Runs `jetmesh …` as a child process; kills it after 30 s so no test waits unbounded. */
-export function jetmesh(
+/** Runs `command` with exactly `env`, `input` on stdin; kills it after `timeoutMs` (default 30 s) so no test waits unbounded. */
+export function runProcess(
+  command: string,
   args: readonly string[],
-  o: { input?: Uint8Array | string; env?: NodeJS.ProcessEnv } = {},
+  o: { input?: Uint8Array | string; env: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
-      env: { ...process.env, NATS_URL: "", NATS_NKEY_SEED_FILE: "", PAYOUT_BANK_URL: "", ...o.env },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const child = spawn(command, [...args], { env: o.env, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => {
@@ -29,12 +27,23 @@ export function jetmesh(
     child.stderr.on("data", (c: Buffer) => {
       stderr += c.toString();
     });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const timer = setTimeout(() => child.kill("SIGKILL"), o.timeoutMs ?? 30_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
     child.stdin.end(o.input === undefined ? undefined : Buffer.from(o.input));
+  });
+}
+
+/** Runs `jetmesh …` as a child process; kills it after 30 s so no test waits unbounded. */
+export function jetmesh(
+  args: readonly string[],
+  o: { input?: Uint8Array | string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
+  return runProcess(process.execPath, ["--import", "tsx", CLI, ...args], {
+    env: { ...process.env, NATS_URL: "", NATS_NKEY_SEED_FILE: "", PAYOUT_BANK_URL: "", ...o.env },
+    ...(o.input !== undefined ? { input: o.input } : {}),
   });
 }

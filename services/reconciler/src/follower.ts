@@ -103,8 +103,7 @@ export class StreamFollower {
     const askedAt = Date.now();
     let last: number;
     try {
-      const info = await this.#jsm.streams.info(this.stream);
-      last = info.state.last_seq;
+      last = await this.#lastStored();
       this.#exists = true;
     } catch (err) {
       if (isNotFound(err)) this.#exists = false;
@@ -120,6 +119,23 @@ export class StreamFollower {
       this.#movedAt = Date.now();
       await this.#messages.close().catch(() => {});
     }
+    return last;
+  }
+
+  /**
+   * The sequence of the stream's last stored message (0 when it holds none). Not simply
+   * last_seq: an operator removes DLQ entries (`jetmesh dlq replay`, `drop`), and a deleted last
+   * sequence is never delivered, so waiting for it would never end.
+   */
+  async #lastStored(): Promise<number> {
+    const { state } = await this.#jsm.streams.info(this.stream);
+    if (state.messages === 0) return 0;
+    if (!state.num_deleted || this.#seq >= state.last_seq) return state.last_seq;
+    const deleted = new Set(
+      (await this.#jsm.streams.info(this.stream, { deleted_details: true })).state.deleted ?? [],
+    );
+    let last = state.last_seq;
+    while (last > state.first_seq && deleted.has(last)) last--;
     return last;
   }
 

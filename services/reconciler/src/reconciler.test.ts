@@ -367,6 +367,34 @@ describe("reconciler", () => {
     expect(await registry.metrics()).toMatch(/^jetmesh_reconcile_dlq_oldest_message_age_seconds 0$/m);
   });
 
+  it("reconciler - a restart becomes ready after the DLQ's newest entries were removed (replayed or dropped by an operator)", async () => {
+    w = await startWorld(bankSim);
+    const park = async (n: number) => {
+      const h = natsHeaders();
+      h.set(Headers.DlqStage, "validator");
+      h.set(Headers.DlqReason, "undecodable message");
+      return (
+        (await w?.js.publish("dlq.validator", new Uint8Array([n]), { headers: h, msgID: `dlq:test:${n}` }))
+          ?.seq ?? 0
+      );
+    };
+    const [a, b, c] = [await park(1), await park(2), await park(3)];
+    // The newest entry gone, an older one kept: the stream's last_seq is a deleted message.
+    await w.jsm.streams.deleteMessage(StreamNames.Dlq, c);
+    await w.jsm.streams.deleteMessage(StreamNames.Dlq, b);
+    const r = reconcilerIn(w, testSettings(w), "test-tail");
+    running.push(r.reconciler);
+    const ready = await Promise.race([r.reconciler.ready.then(() => true), sleep(10_000).then(() => false)]);
+    expect(ready, "ready within 10 s").toBe(true);
+    // Every entry gone: an empty DLQ whose last_seq is past every message.
+    await w.jsm.streams.deleteMessage(StreamNames.Dlq, a);
+    const again = reconcilerIn(w, testSettings(w), "test-empty");
+    running.push(again.reconciler);
+    expect(
+      await Promise.race([again.reconciler.ready.then(() => true), sleep(10_000).then(() => false)]),
+    ).toBe(true);
+  });
+
   it("reconciler - a consumer whose settings were changed by hand is reported, and closed once set back", async () => {
     w = await startWorld(bankSim);
     const declared = DeclaredConsumers.find((c) => c.stream === "RISK" && c.durable === "ledger");
