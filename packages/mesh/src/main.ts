@@ -37,11 +37,15 @@ const program = new Command()
     positive("--quiet-timeout"),
     180,
   )
+  .option(
+    "--namespace <ns>",
+    "dev isolation: the mesh's streams, buckets and Redis keys in this namespace (default $JETMESH_NAMESPACE)",
+  )
   .option("--no-progress", "no progress bar")
   .addHelpText(
     "after",
     "\nEnvironment: NATS_URL and REDIS_URL are reused when they answer; otherwise nats-server and\n" +
-      "redis-server are started on free ports. Exit status: 0 when every invariant holds, 1 otherwise.",
+      "redis-server are started on free ports; JETMESH_NAMESPACE (or --namespace) isolates this mesh on shared ones.\nExit status: 0 when every invariant holds, 1 otherwise.",
   )
   .parse();
 
@@ -55,6 +59,7 @@ const opts = program.opts<{
   logLevel: string;
   quietTimeout: number;
   progress: boolean;
+  namespace?: string;
 }>();
 
 const bar = createProgressBar({ enabled: opts.progress });
@@ -92,6 +97,7 @@ try {
     },
     ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
     ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+    namespace: opts.namespace ?? process.env.JETMESH_NAMESPACE ?? "",
   });
   bar.done();
   process.stdout.write(`${formatReport(report)}\n`);

@@ -76,6 +76,12 @@ export interface StartMeshOptions {
    * created; the contracts and deploy/streams are unchanged.
    */
   readonly streamLimits?: Readonly<Record<string, StreamLimits>>;
+  /**
+   * Dev isolation: the mesh's streams, buckets and Redis keys in this namespace
+   * (JETMESH_NAMESPACE of every service, `namesFor` of @jetmesh/contracts), so that several
+   * meshes share one nats-server and Redis. Default: `env.JETMESH_NAMESPACE`, else none.
+   */
+  readonly namespace?: string;
 }
 
 /** One service process of the mesh; keeps its port across restarts. */
@@ -109,6 +115,8 @@ export interface MeshService {
 /** A running mesh. */
 export interface MeshHandle {
   readonly natsUrl: string;
+  /** JETMESH_NAMESPACE of its services; "" for none. */
+  readonly namespace: string;
   readonly redisUrl: string;
   readonly gatewayUrl: string;
   readonly bankUrl: string;
@@ -171,6 +179,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     // The deploy step: every stream from its contract, LEDGER included (no service ever
     // creates LEDGER; each waits for it), as `nats stream add --config deploy/streams/*.json`.
     const replicas = Number(opts.env?.JETMESH_REPLICAS ?? 1);
+    const namespace = opts.namespace ?? opts.env?.JETMESH_NAMESPACE ?? "";
     const deployer = await connect({ servers: natsUrl, name: "mesh-deploy" });
     try {
       const created = await provisionStreams(await jetstreamManager(deployer), {
@@ -180,6 +189,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         // check what they read and write against it at start.
         schemas: registryDocuments(currentSchemaSet(), releasedSchemas()),
         ...(opts.streamLimits ? { limits: opts.streamLimits } : {}),
+        ...(namespace ? { namespace } : {}),
       });
       if (created.length) status(`streams: created ${created.join(", ")} (replicas ${replicas})`);
     } finally {
@@ -219,6 +229,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
                 }
               : {}),
             ...opts.env,
+            ...(namespace ? { JETMESH_NAMESPACE: namespace } : {}),
           }
         : {
             BANK_HOST: "127.0.0.1",
@@ -249,6 +260,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     let stopped: Promise<void> | undefined;
     return {
       natsUrl,
+      namespace,
       redisUrl,
       gatewayUrl: url("gateway"),
       bankUrl: url("bank-sim"),

@@ -68,6 +68,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
     const deadline = started + (o.quietTimeoutMs ?? 180_000);
     const quiet = () =>
       waitForQuiet(jsm, {
+        namespace: mesh.namespace,
         timeoutMs: Math.max(1000, deadline - Date.now()),
         onProgress: (b) =>
           bar?.update(
@@ -84,6 +85,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
         balances: gatewayBalances(mesh.gatewayUrl, { apiKey: mesh.apiKeys.operator }),
         accounts: traffic.accounts,
         minters: mesh.minters,
+        namespace: mesh.namespace,
       });
     await quiet();
     let quietAtMs = Date.now();
@@ -101,7 +103,9 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
     }
     // The reconciler's own verdict, read from RECONCILE (when the catalog runs one): shown,
     // not judged; the checker above is the test of the run.
-    const reconciler = ServiceNames.includes("reconciler") ? await openFindings(nc) : undefined;
+    const reconciler = ServiceNames.includes("reconciler")
+      ? await openFindings(nc, mesh.namespace)
+      : undefined;
     const report = buildReport({
       runId,
       options: { transfers: o.transfers, rate: o.rate, accounts },

@@ -91,6 +91,12 @@ export function createRedis(opts: {
   commandTimeoutMs?: number;
   /** ACL user, password and TLS (StageProcessConfig.redisAuth). */
   auth?: RedisAuth;
+  /**
+   * Prepended to every key a command names, Lua scripts' KEYS included (`namesFor(ns).redisPrefix`,
+   * dev isolation). SCAN patterns and the keys SCAN returns are not rewritten: a caller that
+   * scans adds and strips it itself.
+   */
+  keyPrefix?: string;
   /** Connection errors are reported here (rate-limited by reconnect backoff); commands fail on their own. */
   onError?: (err: Error) => void;
   /** Where connection attempts, failures and the connection are logged (URL masked), unless onError is given. */
@@ -101,6 +107,7 @@ export function createRedis(opts: {
     ...(a.username ? { username: a.username } : {}),
     ...(a.password ? { password: a.password } : {}),
     ...(a.tlsCaFile ? { tls: { ca: readFileSync(a.tlsCaFile) } } : {}),
+    ...(opts.keyPrefix ? { keyPrefix: opts.keyPrefix } : {}),
     connectionName: opts.name,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,

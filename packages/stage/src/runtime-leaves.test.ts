@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
 import type { StreamConfig } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
-import { BaseEnv, parseConfig, stageSettings } from "./config.ts";
+import { BaseEnv, loadStageConfig, parseConfig, stageSettings } from "./config.ts";
 import { createCrashHook } from "./crash-points.ts";
 import { ConfigError } from "./errors.ts";
 import { Gate, Slots } from "./flow-control.ts";
@@ -170,6 +170,23 @@ describe("stage leaves", () => {
       );
     }
     expect(parseConfig(BaseEnv, { NATS_URL: "" }).NATS_URL).toBe("nats://127.0.0.1:4222");
+  });
+
+  it("config - JETMESH_NAMESPACE: unset is production's names, a valid one is kept, an invalid one refused", () => {
+    expect(loadStageConfig({}).stage.namespace).toBe("");
+    expect(loadStageConfig({ JETMESH_NAMESPACE: "" }).stage.namespace).toBe("");
+    expect(loadStageConfig({ JETMESH_NAMESPACE: "alice" }).stage.namespace).toBe("alice");
+    for (const bad of ["Alice", "a.b", "a_b", "x".repeat(25)]) {
+      try {
+        loadStageConfig({ JETMESH_NAMESPACE: bad });
+        expect.unreachable();
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).problems).toHaveLength(1);
+        const [line = ""] = (err as ConfigError).problems;
+        expect(line.startsWith(`JETMESH_NAMESPACE (${JSON.stringify(bad)})`), line).toBe(true);
+      }
+    }
   });
 
   it("crash points - unset is a no-op, a typo is refused, the nth time kills", () => {

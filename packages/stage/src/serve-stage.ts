@@ -1,4 +1,4 @@
-import type { EventType } from "@jetmesh/contracts";
+import { type EventType, namesFor } from "@jetmesh/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -77,7 +77,13 @@ export async function serveProcess(o: ServeProcessOptions): Promise<void> {
     () => telemetry.shutdown(),
   ]);
   nc = await connectNats({ url: config.natsUrl, name, auth: config.natsAuth, logger });
-  redis = createRedis({ url: config.redisUrl, name, auth: config.redisAuth, logger });
+  redis = createRedis({
+    url: config.redisUrl,
+    name,
+    auth: config.redisAuth,
+    logger,
+    keyPrefix: namesFor(config.stage.namespace).redisPrefix,
+  });
   waitingFor = "start-up";
   const waiting = (what: string) => {
     waitingFor = what;

@@ -1,4 +1,4 @@
-import { Headers, StreamNames } from "@jetmesh/contracts";
+import { Headers, namesFor, StreamNames } from "@jetmesh/contracts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { readStoredEvents, streamPosition } from "./invariants-read.ts";
@@ -16,9 +16,10 @@ export interface OpenFinding {
  * `opened` (header Jetmesh-Finding-State). Read from the stream itself, like the invariant
  * checker, never from the reconciler: [] when the server has no RECONCILE.
  */
-export async function openFindings(nc: NatsConnection): Promise<OpenFinding[]> {
-  const position = await streamPosition(await jetstreamManager(nc), StreamNames.Reconcile);
-  const events = await readStoredEvents(jetstream(nc), StreamNames.Reconcile, position, { decode: false });
+export async function openFindings(nc: NatsConnection, namespace = ""): Promise<OpenFinding[]> {
+  const stream = namesFor(namespace).stream(StreamNames.Reconcile);
+  const position = await streamPosition(await jetstreamManager(nc), stream);
+  const events = await readStoredEvents(jetstream(nc), stream, position, { decode: false });
   const last = new Map<string, (typeof events)[number]>();
   for (const e of events) last.set(e.subject, e);
   const h = (e: (typeof events)[number], name: string) => e.headers[name.toLowerCase()] ?? "";

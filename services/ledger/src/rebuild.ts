@@ -1,6 +1,6 @@
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { StreamNames } from "@jetmesh/contracts";
+import { namesFor, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { applyLedgerEvent, emptyFold, type FoldState, totals } from "./fold.ts";
 import { type LogPosition, logPosition, readLog } from "./ledger-log.ts";
@@ -167,9 +167,16 @@ async function main(): Promise<number> {
   ]);
   const config = loadConfig();
   const nc = await connectNats({ url: config.natsUrl, name: "ledger-rebuild", auth: config.natsAuth });
-  const redis = createRedis({ url: config.redisUrl, name: "ledger-rebuild", auth: config.redisAuth });
+  const names = namesFor(config.stage.namespace);
+  const redis = createRedis({
+    url: config.redisUrl,
+    name: "ledger-rebuild",
+    auth: config.redisAuth,
+    keyPrefix: names.redisPrefix,
+  });
   try {
     const report = await rebuild({
+      stream: names.stream(StreamNames.Ledger),
       js: jetstream(nc),
       jsm: await jetstreamManager(nc),
       store: createLedgerStore(redis),
