@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline";
-import { FindingKinds } from "@jetmesh/contracts";
+import { FindingKinds, StreamNames } from "@jetmesh/contracts";
 import { createLedgerStore } from "@jetmesh/ledger/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { actorOf, listAudit, recordAudit, renderAudit, requireAudit } from "./audit.ts";
@@ -128,11 +128,20 @@ async function sessionDo<T>(
   }
 }
 
-/** Runs a command's work in a session; the operators' NATS user logs in with its NKey seed, as the services do. */
+/** The `--namespace` a command was given (the root option, recorded before the action runs). */
+const namespaceGiven = new WeakMap<CliIo, string>();
+
+/**
+ * Runs a command's work in a session; the operators' NATS user logs in with its NKey seed, as
+ * the services do. Streams, subjects and buckets are named in the namespace of `--namespace`
+ * or JETMESH_NAMESPACE (production's without).
+ */
 function sessionsOf(io: CliIo) {
   const nkeySeedFile = io.env.NATS_NKEY_SEED_FILE?.trim() || undefined;
-  return <T>(server: string, run: (s: Session) => Promise<T>) =>
-    sessionDo(server, run, nkeySeedFile ? { nkeySeedFile } : {});
+  return <T>(server: string, run: (s: Session) => Promise<T>) => {
+    const namespace = namespaceGiven.get(io) ?? io.env.JETMESH_NAMESPACE?.trim() ?? "";
+    return sessionDo(server, run, { ...(nkeySeedFile ? { nkeySeedFile } : {}), namespace });
+  };
 }
 
 function buildProgram(io: CliIo): Command {
@@ -151,7 +160,15 @@ function buildProgram(io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showSuggestionAfterError(false)
-    .addHelpText("after", "\nExit status: 0 ok, 1 runtime failure, 2 bad usage.");
+    .addHelpText("after", "\nExit status: 0 ok, 1 runtime failure, 2 bad usage.")
+    .option(
+      "--namespace <ns>",
+      "dev isolation: the namespace whose streams, buckets and Redis keys the command names (default $JETMESH_NAMESPACE, else none)",
+    )
+    .hook("preAction", (root) => {
+      const ns = root.opts<{ namespace?: string }>().namespace;
+      if (ns !== undefined) namespaceGiven.set(io, ns);
+    });
 
   program
     .command("decode")
@@ -185,13 +202,19 @@ function buildProgram(io: CliIo): Command {
         stream: string,
         o: { server: string; subject?: string; seq?: number; since?: Date; last?: number; json: boolean },
       ) => {
-        await withSession(o.server, async ({ js, jsm }) => {
-          const msgs = await readStream(js, jsm, stream, {
-            ...(o.subject ? { subject: o.subject } : {}),
-            ...(o.seq !== undefined ? { fromSeq: o.seq } : {}),
-            ...(o.since ? { since: o.since } : {}),
-            ...(o.last !== undefined ? { last: o.last } : {}),
-          });
+        await withSession(o.server, async ({ js, jsm, names }) => {
+          // A contract name (`LEDGER`) is the namespace's stream; a server name is taken as given.
+          const msgs = await readStream(
+            js,
+            jsm,
+            names.streamOf(stream) === undefined ? names.stream(stream) : stream,
+            {
+              ...(o.subject ? { subject: o.subject } : {}),
+              ...(o.seq !== undefined ? { fromSeq: o.seq } : {}),
+              ...(o.since ? { since: o.since } : {}),
+              ...(o.last !== undefined ? { last: o.last } : {}),
+            },
+          );
           for (const m of msgs) io.out(o.json ? `${viewLine(viewOf(m))}\n` : `${viewBlock(viewOf(m))}\n\n`);
           if (!o.json && msgs.length === 0) io.err(`no messages in ${stream} for that range\n`);
         });
@@ -204,7 +227,7 @@ function buildProgram(io: CliIo): Command {
     .addOption(server())
     .option("--json", "print JSON", false)
     .action(async (o: { server: string; json: boolean }) => {
-      const status = await withSession(o.server, ({ jsm }) => readStatus(jsm));
+      const status = await withSession(o.server, ({ jsm, names }) => readStatus(jsm, Date.now(), names));
       io.out(o.json ? `${toJson(status, 2)}\n` : `${renderStatus(status)}\n`);
     });
 
@@ -217,7 +240,9 @@ function buildProgram(io: CliIo): Command {
     .addOption(server())
     .option("--json", "print JSON", false)
     .action(async (transferId: string, o: { server: string; json: boolean }) => {
-      const trace = await withSession(o.server, ({ js, jsm }) => readTrace(js, jsm, transferId));
+      const trace = await withSession(o.server, ({ js, jsm, names }) =>
+        readTrace(js, jsm, transferId, names),
+      );
       io.out(o.json ? `${toJson(trace, 2)}\n` : `${renderTrace(trace)}\n`);
     });
   addDlq(program, io, server);
@@ -233,8 +258,8 @@ function buildProgram(io: CliIo): Command {
     .option("--json", "print JSON", false)
     .addOption(server())
     .action(async (o: { open: boolean; kind?: string; json: boolean; server: string }) => {
-      const listing = await withSession(o.server, ({ js, jsm }) =>
-        listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }),
+      const listing = await withSession(o.server, ({ js, jsm, names }) =>
+        listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }, names),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderFindings(listing)}\n`);
     });
@@ -255,11 +280,16 @@ function buildProgram(io: CliIo): Command {
     .option("--json", "print JSON", false)
     .addOption(server())
     .action(async (o: { action?: string; since?: Date; json: boolean; server: string }) => {
-      const listing = await withSession(o.server, ({ js, jsm }) =>
-        listAudit(js, jsm, {
-          ...(o.action ? { action: o.action } : {}),
-          ...(o.since ? { since: o.since } : {}),
-        }),
+      const listing = await withSession(o.server, ({ js, jsm, names }) =>
+        listAudit(
+          js,
+          jsm,
+          {
+            ...(o.action ? { action: o.action } : {}),
+            ...(o.since ? { since: o.since } : {}),
+          },
+          names,
+        ),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderAudit(listing)}\n`);
     });
@@ -297,11 +327,16 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     )
     .option("--json", "print JSON", false)
     .action(async (o: { server: string; stage?: string; reason?: string; json: boolean }) => {
-      const listing = await withSession(o.server, ({ js, jsm }) =>
-        listParked(js, jsm, {
-          ...(o.stage !== undefined ? { stage: o.stage } : {}),
-          ...(o.reason !== undefined ? { reason: o.reason } : {}),
-        }),
+      const listing = await withSession(o.server, ({ js, jsm, names }) =>
+        listParked(
+          js,
+          jsm,
+          {
+            ...(o.stage !== undefined ? { stage: o.stage } : {}),
+            ...(o.reason !== undefined ? { reason: o.reason } : {}),
+          },
+          names,
+        ),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderListing(listing)}\n`);
     });
@@ -313,7 +348,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     .addOption(server())
     .option("--json", "one JSON object", false)
     .action(async (seq: number, o: { server: string; json: boolean }) => {
-      const msg = await withSession(o.server, ({ jsm }) => getParked(jsm, seq));
+      const msg = await withSession(o.server, ({ jsm, names }) => getParked(jsm, seq, names));
       const v = viewOf(msg);
       io.out(o.json ? `${viewLine(v)}\n` : `${viewBlock(v)}\n`);
     });
@@ -338,9 +373,9 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     .action(async (seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) => {
       const selection = selectionOf(seqs, o);
       checkSelection(selection);
-      await withSession(o.server, async ({ js, jsm }) => {
-        await requireAudit(jsm);
-        const parked = await selectParked(js, jsm, selection);
+      await withSession(o.server, async ({ js, jsm, names }) => {
+        await requireAudit(jsm, names);
+        const parked = await selectParked(js, jsm, selection, names);
         if (parked.length === 0) {
           io.err("no parked messages match; nothing replayed\n");
           return;
@@ -353,16 +388,21 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         const results = await replayParked(js, jsm, parked, {
           dryRun: o.dryRun,
           ...(o.bankUrl ? { bankUrl: o.bankUrl } : {}),
+          names,
         });
         io.out(`${renderResults(results)}\n`);
-        await recordAudit(js, {
-          action: "replay",
-          actor: actorOf(o.actor, io.env),
-          dryRun: o.dryRun,
-          selection,
-          seqs: results.map((r) => r.dlqSeq),
-          entries: results,
-        });
+        await recordAudit(
+          js,
+          {
+            action: "replay",
+            actor: actorOf(o.actor, io.env),
+            dryRun: o.dryRun,
+            selection,
+            seqs: results.map((r) => r.dlqSeq),
+            entries: results,
+          },
+          names,
+        );
         failUnlessAllGood(results, o.dryRun ? "replayable" : "replayed");
       });
     });
@@ -377,9 +417,9 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     .action(async (seqs: number[] | undefined, o: ActionOptions & { yes: boolean }) => {
       const selection = selectionOf(seqs, o);
       checkSelection(selection);
-      await withSession(o.server, async ({ js, jsm }) => {
-        await requireAudit(jsm);
-        const parked = await selectParked(js, jsm, selection);
+      await withSession(o.server, async ({ js, jsm, names }) => {
+        await requireAudit(jsm, names);
+        const parked = await selectParked(js, jsm, selection, names);
         if (parked.length === 0) {
           io.err("no parked messages match; nothing dropped\n");
           return;
@@ -394,16 +434,20 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
           if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
           if (answer !== "y" && answer !== "yes") throw new OpsError("not confirmed; nothing dropped");
         }
-        const results = await dropParked(jsm, parked);
+        const results = await dropParked(jsm, parked, names);
         io.out(`${renderResults(results)}\n`);
-        await recordAudit(js, {
-          action: "drop",
-          actor: actorOf(o.actor, io.env),
-          dryRun: false,
-          selection,
-          seqs: results.map((r) => r.dlqSeq),
-          entries: results,
-        });
+        await recordAudit(
+          js,
+          {
+            action: "drop",
+            actor: actorOf(o.actor, io.env),
+            dryRun: false,
+            selection,
+            seqs: results.map((r) => r.dlqSeq),
+            entries: results,
+          },
+          names,
+        );
         failUnlessAllGood(results, "dropped");
       });
     });
@@ -468,14 +512,15 @@ function addRebuild(program: Command, io: CliIo, server: () => Option): void {
         actor?: string;
         json: boolean;
       }) => {
-        await withSession(o.server, async ({ js, jsm }) => {
-          if (o.repair) await requireAudit(jsm);
-          const redis = await openRedis(o.redis, io.env);
+        await withSession(o.server, async ({ js, jsm, names }) => {
+          if (o.repair) await requireAudit(jsm, names);
+          const redis = await openRedis(o.redis, io.env, names);
           try {
             const onProgress = progressOf(io, o.progress);
             const opts = {
               js,
               jsm,
+              stream: names.stream(StreamNames.Ledger),
               store: createLedgerStore(redis),
               settleMs: o.settleMs,
               ...(onProgress ? { onProgress } : {}),
@@ -497,19 +542,23 @@ function addRebuild(program: Command, io: CliIo, server: () => Option): void {
                   : "in sync: nothing repaired\n",
               );
             }
-            await recordAudit(js, {
-              action: "rebuild-repair",
-              actor: actorOf(o.actor, io.env),
-              dryRun: false,
-              stream: r.before.stream,
-              outcome: r.outcome,
-              foldSeq: r.before.foldSeq,
-              appliedSeqBefore: r.before.appliedSeq,
-              restoredSeq: r.restoredSeq,
-              differences: r.before.differences.slice(0, 100),
-              differenceCount: r.before.differences.length,
-              remaining: r.after.differences.slice(0, 100),
-            });
+            await recordAudit(
+              js,
+              {
+                action: "rebuild-repair",
+                actor: actorOf(o.actor, io.env),
+                dryRun: false,
+                stream: r.before.stream,
+                outcome: r.outcome,
+                foldSeq: r.before.foldSeq,
+                appliedSeqBefore: r.before.appliedSeq,
+                restoredSeq: r.restoredSeq,
+                differences: r.before.differences.slice(0, 100),
+                differenceCount: r.before.differences.length,
+                remaining: r.after.differences.slice(0, 100),
+              },
+              names,
+            );
             if (r.after.differences.length)
               throw new OpsError(
                 `the projection still differs after the repair (${r.after.differences.length})`,
@@ -580,28 +629,33 @@ function addRewind(program: Command, io: CliIo, server: () => Option): void {
           server: string;
         },
       ) => {
-        await withSession(o.server, async ({ js, jsm }) => {
-          await requireAudit(jsm);
+        await withSession(o.server, async ({ js, jsm, names }) => {
+          await requireAudit(jsm, names);
           const plan = await planRewind(js, jsm, {
             stage,
+            names,
             from: o.from,
             ...(o.stream ? { stream: o.stream } : {}),
             ...(o.partition !== undefined ? { partition: o.partition } : {}),
           });
           io.out(o.json ? `${toJson(plan, 2)}\n` : `${renderPlan(plan, { dryRun: o.dryRun })}\n`);
           const audit = (dryRun: boolean) =>
-            recordAudit(js, {
-              action: "rewind",
-              actor: actorOf(o.actor, io.env),
-              dryRun,
-              stage,
-              stream: plan.stream,
-              consumer: plan.consumer,
-              fromSeq: plan.fromSeq ?? 0,
-              filter: plan.filter ? [plan.filter] : [],
-              messages: plan.messages,
-              previousAckFloor: plan.ackFloor,
-            });
+            recordAudit(
+              js,
+              {
+                action: "rewind",
+                actor: actorOf(o.actor, io.env),
+                dryRun,
+                stage,
+                stream: plan.stream,
+                consumer: plan.consumer,
+                fromSeq: plan.fromSeq ?? 0,
+                filter: plan.filter ? [plan.filter] : [],
+                messages: plan.messages,
+                previousAckFloor: plan.ackFloor,
+              },
+              names,
+            );
           if (plan.fromSeq === null) {
             io.err("nothing to reprocess; nothing changed\n");
             return;
@@ -615,7 +669,7 @@ function addRewind(program: Command, io: CliIo, server: () => Option): void {
             !(await confirm(io, `rewind ${plan.consumer} on ${plan.stream} to seq ${plan.fromSeq}?`))
           )
             throw new OpsError("not confirmed; nothing changed");
-          const created = await applyRewind(js, jsm, plan);
+          const created = await applyRewind(js, jsm, plan, names);
           (o.json ? io.err : io.out)(
             `rewound: ${created.name} on ${created.stream_name} delivers again from seq ${plan.fromSeq} (${created.num_pending} pending)\n`,
           );

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { StreamNames } from "@jetmesh/contracts";
+import { type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import { type FoldResult, foldLedger, formatDifference, rebuild } from "@jetmesh/ledger/rebuild";
 import type { LedgerStore } from "@jetmesh/ledger/store";
 import { createRedis } from "@jetmesh/stage";
@@ -31,7 +31,11 @@ export interface RebuildCheck {
 }
 
 /** Opens the projection's Redis; `REDIS_USERNAME`/`REDIS_PASSWORD_FILE` as the services read them. */
-export async function openRedis(url: string, env: NodeJS.ProcessEnv): Promise<Redis> {
+export async function openRedis(
+  url: string,
+  env: NodeJS.ProcessEnv,
+  names: Names = namesFor(),
+): Promise<Redis> {
   const passwordFile = env.REDIS_PASSWORD_FILE?.trim();
   let password: string | undefined;
   if (passwordFile) {
@@ -46,6 +50,7 @@ export async function openRedis(url: string, env: NodeJS.ProcessEnv): Promise<Re
     url,
     name: "jetmesh-ops",
     auth: { ...(username ? { username } : {}), ...(password ? { password } : {}) },
+    keyPrefix: names.redisPrefix,
     onError: () => {},
   });
   try {
