@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { namespaceProblem } from "@jetmesh/contracts";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { Command, InvalidArgumentError } from "commander";
 import type { MeshHandle } from "./mesh.ts";
@@ -62,6 +63,12 @@ const opts = program.opts<{
   namespace?: string;
 }>();
 
+const namespace = opts.namespace ?? process.env.JETMESH_NAMESPACE ?? "";
+const namespaceProblemText = namespaceProblem(namespace);
+if (namespaceProblemText) {
+  process.stderr.write(`mesh: namespace ${JSON.stringify(namespace)}: ${namespaceProblemText}\n`);
+  process.exit(2);
+}
 const bar = createProgressBar({ enabled: opts.progress });
 let mesh: MeshHandle | undefined;
 let stopping = false;
@@ -97,7 +104,7 @@ try {
     },
     ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
     ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
-    namespace: opts.namespace ?? process.env.JETMESH_NAMESPACE ?? "",
+    namespace,
   });
   bar.done();
   process.stdout.write(`${formatReport(report)}\n`);
