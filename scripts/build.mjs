@@ -10,8 +10,8 @@
 // `<dir>/src/<file>.ts` (`test/fixtures/<file>.ts` likewise) becomes `<dir>/dist/<file>.mjs`,
 // with a linked source map next to it: `NODE_OPTIONS=--enable-source-maps` makes stack
 // traces point into the TypeScript sources (off by default: it costs memory and time).
-// Plain Node ESM on purpose: it runs before anything else is built, in the Dockerfiles'
-// build stage too. It rebuilds every time (about two seconds for all of them), so a bundle
+// Plain Node ESM on purpose: it runs before anything else is built, in the service image's
+// build stage too (deploy/docker/Dockerfile.service). It rebuilds every time (about two seconds for all of them), so a bundle
 // is never older than its sources. esbuild writes next to `dist/` and each file then
 // replaces its old self in one rename: a process starting meanwhile never reads half a bundle.
 import { cpSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync } from "node:fs";
@@ -19,7 +19,7 @@ import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-// biome-ignore lint/style/noRestrictedImports: a Docker build copies this one file of the catalog, not its package (services/*/Dockerfile)
+// biome-ignore lint/style/noRestrictedImports: plain Node ESM, before anything is built: the catalog's entry is TypeScript, its reader is not
 import { bundlesOf, readManifests } from "../packages/catalog/src/read.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -51,7 +51,7 @@ export function bundleOf(entry, folder = "dist") {
 // Native addons cannot be bundled. msgpackr-extract (msgpackr's string decoder, about a
 // third off decoding an event) is optional: msgpackr falls back to JavaScript without it.
 // Each bundle that uses one gets a copy of it and its dependencies in `dist/node_modules`,
-// so a `dist/` folder runs on its own (the Dockerfiles ship only that folder).
+// so a `dist/` folder runs on its own (the service image ships only that folder).
 export const EXTERNAL = ["msgpackr-extract"];
 
 // CommonJS dependencies bundled into an ES module still call require() for Node's

@@ -111,8 +111,9 @@ function check(dir: string, releasedFile: string, source: boolean, io: CliIo): n
     return 1;
   }
   const versions = Object.values(current.types).reduce((n, t) => n + Object.keys(t.versions).length, 0);
+  const envelope = current.envelope ? `, envelope v${Object.keys(current.envelope.versions).join("/v")}` : "";
   io.out(
-    `contracts: ok: ${Object.keys(current.types).length} event types, ${versions} versions, compatible with release ${released.release}`,
+    `contracts: ok: ${Object.keys(current.types).length} event types, ${versions} versions${envelope}, compatible with release ${released.release}`,
   );
   return 0;
 }

@@ -7,7 +7,9 @@
 // - deploy/consumers/<STREAM>.<durable>.json, every durable consumer the services declare in
 //   their manifests (`inputs`, plus each stage's `<stage>-replay` on REPLAY), as the runtime
 //   creates them (`inputConsumerSpec`, `consumerConfig`) with the JETMESH_* defaults, in the form
-//   `nats consumer add <STREAM> --config <file>` accepts.
+//   `nats consumer add <STREAM> --config <file>` accepts;
+// - the services' parts of docker-compose.yml and of Prometheus's scrape jobs, from the
+//   manifests (scripts/deploy-services.ts: only the lines between its markers).
 // test/deploy.test.ts fails when a file is stale and has a real server accept each one.
 // `--namespace <ns> --out <dir>` writes the same three folders under <dir> with every stream,
 // subject and durable's stream named in that namespace (dev isolation, JETMESH_NAMESPACE);
@@ -18,6 +20,7 @@ import { loadCatalog } from "@jetmesh/catalog";
 import { namesFor, toStreamConfig } from "@jetmesh/contracts";
 import { stageSettings } from "@jetmesh/stage";
 import { consumerConfig, inputConsumerSpec, replayConsumerSpec } from "@jetmesh/stage/internal";
+import { renderServiceDeployFiles } from "./deploy-services.ts";
 
 export const DEPLOY_REPLICAS = 3;
 
@@ -88,4 +91,12 @@ if (process.argv[1]?.endsWith("gen-deploy.ts")) {
   writeDir(dirs.streams, renderStreamFiles(DEPLOY_REPLICAS, namespace));
   writeDir(dirs.streamsR1, renderStreamFiles(1, namespace));
   writeDir(dirs.consumers, renderConsumerFiles(namespace));
+  // docker-compose.yml and prometheus.yml are production's: a namespace's copy has none.
+  if (!namespace) writeServiceDeployFiles(join(import.meta.dirname, ".."));
+}
+
+/** Rewrites the generated parts of docker-compose.yml and prometheus.yml under `root`. */
+function writeServiceDeployFiles(root: string): void {
+  for (const [file, text] of renderServiceDeployFiles(root)) writeFileSync(join(root, file), text);
+  console.log("wrote the services' parts of docker-compose.yml and prometheus.yml");
 }

@@ -1,10 +1,20 @@
 // transfers.requested v1 and v2 side by side in INGRESS, read by the real validator stage on a
 // real nats-server: each validated exactly once, with outputs of one shape, and the stream
 // replayed from its start reads as v2 throughout.
-import { type Envelope, EventTypes, Headers, Streams, TransferValidatedV1 } from "@jetmesh/contracts";
+import {
+  type Envelope,
+  EventTypes,
+  encodeEvent,
+  eventHeaders,
+  Headers,
+  Streams,
+  subjectFor,
+  TransferValidatedV1,
+} from "@jetmesh/contracts";
 import { createLogger, createRedis, runStage, type StageHandle, stageSettings } from "@jetmesh/stage";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { validatorStage } from "@jetmesh/validator/stage";
+import { headers as natsHeaders } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Infra, publishEvent, readStream, requested, startInfra } from "./support/infra.ts";
 
@@ -26,13 +36,9 @@ describe("contract evolution", () => {
   beforeAll(async () => {
     infra = await startInfra();
   });
-  afterAll(async () => {
+  /** The real validator stage on its own Redis connection (returned: the test closes it). */
+  async function startValidator() {
     await stage?.stop();
-    await infra?.close();
-    await stopAllProcesses();
-  });
-
-  it("contract evolution - the validator reads v1 and v2 from INGRESS, each validated once, outputs of one shape", async () => {
     const redis = createRedis({ url: infra.redisServer.url, name: "evolution" });
     stage = await runStage({
       definition: validatorStage,
@@ -42,6 +48,16 @@ describe("contract evolution", () => {
       logger,
       settings: stageSettings({ ackWaitMs: 2000, maxDeliver: 5, retryBaseMs: 50 }),
     });
+    return redis;
+  }
+  afterAll(async () => {
+    await stage?.stop();
+    await infra?.close();
+    await stopAllProcesses();
+  });
+
+  it("contract evolution - the validator reads v1 and v2 from INGRESS, each validated once, outputs of one shape", async () => {
+    const redis = await startValidator();
     const inputs = Array.from({ length: 24 }, (_, i) => input(i));
     for (const env of inputs) await publishEvent(infra.js, env);
 
@@ -86,6 +102,46 @@ describe("contract evolution", () => {
     expect(
       ingress.filter((m) => (m.env?.data as { reference?: string } | undefined)?.reference),
     ).toHaveLength(8);
+    redis.disconnect();
+  });
+
+  it("contract evolution - the client identity: the envelope's actor first, the Jetmesh-Client-Id header as the fallback; outputs carry both", async () => {
+    const redis = await startValidator();
+    const before = (await readStream(infra.jsm, Streams.VALIDATION.name)).length;
+    /** Publishes `env` with its own headers plus a Jetmesh-Client-Id of `header`. */
+    const publish = async (env: Envelope<"transfers.requested">, header: string) => {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
+      h.set(Headers.ClientId, header);
+      await infra.js.publish(subjectFor(env.type, env.data.from), encodeEvent(env), {
+        msgID: env.eventId,
+        headers: h,
+      });
+    };
+    // Envelope v1 (a producer that writes the client in the header only), a v2 envelope whose
+    // header says otherwise, and a header that is no client id.
+    const headerOnly = requested(100, {}, "client");
+    const both = { ...requested(101, {}, "client"), actor: "acme-pay" };
+    const badHeader = requested(102, {}, "client");
+    await publish(headerOnly, "acme-pay");
+    await publish(both, "someone-else");
+    await publish(badHeader, "not a client!*>");
+    const out = await waitFor(
+      async () => {
+        const v = await readStream(infra.jsm, Streams.VALIDATION.name);
+        return v.length >= before + 3 ? v : undefined;
+      },
+      { what: "3 more outputs", timeoutMs: 20_000 },
+    );
+    const of = (input: Envelope) => out.find((o) => o.env?.causationId === input.eventId);
+    for (const input of [headerOnly, both]) {
+      expect(of(input)?.env?.actor, input.eventId).toBe("acme-pay");
+      expect(of(input)?.headers[Headers.ClientId], input.eventId).toBe("acme-pay");
+    }
+    expect(of(badHeader)?.env).toBeDefined();
+    expect(of(badHeader)?.env?.actor).toBeUndefined();
+    expect(of(badHeader)?.headers[Headers.ClientId]).toBeUndefined();
+    expect(await readStream(infra.jsm, Streams.DLQ.name)).toHaveLength(0);
     redis.disconnect();
   });
 });

@@ -44,6 +44,9 @@ function fixture(name: string, released: SchemaSet, current: SchemaSet): string 
   writeFileSync(join(dir, "released.json"), artifactText({ release: "fixture-1", ...released }));
   return dir;
 }
+/** The gate on a fixture tree (`check --dir <fixture> --no-source`). */
+const checkFixture = (name: string, released: SchemaSet, current: SchemaSet) =>
+  run(["check", "--dir", fixture(name, released, current), "--no-source"]);
 const oneType = (versions: Record<string, JsonSchema>, writes = 1): SchemaSet => ({
   types: { "payments.made": { mode: "full", writes, versions } },
 });
@@ -126,6 +129,33 @@ describe("contracts gate", () => {
     );
     const r3 = nextReleasedFile("r3", deprecating, r2);
     const done = await run(["check", "--dir", fixture("deprecated-twice", r3, withoutV1), "--no-source"]);
+    expect(done.err).toBe("");
+    expect(done.code).toBe(0);
+    expect(done.out).toMatch(/compatible with release r3/);
+  });
+
+  it("contracts gate - a released event type is removed only after two releases shipped it deprecated", async () => {
+    const v1 = closed(paymentV1);
+    const kept = { mode: "full" as const, writes: 1, owner: "payments", versions: { "1": v1 } };
+    const both = (payments: typeof kept & { typeDeprecated?: boolean }): SchemaSet => ({
+      types: { "payments.made": payments, "refunds.made": { ...kept, owner: "refunds" } },
+    });
+    const withoutPayments: SchemaSet = { types: { "refunds.made": { ...kept, owner: "refunds" } } };
+    const r1 = nextReleasedFile("r1", both(kept));
+    const never = await checkFixture("type-never-deprecated", r1, withoutPayments);
+    expect(never.code).toBe(1);
+    expect(never.err.split("\n")).toEqual([
+      "contracts: incompatible: payments.made@1 /: released event type removed: old events must stay readable; mark it deprecated (EventContracts.typeDeprecated) and release it that way 2 times first",
+      "contracts: 1 rule(s) broken against release r1",
+    ]);
+    const r2 = nextReleasedFile("r2", both({ ...kept, typeDeprecated: true }), r1);
+    const early = await checkFixture("type-deprecated-once", r2, withoutPayments);
+    expect(early.code).toBe(1);
+    expect(early.err).toMatch(
+      /payments\.made@1 \/: released event type removed: deprecated in release r2, released deprecated 1 time\(s\); the policy asks 2/,
+    );
+    const r3 = nextReleasedFile("r3", both({ ...kept, typeDeprecated: true }), r2);
+    const done = await checkFixture("type-deprecated-twice", r3, withoutPayments);
     expect(done.err).toBe("");
     expect(done.code).toBe(0);
     expect(done.out).toMatch(/compatible with release r3/);

@@ -1,9 +1,20 @@
 // deploy/ and docker-compose.yml checked statically (no Docker engine here), and the
 // stream files checked against a real 3-node nats-server cluster.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
+import { MEMORY_NODE_OPTIONS } from "@jetmesh/mesh";
 import { BaseEnv } from "@jetmesh/stage";
 import { startNats, startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -11,6 +22,7 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ENTRIES } from "../scripts/build.mjs";
+import { handWritten, renderServiceDeployFiles, SERVICE_DOCKERFILE } from "../scripts/deploy-services.ts";
 import { renderConsumerFiles, renderStreamFiles } from "../scripts/gen-deploy.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -21,7 +33,7 @@ const serviceDirs = readdirSync(join(root, "services")).filter((d) =>
 const catalog = loadCatalog();
 
 interface ComposeService {
-  build?: { context: string; dockerfile: string };
+  build?: { context: string; dockerfile: string; args?: Record<string, string> };
   environment?: Record<string, string>;
   image?: string;
   depends_on?: string[] | Record<string, { condition: string }>;
@@ -65,7 +77,7 @@ describe("deploy", () => {
     }
   }, 90_000);
 
-  it("deploy - consumer files and single-server (R1) stream files are current (pnpm gen:deploy)", () => {
+  it("deploy - consumer files, single-server (R1) stream files and the services' parts of docker-compose.yml and prometheus.yml are current (pnpm gen:deploy)", () => {
     const consumers = renderConsumerFiles();
     expect(readdirSync(join(root, "deploy/consumers")).sort()).toEqual([...consumers.keys()].sort());
     for (const [name, text] of consumers) expect(read(`deploy/consumers/${name}`), name).toBe(text);
@@ -80,6 +92,75 @@ describe("deploy", () => {
     for (const [name, text] of r1) {
       expect(read(`deploy/streams-r1/${name}`), name).toBe(text);
       expect({ ...JSON.parse(text), num_replicas: 3 }).toEqual(JSON.parse(read(`deploy/streams/${name}`)));
+    }
+    for (const [file, text] of renderServiceDeployFiles(root)) expect(read(file), file).toBe(text);
+  });
+
+  it("deploy - gen:deploy puts a stage that only its own folder declares into docker-compose.yml and Prometheus, and keeps the hand-written parts", () => {
+    const dir = mkdtempSync(join(tmpdir(), "jetmesh-gen-deploy-"));
+    try {
+      for (const name of serviceDirs)
+        cpSync(join(root, "services", name, "manifest.json"), join(dir, name, "manifest.json"));
+      mkdirSync(join(dir, "probe"));
+      const port = {
+        name: "http",
+        env: "HTTP_PORT",
+        default: 18086,
+        paths: ["/healthz", "/readyz", "/metrics"],
+      };
+      writeFileSync(
+        join(dir, "probe", "manifest.json"),
+        JSON.stringify({
+          name: "probe",
+          kind: "stage",
+          inputs: [{ stream: "LEDGER", durable: "probe", types: ["ledger.posted"] }],
+          outputs: [],
+          env: { HTTP_HOST: { default: "127.0.0.1" }, HTTP_PORT: { default: 18086 } },
+          ports: [port],
+        }),
+      );
+      const files = renderServiceDeployFiles(root, loadCatalog(dir));
+      const composeText = files.get("docker-compose.yml")!;
+      const compose = parse(composeText, { merge: true }) as {
+        services: Record<string, ComposeService>;
+        secrets: Record<string, { file: string }>;
+      };
+      const probe = compose.services.probe!;
+      expect(probe.build).toEqual({
+        context: ".",
+        dockerfile: SERVICE_DOCKERFILE,
+        args: {
+          SERVICE: "probe",
+          HOST_ENV: "HTTP_HOST",
+          HEALTH_PORT_ENV: "HTTP_PORT",
+          HEALTH_PORT: "18086",
+          PORTS: "18086",
+        },
+      });
+      expect(probe.environment).toMatchObject({
+        REDIS_USERNAME: "probe",
+        HTTP_PORT: "18086",
+        JETMESH_PRODUCTION: "true",
+      });
+      expect(probe.secrets).toEqual([
+        { source: "nats-probe", target: "nats.nk" },
+        { source: "redis-probe", target: "redis.password" },
+      ]);
+      expect(compose.secrets["nats-probe"]?.file).toBe(`\${JETMESH_SECRETS}/nats/probe.nk`);
+      expect(compose.secrets["redis-probe"]?.file).toBe(`\${JETMESH_SECRETS}/redis/probe.password`);
+      // what was there stays: the other services, the cluster, the comments
+      expect(Object.keys(compose.services)).toEqual(
+        expect.arrayContaining([...serviceDirs, "nats-1", "streams"]),
+      );
+      expect(handWritten(composeText)).toBe(handWritten(read("docker-compose.yml")));
+      const promText = files.get("deploy/observability/prometheus/prometheus.yml")!;
+      const prom = parse(promText) as { scrape_configs: { job_name: string; dns_sd_configs?: unknown[] }[] };
+      expect(prom.scrape_configs.find((j) => j.job_name === "jetmesh-probe")?.dns_sd_configs).toEqual([
+        { names: ["probe"], type: "A", port: 18086, refresh_interval: "30s" },
+      ]);
+      expect(handWritten(promText)).toBe(handWritten(read("deploy/observability/prometheus/prometheus.yml")));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -129,11 +210,12 @@ describe("deploy", () => {
     }
     expect(read("deploy/redis/redis-replica.conf")).toMatch(/replicaof redis-primary 6379/);
     expect(s["redis-replica"]).toBeDefined();
-    // every service package has a compose service built from its own Dockerfile
+    // every service package has a compose service built from the service image, as itself
     for (const dir of serviceDirs) {
       const svc = s[dir];
       expect(svc, `compose service ${dir}`).toBeDefined();
-      expect(svc!.build?.dockerfile).toBe(`services/${dir}/Dockerfile`);
+      expect(svc!.build?.dockerfile).toBe(SERVICE_DOCKERFILE);
+      expect(svc!.build?.args?.SERVICE, `${dir} image`).toBe(dir);
       expect(existsSync(join(root, svc!.build!.dockerfile)), `${dir} Dockerfile`).toBe(true);
       const manifest = JSON.parse(read(`services/${dir}/manifest.json`)) as { env: Record<string, unknown> };
       // a key is documented by the service's manifest or, for runtime keys, by @jetmesh/stage
@@ -176,12 +258,15 @@ describe("deploy", () => {
       secrets: Record<string, { file: string }>;
     };
     const built = Object.entries(compose.services)
-      .filter(([, svc]) => svc.build?.dockerfile?.startsWith("services/"))
-      .map(([name]) => name);
+      .filter(([, svc]) => svc.build?.dockerfile === SERVICE_DOCKERFILE)
+      .map(([name, svc]) => {
+        expect(svc.build?.args?.SERVICE, name).toBe(name);
+        return name;
+      });
     expect(built.sort()).toEqual([...catalog.names].sort());
     for (const s of catalog.services) {
       const svc = compose.services[s.name]!;
-      expect(svc.build?.dockerfile, s.name).toBe(`services/${s.name}/Dockerfile`);
+      expect(svc.build?.dockerfile, s.name).toBe(SERVICE_DOCKERFILE);
       expect(svc.environment?.[s.portEnv], `${s.name} ${s.portEnv}`).toBe(String(s.port));
       if (s.opsPortEnv) {
         const ops = s.manifest.ports?.find((p) => p.env === s.opsPortEnv);
@@ -290,12 +375,40 @@ describe("deploy", () => {
     const ignored = read(".dockerignore").split("\n");
     // a checkout's node_modules (links into this machine's store) and bundles stay out of the context
     expect(ignored).toEqual(expect.arrayContaining(["**/node_modules", "**/dist"]));
+    const dockerfile = read(SERVICE_DOCKERFILE);
+    expect(dockerfile).not.toMatch(/tsx/);
+    const stages = dockerfile.split(/^(?=FROM )/m).filter((s) => s.startsWith("FROM "));
+    expect(stages).toHaveLength(2);
+    const [build, runtime] = stages as [string, string];
+    // build stage: the locked dependencies of the service (its package is @jetmesh/<SERVICE>, checked
+    // below) with the pnpm of the root's packageManager, the workspace packages, its bundle
+    const built = lines(build);
+    expect(built[0]).toBe("FROM node:24.21.0-bookworm-slim AS build");
+    const pnpm = (JSON.parse(read("package.json")) as { packageManager: string }).packageManager;
+    expect(built).toContain(`RUN npm i -g ${pnpm}`);
+    expect(built).toContain("RUN pnpm fetch");
+    expect(built).toContain(
+      `RUN pnpm install --offline --frozen-lockfile --filter "@jetmesh/\${SERVICE}..."`,
+    );
+    expect(built).toContain("COPY scripts/build.mjs scripts/");
+    // the workspace packages, the catalog's reader among them (build.mjs reads the bundles
+    // from the manifest through it), and the service's folder alone of services/
+    expect(built).toContain("COPY packages packages");
+    expect(existsSync(join(root, "packages/catalog/src/read.mjs"))).toBe(true);
+    expect(built.filter((l) => l.startsWith("COPY services"))).toEqual([
+      `COPY services/\${SERVICE} services/\${SERVICE}`,
+    ]);
+    expect(built.filter((l) => l.startsWith("RUN node "))).toEqual(['RUN node scripts/build.mjs "$SERVICE"']);
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, ComposeService>;
+    };
     for (const dir of serviceDirs) {
       const pkg = JSON.parse(read(`services/${dir}/package.json`)) as {
         name: string;
         scripts: Record<string, string>;
         dependencies?: Record<string, string>;
       };
+      expect(pkg.name, `${dir} package`).toBe(`@jetmesh/${dir}`);
       expect(pkg.scripts.start, `${dir} start`).toBe("node dist/main.mjs");
       expect(pkg.scripts.build, `${dir} build`).toBe(`node ../../scripts/build.mjs ${dir}`);
       expect(ENTRIES[dir], `scripts/build.mjs bundles ${dir}`).toContain(`services/${dir}/src/main.ts`);
@@ -304,47 +417,46 @@ describe("deploy", () => {
         expect(pkg.scripts.rebuild).toBe("node dist/rebuild.mjs");
         expect(ENTRIES[dir]).toContain(`services/${dir}/src/rebuild.ts`);
       }
+      for (const dep of Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith("@jetmesh/")))
+        expect(existsSync(join(root, "packages", dep.slice("@jetmesh/".length), "package.json")), dep).toBe(
+          true,
+        );
 
-      const dockerfile = read(`services/${dir}/Dockerfile`);
-      expect(dockerfile, `${dir} Dockerfile`).not.toMatch(/tsx/);
-      const stages = dockerfile.split(/^(?=FROM )/m).filter((s) => s.startsWith("FROM "));
-      expect(stages, `${dir} stages`).toHaveLength(2);
-      const [build, runtime] = stages as [string, string];
-      const lines = (stage: string) => stage.split("\n").filter((l) => l && !l.startsWith("#"));
-      // build stage: the locked dependencies of this service, its workspace packages, its bundle
-      expect(lines(build)[0]).toBe("FROM node:24.21.0-bookworm-slim AS build");
-      expect(build).toContain(`RUN pnpm install --frozen-lockfile --filter "${pkg.name}..."`);
-      expect(build).toContain("COPY scripts/build.mjs scripts/");
-      // build.mjs reads the service's bundles from its manifest, through the catalog's reader
-      expect(build).toContain("COPY packages/catalog/src/read.mjs packages/catalog/src/");
-      expect(build).toContain(`COPY services/${dir} services/${dir}`);
-      for (const dep of Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith("@jetmesh/"))) {
-        const folder = `packages/${dep.slice("@jetmesh/".length)}`;
-        expect(build, `${dir} copies ${folder}`).toContain(`COPY ${folder}/package.json ${folder}/`);
-        expect(build, `${dir} copies ${folder}`).toContain(`COPY ${folder} ${folder}`);
-      }
-      expect(lines(build).filter((l) => l.startsWith("RUN node "))).toEqual([
-        `RUN node scripts/build.mjs ${dir}`,
+      // runtime stage, as docker-compose.yml's build arguments make it: node and the service's
+      // dist/ alone, started as its package's start script
+      const svc = compose.services[dir]!;
+      const image = runtimeImage(runtime, svc.build?.args ?? {});
+      expect(image.from).toBe("FROM node:24.21.0-bookworm-slim");
+      expect(image.copy).toEqual([`COPY --from=build /app/services/${dir}/dist dist`]);
+      // nothing runs in the image but making the folders of its volumes (the bank's /data for
+      // its state file), owned by the user it runs as
+      expect(image.run).toEqual([
+        'RUN for d in $VOLUME_DIRS; do mkdir -p "$d" && chown node:node "$d"; done',
       ]);
-      // runtime stage: node and the service's dist/ alone, started as its package's start script
-      const run = lines(runtime);
-      expect(run[0]).toBe("FROM node:24.21.0-bookworm-slim");
-      expect(run.filter((l) => l.startsWith("COPY"))).toEqual([
-        `COPY --from=build /app/services/${dir}/dist dist`,
-      ]);
-      // nothing runs in the image but the bank's one folder for its state file
-      expect(run.filter((l) => l.startsWith("RUN"))).toEqual(
-        dir === "bank-sim" ? ["RUN mkdir -p /data && chown node:node /data"] : [],
+      const mounts = (svc.volumes ?? []).map((v) => v.split(":")[1]);
+      expect((image.args.VOLUME_DIRS ?? "").split(" ").filter(Boolean), `${dir} volume folders`).toEqual(
+        mounts,
       );
-      expect(run.at(-1)).toBe('CMD ["node","dist/main.mjs"]');
-      // an unprivileged user, and a HEALTHCHECK on the service's own /healthz
-      expect(run, `${dir} user`).toContain("USER node");
-      expect(runtime, `${dir} healthcheck`).toMatch(
-        /^HEALTHCHECK .*\n\s+CMD \["node","-e","fetch\('http:\/\/127\.0\.0\.1:'\+process\.env\.(?:GATEWAY_OPS|HTTP|BANK)_PORT\+'\/healthz'\)/m,
+      expect(image.last).toBe('CMD ["node","dist/main.mjs"]');
+      // an unprivileged user, and a HEALTHCHECK on the service's own /healthz, on the port that
+      // serves it (a variable: the value the container starts with)
+      expect(image.user, `${dir} user`).toBe("node");
+      expect(image.healthcheck, `${dir} healthcheck`).toMatch(
+        /^HEALTHCHECK .* CMD \["node","-e","fetch\('http:\/\/127\.0\.0\.1:'\+process\.env\[process\.env\.HEALTHCHECK_PORT_ENV\]\+'\/healthz'\)/,
       );
-      const port = /^ENV .*\b(?:GATEWAY|HTTP|BANK)_PORT=(\d+)/m.exec(runtime)?.[1];
-      expect(port, `${dir} sets its port`).toBeDefined();
-      expect(runtime).toContain(`EXPOSE ${port}`);
+      const ports = catalog.service(dir).manifest.ports ?? [];
+      const health = ports.find((p) => p.paths?.includes("/healthz"));
+      expect(image.env.HEALTHCHECK_PORT_ENV, `${dir} health port`).toBe(health?.env);
+      expect(image.env[health!.env], `${dir} sets its port`).toBe(String(health?.default));
+      expect(image.expose, `${dir} exposes its ports`).toEqual(ports.map((p) => String(p.default)));
+      // it listens on every interface, by the variable its manifest documents
+      const host = Object.entries(image.env).find(([, v]) => v === "0.0.0.0")?.[0];
+      expect(Object.keys(catalog.service(dir).manifest.env ?? {}), `${dir} host`).toContain(host);
+      // V8 memory limits: those the mesh runs the service with (bench/NOTES.md), but the
+      // ledger's, whose image also runs the rebuild check over a whole stream
+      const memory =
+        dir === "ledger" ? undefined : MEMORY_NODE_OPTIONS[dir as keyof typeof MEMORY_NODE_OPTIONS];
+      expect(image.env.NODE_OPTIONS, `${dir} NODE_OPTIONS`).toBe(memory ?? "");
     }
     expect(read("docker-compose.yml")).not.toMatch(/tsx/);
   });
@@ -382,3 +494,52 @@ describe("deploy", () => {
     expect(offenders).toEqual([]);
   });
 });
+
+/** A Dockerfile stage's instructions: comments and blank lines dropped, continued lines joined. */
+function lines(stage: string): string[] {
+  return stage
+    .replace(/\\\n\s*/g, " ")
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"));
+}
+
+/**
+ * The runtime stage as `docker build` makes it with these build arguments, read statically (no
+ * Docker engine here): ARG defaults and ${VAR} substituted where Docker substitutes them (ARG,
+ * ENV keys and values, EXPOSE, COPY, USER); RUN and CMD as written, run by a shell and node.
+ */
+function runtimeImage(stage: string, given: Record<string, string>) {
+  const vars: Record<string, string> = {};
+  const args: Record<string, string> = {};
+  const sub = (s: string) => s.replace(/\$\{(\w+)\}/g, (_, v: string) => vars[v] ?? "");
+  const image = {
+    from: "",
+    args,
+    env: {} as Record<string, string>,
+    expose: [] as string[],
+    copy: [] as string[],
+    run: [] as string[],
+    user: "",
+    healthcheck: "",
+    last: "",
+  };
+  for (const line of lines(stage)) {
+    const [, op = "", rest = ""] = /^(\w+)\s+(.*)$/.exec(line) ?? [];
+    if (op === "FROM") image.from = line;
+    else if (op === "ARG") {
+      const [name = "", fallback] = rest.split(/=(.*)/s);
+      args[name] = vars[name] = given[name] ?? sub(fallback ?? "");
+    } else if (op === "ENV")
+      for (const m of rest.matchAll(/(\S+?)=(?:"([^"]*)"|(\S*))/g)) {
+        const key = sub(m[1] as string);
+        image.env[key] = vars[key] = sub(m[2] ?? m[3] ?? "");
+      }
+    else if (op === "EXPOSE") image.expose.push(...sub(rest).split(/\s+/).filter(Boolean));
+    else if (op === "COPY") image.copy.push(sub(line));
+    else if (op === "RUN") image.run.push(line);
+    else if (op === "USER") image.user = sub(rest);
+    else if (op === "HEALTHCHECK") image.healthcheck = line;
+    image.last = line;
+  }
+  return image;
+}

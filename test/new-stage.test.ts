@@ -1,8 +1,8 @@
 // `pnpm new:stage`, as a team runs it, in a scratch copy of this repository (the checkout is
 // never written; the copy is removed after, failed or not): its refusals, then the tutorial's
 // notifier of large postings (`--consumes ledger.posted --emits notifications.large-posting`)
-// with its contract entry, which touches nothing outside its folder but that entry, what
-// derives from it, and the deploy files test/deploy.test.ts checks against the catalog. The
+// with its contract entry, which touches nothing outside its folder but that entry, and what
+// `pnpm gen:deploy` writes from the entry and the manifest (and the lockfile). The
 // stage builds, passes its tests and the stage contract suite, type-checks with the repository,
 // keeps the catalog and deploy checks green, and as a real process against a real nats-server
 // and redis-server consumes a posting and emits its notification.
@@ -37,6 +37,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { unpack } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { handWritten } from "../scripts/deploy-services.ts";
 
 const repo = join(import.meta.dirname, "..");
 /** What a checkout has that is not its source: installed, built or reported. */
@@ -140,7 +141,7 @@ describe("new:stage", () => {
     expect(files(scratch)).toEqual(before);
   });
 
-  it("new:stage - the notifier is scaffolded, touching outside its folder only its contract entry, what derives from it, the checked deploy files and the lockfile", () => {
+  it("new:stage - the notifier is scaffolded, writing outside its folder only its contract entry; gen:deploy writes the rest from the entry and the manifest, and install the lockfile", () => {
     const before = new Map(files(scratch).map((f) => [f, readFileSync(join(scratch, f), "utf8")]));
     const r = ok(
       newStage(
@@ -152,9 +153,11 @@ describe("new:stage", () => {
         "--add-contract",
       ),
     );
-    expect(r.stdout).toContain("wrote services/notifier/ (8 files, HTTP port 8086)");
+    expect(r.stdout).toContain("wrote services/notifier/ (7 files, HTTP port 8086)");
     const after = files(scratch);
     const changed = after.filter((f) => before.get(f) !== readFileSync(join(scratch, f), "utf8"));
+    // By hand: the folder and the contract entry. Generated (`pnpm gen:deploy`, which it runs):
+    // the stream, the consumers, and the generated parts of the compose and Prometheus files.
     expect(changed.filter((f) => !f.startsWith("services/notifier/")).sort()).toEqual(
       [
         "deploy/consumers/LEDGER.notifier.json",
@@ -169,7 +172,6 @@ describe("new:stage", () => {
     );
     expect(changed.filter((f) => f.startsWith("services/notifier/")).sort()).toEqual(
       [
-        "Dockerfile",
         "README.md",
         "manifest.json",
         "package.json",
@@ -190,6 +192,20 @@ describe("new:stage", () => {
       dlq: "dlq.notifier",
       ports: [{ env: "HTTP_PORT", default: 8086 }],
     });
+    // the compose and Prometheus files changed only between their gen:deploy markers, and
+    // name the notifier there: built from the one service image, scraped on its port
+    for (const file of ["docker-compose.yml", "deploy/observability/prometheus/prometheus.yml"])
+      expect(handWritten(readFileSync(join(scratch, file), "utf8")), file).toBe(
+        handWritten(before.get(file)!),
+      );
+    const compose = readFileSync(join(scratch, "docker-compose.yml"), "utf8");
+    expect(compose).toContain(
+      "  notifier:\n    build:\n      context: .\n      dockerfile: deploy/docker/Dockerfile.service\n      args:\n        SERVICE: notifier\n",
+    );
+    expect(compose).toContain(`  nats-notifier: { file: "\${JETMESH_SECRETS}/nats/notifier.nk" }`);
+    expect(readFileSync(join(scratch, "deploy/observability/prometheus/prometheus.yml"), "utf8")).toMatch(
+      /- job_name: jetmesh-notifier\n(?: {4}.*\n)*? {8}port: 8086\n/,
+    );
     // a second run finds the name taken
     expect(
       newStage("notifier", "--consumes", "ledger.posted", "--emits", "notifications.large-posting").stderr,
@@ -221,7 +237,7 @@ describe("new:stage", () => {
         "packages/mesh/src/services.test.ts",
         "test/deploy.test.ts",
         "-t",
-        "catalog|contracts - PipelineStreams|mesh|docker-compose|Prometheus|stream files are generated|two stages",
+        "catalog|contracts - PipelineStreams|mesh|docker-compose|Prometheus|stream files are generated|are current|two stages",
       ]),
     );
     expect(checks.stdout).not.toMatch(/failed/);

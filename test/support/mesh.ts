@@ -70,6 +70,10 @@ export async function startTestMesh(
     redisArgs?: readonly string[];
     /** Streams created with these limits instead of their definitions' (test only). */
     streamLimits?: Readonly<Record<string, StreamLimits>>;
+    /** The schema registry the deploy step publishes (default this tree's). */
+    registry?: ReadonlyMap<string, unknown>;
+    /** Services started from another bundle (an older build). */
+    bundles?: Partial<Record<ServiceName, string>>;
   } = {},
 ): Promise<TestMesh> {
   const [nats, redis] = await Promise.all([
@@ -85,6 +89,8 @@ export async function startTestMesh(
     env: { ...E2E_SETTINGS, ...opts.env },
     serviceEnv: opts.serviceEnv ?? {},
     ...(opts.streamLimits ? { streamLimits: opts.streamLimits } : {}),
+    ...(opts.registry ? { registry: opts.registry } : {}),
+    ...(opts.bundles ? { bundles: opts.bundles } : {}),
     refuseAccounts: REFUSED_BANK_ACCOUNTS,
     readyTimeoutMs: 90_000,
   });

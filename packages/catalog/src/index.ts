@@ -10,4 +10,10 @@ export type { Catalog, CatalogService } from "./catalog.ts";
 export { consumerContractIssues, writtenSchema } from "./consumer-contracts.ts";
 export type { ProducerSchema } from "./consumer-contracts.ts";
 export { bundlesOf, readManifests } from "./read.mjs";
-export type { ManifestInput, ManifestOutput, ManifestPort, ServiceManifest } from "./read.mjs";
+export type {
+  ManifestDeploy,
+  ManifestInput,
+  ManifestOutput,
+  ManifestPort,
+  ServiceManifest,
+} from "./read.mjs";

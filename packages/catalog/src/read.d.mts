@@ -29,6 +29,25 @@ export interface ManifestPort {
 }
 
 /**
+ * How docker-compose.yml runs a service beyond what the rest of its manifest says (`pnpm
+ * gen:deploy` writes its compose service and build arguments from both).
+ */
+export interface ManifestDeploy {
+  /** NODE_OPTIONS of its image (V8 limits). */
+  readonly nodeOptions?: string;
+  /** Environment as deployed, beyond its ports and, for a jetmesh service, the shared stage settings. */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** Secrets it reads besides its NATS seed and Redis password: name → file under JETMESH_SECRETS, target in /run/secrets. */
+  readonly secrets?: Readonly<Record<string, { readonly file: string; readonly target: string }>>;
+  /** Variables of the ports published on the host (none: reachable inside the network only). */
+  readonly publish?: readonly string[];
+  /** Services that must be healthy before it starts. */
+  readonly dependsOn?: readonly string[];
+  /** Named volumes, `<volume>:<folder>`. */
+  readonly volumes?: readonly string[];
+}
+
+/**
  * A services/<name>/manifest.json as the tools read it. Other keys (http, redis, ...) are
  * carried but not read.
  */
@@ -49,6 +68,7 @@ export interface ServiceManifest {
   readonly ports?: readonly ManifestPort[];
   /** Entry points bundled by scripts/build.mjs, relative to its folder (default `src/main.ts`). */
   readonly bundles?: readonly string[];
+  readonly deploy?: ManifestDeploy;
   /** Extra commands of the service (`rebuild`): each connects as `<name>-<command>`. */
   readonly commands?: Readonly<Record<string, string>>;
 }

@@ -1,6 +1,6 @@
 // The catalog's reader: every services/<dir>/manifest.json, read as data (nothing is
 // imported from a service). Plain Node ESM on purpose: scripts/build.mjs reads the bundles
-// from here before anything is built, in the Dockerfiles' build stage too. Types in read.d.mts;
+// from here before anything is built, in the service image's build stage too. Types in read.d.mts;
 // everything above raw reading (the check against the contracts, the views) is catalog.ts.
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";

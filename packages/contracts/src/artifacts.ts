@@ -1,3 +1,4 @@
+import { EnvelopeContract } from "./envelope.ts";
 import { type CompatibilityMode, EventContracts, type EventType, SchemaRegistry } from "./schemas.ts";
 import { streamOf } from "./streams.ts";
 
@@ -20,6 +21,17 @@ export interface SchemaSetEntry {
    * deprecated (the deprecation window counts releases from there).
    */
   readonly deprecatedSince?: Readonly<Record<string, string>>;
+  /** The whole type announced deprecated (removable after the window, like a version). */
+  readonly typeDeprecated?: boolean;
+  /** In a released snapshot: the first release that shipped the type deprecated. */
+  readonly typeDeprecatedSince?: string;
+  /**
+   * The envelope's only: fields producers also write as a header (field → header), each in
+   * its dual-publish window (a mirror exists only to be removed).
+   */
+  readonly headerMirrors?: Readonly<Record<string, string>>;
+  /** In a released snapshot: each header mirror → the first release that shipped it. */
+  readonly headerMirrorsSince?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -29,7 +41,15 @@ export interface SchemaSetEntry {
  */
 export interface SchemaSet {
   readonly types: Readonly<Record<string, SchemaSetEntry>>;
+  /**
+   * The envelope's versions ({@link ENVELOPE}), gated like a type's; absent in snapshots
+   * taken before the envelope was versioned.
+   */
+  readonly envelope?: SchemaSetEntry;
 }
+
+/** The envelope's name in the gate's messages and its artifacts' folder (`envelope/v<N>.json`). */
+export const ENVELOPE = "envelope";
 
 /** The released snapshot's file: a schema set and the release it was taken at. */
 export interface ReleasedFile extends SchemaSet {
@@ -64,9 +84,22 @@ export function currentSchemaSet(): SchemaSet {
       versions,
       owner: streamOf(type).owner,
       ...(contract.deprecated?.length ? { deprecated: [...contract.deprecated] } : {}),
+      ...(contract.typeDeprecated ? { typeDeprecated: true } : {}),
     };
   }
-  return { types };
+  const envelope: SchemaSetEntry = {
+    mode: EnvelopeContract.mode,
+    writes: EnvelopeContract.writes,
+    owner: EnvelopeContract.owner,
+    headerMirrors: { ...EnvelopeContract.headerMirrors },
+    versions: Object.fromEntries(
+      Object.entries(EnvelopeContract.versions).map(([v, schema]) => [
+        v,
+        JSON.parse(JSON.stringify(schema)) as JsonSchema,
+      ]),
+    ),
+  };
+  return { types, envelope };
 }
 
 /**
@@ -80,17 +113,42 @@ export function nextReleasedFile(name: string, current: SchemaSet, previous?: Re
     const since = { ...(previous?.types[type]?.deprecatedSince ?? {}) };
     for (const v of Object.keys(since)) if (!entry.deprecated?.includes(Number(v))) delete since[v];
     for (const v of entry.deprecated ?? []) since[String(v)] ??= name;
-    types[type] = { ...entry, ...(Object.keys(since).length ? { deprecatedSince: since } : {}) };
+    const typeSince = entry.typeDeprecated ? (previous?.types[type]?.typeDeprecatedSince ?? name) : undefined;
+    types[type] = {
+      ...entry,
+      ...(Object.keys(since).length ? { deprecatedSince: since } : {}),
+      ...(typeSince ? { typeDeprecatedSince: typeSince } : {}),
+    };
   }
   const history = previous ? (previous.releases ?? [previous.release]) : [];
-  return { release: name, releases: [...history, name], types };
+  const envelope = current.envelope && {
+    ...current.envelope,
+    ...(current.envelope.headerMirrors
+      ? {
+          headerMirrorsSince: Object.fromEntries(
+            Object.keys(current.envelope.headerMirrors).map((f) => [
+              f,
+              previous?.envelope?.headerMirrorsSince?.[f] ?? name,
+            ]),
+          ),
+        }
+      : {}),
+  };
+  return { release: name, releases: [...history, name], types, ...(envelope ? { envelope } : {}) };
 }
 
-/** An entry's owner and deprecated versions, each only when it has one. */
-function governance(e: { owner?: string | undefined; deprecated?: readonly number[] | undefined }) {
+/** An entry's owner, deprecated versions and type deprecation, each only when it has one. */
+function governance(e: {
+  owner?: string | undefined;
+  deprecated?: readonly number[] | undefined;
+  typeDeprecated?: boolean | undefined;
+  headerMirrors?: Readonly<Record<string, string>> | undefined;
+}) {
   return {
     ...(e.owner ? { owner: e.owner } : {}),
     ...(e.deprecated?.length ? { deprecated: e.deprecated } : {}),
+    ...(e.typeDeprecated ? { typeDeprecated: true } : {}),
+    ...(e.headerMirrors && Object.keys(e.headerMirrors).length ? { headerMirrors: e.headerMirrors } : {}),
   };
 }
 
@@ -111,25 +169,38 @@ export function artifactText(value: unknown): string {
 
 /**
  * Every file `pnpm contracts:generate` writes under packages/contracts/schemas: one per
- * (type, version), and `index.json` (each type's mode, written version and versions).
- * Pure: the CLI writes them; the check compares them with what is committed.
+ * (type, version) and per envelope version, and `index.json` (each type's and the envelope's
+ * mode, written version and versions). Pure: the CLI writes them; the check compares them
+ * with what is committed.
  */
 export function renderSchemaArtifacts(set: SchemaSet = currentSchemaSet()): Map<string, string> {
   const files = new Map<string, string>();
-  const index: Record<string, unknown> = {};
-  for (const [type, entry] of Object.entries(set.types)) {
+  const render = (type: string, entry: SchemaSetEntry) => {
     const versions = Object.keys(entry.versions)
       .map(Number)
       .sort((a, b) => a - b);
-    index[type] = { mode: entry.mode, writes: entry.writes, versions, ...governance(entry) };
     for (const v of versions)
       files.set(
         artifactPath(type, v),
         artifactText(versionArtifact(type, v, entry.versions[String(v)] as JsonSchema)),
       );
-  }
-  files.set("index.json", artifactText({ types: index }));
+    return { mode: entry.mode, writes: entry.writes, versions, ...governance(entry) };
+  };
+  const types = Object.fromEntries(Object.entries(set.types).map(([type, e]) => [type, render(type, e)]));
+  const envelope = set.envelope ? { envelope: render(ENVELOPE, set.envelope) } : {};
+  files.set("index.json", artifactText({ types, ...envelope }));
   return files;
+}
+
+/** One `index.json` entry: what it declares and the versions it has artifacts of. */
+interface IndexEntry {
+  mode: CompatibilityMode;
+  writes: number;
+  versions: number[];
+  owner?: string;
+  deprecated?: number[];
+  typeDeprecated?: boolean;
+  headerMirrors?: Record<string, string>;
 }
 
 /**
@@ -145,18 +216,18 @@ export function schemaSetFromArtifacts(read: (path: string) => string): SchemaSe
       throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
     }
   };
-  const index = parse("index.json").types as Record<
-    string,
-    { mode: CompatibilityMode; writes: number; versions: number[]; owner?: string; deprecated?: number[] }
-  >;
+  const file = parse("index.json");
+  const index = file.types as Record<string, IndexEntry>;
   if (typeof index !== "object" || index === null) throw new Error("index.json: has no types");
-  const types: Record<string, SchemaSetEntry> = {};
-  for (const [type, e] of Object.entries(index)) {
+  const entry = (type: string, e: IndexEntry): SchemaSetEntry => {
     const versions: Record<string, JsonSchema> = {};
     for (const v of e.versions) versions[String(v)] = stripAnnotations(parse(artifactPath(type, v)));
-    types[type] = { mode: e.mode, writes: e.writes, versions, ...governance(e) };
-  }
-  return { types };
+    return { mode: e.mode, writes: e.writes, versions, ...governance(e) };
+  };
+  const types: Record<string, SchemaSetEntry> = {};
+  for (const [type, e] of Object.entries(index)) types[type] = entry(type, e);
+  const envelope = file.envelope as IndexEntry | undefined;
+  return { types, ...(envelope ? { envelope: entry(ENVELOPE, envelope) } : {}) };
 }
 
 /** The schema without its top-level annotations ($schema, $id, title...). */

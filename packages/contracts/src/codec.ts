@@ -2,7 +2,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value } from "@sinclair/typebox/value";
 import { Packr } from "msgpackr";
-import { type AnyEnvelope, type Envelope, EnvelopeSchema } from "./envelope.ts";
+import { type AnyEnvelope, actorOf, type Envelope, EnvelopeContract, EnvelopeSchema } from "./envelope.ts";
 import { ContractError, type FieldIssue } from "./errors.ts";
 import { CONTENT_TYPE, Headers } from "./headers.ts";
 import {
@@ -117,6 +117,11 @@ export function encodeEvent(env: AnyEnvelope | Envelope): Uint8Array {
   return packr.pack(env);
 }
 
+/** A message's headers as NATS gives them (`MsgHdrs`): `get` answers "" for a missing one. */
+export interface HeaderLookup {
+  get(name: string): string | undefined;
+}
+
 /**
  * Decodes and validates a MessagePack body, lifting older schema versions to the one
  * readers see (READ_VERSION), and reading a version newer than this reader knows with the
@@ -141,6 +146,22 @@ export function decodeEvent(bytes: Uint8Array): AnyEnvelope {
   if (!entry.check.Check(env.data))
     throw new ContractError(`invalid ${env.type}`, issuesOf(entry.check, env.data, "/data"));
   return lift(env, entry);
+}
+
+/**
+ * {@link decodeEvent} for a message with its headers, as every reader of a stream should call
+ * it: an envelope without `actor` takes the API client from the `Jetmesh-Client-Id` header
+ * ({@link actorOf}: the envelope first, the header as the fallback while producers write
+ * both, README "Evolving the envelope").
+ * @throws ContractError as {@link decodeEvent}.
+ */
+export function decodeMessage(bytes: Uint8Array, headers: HeaderLookup | undefined): AnyEnvelope {
+  const env = decodeEvent(bytes);
+  if (env.actor === undefined && headers) {
+    const actor = actorOf(env, headers.get(Headers.ClientId));
+    if (actor !== undefined) env.actor = actor;
+  }
+  return env;
 }
 
 /** Lifts a validated event through its upcasters to the version readers see. */
@@ -202,7 +223,8 @@ export function makeEnvelope<T extends EventType>(
     correlationId: lineage.correlationId,
     causationId: lineage.causationId,
     producer: lineage.producer,
-    ...(lineage.actor !== undefined ? { actor: lineage.actor } : {}),
+    // Envelope v2's field, written once producers write v2 (EnvelopeContract.writes).
+    ...(lineage.actor !== undefined && EnvelopeContract.writes >= 2 ? { actor: lineage.actor } : {}),
     data,
   } as Envelope<T>;
 }
@@ -222,6 +244,12 @@ export function eventHeaders(env: Envelope | AnyEnvelope): Record<string, string
     [Headers.CorrelationId]: env.correlationId,
     [Headers.Producer]: env.producer,
     [Headers.OccurredAt]: env.occurredAt,
-    ...(env.actor !== undefined ? { [Headers.ClientId]: env.actor } : {}),
+    // The dual-publish window: envelope fields producers still mirror into a header.
+    ...Object.fromEntries(
+      Object.entries(EnvelopeContract.headerMirrors).flatMap(([field, header]) => {
+        const v = (env as Record<string, unknown>)[field];
+        return typeof v === "string" ? [[header, v]] : [];
+      }),
+    ),
   };
 }

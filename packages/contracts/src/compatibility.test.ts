@@ -167,5 +167,38 @@ describe("contracts compatibility gate", () => {
     });
     expect(read).toEqual(currentSchemaSet());
     expect([...files.keys()]).toContain("transfers.requested/v2.json");
+    expect([...files.keys()]).toContain("envelope/v2.json");
+  });
+
+  it("contracts - the envelope is gated like an event type: its versions keep the mode and a released one never changes", () => {
+    const tree = currentSchemaSet();
+    const envelope = tree.envelope;
+    if (!envelope) throw new Error("the tree has no envelope entry");
+    // v2 (optional actor) against v1, as new, when the last release predates the envelope's versions.
+    expect(checkCompatibility({ types: tree.types }, tree)).toEqual([]);
+    const v2e = envelope.versions["2"] as { properties: Record<string, unknown>; required: string[] };
+    const v3e = {
+      ...v2e,
+      properties: { ...v2e.properties, tenant: { type: "string" } },
+      required: [...v2e.required, "tenant"],
+    };
+    const withV3 = { ...tree, envelope: { ...envelope, versions: { ...envelope.versions, "3": v3e } } };
+    expect(checkCompatibility(tree, withV3)).toEqual([
+      {
+        type: "envelope",
+        version: 3,
+        field: "/tenant",
+        rule: "backward: required field added (events written before lack it)",
+      },
+    ]);
+    const edited = { ...tree, envelope: { ...envelope, versions: { ...envelope.versions, "2": v3e } } };
+    expect(checkCompatibility(tree, edited)).toMatchObject([
+      {
+        type: "envelope",
+        version: 2,
+        field: "/",
+        rule: expect.stringMatching(/^released version changed/),
+      },
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import {
   ANNOTATIONS,
+  ENVELOPE,
   type JsonSchema,
   type ReleasedFile,
   type SchemaSet,
@@ -53,11 +54,17 @@ interface Issue {
 export function checkCompatibility(released: SchemaSet | ReleasedFile, current: SchemaSet): Violation[] {
   const out: Violation[] = [];
   const history = "release" in released ? (released.releases ?? [released.release]) : [];
-  for (const [type, rel] of Object.entries(released.types)) {
-    const cur = current.types[type];
+  // The envelope is gated like a type (`envelope@<N>`); a snapshot from before it was
+  // versioned has none, and its versions are then checked against each other as new.
+  const releasedTypes = withEnvelope(released);
+  const currentTypes = withEnvelope(current);
+  for (const [type, rel] of Object.entries(releasedTypes)) {
+    const cur = currentTypes[type];
     const relTop = topVersion(rel);
     if (!cur) {
-      out.push({ type, version: relTop, field: "/", rule: "released event type removed" });
+      const refused = typeRemovalRefused(rel, history);
+      if (refused)
+        out.push({ type, version: relTop, field: "/", rule: "released event type removed", hint: refused });
       continue;
     }
     for (const [v, schema] of Object.entries(rel.versions)) {
@@ -77,6 +84,20 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
           rule: "released version changed: released versions are immutable, add a version instead",
         });
     }
+    for (const [field, header] of Object.entries(rel.headerMirrors ?? {})) {
+      if (cur.headerMirrors?.[field] === header) continue;
+      // A mirror is deprecated from the first release that ships it: it exists to be removed.
+      const since = rel.headerMirrorsSince?.[field] ?? ("release" in released ? released.release : undefined);
+      const refused = windowRefused(since, history, "EnvelopeContract.headerMirrors");
+      if (refused)
+        out.push({
+          type,
+          version: topVersion(cur),
+          field: `/${field}`,
+          rule: `header mirror ${header} removed before its dual-publish window ended (readers of older builds take the field from it)`,
+          hint: refused,
+        });
+    }
     for (const d of DIRECTIONS[rel.mode])
       if (!DIRECTIONS[cur.mode].includes(d))
         out.push({
@@ -93,8 +114,8 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
         rule: `producers write v${cur.writes} before a release taught readers it (last released v${relTop}): release v${cur.writes} with producers on v${rel.writes}, then switch them`,
       });
   }
-  for (const [type, cur] of Object.entries(current.types)) {
-    const rel = released.types[type];
+  for (const [type, cur] of Object.entries(currentTypes)) {
+    const rel = releasedTypes[type];
     const top = topVersion(cur);
     // Versions run without a gap from the lowest still registered (1, or above it once the
     // oldest were removed after their deprecation window).
@@ -124,6 +145,11 @@ export function checkCompatibility(released: SchemaSet | ReleasedFile, current: 
     out.push(...governanceIssues(type, cur, rel));
   }
   return out;
+}
+
+/** A set's entries, the envelope's under {@link ENVELOPE}. */
+function withEnvelope(set: SchemaSet): Readonly<Record<string, SchemaSetEntry>> {
+  return set.envelope ? { ...set.types, [ENVELOPE]: set.envelope } : set.types;
 }
 
 /** Ownership and deprecation marks of one type in the working tree. */
@@ -167,17 +193,37 @@ function governanceIssues(type: string, cur: SchemaSetEntry, rel: SchemaSetEntry
  * releases (announce, then the dual-publish window) and it is the oldest version.
  */
 function removalRefused(rel: SchemaSetEntry, v: string, history: readonly string[]): string | undefined {
-  const since = rel.deprecatedSince?.[v];
-  if (!since)
-    return `old events must stay readable; mark it deprecated (EventContracts.deprecated) and release it that way ${DEPRECATION_WINDOW_RELEASES} times first`;
-  const at = history.indexOf(since);
-  const shipped = at < 0 ? 1 : history.length - at;
-  if (shipped < DEPRECATION_WINDOW_RELEASES)
-    return `deprecated in release ${since}, released deprecated ${shipped} time(s); the policy asks ${DEPRECATION_WINDOW_RELEASES}`;
+  const early = windowRefused(rel.deprecatedSince?.[v], history, "EventContracts.deprecated");
+  if (early) return early;
   const older = Object.keys(rel.versions)
     .map(Number)
     .filter((x) => x < Number(v) && !rel.deprecatedSince?.[String(x)]);
   if (older.length) return `v${older[0]} is older and not deprecated: versions are removed oldest first`;
+  return undefined;
+}
+
+/**
+ * Why removing a whole released type is refused, or undefined when the deprecation policy
+ * allows it: the type was announced (`typeDeprecated`) and released that way in at least
+ * {@link DEPRECATION_WINDOW_RELEASES} releases (the dual-publish window, during which its
+ * consumers move to what replaces it).
+ */
+function typeRemovalRefused(rel: SchemaSetEntry, history: readonly string[]): string | undefined {
+  return windowRefused(rel.typeDeprecatedSince, history, "EventContracts.typeDeprecated");
+}
+
+/** Why a deprecation that started in release `since` has not run its window yet (undefined: it has). */
+function windowRefused(
+  since: string | undefined,
+  history: readonly string[],
+  mark: string,
+): string | undefined {
+  if (!since)
+    return `old events must stay readable; mark it deprecated (${mark}) and release it that way ${DEPRECATION_WINDOW_RELEASES} times first`;
+  const at = history.indexOf(since);
+  const shipped = at < 0 ? 1 : history.length - at;
+  if (shipped < DEPRECATION_WINDOW_RELEASES)
+    return `deprecated in release ${since}, released deprecated ${shipped} time(s); the policy asks ${DEPRECATION_WINDOW_RELEASES}`;
   return undefined;
 }
 

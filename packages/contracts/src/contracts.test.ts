@@ -3,8 +3,13 @@ import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import {
   AllEventTypes,
+  actorOf,
   ContractError,
   decodeEvent,
+  decodeMessage,
+  EnvelopeContract,
+  EnvelopeSchema,
+  EnvelopeV1,
   decodeFinding,
   encodeFinding,
   type Finding,
@@ -113,6 +118,32 @@ describe("contracts", () => {
     expect(eventHeaders(withActor)[Headers.ClientId]).toBe("acme-pay");
     const forged = { ...withActor, actor: "not a client!*>" };
     expect(() => decodeEvent(new Packr({ useRecords: false }).pack(forged))).toThrow(ContractError);
+  });
+
+  it("contracts - the client identity moves into the envelope: producers write both, readers prefer the envelope and fall back to the header", () => {
+    // The dual-publish window: envelope v2's actor is also written as Jetmesh-Client-Id.
+    expect(EnvelopeContract.writes).toBe(2);
+    expect(EnvelopeContract.headerMirrors).toEqual({ actor: Headers.ClientId });
+    const withActor = makeEnvelope(EventTypes.TransferValidated, transfer, { ...lineage, actor: "acme-pay" });
+    expect(withActor.actor).toBe("acme-pay");
+    expect(eventHeaders(withActor)[Headers.ClientId]).toBe("acme-pay");
+    const header = (value: string | undefined) => ({
+      get: (n: string) => (n === Headers.ClientId ? value : ""),
+    });
+    // The envelope wins over a header that says otherwise.
+    expect(decodeMessage(encodeEvent(withActor), header("someone-else")).actor).toBe("acme-pay");
+    // An envelope v1 event (no actor): the header is the fallback, when it names a client id.
+    const v1 = makeEnvelope(EventTypes.TransferValidated, transfer, lineage);
+    expect(decodeMessage(encodeEvent(v1), header("acme-pay")).actor).toBe("acme-pay");
+    expect(decodeMessage(encodeEvent(v1), header("not a client!*>")).actor).toBeUndefined();
+    expect(decodeMessage(encodeEvent(v1), header("")).actor).toBeUndefined();
+    expect(decodeMessage(encodeEvent(v1), undefined).actor).toBeUndefined();
+    expect(actorOf({}, "acme-pay")).toBe("acme-pay");
+    expect(actorOf({ actor: "a-1" }, "b-2")).toBe("a-1");
+    // Envelope v1 is v2 without actor: every v1 envelope is a valid v2 one.
+    expect(Object.keys(EnvelopeSchema.properties).filter((k) => !(k in EnvelopeV1.properties))).toEqual([
+      "actor",
+    ]);
   });
 
   it("contracts - PipelineStreams names every stream that stores an event type, in pipeline order, and not the DLQ", () => {

@@ -6,6 +6,7 @@ export {
   artifactPath,
   artifactText,
   currentSchemaSet,
+  ENVELOPE,
   nextReleasedFile,
   renderSchemaArtifacts,
   schemaSetFromArtifacts,

@@ -74,6 +74,42 @@ describe("contracts governance", () => {
     expect(lines(twice, withoutV1)).toEqual([]);
   });
 
+  it("governance - an event type is removed only after it was announced and its dual-publish window passed", () => {
+    const gone: SchemaSet = { types: {} };
+    expect(lines(release(demo(), 3), gone)).toEqual([
+      `demo.event@3 /: released event type removed: old events must stay readable; mark it deprecated (EventContracts.typeDeprecated) and release it that way ${DEPRECATION_WINDOW_RELEASES} times first`,
+    ]);
+    const announced = demo({ typeDeprecated: true });
+    const once = release(announced, 1, release(demo(), 1));
+    expect(once.types["demo.event"]?.typeDeprecatedSince).toBe("r2");
+    expect(lines(once, gone)).toEqual([
+      "demo.event@3 /: released event type removed: deprecated in release r2, released deprecated 1 time(s); the policy asks 2",
+    ]);
+    const twice = release(announced, 1, once);
+    expect(twice.types["demo.event"]?.typeDeprecatedSince).toBe("r2");
+    expect(lines(twice, gone)).toEqual([]);
+    // Taken back before removal: the window starts again at the next announcement.
+    const back = release(demo(), 1, twice);
+    expect(back.types["demo.event"]?.typeDeprecatedSince).toBeUndefined();
+    expect(lines(back, gone)).toHaveLength(1);
+  });
+
+  it("governance - a header mirror of an envelope field (Jetmesh-Client-Id for actor) ends only after its dual-publish window", () => {
+    const tree = currentSchemaSet();
+    const envelope = tree.envelope as SchemaSetEntry;
+    expect(envelope.headerMirrors).toEqual({ actor: "Jetmesh-Client-Id" });
+    const withoutMirror: SchemaSet = { ...tree, envelope: { ...envelope, headerMirrors: {} } };
+    const r1 = release(tree, 1);
+    expect(r1.envelope?.headerMirrorsSince).toEqual({ actor: "r1" });
+    expect(lines(r1, withoutMirror)).toEqual([
+      "envelope@2 /actor: header mirror Jetmesh-Client-Id removed before its dual-publish window ended (readers of older builds take the field from it): deprecated in release r1, released deprecated 1 time(s); the policy asks 2",
+    ]);
+    const r2 = release(tree, 1, r1);
+    expect(r2.envelope?.headerMirrorsSince).toEqual({ actor: "r1" });
+    expect(lines(r2, withoutMirror)).toEqual([]);
+    expect(lines(r1, tree)).toEqual([]);
+  });
+
   it("governance - versions go oldest first; a deprecated version is never the written or the newest one", () => {
     const twice = release(demo({ deprecated: [2] }), 2);
     expect(lines(twice, demo({ versions: { 1: v1, 3: v3 }, deprecated: [] }))).toEqual([
@@ -89,6 +125,9 @@ describe("contracts governance", () => {
   it("governance - an undeprecated version leaves the released marks; the tree deprecates nothing today", () => {
     const once = release(demo({ deprecated: [1] }), 1);
     expect(release(demo(), 1, once).types["demo.event"]?.deprecatedSince).toBeUndefined();
-    for (const [type, c] of Object.entries(EventContracts)) expect(c.deprecated ?? [], type).toEqual([]);
+    for (const [type, c] of Object.entries(EventContracts)) {
+      expect(c.deprecated ?? [], type).toEqual([]);
+      expect(c.typeDeprecated ?? false, type).toBe(false);
+    }
   });
 });

@@ -1,6 +1,14 @@
-export { checkEventData, decodeEvent, encodeEvent, eventHeaders, makeEnvelope } from "./codec.ts";
+export {
+  checkEventData,
+  decodeEvent,
+  decodeMessage,
+  encodeEvent,
+  eventHeaders,
+  makeEnvelope,
+} from "./codec.ts";
+export type { HeaderLookup } from "./codec.ts";
 export type { AnyEnvelope, Envelope } from "./envelope.ts";
-export { ActorId, EnvelopeSchema } from "./envelope.ts";
+export { ActorId, actorOf, EnvelopeContract, EnvelopeSchema, EnvelopeV1 } from "./envelope.ts";
 export { ContractError } from "./errors.ts";
 export type { FieldIssue } from "./errors.ts";
 export { CONTENT_TYPE, Headers } from "./headers.ts";

@@ -31,6 +31,8 @@ export interface RegistryType {
   readonly owner?: string;
   /** Versions announced deprecated: still read, removed after the deprecation window. */
   readonly deprecated?: readonly number[];
+  /** The whole type announced deprecated: its consumers move off it before it is removed. */
+  readonly typeDeprecated?: boolean;
 }
 
 /** The index document (key {@link REGISTRY_INDEX_KEY}). */
@@ -71,6 +73,7 @@ export function registryDocuments(
         : [],
       ...(entry.owner ? { owner: entry.owner } : {}),
       ...(entry.deprecated?.length ? { deprecated: entry.deprecated } : {}),
+      ...(entry.typeDeprecated ? { typeDeprecated: true } : {}),
     };
     for (const v of versions) docs.set(registrySchemaKey(type, v), entry.versions[String(v)]);
   }

@@ -175,6 +175,12 @@ export interface EventContract {
    * removable once released as deprecated in {@link DEPRECATION_WINDOW_RELEASES} releases.
    */
   readonly deprecated?: readonly number[];
+  /**
+   * The whole type announced deprecated (README, "Deprecation"): its consumers move to what
+   * replaces it while producers still write it (the dual-publish window); removable once
+   * released that way in {@link DEPRECATION_WINDOW_RELEASES} releases.
+   */
+  readonly typeDeprecated?: boolean;
 }
 
 /**

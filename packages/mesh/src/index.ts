@@ -5,7 +5,7 @@
  * The end-to-end tests use the same functions.
  */
 export { MEMORY_NODE_OPTIONS, repoRoot, startMesh } from "./mesh.ts";
-export type { MeshHandle, MeshService, StartMeshOptions } from "./mesh.ts";
+export type { AddInstanceOptions, MeshHandle, MeshService, StartMeshOptions } from "./mesh.ts";
 export { createProgressBar } from "./progress.ts";
 export type { ProgressBar } from "./progress.ts";
 export { pipelineBacklog, waitForQuiet } from "./quiet.ts";

@@ -33,7 +33,8 @@ export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)),
  * a saturation and a paced run, against 154-214 MB without, at no CPU cost the same run
  * could tell from noise (a 64 MB old space cost 1.15-1.37x CPU). Their live heap is bounded
  * by the in-flight limits; the reconciler's grows with the streams it folds, so it keeps
- * V8's defaults. The Dockerfiles set the same NODE_OPTIONS, but the ledger's: its image also
+ * V8's defaults. Their images set the same NODE_OPTIONS (the manifests' deploy.nodeOptions,
+ * test/deploy.test.ts compares them), but the ledger's: its image also
  * runs the rebuild check, which folds a whole stream in memory and must not inherit the cap.
  */
 export const MEMORY_NODE_OPTIONS: Partial<Record<ServiceName, string>> = Object.fromEntries(
@@ -77,11 +78,28 @@ export interface StartMeshOptions {
    */
   readonly streamLimits?: Readonly<Record<string, StreamLimits>>;
   /**
+   * The schema registry the deploy step publishes (`registryDocuments` of
+   * @jetmesh/contracts/evolution); default this tree's schemas and its last release. A
+   * rolling-upgrade test deploys an older release's registry first.
+   */
+  readonly registry?: ReadonlyMap<string, unknown>;
+  /**
+   * Test only: a service started from another bundle than its own (an absolute path), an
+   * older build during a rolling upgrade (`scripts/build.mjs` `buildVariant`).
+   */
+  readonly bundles?: Partial<Readonly<Record<ServiceName, string>>>;
+  /**
    * Dev isolation: the mesh's streams, buckets and Redis keys in this namespace
    * (JETMESH_NAMESPACE of every service, `namesFor` of @jetmesh/contracts), so that several
    * meshes share one nats-server and Redis. Default: `env.JETMESH_NAMESPACE`, else none.
    */
   readonly namespace?: string;
+}
+
+/** Options of {@link MeshHandle.addInstance}. */
+export interface AddInstanceOptions {
+  /** Run this bundle (an absolute path) instead of the service's own: an older or newer build. */
+  readonly bundle?: string;
 }
 
 /** One service process of the mesh; keeps its port across restarts. */
@@ -137,7 +155,7 @@ export interface MeshHandle {
    * durable consumers): the same environment on its own port, output in `<name>-<n>.log`,
    * ready when it returns, stopped with the mesh.
    */
-  addInstance(name: ServiceName): Promise<MeshService>;
+  addInstance(name: ServiceName, opts?: AddInstanceOptions): Promise<MeshService>;
   /** Stops every service (SIGTERM, then SIGKILL) and the servers the runner started. Idempotent. */
   stop(): Promise<void>;
 }
@@ -187,7 +205,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         logger: createLogger({ service: "mesh", level: "warn" }),
         // The schema registry, as `pnpm contracts:publish` publishes it at a deploy: the stages
         // check what they read and write against it at start.
-        schemas: registryDocuments(currentSchemaSet(), releasedSchemas()),
+        schemas: opts.registry ?? registryDocuments(currentSchemaSet(), releasedSchemas()),
         ...(opts.streamLimits ? { limits: opts.streamLimits } : {}),
         ...(namespace ? { namespace } : {}),
       });
@@ -245,6 +263,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         join(logDir, `${n}.log`),
         envs.get(n) as Record<string, string>,
         opts.readyTimeoutMs ?? 60_000,
+        opts.bundles?.[n],
       );
     }
     // serviceSpec throws for a name the catalog does not have.
@@ -272,7 +291,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       service: (name) => services[serviceSpec(name).name] as MeshService,
       dataDir,
       logDir,
-      async addInstance(name) {
+      async addInstance(name, o = {}) {
         if (stopped) throw new Error("the mesh is stopped");
         const spec = serviceSpec(name);
         const port = await freePort();
@@ -290,6 +309,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
             ...(spec.opsPortEnv ? { [spec.opsPortEnv]: String(opsPort) } : {}),
           },
           opts.readyTimeoutMs ?? 60_000,
+          o.bundle,
         );
         extras.push(extra);
         await extra.start();
@@ -324,6 +344,8 @@ class Service implements MeshService {
     readonly logFile: string,
     private readonly env: Readonly<Record<string, string>>,
     private readonly readyTimeoutMs: number,
+    /** Another bundle than the service's own (an absolute path). */
+    private readonly bundle?: string,
   ) {
     this.url = `http://127.0.0.1:${port}`;
     this.opsUrl = `http://127.0.0.1:${opsPort}`;
@@ -359,7 +381,7 @@ class Service implements MeshService {
         'exec "$@" >>"$0" 2>&1',
         this.logFile,
         process.execPath,
-        bundleOf(this.spec.entry, this.root),
+        this.bundle ?? bundleOf(this.spec.entry, this.root),
       ],
       cwd: this.root,
       env,

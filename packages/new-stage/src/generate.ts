@@ -3,7 +3,6 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { addContractEntry, contractAdvice, TEAM_STREAMS_FILE } from "./contract-entry.ts";
-import { addToDeployFiles } from "./deploy-files.ts";
 import { NewStageError, type NewStageRequest, planStage, type StagePlan } from "./plan.ts";
 import { serviceFiles } from "./templates.ts";
 
@@ -26,17 +25,18 @@ export interface Generated {
   readonly plan: StagePlan;
   /** Files written, relative to the root: the service's, then the ones outside its folder. */
   readonly written: readonly string[];
-  /** Files outside services/<name>/ it changed (the contract entry, deploy files, the lockfile). */
+  /** Files outside services/<name>/ it changed (the contract entry, the files generated from it and the manifest, the lockfile). */
   readonly outside: readonly string[];
 }
 
 /**
  * Scaffolds `services/<name>/` in `root`: a stage that consumes `consumes`, emits `emits`, builds,
  * passes its tests and the stage contract suite, and is in the catalog (so `pnpm mesh`, chaos
- * and the build take it). Outside its folder it changes only the contract entry (with
- * `addContract`), what derives from it (deploy/streams/<STREAM>.json), the compose and
- * Prometheus files test/deploy.test.ts checks against the catalog, and the lockfile (the
- * install of a new workspace package). Nothing is written when a check fails.
+ * and the build take it). Outside its folder it writes only the contract entry (with
+ * `addContract`); `pnpm gen:deploy` then writes what derives from the entry and the manifest
+ * (deploy/streams/<STREAM>.json, its consumers, its service in docker-compose.yml and its
+ * scrape job), and `pnpm install` the lockfile (a new workspace package). Nothing is written
+ * when a check fails.
  * @throws NewStageError for a request to change (a bad or taken name, an unknown or foreign
  *   event, a contract entry missing without `addContract`: its message is the entry to add).
  */
@@ -64,7 +64,6 @@ export function generateStage(o: GenerateOptions): Generated {
     written.push(`services/${plan.name}/${path}`);
   }
   log(`wrote services/${plan.name}/ (${written.length} files, HTTP port ${plan.port})`);
-  outside.push(...addToDeployFiles(root, plan));
   // the house format (biome.json), so the lint that checks the whole tree passes at once
   run(root, "pnpm", [
     "exec",
@@ -74,12 +73,15 @@ export function generateStage(o: GenerateOptions): Generated {
     `services/${plan.name}`,
     ...(plan.contract ? [TEAM_STREAMS_FILE] : []),
   ]);
-  // The deploy files follow the catalog and the contracts: the stage's durable consumers (its
-  // input and its replays), and its stream when the contract entry added one.
+  // The deploy files follow the catalog and the contracts (`pnpm gen:deploy`): the stage's
+  // durable consumers (its input and its replays), its stream when the contract entry added
+  // one, its compose service and secrets, its Prometheus scrape job.
   run(root, "node", ["--import", "tsx", "scripts/gen-deploy.ts"]);
   outside.push(
     `deploy/consumers/${plan.inputStream}.${plan.name}.json`,
     `deploy/consumers/REPLAY.${plan.name}-replay.json`,
+    "docker-compose.yml",
+    "deploy/observability/prometheus/prometheus.yml",
   );
   if (plan.contract?.kind === "stream")
     outside.push(`deploy/streams/${plan.outputStream}.json`, `deploy/streams-r1/${plan.outputStream}.json`);

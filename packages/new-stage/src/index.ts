@@ -2,7 +2,6 @@
  * @jetmesh/new-stage: the generator behind `pnpm new:stage`. A tools package: no service imports it.
  */
 export { addContractEntry, contractAdvice, contractEntry, TEAM_STREAMS_FILE } from "./contract-entry.ts";
-export { addToDeployFiles, composeWithStage, prometheusWithStage } from "./deploy-files.ts";
 export { generateStage, repoRoot } from "./generate.ts";
 export type { GenerateOptions, Generated } from "./generate.ts";
 export { NewStageError, planStage } from "./plan.ts";

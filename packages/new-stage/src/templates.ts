@@ -18,7 +18,6 @@ export function serviceFiles(p: TemplateInput): Map<string, string> {
     ["package.json", packageJson(p)],
     ["manifest.json", manifestJson(p)],
     ["README.md", readme(p)],
-    ["Dockerfile", dockerfile(p)],
     ["src/config.ts", configTs(p)],
     ["src/handler.ts", handlerTs(p)],
     ["src/main.ts", mainTs(p)],
@@ -106,45 +105,9 @@ NATS_URL=nats://127.0.0.1:4222 REDIS_URL=redis://127.0.0.1:6379 HTTP_PORT=${p.po
   pnpm --filter @jetmesh/${p.name} start
 \`\`\`
 \`pnpm mesh\` starts it with the others (it is in the catalog through its manifest.json). Image:
-\`docker build -f services/${p.name}/Dockerfile .\` from the repository root. Tests (its handler
-and the stage contract suite): \`pnpm --filter @jetmesh/${p.name} test\`.
-`;
-}
-
-function dockerfile(p: TemplateInput): string {
-  return `# Build from the repository root: docker build -f services/${p.name}/Dockerfile .
-# Two stages: the build stage installs the locked dependencies (esbuild, a root
-# devDependency, included) and bundles the service (scripts/build.mjs ${p.name}); the image
-# holds node and dist/ alone: the bundle, its source map and the optional native addon
-# it loads (dist/node_modules), no pnpm, no node_modules, no TypeScript.
-# Node 24 LTS, pinned (the code also runs on the Node 20 of the dev machines).
-FROM node:24.21.0-bookworm-slim AS build
-RUN npm i -g pnpm@12.4.2
-WORKDIR /app
-COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
-COPY packages/contracts/package.json packages/contracts/
-COPY packages/stage/package.json packages/stage/
-COPY services/${p.name}/package.json services/${p.name}/
-RUN pnpm install --frozen-lockfile --filter "@jetmesh/${p.name}..."
-COPY scripts/build.mjs scripts/
-# the catalog reader: build.mjs bundles what the service's manifest.json names
-COPY packages/catalog/src/read.mjs packages/catalog/src/
-COPY packages/contracts packages/contracts
-COPY packages/stage packages/stage
-COPY services/${p.name} services/${p.name}
-RUN node scripts/build.mjs ${p.name}
-
-FROM node:24.21.0-bookworm-slim
-WORKDIR /app
-COPY --from=build /app/services/${p.name}/dist dist
-ENV HTTP_HOST=0.0.0.0 HTTP_PORT=${p.port}
-EXPOSE ${p.port}
-# The node image's unprivileged user: the process writes nothing but its own logs.
-USER node
-# /healthz: the process lives (Docker restarts it otherwise); readiness is /readyz, for the orchestrator.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \\
-  CMD ["node","-e","fetch('http://127.0.0.1:'+process.env.HTTP_PORT+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-CMD ["node","dist/main.mjs"]
+\`docker compose build ${p.name}\` from the repository root (the one service image,
+deploy/docker/Dockerfile.service, with the build arguments \`pnpm gen:deploy\` writes from the
+manifest). Tests (its handler and the stage contract suite): \`pnpm --filter @jetmesh/${p.name} test\`.
 `;
 }
 

@@ -1,4 +1,4 @@
-import { type AnyEnvelope, ContractError, decodeEvent, type EventType, namesFor } from "@jetmesh/contracts";
+import { type AnyEnvelope, ContractError, decodeMessage, type EventType, namesFor } from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StageSettings } from "./config.ts";
@@ -237,7 +237,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       // running anything again. The server never drops it (max_deliver is unlimited).
       if (delivery.deliveryCount > s.maxDeliver) throw new DeliveriesSpent(delivery.deliveryCount);
       try {
-        env = decodeEvent(m.data);
+        env = decodeMessage(m.data, m.headers);
       } catch (err) {
         throw new PermanentError(`undecodable message: ${(err as Error).message}`, { cause: err });
       }

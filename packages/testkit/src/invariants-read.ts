@@ -1,4 +1,4 @@
-import { type AnyEnvelope, decodeEvent } from "@jetmesh/contracts";
+import { type AnyEnvelope, decodeMessage } from "@jetmesh/contracts";
 import {
   DeliverPolicy,
   JetStreamApiError,
@@ -87,7 +87,7 @@ export async function readStoredEvents(
       let decodeError: string | undefined;
       if (decode) {
         try {
-          env = decodeEvent(m.data);
+          env = decodeMessage(m.data, m.headers);
         } catch (err) {
           decodeError = err instanceof Error ? err.message : String(err);
         }
