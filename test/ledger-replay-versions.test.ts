@@ -8,7 +8,7 @@
 // v2 (an added optional field, as the `full` mode allows) while this build rebuilds. The log must
 // fold exactly as the same log written all in v1.
 import { type AnyEnvelope, EventTypes, encodeEvent } from "@jetmesh/contracts";
-import { foldLedger } from "@jetmesh/ledger/rebuild";
+import { foldLedger } from "@jetmesh/ledger/projection-check";
 import { declined, posted, reversed } from "@jetmesh/ledger/test-support";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { Packr } from "msgpackr";

@@ -26,6 +26,7 @@ import { posted, reversed } from "@jetmesh/ledger/test-support";
 import { createVelocityStore } from "@jetmesh/risk/velocity";
 import { LedgerFold } from "@jetmesh/reconciler/fold";
 import { compareAccounts, servedAccounts } from "@jetmesh/reconciler/projection";
+import { readRedisHealth } from "@jetmesh/reconciler/redis-health";
 
 const SERVICES = [
   "validator",
@@ -254,8 +255,15 @@ describe("redis access: each service does what its code does", () => {
       sequence: 1,
       occurredAt: new Date().toISOString(),
     };
-    await status.record(entry);
+    await status.record(entry, { kind: "accepted", atMs: 1000 });
     expect(await status.read(entry.transferId)).toEqual([entry]);
+    // the latency's one observation: HMGET, then HSETNX
+    await status.record(
+      { ...entry, type: "ledger.declined", eventId: newEventId(), stream: "LEDGER" },
+      { kind: "outcome", outcome: "declined", atMs: 3500 },
+    );
+    expect(await status.settle(entry.transferId)).toEqual({ outcome: "declined", seconds: 2.5 });
+    expect(await status.settle(entry.transferId)).toBeUndefined();
 
     const limiter = createRateLimiter(redis);
     const client = `client-${randomUUID()}`;
@@ -342,6 +350,10 @@ describe("redis access: refused outside its keys", () => {
     await expect(reconciler.del("ledger:epoch")).rejects.toThrow(NOPERM);
     await expect(reconciler.hgetall("ledger:outcome:t-r")).rejects.toThrow(NOPERM);
     await expect(reconciler.get("gateway:idem:x")).rejects.toThrow(NOPERM);
+    // Redis's health (memory, keys by kind): INFO and key names only, no value
+    const health = await readRedisHealth(reconciler, 10_000);
+    expect(health.usedMemoryBytes).toBeGreaterThan(0);
+    expect(health.kinds.get("ledger:bal:*")).toBeGreaterThanOrEqual(2);
   });
 
   it("redis access - the payout's user cannot read the gateway's idempotency records, status or rate limits", async () => {

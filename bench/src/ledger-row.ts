@@ -19,7 +19,7 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { WireEvent } from "./events.ts";
 import { lastSeq, offerLoad, pollConsumer, preload } from "./infra.ts";
 import { ProcWatch, sampleProcess } from "./proc-stats.ts";
-import { benchDir, cost, type ProcessCost, type RowContext, type RowResult, spawnChild } from "./rows.ts";
+import { benchDir, processCosts, type RowContext, type RowResult, spawnChild } from "./rows.ts";
 
 const ACCOUNTS = 50;
 /** Streams the ledger reads and writes, recreated before each run. */
@@ -129,17 +129,7 @@ export async function ledgerRow(
       firstSeq: last + 1,
       stream: StreamNames.Risk,
     });
-    const peak = sampleProcess(child.pid);
-    const processes: Record<string, ProcessCost> = {};
-    for (const [name, c] of Object.entries(costs))
-      processes[name] = cost(
-        c.cpuMs,
-        ctx.messages,
-        c.maxRssBytes,
-        name === spec.id ? peak.peakRssBytes : undefined,
-        name === spec.id ? c.mainCpuMs : undefined,
-        name === spec.id ? c.syscalls : undefined,
-      );
+    const processes = processCosts(costs, ctx.messages, spec.id, sampleProcess(child.pid).peakRssBytes);
     const seconds = elapsedMs / 1000;
     return {
       id: spec.id,

@@ -18,7 +18,7 @@ import {
   resetState,
 } from "./infra.ts";
 import type { LatencySummary } from "./latency.ts";
-import { type ProcSample, ProcWatch, sampleProcess } from "./proc-stats.ts";
+import { type ProcCost, ProcWatch, sampleProcess } from "./proc-stats.ts";
 import type { PublisherResult } from "./raw-publisher.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -98,6 +98,29 @@ export function cost(
     maxRssMb: round(maxRssBytes / MB),
     ...(peakRssBytes !== undefined ? { peakRssMb: round(peakRssBytes / MB) } : {}),
   };
+}
+
+/**
+ * Each watched process's cost per message; the one under test (`subject`) also with its peak
+ * RSS, main-thread CPU and syscalls.
+ */
+export function processCosts(
+  costs: Readonly<Record<string, ProcCost>>,
+  messages: number,
+  subject: string,
+  peakRssBytes: number,
+): Record<string, ProcessCost> {
+  const processes: Record<string, ProcessCost> = {};
+  for (const [name, c] of Object.entries(costs))
+    processes[name] = cost(
+      c.cpuMs,
+      messages,
+      c.maxRssBytes,
+      name === subject ? peakRssBytes : undefined,
+      name === subject ? c.mainCpuMs : undefined,
+      name === subject ? c.syscalls : undefined,
+    );
+  return processes;
 }
 
 export async function spawnChild(
@@ -245,17 +268,7 @@ export async function consumerRow(ctx: RowContext, spec: ConsumerRowSpec): Promi
       durable: spec.durable,
       firstSeq: last + 1,
     });
-    const peak: ProcSample = sampleProcess(child.pid);
-    const processes: Record<string, ProcessCost> = {};
-    for (const [name, c] of Object.entries(costs))
-      processes[name] = cost(
-        c.cpuMs,
-        ctx.messages,
-        c.maxRssBytes,
-        name === spec.id ? peak.peakRssBytes : undefined,
-        name === spec.id ? c.mainCpuMs : undefined,
-        name === spec.id ? c.syscalls : undefined,
-      );
+    const processes = processCosts(costs, ctx.messages, spec.id, sampleProcess(child.pid).peakRssBytes);
     return {
       id: spec.id,
       label: spec.label,

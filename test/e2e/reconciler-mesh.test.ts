@@ -105,6 +105,13 @@ describe("e2e reconciler", () => {
     expect(value(clean, 'jetmesh_reconcile_checks_total{check="event"}')).toBeGreaterThan(1000);
     expect(value(clean, 'jetmesh_reconcile_checks_total{check="bank"}')).toBeGreaterThan(0);
     expect(value(clean, 'jetmesh_reconcile_check_failures_total{check="bank"}')).toBe(0);
+    // The brokers' health, as the bundle exports it (single server: each stream led, R1)
+    expect(value(clean, 'jetmesh_nats_stream_leader{stream="LEDGER"}')).toBe(1);
+    expect(value(clean, 'jetmesh_nats_stream_replicas{stream="LEDGER"}')).toBe(1);
+    const redisServer = new URL(t.mesh.redisUrl).host;
+    expect(value(clean, `jetmesh_redis_up{server="${redisServer}"}`)).toBe(1);
+    const balances = /^jetmesh_redis_keys_by_kind\{server="[^"]+",kind="ledger:bal:\*"\} (\S+)$/m.exec(clean);
+    expect(Number(balances?.[1])).toBeGreaterThan(0);
 
     // A balance altered in Redis behind the ledger's back.
     redis = new Redis(t.mesh.redisUrl);

@@ -15,7 +15,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Headers, Streams } from "@jetmesh/contracts";
 import { currentSchemaSet, registryDocuments, releasedSchemas } from "@jetmesh/contracts/evolution";
-import { rebuild } from "@jetmesh/ledger/rebuild";
+import { rebuild } from "@jetmesh/ledger/projection-check";
 import { createLedgerStore } from "@jetmesh/ledger/store";
 import { type MeshService, sendTraffic } from "@jetmesh/mesh";
 import { publishSchemaRegistry } from "@jetmesh/stage/internal";

@@ -111,10 +111,12 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
       "+hmget",
       "+hset",
       "+del",
-      // status/status-store.ts: MULTI HSET PEXPIRE EXEC, HGETALL; accounts/balances.ts: HGETALL
+      // status/status-store.ts: MULTI HSET PEXPIRE EXEC, HGETALL; accounts/balances.ts: HGETALL;
+      // settle: HMGET, then HSETNX claims a transfer's one latency observation
       "+multi",
       "+exec",
       "+hgetall",
+      "+hsetnx",
       // auth/rate-limit.ts's token bucket (HMGET, HSET, PEXPIRE on gateway:rate:<client>)
       // reads Redis's clock so that gateways with skewed clocks agree.
       "+time",
@@ -124,11 +126,13 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
     user: "reconciler",
     // services/reconciler/src/projection.ts: one MULTI of GET ledger:applied-seq, EXISTS
     // ledger:epoch and HGETALL ledger:bal:<account> per account; SSCAN ledger:accounts.
+    // redis-health.ts: INFO memory and keyspace, and SCAN to count keys by kind (SCAN has no
+    // key argument: it lists key names, never a value).
     purpose:
-      "the reconciler: reads the ledger's balance projection to compare it with LEDGER, writes nothing",
+      "the reconciler: reads the ledger's balance projection to compare it with LEDGER, and Redis's memory and key names by kind; writes nothing",
     keys: [],
     readKeys: ["ledger:bal:*", "ledger:accounts", "ledger:applied-seq", "ledger:epoch"],
-    commands: [...CLIENT, "+multi", "+exec", "+get", "+exists", "+hgetall", "+sscan"],
+    commands: [...CLIENT, "+multi", "+exec", "+get", "+exists", "+hgetall", "+sscan", "+scan"],
   },
   {
     user: "ops",

@@ -6,7 +6,6 @@ import {
   type BankViolation,
   checkBankRecord,
   checkInvariants,
-  openFindings,
   gatewayBalances,
   type InvariantName,
   Invariants,
@@ -38,6 +37,7 @@ import { createPrng } from "@jetmesh/testkit";
 import { percentile } from "@jetmesh/tools";
 import { type FaultAction, type Injected, pause, type Reach, type Scenario } from "./scenario.ts";
 import { startTraffic, type TrafficStats } from "./traffic.ts";
+import { listFindings } from "@jetmesh/ops";
 
 /**
  * Runs one scenario end to end: draws the fault plan, starts the environment, sends steady
@@ -418,10 +418,12 @@ export async function runScenario(o: RunScenarioOptions): Promise<ScenarioResult
     // finding opened during the faults closes once its cause resolved, at its next check.
     if (env.mesh.services.reconciler) {
       const deadline = Date.now() + (o.findingsTimeoutMs ?? 120_000);
-      let open = await openFindings(nc);
+      const openFindings = async () =>
+        (await listFindings(jetstream(nc as NatsConnection), jsm, { open: true })).findings;
+      let open = await openFindings();
       while (open.length > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 2000));
-        open = await openFindings(nc);
+        open = await openFindings();
       }
       openDiscrepancies = open.length;
       log(`  reconciler: ${open.length} open discrepancies`);

@@ -1,10 +1,10 @@
 import type { TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value } from "@sinclair/typebox/value";
-import { Packr } from "msgpackr";
 import { type AnyEnvelope, actorOf, type Envelope, EnvelopeContract, EnvelopeSchema } from "./envelope.ts";
 import { ContractError, type FieldIssue } from "./errors.ts";
 import { CONTENT_TYPE, Headers } from "./headers.ts";
+import { issuesOf, packBody, unpackBody } from "./msgpack.ts";
 import {
   CURRENT_VERSION,
   type EventDataMap,
@@ -13,10 +13,6 @@ import {
   READ_VERSION,
   SchemaRegistry,
 } from "./schemas.ts";
-
-// Plain MessagePack (no msgpackr records): any MessagePack tool can read a body an
-// operator copies out of `nats stream view`. Maps decode to plain objects.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 const envelopeCheck = TypeCompiler.Compile(EnvelopeSchema);
 interface CompiledEntry {
@@ -85,15 +81,6 @@ function openSchema(schema: TSchema): TSchema {
   return open(schema) as TSchema;
 }
 
-function issuesOf(check: TypeCheck<TSchema>, value: unknown, prefix: string): FieldIssue[] {
-  const out: FieldIssue[] = [];
-  for (const e of check.Errors(value)) {
-    out.push({ field: `${prefix}${e.path}` || "/", rule: e.message.toLowerCase() });
-    if (out.length >= 20) break;
-  }
-  return out;
-}
-
 /**
  * Checks `data` against the schema of `type` at `version` (default: current).
  * Returns every issue found, empty when valid. Never throws.
@@ -114,7 +101,7 @@ export function encodeEvent(env: AnyEnvelope | Envelope): Uint8Array {
     ? checkEventData(env.type, env.data, env.version)
     : issuesOf(envelopeCheck, env, "");
   if (issues.length) throw new ContractError(`invalid ${env?.type ?? "event"}`, issues);
-  return packr.pack(env);
+  return packBody(env);
 }
 
 /** A message's headers as NATS gives them (`MsgHdrs`): `get` answers "" for a missing one. */
@@ -130,14 +117,7 @@ export interface HeaderLookup {
  * malformed, the type or version is unknown, or a field breaks its schema.
  */
 export function decodeEvent(bytes: Uint8Array): AnyEnvelope {
-  let value: unknown;
-  try {
-    value = packr.unpack(bytes);
-  } catch (err) {
-    throw new ContractError("body is not messagepack", [{ field: "/", rule: "must be messagepack" }], {
-      cause: err,
-    });
-  }
+  const value = unpackBody(bytes);
   if (!envelopeCheck.Check(value))
     throw new ContractError("invalid envelope", issuesOf(envelopeCheck, value, ""));
   const env = value as Envelope;

@@ -58,7 +58,17 @@ export type {
 } from "./schemas.ts";
 export { TeamStreams } from "./team-streams.ts";
 export type { TeamStream } from "./team-streams.ts";
-export { AccountId, AmountMinor, Currency, Id, TransferCore, transferEvent } from "./transfer-core.ts";
+export {
+  AccountId,
+  AmountMinor,
+  Currency,
+  Id,
+  TransferCore,
+  transferCoreOf,
+  transferEvent,
+} from "./transfer-core.ts";
+export type { TransferCoreData } from "./transfer-core.ts";
+export type { BankPayout, BankRecord, BankRefusal } from "./bank-record.ts";
 export {
   EVENT_MAX_AGE_MS,
   PipelineStreams,

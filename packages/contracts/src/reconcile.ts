@@ -1,9 +1,9 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import { Packr } from "msgpackr";
 import { ContractError } from "./errors.ts";
 import { CONTENT_TYPE, Headers } from "./headers.ts";
 import { deriveId } from "./ids.ts";
+import { issuesOf, packBody, unpackBody } from "./msgpack.ts";
 
 /**
  * The reconciler's findings: a discrepancy between what the pipeline promises (BRIEF.md I1 to
@@ -64,7 +64,6 @@ export type Finding = Static<typeof FindingV1>;
 export const FINDING_VERSION = 1;
 
 const findingCheck = TypeCompiler.Compile(FindingV1);
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false });
 
 /** The id of the finding of `kind` about `key`: the same in every instance. */
 export function findingIdOf(kind: FindingKind, key: string): string {
@@ -76,19 +75,13 @@ export function findingSubject(kind: FindingKind, findingId: string): string {
   return `reconcile.${kind}.${findingId}`;
 }
 
-function issues(value: unknown) {
-  return [...findingCheck.Errors(value)]
-    .slice(0, 20)
-    .map((e) => ({ field: e.path || "/", rule: e.message.toLowerCase() }));
-}
-
 /**
  * Validates then packs a finding as plain MessagePack.
  * @throws ContractError naming each bad field.
  */
 export function encodeFinding(f: Finding): Uint8Array {
-  if (!findingCheck.Check(f)) throw new ContractError("invalid finding", issues(f));
-  return packr.pack(f);
+  if (!findingCheck.Check(f)) throw new ContractError("invalid finding", issuesOf(findingCheck, f, ""));
+  return packBody(f);
 }
 
 /**
@@ -96,15 +89,9 @@ export function encodeFinding(f: Finding): Uint8Array {
  * @throws ContractError when the bytes are not MessagePack or not a finding.
  */
 export function decodeFinding(bytes: Uint8Array): Finding {
-  let value: unknown;
-  try {
-    value = packr.unpack(bytes);
-  } catch (err) {
-    throw new ContractError("body is not messagepack", [{ field: "/", rule: "must be messagepack" }], {
-      cause: err,
-    });
-  }
-  if (!findingCheck.Check(value)) throw new ContractError("invalid finding", issues(value));
+  const value = unpackBody(bytes);
+  if (!findingCheck.Check(value))
+    throw new ContractError("invalid finding", issuesOf(findingCheck, value, ""));
   return value;
 }
 

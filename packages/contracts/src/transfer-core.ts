@@ -1,4 +1,4 @@
-import { type TProperties, Type } from "@sinclair/typebox";
+import { type Static, type TObject, type TProperties, Type } from "@sinclair/typebox";
 
 /** Event ids, transfer ids: opaque strings. */
 export const Id = Type.String({ minLength: 1, maxLength: 128 });
@@ -22,6 +22,24 @@ export const TransferCore = {
   amountMinor: AmountMinor,
   currency: Currency,
 };
+
+/** The values of the {@link TransferCore} fields. */
+export type TransferCoreData = Static<TObject<typeof TransferCore>>;
+
+/**
+ * The {@link TransferCore} fields of a transfer event's data and nothing else, in their
+ * order: what a stage carries forward into its output (whose schema refuses fields it does
+ * not name, so an input's extra fields must not travel).
+ */
+export function transferCoreOf(d: TransferCoreData): TransferCoreData {
+  return {
+    transferId: d.transferId,
+    from: d.from,
+    to: d.to,
+    amountMinor: d.amountMinor,
+    currency: d.currency,
+  };
+}
 
 /**
  * The schema of a transfer event: {@link TransferCore} and `fields`, nothing else (like every

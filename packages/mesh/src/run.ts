@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { namesFor } from "@jetmesh/contracts";
 import { connect } from "@nats-io/transport-node";
-import { checkInvariants, gatewayBalances, openFindings } from "@jetmesh/testkit";
+import { listFindings } from "@jetmesh/ops";
+import { checkInvariants, gatewayBalances } from "@jetmesh/testkit";
 import { type MeshHandle, type StartMeshOptions, startMesh } from "./mesh.ts";
 import type { ProgressBar } from "./progress.ts";
 import { waitForQuiet } from "./quiet.ts";
@@ -104,7 +106,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
     // The reconciler's own verdict, read from RECONCILE (when the catalog runs one): shown,
     // not judged; the checker above is the test of the run.
     const reconciler = ServiceNames.includes("reconciler")
-      ? await openFindings(nc, mesh.namespace)
+      ? (await listFindings(jetstream(nc), jsm, { open: true }, namesFor(mesh.namespace))).findings
       : undefined;
     const report = buildReport({
       runId,

@@ -11,6 +11,7 @@ import {
   checkSelection,
   dropParked,
   GoodOutcomes,
+  type Parked,
   PAYOUT_STAGE,
   renderResults,
   replayParked,
@@ -298,6 +299,46 @@ function buildProgram(io: CliIo): Command {
 
 function addDlq(program: Command, io: CliIo, server: () => Option): void {
   const withSession = sessionsOf(io);
+  /**
+   * What replay and drop share: the selection checked, AUDIT required and the parked messages
+   * selected (none: said, nothing done) before `act`; its results printed and recorded on
+   * AUDIT after, and the command fails unless every one reached a good end.
+   */
+  const actOnParked = (
+    seqs: number[] | undefined,
+    o: ActionOptions,
+    action: "replay" | "drop",
+    dryRun: boolean,
+    act: (s: Session, parked: Parked[]) => Promise<ActionResult[]>,
+  ) => {
+    const selection = selectionOf(seqs, o);
+    checkSelection(selection);
+    const done = action === "replay" ? "replayed" : "dropped";
+    return withSession(o.server, async (session) => {
+      const { js, jsm, names } = session;
+      await requireAudit(jsm, names);
+      const parked = await selectParked(js, jsm, selection, names);
+      if (parked.length === 0) {
+        io.err(`no parked messages match; nothing ${done}\n`);
+        return;
+      }
+      const results = await act(session, parked);
+      io.out(`${renderResults(results)}\n`);
+      await recordAudit(
+        js,
+        {
+          action,
+          actor: actorOf(o.actor, io.env),
+          dryRun,
+          selection,
+          seqs: results.map((r) => r.dlqSeq),
+          entries: results,
+        },
+        names,
+      );
+      failUnlessAllGood(results, dryRun ? "replayable" : done);
+    });
+  };
   const dlq = program
     .command("dlq")
     .description("The parked messages in the DLQ: list, show, replay to their stage once, drop");
@@ -370,42 +411,20 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         .argParser(httpUrl)
         .default(io.env.PAYOUT_BANK_URL?.trim() || undefined),
     )
-    .action(async (seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) => {
-      const selection = selectionOf(seqs, o);
-      checkSelection(selection);
-      await withSession(o.server, async ({ js, jsm, names }) => {
-        await requireAudit(jsm, names);
-        const parked = await selectParked(js, jsm, selection, names);
-        if (parked.length === 0) {
-          io.err("no parked messages match; nothing replayed\n");
-          return;
-        }
+    .action((seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) =>
+      actOnParked(seqs, o, "replay", o.dryRun, async ({ js, jsm, names }, parked) => {
         if (!o.bankUrl && parked.some((p) => p.entry.stage === PAYOUT_STAGE))
           throw new OpsError(
             "replaying a payout needs the bank's word on its key first: give --bank-url or set $PAYOUT_BANK_URL; nothing replayed",
             { exitCode: ExitCodes.Usage },
           );
-        const results = await replayParked(js, jsm, parked, {
+        return replayParked(js, jsm, parked, {
           dryRun: o.dryRun,
           ...(o.bankUrl ? { bankUrl: o.bankUrl } : {}),
           names,
         });
-        io.out(`${renderResults(results)}\n`);
-        await recordAudit(
-          js,
-          {
-            action: "replay",
-            actor: actorOf(o.actor, io.env),
-            dryRun: o.dryRun,
-            selection,
-            seqs: results.map((r) => r.dlqSeq),
-            entries: results,
-          },
-          names,
-        );
-        failUnlessAllGood(results, o.dryRun ? "replayable" : "replayed");
-      });
-    });
+      }),
+    );
 
   selectBy(
     dlq
@@ -414,16 +433,8 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
       .argument("[dlqSeq...]", "DLQ sequences", positiveInts("<dlqSeq>")),
   )
     .option("-y, --yes", "do not ask for confirmation", false)
-    .action(async (seqs: number[] | undefined, o: ActionOptions & { yes: boolean }) => {
-      const selection = selectionOf(seqs, o);
-      checkSelection(selection);
-      await withSession(o.server, async ({ js, jsm, names }) => {
-        await requireAudit(jsm, names);
-        const parked = await selectParked(js, jsm, selection, names);
-        if (parked.length === 0) {
-          io.err("no parked messages match; nothing dropped\n");
-          return;
-        }
+    .action((seqs: number[] | undefined, o: ActionOptions & { yes: boolean }) =>
+      actOnParked(seqs, o, "drop", false, async ({ jsm, names }, parked) => {
         if (!o.yes) {
           const which = parked.map((p) => `#${p.entry.dlqSeq}`).join(", ");
           io.err(
@@ -434,23 +445,9 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
           if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
           if (answer !== "y" && answer !== "yes") throw new OpsError("not confirmed; nothing dropped");
         }
-        const results = await dropParked(jsm, parked, names);
-        io.out(`${renderResults(results)}\n`);
-        await recordAudit(
-          js,
-          {
-            action: "drop",
-            actor: actorOf(o.actor, io.env),
-            dryRun: false,
-            selection,
-            seqs: results.map((r) => r.dlqSeq),
-            entries: results,
-          },
-          names,
-        );
-        failUnlessAllGood(results, "dropped");
-      });
-    });
+        return dropParked(jsm, parked, names);
+      }),
+    );
 }
 
 /**

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Names, namesFor, StreamNames } from "@jetmesh/contracts";
-import { type FoldResult, foldLedger, formatDifference, rebuild } from "@jetmesh/ledger/rebuild";
+import { type FoldResult, foldLedger, formatDifference, rebuild } from "@jetmesh/ledger/projection-check";
 import type { LedgerStore } from "@jetmesh/ledger/store";
 import { createRedis } from "@jetmesh/stage";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -10,7 +10,7 @@ import { OpsError, oneLine } from "./errors.ts";
 
 /**
  * `jetmesh rebuild`: invariant I4 as an operator's command. The LEDGER stream is folded from its
- * first message with the ledger's own fold (`@jetmesh/ledger/rebuild`) into a scratch state in
+ * first message with the ledger's own fold (`@jetmesh/ledger/projection-check`) into a scratch state in
  * memory and compared with the live Redis projection (`@jetmesh/ledger/store`); `repair` writes
  * the fold over the projection through the ledger's own restore path.
  */

@@ -25,6 +25,14 @@ export interface VirtualTime {
   step(): Promise<boolean>;
   /** Timers pending now (intervals included). */
   pending(): number;
+  /** Virtual time the next pending timer is due at; undefined when none is pending. */
+  nextDueAt(): number | undefined;
+  /**
+   * Moves the clock `ms` ahead when no timer is due before it (nothing runs, no promise can
+   * settle: the same as advancing through that empty stretch, without visiting it).
+   * @throws when a timer is due by then.
+   */
+  skip(ms: number): void;
   /** Puts the real timers back. */
   uninstall(): void;
 }
@@ -54,6 +62,9 @@ export function installVirtualTime(startMs = Date.UTC(2026, 0, 1)): VirtualTime 
     loopLimit: 1_000_000,
   });
   installed = clock;
+  // The clock's own timer heap (fake-timers 15, pinned): its top is the timer that runs next.
+  const heap = clock as unknown as { timerHeap?: { peek(): { callAt: number } | undefined } };
+  const nextDueAt = () => heap.timerHeap?.peek()?.callAt;
   return {
     now: () => clock.now,
     advance: async (ms) => {
@@ -71,6 +82,13 @@ export function installVirtualTime(startMs = Date.UTC(2026, 0, 1)): VirtualTime 
       return true;
     },
     pending: () => clock.countTimers(),
+    nextDueAt,
+    skip: (ms) => {
+      const due = nextDueAt();
+      if (due !== undefined && due <= clock.now + ms)
+        throw new Error(`virtual time: cannot skip ${ms} ms, a timer is due at ${due - clock.now} ms`);
+      clock.tick(ms);
+    },
     uninstall: () => {
       clock.uninstall();
       installed = undefined;

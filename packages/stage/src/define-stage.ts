@@ -28,6 +28,12 @@ export interface Delivery {
   /** 1 on the first delivery (for a replay: of the replay). */
   readonly deliveryCount: number;
   /**
+   * When the stream stored the message (ms, the broker's clock): for a stored outcome, when it
+   * was decided (an event's occurredAt is its request's: event time travels with the event).
+   * Absent for a replay and where the broker does not say.
+   */
+  readonly storedAtMs?: number;
+  /**
    * Set when this is an operator's replay of a message the stage parked (`jetmesh dlq
    * replay`): where the replay is stored on REPLAY, and the DLQ sequence it was parked at.
    */

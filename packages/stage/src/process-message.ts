@@ -161,6 +161,11 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       subject: replay?.subject ?? m.subject,
       streamSequence: replay?.streamSequence ?? m.seq,
       deliveryCount: m.info.deliveryCount,
+      // JsMsg.timestampNanos (a bigint; DeliveryInfo's copy is a number, rounded): the sim's
+      // messages may have neither.
+      ...(!replay && typeof m.timestampNanos === "bigint"
+        ? { storedAtMs: Number(m.timestampNanos / 1_000_000n) }
+        : {}),
       ...(replay
         ? {
             replay: {

@@ -57,11 +57,8 @@ export { gatewayBalances, redisBalances } from "./invariants-balances.ts";
 export { BankInvariants, checkBankRecord, readBankRecord } from "./invariants-bank.ts";
 export type {
   BankInvariantName,
-  BankPayout,
-  BankRecord,
   BankRecordCounts,
   BankRecordReport,
-  BankRefusal,
   BankViolation,
   CheckBankRecordInput,
 } from "./invariants-bank.ts";
@@ -74,5 +71,3 @@ export { createPrng } from "./prng.ts";
 export type { Prng } from "./prng.ts";
 export { httpGet } from "./local-infra/http-get.ts";
 export type { HttpResponse } from "./local-infra/http-get.ts";
-export { openFindings } from "./findings.ts";
-export type { OpenFinding } from "./findings.ts";

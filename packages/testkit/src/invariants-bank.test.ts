@@ -1,13 +1,15 @@
 // checkBankRecord over hand-made stored events and a hand-made bank record: pure, no servers.
 import {
   type AnyEnvelope,
+  type BankPayout,
+  type BankRecord,
   type EventDataMap,
   type EventType,
   Headers,
   makeEnvelope,
 } from "@jetmesh/contracts";
 import { describe, expect, it } from "vitest";
-import { type BankPayout, type BankRecord, checkBankRecord, type StoredEvent } from "./index.ts";
+import { checkBankRecord, type StoredEvent } from "./index.ts";
 
 let seq = 0;
 function stored<T extends EventType>(stream: string, type: T, data: EventDataMap[T]): StoredEvent {

@@ -1,4 +1,11 @@
-import { AccountPatterns, EventTypes, Headers } from "@jetmesh/contracts";
+import {
+  AccountPatterns,
+  type BankPayout,
+  type BankRecord,
+  type BankRefusal,
+  EventTypes,
+  Headers,
+} from "@jetmesh/contracts";
 import type { EventRef } from "./invariants.ts";
 import { eventRef } from "./invariants.ts";
 import type { StoredEvent } from "./invariants-read.ts";
@@ -21,31 +28,6 @@ export const BankInvariants = {
 } as const;
 export type BankInvariantName = keyof typeof BankInvariants;
 const ALL = Object.keys(BankInvariants) as BankInvariantName[];
-
-/** One payout in the bank's record (bank-sim `GET /admin/payouts`). */
-export interface BankPayout {
-  readonly idempotencyKey: string;
-  readonly reference: string;
-  readonly transferId: string;
-  readonly account: string;
-  readonly amountMinor: number;
-  readonly currency: string;
-  readonly paidAt: string;
-}
-
-/** One refusal in the bank's record (bank-sim `GET /admin/refusals`). */
-export interface BankRefusal {
-  readonly idempotencyKey: string;
-  readonly transferId: string;
-  readonly reason: string;
-  readonly refusedAt: string;
-}
-
-/** Everything the bank ever decided, oldest first; a key paid twice appears twice. */
-export interface BankRecord {
-  readonly payouts: readonly BankPayout[];
-  readonly refusals: readonly BankRefusal[];
-}
 
 /** One way the bank's record and the log disagree. */
 export interface BankViolation {

@@ -91,6 +91,16 @@ describe("testkit", () => {
     await expect(failing).rejects.toThrow(/timed out waiting for the broken thing.*still broken/);
   });
 
+  test("testkit - a server that exits during start-up, or never answers ready, fails saying which and why", async () => {
+    await expect(startNats({ extraArgs: ["--no-such-flag"] })).rejects.toThrow(
+      /^nats-server on 127\.0\.0\.1:\d+ exited during start-up \(code \d+, signal null\)\n--- last log lines ---/,
+    );
+    // A password the kit does not send: PING answers NOAUTH until the deadline.
+    await expect(
+      startRedis({ extraArgs: ["--requirepass", "not-the-kits"], readyTimeoutMs: 500 }),
+    ).rejects.toThrow(/^redis-server on 127\.0\.0\.1:\d+ not ready within 500 ms \(PING answered -NOAUTH/);
+  });
+
   test("testkit - nats-server starts on a private port, creates a JetStream stream and stores a publish", async () => {
     const server = await startNats();
     try {

@@ -20,6 +20,7 @@ import { createApiKeyAuthenticator, loadClientsFile } from "./auth/clients.ts";
 import type { GatewayConfig } from "./config.ts";
 import { ensureIngress } from "./ingress.ts";
 import { watchNatsConnection } from "./nats-connection.ts";
+import { createOutcomeLatencyMetric } from "./status/outcome-latency.ts";
 import { statusProjection } from "./status/projection.ts";
 import { createStatusStore } from "./status/status-store.ts";
 import { startLagMonitor } from "./transfers/load-shedding.ts";
@@ -156,7 +157,10 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
   ]);
   projection = await runStage({
     definition: statusProjection,
-    deps: { store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }) },
+    deps: {
+      store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }),
+      latency: createOutcomeLatencyMetric(registry),
+    },
     nc,
     redis,
     logger,

@@ -13,6 +13,7 @@ describe("ledger config", () => {
       epochCheckMs: 1000,
       catchUpTimeoutMs: 10_000,
       rebuildSettleMs: 1000,
+      outcomeTtlMs: 30 * 24 * 3600_000,
     });
     expect(c.stage.mode).toBe("exactly-once");
   });
@@ -39,5 +40,32 @@ describe("ledger config", () => {
       expect(text).toMatch(/LEDGER_SNAPSHOT_CHUNK_BYTES/);
       expect(text).toMatch(/LEDGER_CATCH_UP_TIMEOUT_MS/);
     }
+  });
+
+  it("ledger - an outcome TTL that does not outlive every horizon a message can come back within is refused, naming each", () => {
+    const day = 24 * 3600_000;
+    expect(loadConfig({ LEDGER_OUTCOME_TTL_MS: String(8 * day) }).ledger.outcomeTtlMs).toBe(8 * day);
+    try {
+      loadConfig({ LEDGER_OUTCOME_TTL_MS: String(2 * day) });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const text = (err as ConfigError).problems.join("\n");
+      for (const what of [
+        "JETMESH_IDEMPOTENCY_TTL_MS",
+        "REPLAY's age limit",
+        "stream RISK's age limit",
+        "stream PAYOUTS's age limit",
+      ])
+        expect(text).toContain(what);
+      expect(text).not.toContain("duplicate window");
+    }
+    // a longer idempotency horizon needs a longer outcome lifetime
+    expect(() =>
+      loadConfig({
+        JETMESH_IDEMPOTENCY_TTL_MS: String(40 * day),
+        JETMESH_IDEMPOTENCY_HORIZON_MS: String(day),
+      }),
+    ).toThrow(/LEDGER_OUTCOME_TTL_MS 2592000000 ms must outlive the ledger's idempotency key ttl/);
   });
 });

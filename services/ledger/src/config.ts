@@ -1,5 +1,12 @@
-import { BaseEnv, parseConfig, type StageProcessConfig, stageProcessConfig } from "@jetmesh/stage";
+import {
+  BaseEnv,
+  ConfigError,
+  parseConfig,
+  type StageProcessConfig,
+  stageProcessConfig,
+} from "@jetmesh/stage";
 import { Type } from "@sinclair/typebox";
+import { DEFAULT_OUTCOME_TTL_MS, outcomeTtlProblems } from "./outcome-ttl.ts";
 
 /** The ledger's own environment, on top of the stage runtime's {@link BaseEnv}. */
 export const LedgerEnv = {
@@ -19,6 +26,12 @@ export const LedgerEnv = {
   LEDGER_CATCH_UP_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
   /** `rebuild`: wait between comparisons before a difference counts. */
   LEDGER_REBUILD_SETTLE_MS: Type.Integer({ minimum: 0, default: 1000 }),
+  /**
+   * Lifetime of a transfer's outcome hash in the projection once nothing can change it (a
+   * decline, a reversed posting, a posting not to a bank); outcome-ttl.ts says why 30 days and
+   * what it must outlive. A bank posting not reversed keeps its hash.
+   */
+  LEDGER_OUTCOME_TTL_MS: Type.Integer({ minimum: 1, default: DEFAULT_OUTCOME_TTL_MS }),
 };
 
 export interface LedgerConfig extends StageProcessConfig {
@@ -29,6 +42,7 @@ export interface LedgerConfig extends StageProcessConfig {
     readonly epochCheckMs: number;
     readonly catchUpTimeoutMs: number;
     readonly rebuildSettleMs: number;
+    readonly outcomeTtlMs: number;
   };
 }
 
@@ -38,6 +52,8 @@ export interface LedgerConfig extends StageProcessConfig {
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): LedgerConfig {
   const c = parseConfig({ ...BaseEnv, ...LedgerEnv }, env);
+  const problems = outcomeTtlProblems(c.LEDGER_OUTCOME_TTL_MS, c.JETMESH_IDEMPOTENCY_TTL_MS);
+  if (problems.length) throw new ConfigError(problems);
   return {
     ...stageProcessConfig(c),
     ledger: {
@@ -47,6 +63,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       epochCheckMs: c.LEDGER_EPOCH_CHECK_MS,
       catchUpTimeoutMs: c.LEDGER_CATCH_UP_TIMEOUT_MS,
       rebuildSettleMs: c.LEDGER_REBUILD_SETTLE_MS,
+      outcomeTtlMs: c.LEDGER_OUTCOME_TTL_MS,
     },
   };
 }

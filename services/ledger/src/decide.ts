@@ -5,6 +5,7 @@ import {
   LedgerProjection,
   type PayoutFailed,
   type TransferScored,
+  transferCoreOf,
 } from "@jetmesh/contracts";
 import { type Emission, emit } from "@jetmesh/stage";
 import type { TransferOutcome } from "./fold.ts";
@@ -67,13 +68,7 @@ export function decidePosting(view: LedgerView, t: TransferScored): Decision {
   if (known) return { kind: "decided", outcome: known };
   const bad = transferShape(t);
   if (bad) return { kind: "refuse", reason: `transfer ${t.transferId} refused: ${bad}` };
-  const core = {
-    transferId: t.transferId,
-    from: t.from,
-    to: t.to,
-    amountMinor: t.amountMinor,
-    currency: t.currency,
-  };
+  const core = transferCoreOf(t);
   const decline = (reason: DeclineReason): Decision => ({
     kind: "append",
     emission: emit(EventTypes.LedgerDeclined, { ...core, reason }),

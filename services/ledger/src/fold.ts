@@ -1,4 +1,4 @@
-import { type AnyEnvelope, EventTypes } from "@jetmesh/contracts";
+import { type AnyEnvelope, type Envelope, EventTypes } from "@jetmesh/contracts";
 
 /**
  * The ledger's state as a pure fold of the LEDGER stream. The Lua scripts in
@@ -36,6 +36,12 @@ export interface FoldState {
   readonly balances: Map<string, Map<string, bigint>>;
   /** transferId → outcome, in the order transfers first appear in the log. */
   readonly outcomes: Map<string, TransferOutcome>;
+  /**
+   * transferId → when the last event that wrote its outcome occurred (ms): the projection's
+   * outcome hash lives LEDGER_OUTCOME_TTL_MS from about then (outcome-ttl.ts). Absent for a
+   * transfer folded from a snapshot written before times were kept.
+   */
+  outcomeTimes?: Map<string, number>;
 }
 
 /** What folding one event did. `ignored` names why an event changed nothing. */
@@ -43,6 +49,13 @@ export type FoldStep = "applied" | "duplicate" | "ignored";
 
 export function emptyFold(): FoldState {
   return { seq: 0, balances: new Map(), outcomes: new Map() };
+}
+
+function stamp(state: FoldState, transferId: string, env: AnyEnvelope): void {
+  const at = Date.parse(env.occurredAt);
+  if (!Number.isFinite(at)) return;
+  state.outcomeTimes ??= new Map();
+  state.outcomeTimes.set(transferId, at);
 }
 
 function move(state: FoldState, account: string, currency: string, delta: bigint): void {
@@ -70,18 +83,9 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
     case EventTypes.LedgerDeclined: {
       const d = env.data;
       if (state.outcomes.has(d.transferId)) return "duplicate";
-      const posted = env.type === EventTypes.LedgerPosted;
-      state.outcomes.set(d.transferId, {
-        transferId: d.transferId,
-        status: posted ? "posted" : "declined",
-        detail: posted ? env.data.decision : env.data.reason,
-        cause: env.causationId,
-        from: d.from,
-        to: d.to,
-        amountMinor: d.amountMinor,
-        currency: d.currency,
-      });
-      if (posted) {
+      state.outcomes.set(d.transferId, outcomeOf(env));
+      stamp(state, d.transferId, env);
+      if (env.type === EventTypes.LedgerPosted) {
         move(state, d.from, d.currency, -BigInt(d.amountMinor));
         move(state, d.to, d.currency, BigInt(d.amountMinor));
       }
@@ -92,6 +96,7 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
       if (o?.status !== "posted") return "ignored";
       if (o.reversal) return "duplicate";
       o.reversal = { reason: env.data.reason, cause: env.causationId };
+      stamp(state, o.transferId, env);
       move(state, o.from, o.currency, BigInt(o.amountMinor));
       move(state, o.to, o.currency, -BigInt(o.amountMinor));
       return "applied";
@@ -99,6 +104,24 @@ export function applyLedgerEvent(state: FoldState, seq: number, env: AnyEnvelope
     default:
       return "ignored";
   }
+}
+
+/** The outcome a ledger.posted or ledger.declined event records (not yet reversed). */
+export function outcomeOf(
+  env: Envelope<typeof EventTypes.LedgerPosted | typeof EventTypes.LedgerDeclined>,
+): TransferOutcome {
+  const d = env.data;
+  const posted = env.type === EventTypes.LedgerPosted;
+  return {
+    transferId: d.transferId,
+    status: posted ? "posted" : "declined",
+    detail: posted ? (env.data as { decision: string }).decision : (env.data as { reason: string }).reason,
+    cause: env.causationId,
+    from: d.from,
+    to: d.to,
+    amountMinor: d.amountMinor,
+    currency: d.currency,
+  };
 }
 
 /** Sum of every balance per currency; conservation (I3) says each is 0. */
@@ -122,5 +145,6 @@ export function cloneFold(state: FoldState): FoldState {
     ...(state.lastEventId !== undefined ? { lastEventId: state.lastEventId } : {}),
     balances,
     outcomes,
+    ...(state.outcomeTimes ? { outcomeTimes: new Map(state.outcomeTimes) } : {}),
   };
 }

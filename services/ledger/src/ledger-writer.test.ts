@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LedgerInput } from "./ledger-writer.ts";
 import { readLog } from "./ledger-log.ts";
-import { rebuild } from "./rebuild.ts";
+import { rebuild } from "./projection-check.ts";
 import { createLedgerStore, type LedgerStore } from "./store.ts";
 import {
   type Core,

@@ -3,7 +3,7 @@ import { type Context, DuplicateMismatchError, PermanentError, TransientError } 
 import { type EventPublisher, outputEnvelopes } from "@jetmesh/stage/internal";
 import type { Logger } from "pino";
 import { type Decision, decidePosting, decideReversal, type LedgerView } from "./decide.ts";
-import type { FoldState, TransferOutcome } from "./fold.ts";
+import { type FoldState, outcomeOf, type TransferOutcome } from "./fold.ts";
 import type { LogFollower } from "./log-follower.ts";
 
 /** An input the ledger decides on. */
@@ -373,18 +373,11 @@ class Overlay {
       this.#move(d.to, d.currency, -amount);
       return;
     }
-    const posted = env.type === EventTypes.LedgerPosted;
-    this.outcomes.set(d.transferId, {
-      transferId: d.transferId,
-      status: posted ? "posted" : "declined",
-      detail: posted ? (env.data as { decision: string }).decision : (env.data as { reason: string }).reason,
-      cause: env.causationId,
-      from: d.from,
-      to: d.to,
-      amountMinor: d.amountMinor,
-      currency: d.currency,
-    });
-    if (posted) {
+    this.outcomes.set(
+      d.transferId,
+      outcomeOf(env as Envelope<typeof EventTypes.LedgerPosted | typeof EventTypes.LedgerDeclined>),
+    );
+    if (env.type === EventTypes.LedgerPosted) {
       this.#move(d.from, d.currency, -amount);
       this.#move(d.to, d.currency, amount);
     }

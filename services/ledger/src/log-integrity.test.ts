@@ -12,7 +12,7 @@ import { logPosition } from "./ledger-log.ts";
 import { createLedgerWriter } from "./ledger-writer.ts";
 import { createLogFollower, type LogProblem } from "./log-follower.ts";
 import { checkLogIntegrity, type ProjectionMarks } from "./log-integrity.ts";
-import { foldLedger } from "./rebuild.ts";
+import { foldLedger } from "./projection-check.ts";
 import {
   createSnapshotStore,
   openSnapshotBucket,

@@ -29,7 +29,7 @@ end
  * over it. Effects are idempotent by transferId as in fold.ts.
  * KEYS: epoch, applied-seq, applied-id, outcome, bal:from, bal:to, accounts
  * ARGV: seq, kind (posted|declined|reversed|skip), cause, from, to, amount, -amount, currency,
- *   detail, event id
+ *   detail, event id, outcome ttl ms (0: the outcome hash keeps no TTL; outcome-ttl.ts)
  * → {'not-ready'} | {'applied'|'duplicate'|'ignored'} | {'gap', applied-seq} | {'mismatch', from, to}
  */
 export const APPLY = `${NEGATE}
@@ -51,6 +51,7 @@ if ARGV[2] == 'reversed' then
     redis.call('HINCRBY', KEYS[5], o[5], o[4])
     redis.call('HINCRBY', KEYS[6], o[5], negate(o[4]))
     redis.call('HSET', KEYS[4], 'rev_reason', ARGV[9], 'rev_cause', ARGV[3])
+    if tonumber(ARGV[11]) > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[11]) end
     result = 'applied'
   end
 elseif ARGV[2] == 'posted' or ARGV[2] == 'declined' then
@@ -59,6 +60,7 @@ elseif ARGV[2] == 'posted' or ARGV[2] == 'declined' then
   else
     redis.call('HSET', KEYS[4], 'status', ARGV[2], 'detail', ARGV[9], 'cause', ARGV[3],
       'from', ARGV[4], 'to', ARGV[5], 'amount', ARGV[6], 'currency', ARGV[8])
+    if tonumber(ARGV[11]) > 0 then redis.call('PEXPIRE', KEYS[4], ARGV[11]) end
     if ARGV[2] == 'posted' then
       redis.call('HINCRBY', KEYS[5], ARGV[8], ARGV[7])
       redis.call('HINCRBY', KEYS[6], ARGV[8], ARGV[6])
@@ -76,11 +78,11 @@ return {result}
  * A batch of writes of a restore, fenced by the restore lock: nothing is written
  * once another process owns the lock (ours expired), so two restorers never mix.
  * KEYS: lock, k1, k2, …   ARGV: owner, then per key: op, n, n args
- * (op one of DEL, SET, HSET, SADD) → 1 written | 0 lock lost
+ * (op one of DEL, SET, HSET, SADD, PEXPIRE) → 1 written | 0 lock lost
  */
 export const FENCED_WRITE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local allowed = { DEL = true, SET = true, HSET = true, SADD = true }
+local allowed = { DEL = true, SET = true, HSET = true, SADD = true, PEXPIRE = true }
 local a = 2
 for k = 2, #KEYS do
   local op = ARGV[a]

@@ -1,172 +1,24 @@
-import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+/**
+ * `rebuild` (`node dist/rebuild.mjs`): folds LEDGER from its first message with the contracts
+ * codec and compares the result with the live Redis projection (invariant I4). Differences are
+ * printed and make the command exit 1; a failure to run exits 2.
+ *
+ * This file is the command and runs it when loaded: import the functions from
+ * ./projection-check.ts (`@jetmesh/ledger/projection-check`), never this file. A module that
+ * asks `import.meta.url === process.argv[1]` whether it is the entry is told yes inside any
+ * bundle that includes it (a bundle's modules share its URL).
+ */
 import { namesFor, StreamNames } from "@jetmesh/contracts";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { applyLedgerEvent, emptyFold, type FoldState, totals } from "./fold.ts";
-import { type LogPosition, logPosition, readLog } from "./ledger-log.ts";
-import type { LedgerStore, ProjectionView } from "./store.ts";
-
-/**
- * `rebuild`: folds LEDGER from its first message with the contracts codec and compares
- * the result with the live Redis projection (invariant I4). Differences are printed
- * and make the command exit 1.
- */
-
-/** The fold of the log, and the messages it could not use. */
-export interface FoldResult {
-  readonly state: FoldState;
-  readonly position: LogPosition | undefined;
-  /** Messages that did not decode, with the reason. */
-  readonly skipped: readonly { readonly seq: number; readonly reason: string }[];
-}
-
-/**
- * Folds the LEDGER stream from its first message (or on from `from`, a fold of an
- * earlier prefix) up to its last message at call time.
- */
-export async function foldLedger(opts: {
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  stream?: string;
-  from?: FoldState;
-  /** Called after each message folded with its sequence and the last one to fold (a progress line). */
-  onProgress?: (seq: number, lastSeq: number) => void;
-}): Promise<FoldResult> {
-  const stream = opts.stream ?? StreamNames.Ledger;
-  const state = opts.from ?? emptyFold();
-  const skipped: { seq: number; reason: string }[] = [];
-  const position = await logPosition(opts.jsm, stream);
-  if (position && position.firstSeq > state.seq + 1 && position.lastSeq > 0) {
-    skipped.push({
-      seq: state.seq + 1,
-      reason: `messages ${state.seq + 1}..${position.firstSeq - 1} are gone (purged)`,
-    });
-  }
-  if (position) {
-    await readLog(opts.js, stream, state.seq + 1, position.lastSeq, (e) => {
-      if (e.env) applyLedgerEvent(state, e.seq, e.env);
-      else {
-        skipped.push({ seq: e.seq, reason: e.error.message });
-        state.seq = Math.max(state.seq, e.seq);
-      }
-      opts.onProgress?.(e.seq, position.lastSeq);
-    });
-  }
-  return { state, position, skipped };
-}
-
-/** One way the projection differs from the fold of the log. */
-export type Difference =
-  | {
-      readonly kind: "balance";
-      readonly account: string;
-      readonly currency: string;
-      readonly log: bigint;
-      readonly projection: bigint;
-    }
-  | {
-      readonly kind: "outcome";
-      readonly transferId: string;
-      readonly log: string;
-      readonly projection: string;
-    }
-  | { readonly kind: "total"; readonly currency: string; readonly projection: bigint };
-
-const NONE = "(none)";
-const outcomeText = (
-  o: FoldState["outcomes"] extends Map<string, infer O> ? O | undefined : never,
-): string => (o ? `${o.status}/${o.detail}${o.reversal ? "/reversed" : ""}` : NONE);
-
-/**
- * Compares balances (a missing balance counts as 0), every transfer's outcome, and the
- * projection's totals per currency (I3: each must be 0).
- */
-export function diffProjection(fold: FoldState, view: ProjectionView): Difference[] {
-  const out: Difference[] = [];
-  const accounts = new Set([...fold.balances.keys(), ...view.balances.keys()]);
-  for (const account of [...accounts].sort()) {
-    const a = fold.balances.get(account);
-    const b = view.balances.get(account);
-    const currencies = new Set([...(a?.keys() ?? []), ...(b?.keys() ?? [])]);
-    for (const currency of [...currencies].sort()) {
-      const log = a?.get(currency) ?? 0n;
-      const projection = b?.get(currency) ?? 0n;
-      if (log !== projection) out.push({ kind: "balance", account, currency, log, projection });
-    }
-  }
-  const ids = new Set([...fold.outcomes.keys(), ...view.outcomes.keys()]);
-  for (const transferId of [...ids].sort()) {
-    const log = outcomeText(fold.outcomes.get(transferId));
-    const projection = outcomeText(view.outcomes.get(transferId));
-    if (log !== projection) out.push({ kind: "outcome", transferId, log, projection });
-  }
-  for (const [currency, sum] of totals(view.balances)) {
-    if (sum !== 0n) out.push({ kind: "total", currency, projection: sum });
-  }
-  return out;
-}
-
-export function formatDifference(d: Difference): string {
-  switch (d.kind) {
-    case "balance":
-      return `balance ${d.account} ${d.currency}: log ${d.log}, projection ${d.projection}`;
-    case "outcome":
-      return `outcome ${d.transferId}: log ${d.log}, projection ${d.projection}`;
-    case "total":
-      return `total ${d.currency}: projection sums to ${d.projection}, not 0`;
-  }
-}
-
-export interface RebuildReport {
-  readonly fold: FoldResult;
-  readonly view: ProjectionView;
-  readonly differences: readonly Difference[];
-}
-
-/**
- * Folds the log and compares it with the projection. The live projection may be a
- * moment ahead of the log (a decision stored but not yet published), so a difference
- * is confirmed `attempts` times, `settleMs` apart, folding the new tail each time.
- */
-export async function rebuild(opts: {
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-  store: LedgerStore;
-  stream?: string;
-  attempts?: number;
-  settleMs?: number;
-  onProgress?: (seq: number, lastSeq: number) => void;
-}): Promise<RebuildReport> {
-  const attempts = Math.max(1, opts.attempts ?? 3);
-  let fold = await foldLedger(opts);
-  const skipped = [...fold.skipped];
-  for (let i = 1; ; i++) {
-    const view = await opts.store.read();
-    const differences = diffProjection(fold.state, view);
-    if (differences.length === 0 || i >= attempts) {
-      return { fold: { ...fold, skipped }, view, differences };
-    }
-    await new Promise((r) => setTimeout(r, opts.settleMs ?? 1000));
-    fold = await foldLedger({ ...opts, from: fold.state });
-    skipped.push(...fold.skipped);
-  }
-}
+import { connectNats, createRedis } from "@jetmesh/stage";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { loadConfig } from "./config.ts";
+import { formatDifference, rebuild } from "./projection-check.ts";
+import { createLedgerStore } from "./store.ts";
 
 async function main(): Promise<number> {
-  // Loaded here, not at the top: importing foldLedger (tests, tools) needs no runtime or clients.
-  const [
-    { connectNats, createRedis },
-    { jetstream, jetstreamManager },
-    { loadConfig },
-    { createLedgerStore },
-  ] = await Promise.all([
-    import("@jetmesh/stage"),
-    import("@nats-io/jetstream"),
-    import("./config.ts"),
-    import("./store.ts"),
-  ]);
   const config = loadConfig();
   const nc = await connectNats({ url: config.natsUrl, name: "ledger-rebuild", auth: config.natsAuth });
+  // LEDGER and the projection's keys as named in the ledger's namespace (JETMESH_NAMESPACE).
   const names = namesFor(config.stage.namespace);
   const redis = createRedis({
     url: config.redisUrl,
@@ -179,7 +31,7 @@ async function main(): Promise<number> {
       stream: names.stream(StreamNames.Ledger),
       js: jetstream(nc),
       jsm: await jetstreamManager(nc),
-      store: createLedgerStore(redis),
+      store: createLedgerStore(redis, { outcomeTtlMs: config.ledger.outcomeTtlMs }),
       settleMs: config.ledger.rebuildSettleMs,
     });
     const { state, skipped } = report.fold;
@@ -196,19 +48,10 @@ async function main(): Promise<number> {
   }
 }
 
-const invokedDirectly = (() => {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
-  } catch {
-    return false;
-  }
-})();
-if (invokedDirectly) {
-  main().then(
-    (code) => process.exit(code),
-    (err) => {
-      console.error(`ledger rebuild failed: ${(err as Error).message}`);
-      process.exit(2);
-    },
-  );
-}
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`ledger rebuild failed: ${(err as Error).message}`);
+    process.exit(2);
+  },
+);

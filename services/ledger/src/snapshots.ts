@@ -51,6 +51,8 @@ interface SnapshotDocument {
   streamCreated: string;
   balances: [string, [string, string][]][];
   outcomes: OutcomeRow[];
+  /** When each outcome's last event occurred (ms), in the order of `outcomes`; absent in snapshots written before. */
+  outcomeTimes?: (number | null)[];
 }
 
 /** A snapshot whose pointer or chunks do not check out after retries. */
@@ -117,6 +119,7 @@ export function encodeSnapshot(state: FoldState, streamCreated: string): Uint8Ar
       if (o.reversal) row.push(o.reversal.reason, o.reversal.cause);
       return row;
     }),
+    outcomeTimes: [...state.outcomes.keys()].map((id) => state.outcomeTimes?.get(id) ?? null),
   };
   return new TextEncoder().encode(JSON.stringify(doc));
 }
@@ -128,6 +131,11 @@ export function decodeSnapshot(bytes: Uint8Array): { state: FoldState; streamCre
   const balances = new Map<string, Map<string, bigint>>();
   for (const [acc, rows] of doc.balances) balances.set(acc, new Map(rows.map(([c, v]) => [c, BigInt(v)])));
   const outcomes = new Map<string, TransferOutcome>();
+  const outcomeTimes = new Map<string, number>();
+  for (const [i, at] of (doc.outcomeTimes ?? []).entries()) {
+    const id = doc.outcomes[i]?.[0];
+    if (id !== undefined && at !== null) outcomeTimes.set(id, at);
+  }
   for (const [
     transferId,
     status,
@@ -158,6 +166,7 @@ export function decodeSnapshot(bytes: Uint8Array): { state: FoldState; streamCre
       ...(doc.lastEventId !== undefined ? { lastEventId: doc.lastEventId } : {}),
       balances,
       outcomes,
+      ...(outcomeTimes.size ? { outcomeTimes } : {}),
     },
     streamCreated: doc.streamCreated,
   };

@@ -9,7 +9,7 @@ import { overdrafts, readStoredEvents, streamPosition, waitFor } from "@jetmesh/
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerStage } from "./handler.ts";
-import { rebuild } from "./rebuild.ts";
+import { rebuild } from "./projection-check.ts";
 import { createLedgerStore, type LedgerStore, LedgerKeys } from "./store.ts";
 import {
   type Core,

@@ -58,7 +58,7 @@ export interface LedgerHandle {
 export function startLedger(o: StartLedgerOptions): LedgerHandle {
   const { nc, redis, logger, registry, config } = o;
   const js = jetstream(nc);
-  const store = createLedgerStore(redis);
+  const store = createLedgerStore(redis, { outcomeTtlMs: config.ledger.outcomeTtlMs });
   let stage: StageHandle | undefined;
   let follower: LogFollower | undefined;
   let projection: RedisProjection | undefined;

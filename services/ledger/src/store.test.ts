@@ -6,7 +6,8 @@ import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { decidePosting, decideReversal, type LedgerView } from "./decide.ts";
 import { applyLedgerEvent, cloneFold, emptyFold, type FoldState } from "./fold.ts";
-import { diffProjection } from "./rebuild.ts";
+import { DEFAULT_OUTCOME_TTL_MS } from "./outcome-ttl.ts";
+import { diffProjection } from "./projection-check.ts";
 import { createLedgerStore, type LedgerStore, LedgerKeys } from "./store.ts";
 import {
   type Core,
@@ -365,6 +366,68 @@ const stepArb = fc.oneof(
   }),
   fc.record({ kind: fc.constant("refuse" as const), pick: fc.nat() }),
 );
+
+describe("ledger projection: outcome lifetimes", () => {
+  const DAY = 24 * 3600_000;
+  const pttl = (id: string) => infra.redis.pttl(LedgerKeys.outcome(id));
+
+  it("ledger - an outcome nothing can change lives LEDGER_OUTCOME_TTL_MS (30 days by default); a bank posting keeps its hash until reversed", async () => {
+    expect(store.outcomeTtlMs).toBe(30 * DAY);
+    const pay = t("t-pay", "acc-a", "bank:x", 40);
+    await applyAll([
+      posted(t("t-fund", "external", "acc-a", 100)),
+      declined(t("t-no", "acc-a", "acc-b", 500), "insufficient_funds"),
+      posted(pay),
+      posted(t("t-kept", "acc-a", "bank:y", 10)),
+    ]);
+    for (const id of ["t-fund", "t-no"]) {
+      expect(await pttl(id), id).toBeGreaterThan(30 * DAY - 60_000);
+      expect(await pttl(id), id).toBeLessThanOrEqual(30 * DAY);
+    }
+    // its reversal (a payouts.failed from the DLQ, any time) reads the posting: no TTL
+    expect(await pttl("t-pay")).toBe(-1);
+    expect(await pttl("t-kept")).toBe(-1);
+    expect(await store.apply(5, reversed(pay))).toEqual({ kind: "applied" });
+    expect(await pttl("t-pay")).toBeGreaterThan(30 * DAY - 60_000);
+    expect(await pttl("t-kept")).toBe(-1);
+    // 100 funded, 40 and 10 paid out, the 40 reversed
+    expect(await bal("acc-a")).toBe(90n);
+  });
+
+  it("ledger - a restore gives an expiring outcome what is left of its lifetime and skips one past it; the check counts only an outcome missing before its time", async () => {
+    const ttl = 10 * DAY;
+    const short = createLedgerStore(infra.redis, { outcomeTtlMs: ttl });
+    const now = Date.parse("2026-06-30T00:00:00Z");
+    const at = (daysAgo: number) => new Date(now - daysAgo * DAY).toISOString();
+    const old = { ...posted(t("t-old", "external", "acc-a", 5)), occurredAt: at(12) };
+    const young = { ...posted(t("t-young", "external", "acc-a", 7)), occurredAt: at(4) };
+    const bank = { ...posted(t("t-bank", "acc-a", "bank:x", 3)), occurredAt: at(40) };
+    const fold = emptyFold();
+    for (const [i, e] of [old, young, bank].entries()) applyLedgerEvent(fold, i + 1, e);
+    expect(await short.acquireRestoreLock("r", 10_000)).toBe(true);
+    expect(await short.writeRestore("r", fold, "epoch-t", now)).toBe(true);
+    expect(await infra.redis.exists(LedgerKeys.outcome("t-old"))).toBe(0);
+    const left = await pttl("t-young");
+    expect(left).toBeGreaterThan(6 * DAY - 60_000);
+    expect(left).toBeLessThanOrEqual(6 * DAY);
+    expect(await pttl("t-bank")).toBe(-1);
+    expect(await bal("acc-a")).toBe(9n);
+
+    const view = await short.read();
+    // past its lifetime, t-old's absence is no difference; t-young's would be
+    expect(diffProjection(fold, view, { outcomeTtlMs: ttl, now })).toEqual([]);
+    expect(diffProjection(fold, view).map((d) => d.kind === "outcome" && d.transferId)).toEqual(["t-old"]);
+    await infra.redis.del(LedgerKeys.outcome("t-young"));
+    expect(
+      diffProjection(fold, await short.read(), { outcomeTtlMs: ttl, now }).map(
+        (d) => d.kind === "outcome" && d.transferId,
+      ),
+    ).toEqual(["t-young"]);
+    // the snapshot's copy keeps the times
+    expect(cloneFold(fold).outcomeTimes?.get("t-old")).toBe(now - 12 * DAY);
+    expect(DEFAULT_OUTCOME_TTL_MS).toBe(30 * DAY);
+  });
+});
 
 describe("ledger projection (property)", () => {
   it("ledger - any decided log applied to Redis, or restored from a prefix's fold and applied on, equals its fold", async () => {

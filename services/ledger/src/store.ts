@@ -2,6 +2,7 @@ import { type AnyEnvelope, EventTypes, LedgerProjection } from "@jetmesh/contrac
 import type { Redis } from "ioredis";
 import type { FoldState, TransferOutcome } from "./fold.ts";
 import { APPLY, COMMIT_RESTORE, FENCED_WRITE, RELEASE_LOCK, RENEW_LOCK } from "./lua.ts";
+import { DEFAULT_OUTCOME_TTL_MS, outcomeExpires, outcomeLifeLeft } from "./outcome-ttl.ts";
 
 /**
  * Redis keys of the ledger. Balances, the account set and applied-seq are the
@@ -46,6 +47,8 @@ export interface ProjectionView {
  * method is one round trip per key batch; ioredis pipelines concurrent calls.
  */
 export interface LedgerStore {
+  /** Lifetime of an outcome hash nothing can change any more (outcome-ttl.ts). */
+  readonly outcomeTtlMs: number;
   /**
    * Applies LEDGER event `seq` (undefined: a message that did not decode, only passed over)
    * right after `seq − 1`; advances applied-seq and applied-id.
@@ -64,11 +67,12 @@ export interface LedgerStore {
   /** True while some process holds the restore lock. */
   restoreLockHeld(): Promise<boolean>;
   /**
-   * Under the lock: deletes every ledger key, writes `state`, then sets applied-seq,
-   * applied-id and the epoch in one step. @returns false when the lock was lost on the way
+   * Under the lock: deletes every ledger key, writes `state` (an outcome that expires gets
+   * what is left of its lifetime from when its last event occurred, and one past it is not
+   * written), then sets applied-seq, applied-id and the epoch in one step. @returns false when the lock was lost on the way
    * (another process restores; nothing more was written by this one).
    */
-  writeRestore(owner: string, state: FoldState, epoch: string): Promise<boolean>;
+  writeRestore(owner: string, state: FoldState, epoch: string, now?: number): Promise<boolean>;
   /** Reads balances, outcomes, applied-seq and epoch (SCAN; for rebuild and tests). */
   read(): Promise<ProjectionView>;
 }
@@ -86,9 +90,12 @@ type ScriptedRedis = Redis & {
 const BATCH_KEYS = 256;
 const BATCH_ARGS = 4000;
 
-/** Creates the store; the external account may go negative, every other must not. */
-export function createLedgerStore(redis: Redis): LedgerStore {
-  return new RedisLedgerStore(redis);
+/**
+ * Creates the store; the external account may go negative, every other must not.
+ * `outcomeTtlMs`: LEDGER_OUTCOME_TTL_MS (default 30 days, outcome-ttl.ts).
+ */
+export function createLedgerStore(redis: Redis, o: { readonly outcomeTtlMs?: number } = {}): LedgerStore {
+  return new RedisLedgerStore(redis, o.outcomeTtlMs ?? DEFAULT_OUTCOME_TTL_MS);
 }
 
 const neg = (n: number): string => String(-n);
@@ -108,8 +115,10 @@ async function* scanKeys(redis: Redis, pattern: string): AsyncGenerator<string[]
 
 class RedisLedgerStore implements LedgerStore {
   readonly #redis: ScriptedRedis;
+  readonly outcomeTtlMs: number;
 
-  constructor(redis: Redis) {
+  constructor(redis: Redis, outcomeTtlMs: number) {
+    this.outcomeTtlMs = outcomeTtlMs;
     // defineCommand runs EVALSHA and falls back to EVAL on NOSCRIPT (after a Redis restart).
     if (!("ledgerApply" in redis)) {
       redis.defineCommand("ledgerApply", { numberOfKeys: 7, lua: APPLY });
@@ -146,6 +155,12 @@ class RedisLedgerStore implements LedgerStore {
         break;
     }
     const transferId = kind === "skip" ? "-" : (d.transferId ?? "-");
+    // A bank posting keeps its hash until reversed: its reversal reads it (outcome-ttl.ts).
+    const expires =
+      kind === "declined" ||
+      kind === "reversed" ||
+      (kind === "posted" && outcomeExpires({ status: "posted", to: d.to ?? "" }));
+    const ttl = expires ? this.outcomeTtlMs : 0;
     let from = d.from ?? "-";
     let to = d.to ?? "-";
     for (let round = 0; round < 2; round++) {
@@ -167,6 +182,7 @@ class RedisLedgerStore implements LedgerStore {
         d.currency ?? "",
         detail,
         env?.eventId ?? "",
+        String(ttl),
       );
       switch (r[0]) {
         case "mismatch":
@@ -223,7 +239,7 @@ class RedisLedgerStore implements LedgerStore {
     return (await this.#redis.exists(LedgerKeys.restoreLock)) === 1;
   }
 
-  async writeRestore(owner: string, state: FoldState, epoch: string): Promise<boolean> {
+  async writeRestore(owner: string, state: FoldState, epoch: string, now = Date.now()): Promise<boolean> {
     const batch = new FencedBatch(this.#redis, owner);
     // 0. no epoch while the keys are rewritten: every apply (of any instance) refuses until
     //    the commit step sets it again with applied-seq.
@@ -245,7 +261,11 @@ class RedisLedgerStore implements LedgerStore {
     }
     // 3. outcomes
     for (const o of state.outcomes.values()) {
-      if (!(await batch.add(LedgerKeys.outcome(o.transferId), "HSET", outcomeFields(o)))) return false;
+      const left = outcomeLifeLeft(o, state, this.outcomeTtlMs, now);
+      if (left !== undefined && left <= 0) continue;
+      const key = LedgerKeys.outcome(o.transferId);
+      if (!(await batch.add(key, "HSET", outcomeFields(o)))) return false;
+      if (left !== undefined && !(await batch.add(key, "PEXPIRE", [String(Math.ceil(left))]))) return false;
     }
     if (!(await batch.flush())) return false;
     // 4. applied-seq and the epoch together: the projection is whole from here on
@@ -341,7 +361,7 @@ class FencedBatch {
     this.#owner = owner;
   }
 
-  async add(key: string, op: "DEL" | "HSET" | "SADD", args: readonly string[]): Promise<boolean> {
+  async add(key: string, op: "DEL" | "HSET" | "SADD" | "PEXPIRE", args: readonly string[]): Promise<boolean> {
     this.#keys.push(key);
     this.#args.push(op, String(args.length), ...args);
     return this.#keys.length >= BATCH_KEYS || this.#args.length >= BATCH_ARGS ? this.flush() : true;

@@ -1,4 +1,10 @@
-import { AccountPatterns, type Envelope, EventTypes, type LedgerPosted } from "@jetmesh/contracts";
+import {
+  AccountPatterns,
+  type Envelope,
+  EventTypes,
+  type LedgerPosted,
+  transferCoreOf,
+} from "@jetmesh/contracts";
 import {
   defineStage,
   type Emission,
@@ -33,13 +39,7 @@ export function bankKeyOf(transferId: string): string {
 
 /** The event of a final outcome: the same bytes for every delivery that finds it. */
 function outcomeEvent(t: LedgerPosted, r: PayoutRecord): Emission {
-  const transfer = {
-    transferId: t.transferId,
-    from: t.from,
-    to: t.to,
-    amountMinor: t.amountMinor,
-    currency: t.currency,
-  };
+  const transfer = transferCoreOf(t);
   if (r.state === "paid")
     return emit(EventTypes.PayoutCompleted, { ...transfer, bankReference: r.reference });
   if (r.state === "refused")

@@ -1,6 +1,6 @@
-import { EventTypes, makeEnvelope } from "@jetmesh/contracts";
+import { type BankPayout, type BankRefusal, EventTypes, makeEnvelope } from "@jetmesh/contracts";
 import { describe, expect, it } from "vitest";
-import { type BankPayout, type BankRefusal, compareWithBank, type PayoutOutcome } from "./bank.ts";
+import { compareWithBank, type PayoutOutcome } from "./bank.ts";
 import { LedgerFold } from "./fold.ts";
 
 const T0 = Date.parse("2026-11-30T00:00:00Z");

@@ -1,25 +1,6 @@
-import { EventTypes, FindingKinds } from "@jetmesh/contracts";
+import { type BankPayout, type BankRefusal, EventTypes, FindingKinds } from "@jetmesh/contracts";
 import type { Discrepancy } from "./book.ts";
 import type { Posting } from "./fold.ts";
-
-/** A payout in the bank's own record (`GET /admin/payouts`). */
-export interface BankPayout {
-  readonly idempotencyKey: string;
-  readonly transferId: string;
-  readonly account: string;
-  readonly amountMinor: number;
-  readonly currency: string;
-  readonly reference: string;
-  readonly paidAt: string;
-}
-
-/** A refusal in the bank's own record (`GET /admin/refusals`). */
-export interface BankRefusal {
-  readonly idempotencyKey: string;
-  readonly transferId: string;
-  readonly reason: string;
-  readonly refusedAt: string;
-}
 
 /** What PAYOUTS says about a transfer. */
 export interface PayoutOutcome {

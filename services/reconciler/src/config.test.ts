@@ -40,4 +40,15 @@ describe("reconciler config", () => {
       for (const key of ["RECONCILE_SCAN_MS", "RECONCILE_BANK_URL", "HTTP_PORT"]) expect(text).toContain(key);
     }
   });
+
+  it("reconciler - RECONCILE_NATS_MONITOR_URLS lists monitoring URLs; one that is not http(s) stops the start", () => {
+    expect(loadConfig({}).reconcile.natsMonitorUrls).toEqual([]);
+    expect(
+      loadConfig({ RECONCILE_NATS_MONITOR_URLS: "http://nats-1:8222, http://nats-2:8222" }).reconcile
+        .natsMonitorUrls,
+    ).toEqual(["http://nats-1:8222", "http://nats-2:8222"]);
+    expect(() => loadConfig({ RECONCILE_NATS_MONITOR_URLS: "nats-1:8222" })).toThrow(
+      /RECONCILE_NATS_MONITOR_URLS names nats-1:8222/,
+    );
+  });
 });

@@ -46,6 +46,20 @@ export const ReconcilerEnv = {
    */
   RECONCILE_CONSUMER_LAG_MS: ms(5000),
   /**
+   * How often the NATS cluster's stream replication (leaders, replicas) and Redis's memory and
+   * keys by kind are read and exported (infra-health.ts), from the start.
+   */
+  RECONCILE_INFRA_MS: ms(10_000),
+  /** A stream-info request or a Redis round that takes longer counts as unanswered. */
+  RECONCILE_INFRA_TIMEOUT_MS: ms(2000),
+  /** Keys one round may SCAN to count keys by kind; past it the counts are scaled from the share seen. */
+  RECONCILE_REDIS_SCAN_BUDGET: Type.Integer({ minimum: 0, default: 50_000 }),
+  /**
+   * nats-servers' monitoring URLs, comma-separated (`http://nats-1:8222,…`): each one's
+   * /healthz and JetStream meta leader (/jsz) are exported too. Empty: only stream info.
+   */
+  RECONCILE_NATS_MONITOR_URLS: Type.String({ default: "" }),
+  /**
    * Durable consumers whose settings are checked, `STREAM/durable` comma-separated, from the
    * declared list (catalog.ts); default every one. `none` checks none.
    */
@@ -67,6 +81,10 @@ export interface ReconcilerSettings {
   readonly settingsCheckMs: number;
   readonly missingGraceMs: number;
   readonly consumerLagMs: number;
+  readonly infraMs: number;
+  readonly infraTimeoutMs: number;
+  readonly redisScanBudget: number;
+  readonly natsMonitorUrls: readonly string[];
   readonly consumers: readonly DeclaredConsumer[];
 }
 
@@ -98,6 +116,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = parseConfig(ReconcilerEnv, env);
   const problems: string[] = [];
   const consumers = consumersOf(c.RECONCILE_CONSUMERS, problems);
+  const natsMonitorUrls = c.RECONCILE_NATS_MONITOR_URLS.split(",")
+    .map((u) => u.trim())
+    .filter((u) => u !== "");
+  for (const u of natsMonitorUrls)
+    if (!/^https?:\/\/[^/\s]+/.test(u))
+      problems.push(
+        `RECONCILE_NATS_MONITOR_URLS names ${u}: an http:// or https:// URL of a monitoring port is needed`,
+      );
   if (problems.length) throw new ConfigError(problems);
   return {
     ...stageProcessConfig(c),
@@ -122,6 +148,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       settingsCheckMs: c.RECONCILE_SETTINGS_CHECK_MS,
       missingGraceMs: c.RECONCILE_MISSING_GRACE_MS,
       consumerLagMs: c.RECONCILE_CONSUMER_LAG_MS,
+      infraMs: c.RECONCILE_INFRA_MS,
+      infraTimeoutMs: c.RECONCILE_INFRA_TIMEOUT_MS,
+      redisScanBudget: c.RECONCILE_REDIS_SCAN_BUDGET,
+      natsMonitorUrls,
       consumers,
     },
   };

@@ -1,5 +1,5 @@
 export { compareWithBank, createBankReader } from "./bank.ts";
-export type { BankPayout, BankReader, BankRefusal, PayoutOutcome } from "./bank.ts";
+export type { BankReader, PayoutOutcome } from "./bank.ts";
 export { FindingBook } from "./book.ts";
 export type { Discrepancy } from "./book.ts";
 export { DeclaredConsumers, Steps, specOf } from "./catalog.ts";

@@ -39,6 +39,7 @@ import type { ReconcilerConfig, ReconcilerSettings } from "./config.ts";
 import { DlqLedger, type Parked } from "./dlq.ts";
 import { checkDeclaredSettings } from "./drift.ts";
 import { LedgerFold, type Overdraft } from "./fold.ts";
+import { startInfraHealth } from "./infra-health.ts";
 import { StreamFollower } from "./follower.ts";
 import { type Check, Checks, createReconcilerMetrics, type ReconcilerMetrics } from "./metrics.ts";
 import { compareAccounts, servedAccounts } from "./projection.ts";
@@ -662,6 +663,23 @@ export function reconcilerProcess(config: ReconcilerConfig): (c: ProcessClients)
       settings: config.reconcile,
       stage: config.stage,
     });
-    return { health: { reconciler: () => r.health() }, stop: () => r.stop(), started: r.ready };
+    // NATS and Redis health from the start, independent of the reconciler's catching up.
+    const infra = startInfraHealth({
+      nc,
+      redis,
+      registry,
+      logger,
+      intervalMs: config.reconcile.infraMs,
+      timeoutMs: config.reconcile.infraTimeoutMs,
+      scanBudget: config.reconcile.redisScanBudget,
+      monitorUrls: config.reconcile.natsMonitorUrls,
+    });
+    return {
+      health: { reconciler: () => r.health() },
+      stop: async () => {
+        await Promise.all([r.stop(), infra.stop()]);
+      },
+      started: r.ready,
+    };
   };
 }

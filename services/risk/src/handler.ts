@@ -5,6 +5,7 @@ import {
   type RiskDecision,
   type TransferScored,
   type TransferValidated,
+  transferCoreOf,
 } from "@jetmesh/contracts";
 import { defineStage, emit, PermanentError } from "@jetmesh/stage";
 import type { Velocity, VelocityStore } from "./velocity.ts";
@@ -93,16 +94,6 @@ export function assess(
   return { score, decision: decide(score, thresholds), factors };
 }
 
-function transferOf(t: TransferValidated): TransferValidated {
-  return {
-    transferId: t.transferId,
-    from: t.from,
-    to: t.to,
-    amountMinor: t.amountMinor,
-    currency: t.currency,
-  };
-}
-
 /**
  * risk: VALIDATION transfers.validated → RISK transfers.scored. The velocity bump is
  * the effect: keyed by the input eventId and windowed by the input's occurredAt, so
@@ -113,7 +104,7 @@ export const riskStage = defineStage<typeof EventTypes.TransferValidated, RiskDe
   inputs: [{ stream: "VALIDATION", types: [EventTypes.TransferValidated] }],
   emits: [EventTypes.TransferScored],
   handle: (event, ctx) => {
-    const transfer = transferOf(event.data);
+    const transfer = transferCoreOf(event.data);
     const { thresholds, velocity } = ctx.deps;
     if (transfer.from === LedgerProjection.externalAccount) {
       return [emit(EventTypes.TransferScored, { ...transfer, ...assess(transfer, undefined, thresholds) })];

@@ -4,7 +4,7 @@ import {
   LedgerProjection,
   type RejectionReason,
   type TransferRequested,
-  type TransferValidated,
+  transferCoreOf,
 } from "@jetmesh/contracts";
 import { defineStage, emit } from "@jetmesh/stage";
 
@@ -50,16 +50,6 @@ export function validateTransfer(t: TransferRequested, rules: ValidationRules): 
   return reasons;
 }
 
-function transferOf(t: TransferRequested): TransferValidated {
-  return {
-    transferId: t.transferId,
-    from: t.from,
-    to: t.to,
-    amountMinor: t.amountMinor,
-    currency: t.currency,
-  };
-}
-
 /**
  * validator: INGRESS transfers.requested → transfers.validated, or transfers.rejected
  * naming every broken rule. No side effects, so no effect step.
@@ -69,7 +59,7 @@ export const validatorStage = defineStage<typeof EventTypes.TransferRequested, V
   inputs: [{ stream: "INGRESS", types: [EventTypes.TransferRequested] }],
   emits: [EventTypes.TransferValidated, EventTypes.TransferRejected],
   handle: (event, ctx) => {
-    const transfer = transferOf(event.data);
+    const transfer = transferCoreOf(event.data);
     const reasons = validateTransfer(event.data, ctx.deps.rules);
     if (reasons.length === 0) return [emit(EventTypes.TransferValidated, transfer)];
     ctx.logger.debug({ reasons }, "transfer rejected");

@@ -59,9 +59,7 @@ export class SimJetStream {
   #capture(m: BusMsg, _from: Session | undefined): boolean {
     if (m.route !== undefined || m.subject.startsWith("$JS.API.") || m.subject.startsWith("$JS.ACK."))
       return false;
-    const stream = [...this.streams.values()].find((s) =>
-      s.config.subjects.some((p) => subjectMatches(p, m.subject)),
-    );
+    const stream = this.#streamFor(m.subject);
     if (!stream) return false;
     const fate = this.#o.fate(m.subject, m.hdr);
     if (fate === "refuse") {
@@ -79,6 +77,13 @@ export class SimJetStream {
           : { stream: stream.config.name, seq: out.seq },
       );
     return true;
+  }
+
+  /** The stream whose subjects take `subject` (streams never overlap), in creation order. */
+  #streamFor(subject: string): SimStream | undefined {
+    for (const s of this.streams.values())
+      for (const p of s.config.subjects) if (subjectMatches(p, subject)) return s;
+    return undefined;
   }
 
   #ack(m: BusMsg): void {

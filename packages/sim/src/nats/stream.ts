@@ -94,6 +94,8 @@ export class SimStream {
   readonly dedupe = new Map<string, { seq: number; ts: number }>();
   /** Id of the last stored message ("" when it had none); memory only, like the server's. */
   lmsgId = "";
+  /** Stored messages per subject (STREAM.INFO's num_subjects, asked for often). */
+  readonly #perSubject = new Map<string, number>();
   /** Called after a message is stored (consumers wake up). */
   onStored: () => void = () => {};
 
@@ -176,6 +178,7 @@ export class SimStream {
           ? 22 + subject.length + 4 + hlen + data.length + 8
           : 22 + subject.length + data.length + 8;
     this.msgs.set(seq, { seq, subject, hdr: hlen ? hdr : undefined, data, ts: now, size });
+    this.#perSubject.set(subject, (this.#perSubject.get(subject) ?? 0) + 1);
     if (this.firstSeq === 0 || this.msgs.size === 1) this.firstSeq = seq;
     this.lastSeq = seq;
     this.lastTs = now;
@@ -195,9 +198,7 @@ export class SimStream {
     if (c.discard !== "new") return undefined;
     let perSubjectFull = false;
     if (c.max_msgs_per_subject > 0) {
-      let n = 0;
-      for (const m of this.msgs.values()) if (m.subject === subject) n++;
-      if (n >= c.max_msgs_per_subject) {
+      if ((this.#perSubject.get(subject) ?? 0) >= c.max_msgs_per_subject) {
         if (c.discard_new_per_subject) return "maximum messages per subject exceeded";
         perSubjectFull = true;
       }
@@ -210,7 +211,7 @@ export class SimStream {
 
   #enforceLimits(subject: string): void {
     const c = this.config;
-    if (c.max_msgs_per_subject > 0) {
+    if (c.max_msgs_per_subject > 0 && (this.#perSubject.get(subject) ?? 0) > c.max_msgs_per_subject) {
       const same = [...this.msgs.values()].filter((m) => m.subject === subject);
       for (let i = 0; i < same.length - c.max_msgs_per_subject; i++) this.remove((same[i] as StoredMsg).seq);
     }
@@ -230,6 +231,9 @@ export class SimStream {
     const m = this.msgs.get(seq);
     if (!m) return false;
     this.msgs.delete(seq);
+    const left = (this.#perSubject.get(m.subject) ?? 1) - 1;
+    if (left > 0) this.#perSubject.set(m.subject, left);
+    else this.#perSubject.delete(m.subject);
     this.bytes -= m.size;
     if (seq === this.firstSeq) {
       let s = seq + 1;
@@ -263,9 +267,7 @@ export class SimStream {
       last_seq: this.lastSeq,
       last_ts: iso(this.lastTs),
     };
-    const subjects = new Set<string>();
-    for (const m of this.msgs.values()) subjects.add(m.subject);
-    if (subjects.size > 0) s.num_subjects = subjects.size;
+    if (this.#perSubject.size > 0) s.num_subjects = this.#perSubject.size;
     const deleted = this.msgs.size ? this.lastSeq - this.firstSeq + 1 - this.msgs.size : 0;
     if (deleted > 0) s.num_deleted = deleted;
     s.consumer_count = consumers;

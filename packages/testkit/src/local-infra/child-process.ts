@@ -177,3 +177,33 @@ class SpawnedChild implements ChildHandle {
     return new Error(`${this.name}: ${why} waiting for a line matching ${re}\n--- last output ---\n${tail}`);
   }
 }
+
+/**
+ * Polls `probe` every 25 ms until it answers undefined (ready). A probe that throws or
+ * answers a reason is not ready yet; the last reason is kept for the error.
+ * @throws the error `fail` makes when the child exits first or `timeoutMs` passes.
+ */
+export async function waitUntilReady(
+  child: ChildHandle,
+  timeoutMs: number,
+  probe: () => Promise<string | undefined>,
+  fail: (why: string) => Error,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let problem = "no answer yet";
+  while (Date.now() < deadline) {
+    if (!child.isRunning()) {
+      const { code, signal } = await child.exited;
+      throw fail(`exited during start-up (code ${code}, signal ${signal})`);
+    }
+    try {
+      const why = await probe();
+      if (why === undefined) return;
+      problem = why;
+    } catch (err) {
+      problem = err instanceof Error ? err.message : String(err);
+    }
+    await sleep(25);
+  }
+  throw fail(`not ready within ${timeoutMs} ms (${problem})`);
+}

@@ -1,10 +1,9 @@
 import { writeFile } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { join, relative } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { ensureBinaries } from "./binaries.ts";
 import type { ChildHandle } from "./child-process.ts";
-import { spawnProcess } from "./child-process.ts";
+import { spawnProcess, waitUntilReady } from "./child-process.ts";
 import { httpGet } from "./http-get.ts";
 import { freePort } from "./ports.ts";
 import { createTempDir, removeTempDir } from "./temp-dirs.ts";
@@ -204,29 +203,19 @@ class NatsServer implements NatsServerHandle {
   }
 
   async #waitReady(child: ChildHandle): Promise<void> {
-    const timeoutMs = this.#opts.readyTimeoutMs ?? 15_000;
-    const deadline = Date.now() + timeoutMs;
     const health = this.#opts.jetstream === false ? "/healthz" : "/healthz?js-enabled-only=true";
-    let problem = "no answer yet";
-    while (Date.now() < deadline) {
-      if (!child.isRunning()) {
-        const { code, signal } = await child.exited;
-        throw this.#startError(`exited during start-up (code ${code}, signal ${signal})`);
-      }
-      try {
+    await waitUntilReady(
+      child,
+      this.#opts.readyTimeoutMs ?? 15_000,
+      async () => {
         const res = await httpGet(`http://127.0.0.1:${this.monitorPort}${health}`, 1_000);
-        if (res.status === 200) {
-          // The monitor listens before the client port does; wait for both.
-          await probeTcp(this.port);
-          return;
-        }
-        problem = `${health} answered ${res.status}: ${res.body.trim()}`;
-      } catch (err) {
-        problem = err instanceof Error ? err.message : String(err);
-      }
-      await sleep(25);
-    }
-    throw this.#startError(`not ready within ${timeoutMs} ms (${problem})`);
+        if (res.status !== 200) return `${health} answered ${res.status}: ${res.body.trim()}`;
+        // The monitor listens before the client port does; wait for both.
+        await probeTcp(this.port);
+        return undefined;
+      },
+      (why) => this.#startError(why),
+    );
   }
 
   #startError(why: string): Error {

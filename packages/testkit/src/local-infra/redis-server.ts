@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ensureBinaries } from "./binaries.ts";
 import type { ChildHandle } from "./child-process.ts";
-import { spawnProcess } from "./child-process.ts";
+import { spawnProcess, waitUntilReady } from "./child-process.ts";
 import { freePort } from "./ports.ts";
 import { createTempDir, removeTempDir } from "./temp-dirs.ts";
 
@@ -245,25 +245,16 @@ class RedisServer implements RedisServerHandle {
   }
 
   async #waitReady(child: ChildHandle): Promise<void> {
-    const timeoutMs = this.#opts.readyTimeoutMs ?? 10_000;
-    const deadline = Date.now() + timeoutMs;
-    let problem = "no answer yet";
-    while (Date.now() < deadline) {
-      if (!child.isRunning()) {
-        const { code, signal } = await child.exited;
-        throw this.#startError(`exited during start-up (code ${code}, signal ${signal})`);
-      }
-      try {
+    await waitUntilReady(
+      child,
+      this.#opts.readyTimeoutMs ?? 10_000,
+      async () => {
         const reply = await redisCommand(this.port, ["PING"], this.#opts.auth);
         // While loading the AOF the server answers "-LOADING ...": not ready yet.
-        if (reply === "+PONG") return;
-        problem = `PING answered ${reply}`;
-      } catch (err) {
-        problem = err instanceof Error ? err.message : String(err);
-      }
-      await sleep(25);
-    }
-    throw this.#startError(`not ready within ${timeoutMs} ms (${problem})`);
+        return reply === "+PONG" ? undefined : `PING answered ${reply}`;
+      },
+      (why) => this.#startError(why),
+    );
   }
 
   #startError(why: string): Error {

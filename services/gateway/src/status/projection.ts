@@ -7,6 +7,8 @@ import {
   Streams,
 } from "@jetmesh/contracts";
 import { defineStage, type Delivery, type HandlerContext } from "@jetmesh/stage";
+import type { Histogram } from "prom-client";
+import { latencyMarkOf } from "./outcome-latency.ts";
 import type { LineageEntry, StatusStore } from "./status-store.ts";
 
 /** Durable consumer name on every input stream and idempotency key prefix. */
@@ -14,6 +16,8 @@ export const STATUS_STAGE = "gateway-status";
 
 export interface StatusProjectionDeps {
   readonly store: StatusStore;
+  /** jetmesh_accepted_to_outcome_seconds (outcome-latency.ts); absent: not measured. */
+  readonly latency?: Histogram<"outcome">;
 }
 
 /**
@@ -37,7 +41,14 @@ export const statusProjection = defineStage<EventType, StatusProjectionDeps>({
   emits: [],
   handle: (event, ctx) => ({
     effect: async () => {
-      await ctx.deps.store.record(lineageEntryOf(event, ctx.delivery, traceIdOf(ctx)));
+      const mark = latencyMarkOf(event as AnyEnvelope, ctx.delivery.storedAtMs);
+      await ctx.deps.store.record(lineageEntryOf(event, ctx.delivery, traceIdOf(ctx)), mark);
+      // The second of accept and outcome to be recorded completes the transfer's latency; a
+      // crash between the claim and the observation loses that one sample (never counts twice).
+      if (mark && ctx.deps.latency) {
+        const done = await ctx.deps.store.settle(event.data.transferId);
+        if (done) ctx.deps.latency.observe({ outcome: done.outcome }, done.seconds);
+      }
       return [];
     },
   }),

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { LatencyMark, OutcomeKind } from "./outcome-latency.ts";
 
 /** Redis key of the status projection of one transfer: a hash eventId → {@link LineageEntry} JSON. */
 export function statusKey(transferId: string): string {
@@ -27,11 +28,25 @@ export interface LineageEntry {
  * twice (redelivery, a replayed projection) leaves the same hash: idempotent per event.
  */
 export interface StatusStore {
-  /** @throws when Redis is unreachable (the projection then retries the message). */
-  record(entry: LineageEntry): Promise<void>;
+  /**
+   * Records the event, and its latency mark (outcome-latency.ts) in the same write.
+   * @throws when Redis is unreachable (the projection then retries the message).
+   */
+  record(entry: LineageEntry, mark?: LatencyMark): Promise<void>;
   /** Every event recorded for the transfer, in no particular order; empty when unknown. */
   read(transferId: string): Promise<LineageEntry[]>;
+  /**
+   * Once the transfer's hash holds both its accept time and its outcome, claims the one
+   * observation of its latency (HSETNX: one caller in all instances and redeliveries gets it).
+   * @returns the outcome and the seconds from accept to outcome for that caller, else undefined.
+   */
+  settle(transferId: string): Promise<{ outcome: OutcomeKind; seconds: number } | undefined>;
 }
+
+/** Fields of the status hash that are not events (eventIds are UUIDs: no clash). */
+const ACCEPTED = "@accepted";
+const OUTCOME = "@outcome";
+const OBSERVED = "@observed";
 
 /**
  * Writes are gathered per turn of the event loop (process.nextTick) and sent as one
@@ -58,7 +73,7 @@ export function createStatusStore(redis: Redis, opts: { ttlMs: number }): Status
     );
   };
   return {
-    record(entry) {
+    record(entry, mark) {
       return new Promise<void>((resolve, reject) => {
         if (!pending) {
           pending = new Map();
@@ -71,12 +86,24 @@ export function createStatusStore(redis: Redis, opts: { ttlMs: number }): Status
           pending.set(key, p);
         }
         p.fields.push(entry.eventId, JSON.stringify(entry));
+        if (mark?.kind === "accepted") p.fields.push(ACCEPTED, String(mark.atMs));
+        else if (mark) p.fields.push(OUTCOME, `${mark.outcome} ${mark.atMs}`);
         p.waiters.push({ resolve, reject });
       });
     },
     async read(transferId) {
       const fields = await redis.hgetall(statusKey(transferId));
-      return Object.values(fields).map((v) => JSON.parse(v) as LineageEntry);
+      return Object.entries(fields)
+        .filter(([f]) => !f.startsWith("@"))
+        .map(([, v]) => JSON.parse(v) as LineageEntry);
+    },
+    async settle(transferId) {
+      const key = statusKey(transferId);
+      const [accepted, outcome] = await redis.hmget(key, ACCEPTED, OUTCOME);
+      if (accepted == null || outcome == null) return undefined;
+      if ((await redis.hsetnx(key, OBSERVED, "1")) !== 1) return undefined;
+      const [kind, at] = outcome.split(" ");
+      return { outcome: kind as OutcomeKind, seconds: Math.max(0, Number(at) - Number(accepted)) / 1000 };
     },
   };
 }

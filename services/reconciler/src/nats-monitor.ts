@@ -1,0 +1,64 @@
+import { Gauge, type Registry } from "prom-client";
+
+/** What one nats-server's monitoring port says. */
+export interface MonitorView {
+  /** host:port of the monitoring URL (a bounded label: the configured servers). */
+  readonly target: string;
+  /** `/healthz` answered 200 (in 2.9 it also needs JetStream in contact with a meta leader). */
+  readonly healthy: boolean;
+  /** `/jsz` names a JetStream meta leader; undefined when the server is not clustered or did not answer. */
+  readonly metaLeader: boolean | undefined;
+}
+
+async function get(url: string, timeoutMs: number): Promise<Response | undefined> {
+  try {
+    return await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads a nats-server's monitoring port (`http: <port>` in its config): `/healthz` and the
+ * meta group of `/jsz`. Never throws: a server that does not answer is unhealthy.
+ */
+export async function readMonitor(url: string, timeoutMs: number): Promise<MonitorView> {
+  const base = url.replace(/\/+$/, "");
+  const target = new URL(base).host;
+  const [health, jsz] = await Promise.all([get(`${base}/healthz`, timeoutMs), get(`${base}/jsz`, timeoutMs)]);
+  let metaLeader: boolean | undefined;
+  if (jsz?.ok) {
+    const meta = ((await jsz.json().catch(() => ({}))) as { meta_cluster?: { leader?: string } })
+      .meta_cluster;
+    metaLeader = meta ? Boolean(meta.leader) : undefined;
+  }
+  await health?.body?.cancel().catch(() => {});
+  return { target, healthy: health?.status === 200, metaLeader };
+}
+
+/** Per configured nats-server: healthy, and whether it knows a JetStream meta leader. */
+export function createNatsMonitorMetrics(registry: Registry) {
+  const registers = [registry];
+  const healthy = new Gauge({
+    name: "jetmesh_nats_server_healthy",
+    help: "1 when the nats-server's monitoring /healthz answers 200 (RECONCILE_NATS_MONITOR_URLS), 0 when it does not",
+    labelNames: ["target"] as const,
+    registers,
+  });
+  const metaLeader = new Gauge({
+    name: "jetmesh_nats_meta_leader",
+    help: "1 when the nats-server knows a JetStream meta leader (/jsz), 0 when it does not (no stream or consumer can be created or changed)",
+    labelNames: ["target"] as const,
+    registers,
+  });
+  return {
+    record(views: readonly MonitorView[]): void {
+      healthy.reset();
+      metaLeader.reset();
+      for (const v of views) {
+        healthy.set({ target: v.target }, v.healthy ? 1 : 0);
+        if (v.metaLeader !== undefined) metaLeader.set({ target: v.target }, v.metaLeader ? 1 : 0);
+      }
+    },
+  };
+}
