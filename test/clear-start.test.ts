@@ -61,6 +61,32 @@ describe("clear start", () => {
     expect(unknown.lines()).toEqual(["risk: unknown option --fast; try --help"]);
   });
 
+  it("start - a bad Sentinel setting (REDIS_SENTINELS without a port, no REDIS_SENTINEL_NAME) is the same readable block and exit 2", async () => {
+    const p = await spawnProcess({
+      name: "ledger-bad-sentinel",
+      command: "node",
+      args: [main("ledger")],
+      env: { ...quiet, REDIS_SENTINELS: "127.0.0.1:26379,sentinel-2" },
+    });
+    expect(await p.exited).toEqual({ code: 2, signal: null });
+    const lines = p.lines();
+    expect(lines[0]).toBe("ledger: refusing to start, 1 setting to fix:");
+    expect(lines[1]).toBe(
+      '  - REDIS_SENTINELS ("127.0.0.1:26379,sentinel-2"): wrong format; allowed: comma-separated host:port, e.g. 10.0.0.5:26379,10.0.0.6:26379',
+    );
+    const noName = await spawnProcess({
+      name: "payout-sentinel-no-name",
+      command: "node",
+      args: [main("payout")],
+      env: { ...quiet, REDIS_SENTINELS: "127.0.0.1:26379" },
+    });
+    expect(await noName.exited).toEqual({ code: 2, signal: null });
+    expect(noName.lines()).toContain(
+      "  - REDIS_SENTINEL_NAME (unset): REDIS_SENTINELS needs the name the sentinels monitor",
+    );
+    expect([...lines, ...noName.lines()].filter((l) => /^\s+at /.test(l))).toEqual([]);
+  });
+
   it("start - a stage started while NATS and Redis are away logs each attempt (a password in a URL masked), answers /healthz, says in /readyz what it waits for, and connects once NATS comes", async () => {
     const [natsPort, redisPort, httpPort] = [await freePort(), await freePort(), await freePort()];
     const p = await spawnProcess({

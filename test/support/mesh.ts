@@ -15,9 +15,11 @@ import {
   type InvariantName,
   type InvariantReport,
   type NatsServerHandle,
+  type RedisSentinelHandle,
   type RedisServerHandle,
   startNats,
   startRedis,
+  startRedisSentinel,
 } from "@jetmesh/testkit";
 // The runner is a workspace package that test/package.json does not list (yet); its public
 // entry point is src/index.ts, the file its package.json `exports` names.
@@ -50,7 +52,10 @@ export const E2E_SETTINGS: Readonly<Record<string, string>> = {
 export interface TestMesh {
   readonly mesh: MeshHandle;
   readonly nats: NatsServerHandle;
+  /** The Redis server (with `sentinel`: the first primary). */
   readonly redis: RedisServerHandle;
+  /** The primary, replica and sentinels, when started with `sentinel`. */
+  readonly sentinel?: RedisSentinelHandle;
   readonly nc: NatsConnection;
   readonly jsm: JetStreamManager;
   stop(): Promise<void>;
@@ -74,19 +79,21 @@ export async function startTestMesh(
     registry?: ReadonlyMap<string, unknown>;
     /** Services started from another bundle (an older build). */
     bundles?: Partial<Record<ServiceName, string>>;
+    /** Redis as a primary, a replica and three sentinels the services find it through. */
+    sentinel?: boolean;
   } = {},
 ): Promise<TestMesh> {
-  const [nats, redis] = await Promise.all([
-    startNats(),
-    startRedis(opts.redisArgs ? { extraArgs: opts.redisArgs } : {}),
-  ]);
+  const [nats, sentinel] = await Promise.all([startNats(), opts.sentinel ? startRedisSentinel() : undefined]);
+  const redis = sentinel
+    ? await sentinel.primary()
+    : await startRedis(opts.redisArgs ? { extraArgs: opts.redisArgs } : {});
   const dataDir = await mkdtemp(join(tmpdir(), "jetmesh-e2e-"));
   const mesh = await startMesh({
     natsUrl: nats.url,
     redisUrl: redis.url,
     dataDir,
     removeDataOnStop: true,
-    env: { ...E2E_SETTINGS, ...opts.env },
+    env: { ...E2E_SETTINGS, ...sentinel?.env, ...opts.env },
     serviceEnv: opts.serviceEnv ?? {},
     ...(opts.streamLimits ? { streamLimits: opts.streamLimits } : {}),
     ...(opts.registry ? { registry: opts.registry } : {}),
@@ -100,12 +107,13 @@ export async function startTestMesh(
     mesh,
     nats,
     redis,
+    ...(sentinel ? { sentinel } : {}),
     nc,
     jsm,
     async stop() {
       await nc.close().catch(() => {});
       await mesh.stop();
-      await Promise.all([nats.stop(), redis.stop()]);
+      await Promise.all([nats.stop(), sentinel ? sentinel.stop() : redis.stop()]);
     },
   };
 }

@@ -1,6 +1,8 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import type { Socket } from "node:net";
 import { namespaceProblem } from "@jetmesh/contracts";
+import { ConfigError, configErrorBlock, createRedis, loadRedisSentinel } from "@jetmesh/stage";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { Command, InvalidArgumentError } from "commander";
 import type { MeshHandle } from "./mesh.ts";
@@ -9,8 +11,9 @@ import { formatReport } from "./report.ts";
 import { runDemo } from "./run.ts";
 import pkg from "../package.json" with { type: "json" };
 
-// The CLI of the local runner (`pnpm mesh`). Reads NATS_URL and REDIS_URL, nothing else
-// from the environment: every other setting is a flag.
+// The CLI of the local runner (`pnpm mesh`). Reads NATS_URL, REDIS_URL and the Sentinel keys
+// (REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD_FILE), nothing else from the
+// environment: every other setting is a flag.
 
 const positive = (name: string) => (v: string) => {
   const n = Number(v);
@@ -46,7 +49,11 @@ const program = new Command()
   .addHelpText(
     "after",
     "\nEnvironment: NATS_URL and REDIS_URL are reused when they answer; otherwise nats-server and\n" +
-      "redis-server are started on free ports; JETMESH_NAMESPACE (or --namespace) isolates this mesh on shared ones.\nExit status: 0 when every invariant holds, 1 otherwise.",
+      "redis-server are started on free ports; JETMESH_NAMESPACE (or --namespace) isolates this mesh on\n" +
+      "shared ones. With REDIS_SENTINELS and REDIS_SENTINEL_NAME (and\n" +
+      "REDIS_SENTINEL_PASSWORD_FILE), the primary those sentinels name is used and every service\n" +
+      "gets the same keys, so it follows a failover. Exit status: 0 when every invariant holds,\n" +
+      "1 otherwise, 2 for a bad setting.",
   )
   .parse();
 
@@ -90,7 +97,41 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
+/**
+ * The Sentinel keys as every service reads them (a bad value: the services' readable block,
+ * exit 2), and the primary the sentinels name now, as the URL the runner reuses.
+ */
+async function sentinelSetup(): Promise<{ env: Record<string, string>; redisUrl: string } | undefined> {
+  let sentinel: ReturnType<typeof loadRedisSentinel>;
+  try {
+    sentinel = loadRedisSentinel(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(configErrorBlock("jetmesh-mesh", err));
+    process.exit(2);
+  }
+  if (!sentinel) return undefined;
+  const url = new URL(process.env.REDIS_URL || "redis://127.0.0.1:6379");
+  const redis = createRedis({ url: url.href, name: "jetmesh-mesh", sentinel, onError: () => {} });
+  try {
+    await redis.ping();
+    const socket = redis.stream as Socket;
+    url.hostname = socket.remoteAddress ?? url.hostname;
+    url.port = String(socket.remotePort ?? url.port);
+  } finally {
+    redis.disconnect();
+  }
+  const env: Record<string, string> = {};
+  for (const k of ["REDIS_SENTINELS", "REDIS_SENTINEL_NAME", "REDIS_SENTINEL_PASSWORD_FILE"]) {
+    const v = process.env[k];
+    if (v) env[k] = v;
+  }
+  return { env, redisUrl: url.href };
+}
+
 try {
+  const sentinel = await sentinelSetup();
+  const redisUrl = sentinel?.redisUrl ?? process.env.REDIS_URL;
   const { report } = await runDemo({
     transfers: Math.floor(opts.transfers),
     rate: opts.rate,
@@ -103,7 +144,8 @@ try {
       mesh = m;
     },
     ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
-    ...(process.env.REDIS_URL ? { redisUrl: process.env.REDIS_URL } : {}),
+    ...(redisUrl ? { redisUrl } : {}),
+    ...(sentinel ? { env: sentinel.env } : {}),
     namespace,
   });
   bar.done();

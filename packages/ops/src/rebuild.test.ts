@@ -134,5 +134,12 @@ describe("jetmesh rebuild against real nats-server and redis-server", () => {
     const noRedis = await jetmesh(["rebuild", "--server", infra.nats.url, "--redis", "redis://127.0.0.1:1"]);
     expect(noRedis.code).toBe(1);
     expect(noRedis.stderr).toMatch(/^jetmesh: cannot reach redis at redis:\/\/127\.0\.0\.1:1: .*\n$/);
+    const badSentinel = await jetmesh(args("--check"), {
+      env: { REDIS_SENTINELS: "127.0.0.1:70000", REDIS_SENTINEL_NAME: "jetmesh" },
+    });
+    expect(badSentinel.code).toBe(2);
+    expect(badSentinel.stderr).toBe(
+      'jetmesh: REDIS_SENTINELS ("127.0.0.1:70000"): port 70000 of 127.0.0.1; allowed: 1 to 65535\n',
+    );
   });
 });

@@ -3,10 +3,10 @@ import { readFileSync } from "node:fs";
 import { type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import { type FoldResult, foldLedger, formatDifference, rebuild } from "@jetmesh/ledger/projection-check";
 import type { LedgerStore } from "@jetmesh/ledger/store";
-import { createRedis } from "@jetmesh/stage";
+import { ConfigError, createRedis, loadRedisSentinel, type RedisSentinel } from "@jetmesh/stage";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Redis } from "ioredis";
-import { OpsError, oneLine } from "./errors.ts";
+import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 
 /**
  * `jetmesh rebuild`: invariant I4 as an operator's command. The LEDGER stream is folded from its
@@ -30,12 +30,23 @@ export interface RebuildCheck {
   readonly differences: readonly string[];
 }
 
-/** Opens the projection's Redis; `REDIS_USERNAME`/`REDIS_PASSWORD_FILE` as the services read them. */
+/**
+ * Opens the projection's Redis; `REDIS_USERNAME`/`REDIS_PASSWORD_FILE`, and the primary through
+ * `REDIS_SENTINELS`/`REDIS_SENTINEL_NAME`/`REDIS_SENTINEL_PASSWORD_FILE`, as the services read them.
+ * @throws OpsError (exit 2) for a bad Sentinel setting, (exit 1) when Redis does not answer.
+ */
 export async function openRedis(
   url: string,
   env: NodeJS.ProcessEnv,
   names: Names = namesFor(),
 ): Promise<Redis> {
+  let sentinel: RedisSentinel | undefined;
+  try {
+    sentinel = loadRedisSentinel(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new OpsError(err.problems.join("; "), { exitCode: ExitCodes.Usage, cause: err });
+  }
   const passwordFile = env.REDIS_PASSWORD_FILE?.trim();
   let password: string | undefined;
   if (passwordFile) {
@@ -51,13 +62,15 @@ export async function openRedis(
     name: "jetmesh-ops",
     auth: { ...(username ? { username } : {}), ...(password ? { password } : {}) },
     keyPrefix: names.redisPrefix,
+    ...(sentinel ? { sentinel } : {}),
     onError: () => {},
   });
   try {
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new OpsError(`cannot reach redis at ${url}: ${oneLine(err)}`, { cause: err });
+    const where = sentinel ? `the primary of sentinel group ${sentinel.name}` : url;
+    throw new OpsError(`cannot reach redis at ${where}: ${oneLine(err)}`, { cause: err });
   }
   return redis;
 }

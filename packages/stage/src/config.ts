@@ -5,6 +5,27 @@ import { ConfigError } from "./errors.ts";
 import { readSecretFile } from "./secrets.ts";
 
 /**
+ * Redis through Sentinel: the sentinels to ask for the primary of the group named
+ * REDIS_SENTINEL_NAME (REDIS_URL then gives only the credentials and database; its host is
+ * not used). Unset: REDIS_URL's server, as always.
+ */
+export const RedisSentinelEnv = {
+  /** Comma-separated `host:port` of the sentinels, e.g. `10.0.0.5:26379,10.0.0.6:26379`. */
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({
+      pattern: "^[^,:\\s]+:[0-9]{1,5}(,[^,:\\s]+:[0-9]{1,5})*$",
+      description: "comma-separated host:port, e.g. 10.0.0.5:26379,10.0.0.6:26379",
+    }),
+  ),
+  /** The name the sentinels monitor the primary under (`sentinel monitor <name> …`). */
+  REDIS_SENTINEL_NAME: Type.Optional(
+    Type.String({ pattern: "^[A-Za-z0-9._-]+$", description: "letters, digits, '.', '_' and '-'" }),
+  ),
+  /** The sentinels' own password (`requirepass` of the sentinels), from a file. */
+  REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
+} satisfies TProperties;
+
+/**
  * Environment variables every stage process understands. Services extend this
  * with their own keys through {@link parseConfig}.
  */
@@ -27,6 +48,7 @@ export const BaseEnv = {
   REDIS_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
   /** TLS to Redis (with a rediss:// URL): the CA of its certificate. */
   REDIS_TLS_CA_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  ...RedisSentinelEnv,
   LOG_LEVEL: Type.Union(
     ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => Type.Literal(l)),
     { default: "info" },
@@ -133,9 +155,13 @@ export function parseConfig<P extends TProperties>(
     const key = e.path.slice(1).split("/")[0] as string;
     if (problems.has(key)) continue;
     const given = raw[key] === undefined ? "unset" : JSON.stringify(raw[key]);
+    // A schema with a description says what it allows in words (a pattern would not).
+    const rule = (props[key] as TSchema | undefined)?.description;
     problems.set(
       key,
-      `${key} (${given}): ${e.message.toLowerCase()}; allowed: ${allowed(props[key] as TSchema)}`,
+      rule
+        ? `${key} (${given}): wrong format; allowed: ${rule}`
+        : `${key} (${given}): ${e.message.toLowerCase()}; allowed: ${allowed(props[key] as TSchema)}`,
     );
   }
   if (problems.size) throw new ConfigError([...problems.values()]);
@@ -244,12 +270,23 @@ export interface RedisAuth {
   readonly tlsCaFile?: string;
 }
 
+/** The sentinels that name a service's Redis primary (REDIS_SENTINELS, REDIS_SENTINEL_NAME). */
+export interface RedisSentinel {
+  readonly sentinels: readonly { readonly host: string; readonly port: number }[];
+  /** The monitored group's name. */
+  readonly name: string;
+  /** The sentinels' password (read from REDIS_SENTINEL_PASSWORD_FILE). */
+  readonly password?: string;
+}
+
 /** Everything a stage process needs from its environment. */
 export interface StageProcessConfig {
   readonly natsUrl: string;
   readonly natsAuth: NatsAuth;
   readonly redisUrl: string;
   readonly redisAuth: RedisAuth;
+  /** Set: the primary is found (and found again after a failover) through these sentinels. */
+  readonly redisSentinel?: RedisSentinel;
   readonly logLevel: string;
   readonly httpPort: number;
   readonly httpHost: string;
@@ -269,6 +306,7 @@ export interface StageProcessConfig {
 export function stageProcessConfig(c: Static<TObject<typeof BaseEnv>>): StageProcessConfig {
   const natsAuth = natsAuthOf(c);
   const redisAuth = redisAuthOf(c);
+  const redisSentinel = redisSentinelOf(c);
   if (c.JETMESH_PRODUCTION) {
     // Unauthenticated NATS lets anyone forge events or delete streams; unauthenticated
     // Redis lets anyone write balances and guards (issue 12). Production refuses both.
@@ -290,6 +328,7 @@ export function stageProcessConfig(c: Static<TObject<typeof BaseEnv>>): StagePro
     natsAuth,
     redisUrl: c.REDIS_URL,
     redisAuth,
+    ...(redisSentinel ? { redisSentinel } : {}),
     logLevel: c.LOG_LEVEL,
     httpPort: c.HTTP_PORT,
     httpHost: c.HTTP_HOST,
@@ -337,6 +376,45 @@ function redisAuthOf(c: Static<TObject<typeof BaseEnv>>): RedisAuth {
   if (c.REDIS_TLS_CA_FILE) auth.tlsCaFile = c.REDIS_TLS_CA_FILE;
   if (problems.length) throw new ConfigError(problems);
   return auth;
+}
+
+/**
+ * The Sentinel configuration of a parsed environment; undefined without REDIS_SENTINELS.
+ * @throws ConfigError when a port is out of range, the name is missing or the password file unreadable.
+ */
+function redisSentinelOf(c: Static<TObject<typeof RedisSentinelEnv>>): RedisSentinel | undefined {
+  const problems: string[] = [];
+  if (!c.REDIS_SENTINELS) {
+    if (c.REDIS_SENTINEL_NAME || c.REDIS_SENTINEL_PASSWORD_FILE)
+      problems.push("REDIS_SENTINEL_NAME and REDIS_SENTINEL_PASSWORD_FILE need REDIS_SENTINELS");
+    if (problems.length) throw new ConfigError(problems);
+    return undefined;
+  }
+  const sentinels = c.REDIS_SENTINELS.split(",").map((hp) => {
+    const at = hp.lastIndexOf(":");
+    return { host: hp.slice(0, at), port: Number(hp.slice(at + 1)) };
+  });
+  for (const s of sentinels)
+    if (s.port < 1 || s.port > 65535)
+      problems.push(
+        `REDIS_SENTINELS (${JSON.stringify(c.REDIS_SENTINELS)}): port ${s.port} of ${s.host}; allowed: 1 to 65535`,
+      );
+  if (!c.REDIS_SENTINEL_NAME)
+    problems.push("REDIS_SENTINEL_NAME (unset): REDIS_SENTINELS needs the name the sentinels monitor");
+  const password = c.REDIS_SENTINEL_PASSWORD_FILE
+    ? readSecret(c.REDIS_SENTINEL_PASSWORD_FILE, "REDIS_SENTINEL_PASSWORD_FILE", problems)
+    : undefined;
+  if (problems.length) throw new ConfigError(problems);
+  return { sentinels, name: c.REDIS_SENTINEL_NAME as string, ...(password ? { password } : {}) };
+}
+
+/**
+ * The Sentinel configuration from an environment alone, for tools that read no other
+ * {@link BaseEnv} key (the ops CLI): the same keys and rules as a service's.
+ * @throws ConfigError listing every bad key.
+ */
+export function loadRedisSentinel(env: Record<string, string | undefined>): RedisSentinel | undefined {
+  return redisSentinelOf(parseConfig(RedisSentinelEnv, env));
 }
 
 function readSecret(path: string, key: string, problems: string[]): string | undefined {

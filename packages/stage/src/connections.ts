@@ -8,7 +8,7 @@ import {
 } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { NatsAuth, RedisAuth } from "./config.ts";
+import type { NatsAuth, RedisAuth, RedisSentinel } from "./config.ts";
 
 /** A server URL fit for a log line: any password in it masked. */
 export function maskUrl(url: string): string {
@@ -84,6 +84,14 @@ export async function connectNats(opts: {
  * automatically (one network write for many messages), and fails commands fast while
  * disconnected or when Redis stops answering, so a stuck Redis becomes a transient
  * error instead of a hung message.
+ *
+ * With `sentinel`, every (re)connection asks the sentinels for the current primary and
+ * checks that the server it reaches says `role:master` (ioredis's SentinelConnector; a
+ * replica is left for the next sentinel). A failover reaches the client three ways: the
+ * primary's connection breaks (killed), a write answers READONLY (demoted), or a sentinel
+ * publishes `+switch-master` ({@link followSwitchMaster}: the only way off a primary that is
+ * paused or cut off, whose connection never breaks by itself). Commands sent in between
+ * fail like any while Redis is away (one retry, the command timeout).
  */
 export function createRedis(opts: {
   url: string;
@@ -97,17 +105,34 @@ export function createRedis(opts: {
    * scans adds and strips it itself.
    */
   keyPrefix?: string;
+  /** The sentinels to find the primary through (StageProcessConfig.redisSentinel); `url` then gives credentials and database only. */
+  sentinel?: RedisSentinel;
   /** Connection errors are reported here (rate-limited by reconnect backoff); commands fail on their own. */
   onError?: (err: Error) => void;
   /** Where connection attempts, failures and the connection are logged (URL masked), unless onError is given. */
   logger?: Logger;
 }): Redis {
   const a = opts.auth ?? {};
+  const s = opts.sentinel;
   const redis = new Redis(opts.url, {
     ...(a.username ? { username: a.username } : {}),
     ...(a.password ? { password: a.password } : {}),
     ...(a.tlsCaFile ? { tls: { ca: readFileSync(a.tlsCaFile) } } : {}),
     ...(opts.keyPrefix ? { keyPrefix: opts.keyPrefix } : {}),
+    ...(s
+      ? {
+          sentinels: s.sentinels.map((x) => ({ host: x.host, port: x.port })),
+          name: s.name,
+          ...(s.password ? { sentinelPassword: s.password } : {}),
+          // TLS (REDIS_TLS_CA_FILE) applies to the primary the sentinels name; the sentinels
+          // themselves are spoken to in plain TCP.
+          ...(a.tlsCaFile ? { enableTLSForSentinelMode: true } : {}),
+          // Sentinels asked for the primary fail fast, and all of them unreachable is retried
+          // at most a second apart (as the data connection's retryStrategy).
+          sentinelCommandTimeout: 2000,
+          sentinelRetryStrategy: (times: number) => Math.min(50 * times, 1000),
+        }
+      : {}),
     connectionName: opts.name,
     enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
@@ -118,7 +143,10 @@ export function createRedis(opts: {
     // reconnecting on it paused every stage for nothing.
     reconnectOnError: (err) => err.message.startsWith("READONLY"),
   });
-  const shown = maskUrl(opts.url);
+  if (s) followSwitchMaster(redis, s);
+  const shown = s
+    ? `sentinel ${s.name} at ${s.sentinels.map((x) => `${x.host}:${x.port}`).join(",")}`
+    : maskUrl(opts.url);
   const log = opts.logger;
   let failures = 0;
   redis.on(
@@ -136,5 +164,37 @@ export function createRedis(opts: {
       failures = 0;
     });
   return redis;
+}
+/**
+ * Moves `redis` to the new primary when a sentinel announces a failover of its group
+ * (`+switch-master`): a connected client reconnects, which asks the sentinels again. A
+ * client already reconnecting is left alone, it asks them anyway. ioredis's own
+ * `failoverDetector` is not used: it disconnects the connector even while a reconnection is
+ * asking the sentinels, and that ends the client for good (status "end", "Connection is
+ * closed.", never retried; test/redis-sentinel.test.ts, a hung sentinel during a failover).
+ * One subscriber per sentinel, retried every second; all closed when the client ends.
+ */
+function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
+  const watchers = s.sentinels.map(({ host, port }) => {
+    const w = new Redis({
+      host,
+      port,
+      ...(s.password ? { password: s.password } : {}),
+      lazyConnect: true,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: null,
+      retryStrategy: () => 1000,
+    });
+    w.on("error", () => {});
+    w.on("message", (channel: string, message: string) => {
+      if (channel !== "+switch-master" || message.split(" ")[0] !== s.name) return;
+      if (redis.status === "ready" || redis.status === "connect") redis.disconnect(true);
+    });
+    w.subscribe("+switch-master").catch(() => {});
+    return w;
+  });
+  redis.once("end", () => {
+    for (const w of watchers) w.disconnect();
+  });
 }
 export type { NatsConnection, Redis };

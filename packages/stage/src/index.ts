@@ -7,6 +7,7 @@
  */
 export {
   BaseEnv,
+  loadRedisSentinel,
   loadStageConfig,
   parseConfig,
   settingsFromEnv,
@@ -14,7 +15,7 @@ export {
   stageSettings,
 } from "./config.ts";
 export { authenticates } from "./config.ts";
-export type { NatsAuth, RedisAuth, StageProcessConfig, StageSettings } from "./config.ts";
+export type { NatsAuth, RedisAuth, RedisSentinel, StageProcessConfig, StageSettings } from "./config.ts";
 export { connectNats, createRedis, inboxPrefixOf, maskUrl } from "./connections.ts";
 export { readSecretFile } from "./secrets.ts";
 export type { NatsConnection, Redis } from "./connections.ts";

@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
 import type { StreamConfig } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
-import { BaseEnv, loadStageConfig, parseConfig, stageSettings } from "./config.ts";
+import { BaseEnv, loadRedisSentinel, loadStageConfig, parseConfig, stageSettings } from "./config.ts";
 import { createCrashHook } from "./crash-points.ts";
 import { ConfigError } from "./errors.ts";
 import { Gate, Slots } from "./flow-control.ts";
@@ -187,6 +187,45 @@ describe("stage leaves", () => {
         expect(line.startsWith(`JETMESH_NAMESPACE (${JSON.stringify(bad)})`), line).toBe(true);
       }
     }
+  });
+
+  it("config - Redis through Sentinel: the sentinels and the name together, ports in range, a readable line per mistake", () => {
+    const c = loadStageConfig({
+      REDIS_SENTINELS: "127.0.0.1:26379,redis-sentinel-2:26380",
+      REDIS_SENTINEL_NAME: "jetmesh",
+    });
+    expect(c.redisSentinel).toEqual({
+      sentinels: [
+        { host: "127.0.0.1", port: 26379 },
+        { host: "redis-sentinel-2", port: 26380 },
+      ],
+      name: "jetmesh",
+    });
+    expect(loadStageConfig({}).redisSentinel).toBeUndefined();
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadStageConfig(env);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).problems;
+      }
+      return expect.unreachable();
+    };
+    expect(problems({ REDIS_SENTINELS: "127.0.0.1", REDIS_SENTINEL_NAME: "jetmesh" })[0]).toMatch(
+      /^REDIS_SENTINELS \("127.0.0.1"\): wrong format; allowed: comma-separated host:port, e\.g\. /,
+    );
+    expect(problems({ REDIS_SENTINELS: "127.0.0.1:26379" })).toEqual([
+      "REDIS_SENTINEL_NAME (unset): REDIS_SENTINELS needs the name the sentinels monitor",
+    ]);
+    expect(problems({ REDIS_SENTINELS: "127.0.0.1:99999", REDIS_SENTINEL_NAME: "jetmesh" })).toEqual([
+      'REDIS_SENTINELS ("127.0.0.1:99999"): port 99999 of 127.0.0.1; allowed: 1 to 65535',
+    ]);
+    expect(problems({ REDIS_SENTINEL_NAME: "jetmesh" })).toEqual([
+      "REDIS_SENTINEL_NAME and REDIS_SENTINEL_PASSWORD_FILE need REDIS_SENTINELS",
+    ]);
+    expect(loadRedisSentinel({ REDIS_SENTINELS: "a:1", REDIS_SENTINEL_NAME: "m" })?.sentinels).toEqual([
+      { host: "a", port: 1 },
+    ]);
   });
 
   it("crash points - unset is a no-op, a typo is refused, the nth time kills", () => {

@@ -81,6 +81,7 @@ export async function serveProcess(o: ServeProcessOptions): Promise<void> {
     url: config.redisUrl,
     name,
     auth: config.redisAuth,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
     logger,
     keyPrefix: namesFor(config.stage.namespace).redisPrefix,
   });

@@ -19,17 +19,21 @@ export {
   startNats,
   startNatsCluster,
   startRedis,
+  startRedisSentinel,
   stopAllProcesses,
 } from "./local-infra/index.ts";
 export type {
   Binaries,
   ChildHandle,
   ExitResult,
+  FailedPrimary,
+  FailPrimaryOptions,
   FaultProxy,
   Infra,
   NatsClusterHandle,
   NatsClusterMembership,
   NatsServerHandle,
+  RedisSentinelHandle,
   RedisServerHandle,
   RedisSnapshot,
   SpawnProcessOptions,
@@ -38,6 +42,7 @@ export type {
   StartNatsClusterOptions,
   StartNatsOptions,
   StartRedisOptions,
+  StartRedisSentinelOptions,
 } from "./local-infra/index.ts";
 export { checkInvariants, eventRef, foldLedger, Invariants, overdrafts } from "./invariants.ts";
 export type {

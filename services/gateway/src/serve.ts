@@ -58,6 +58,7 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     url: config.redisUrl,
     name: "gateway",
     auth: config.redisAuth,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
     logger,
     keyPrefix: names.redisPrefix,
   });

@@ -25,6 +25,7 @@ async function main(): Promise<number> {
     name: "ledger-rebuild",
     auth: config.redisAuth,
     keyPrefix: names.redisPrefix,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
   });
   try {
     const report = await rebuild({

@@ -18,6 +18,13 @@ export { startNats } from "./nats-server.ts";
 export type { NatsClusterMembership, NatsServerHandle, StartNatsOptions } from "./nats-server.ts";
 export { freePort } from "./ports.ts";
 export { killAll, liveProcessIds, stopAllProcesses } from "./processes.ts";
+export { startRedisSentinel } from "./redis-sentinel.ts";
+export type {
+  FailedPrimary,
+  FailPrimaryOptions,
+  RedisSentinelHandle,
+  StartRedisSentinelOptions,
+} from "./redis-sentinel.ts";
 export { startRedis } from "./redis-server.ts";
 export type { RedisServerHandle, RedisSnapshot, StartRedisOptions } from "./redis-server.ts";
 export { startInfra } from "./start-infra.ts";
