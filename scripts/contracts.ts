@@ -143,7 +143,10 @@ async function publish(dir: string, url: string, io: CliIo): Promise<number> {
   const documents = registryDocuments(readSet(dir), readReleased(file));
   const nc = await connectNats({ url, name: "contracts-publish" });
   try {
-    const r = await publishSchemaRegistry(nc, documents);
+    // In the namespace of JETMESH_NAMESPACE (dev isolation), as the services read it.
+    const r = await publishSchemaRegistry(nc, documents, {
+      namespace: process.env.JETMESH_NAMESPACE?.trim() ?? "",
+    });
     io.out(
       `contracts: published the schema registry to ${url}: ${r.written.length} keys written, ${r.unchanged.length} unchanged`,
     );

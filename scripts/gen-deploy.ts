@@ -11,10 +11,13 @@
 // - the services' parts of docker-compose.yml and of Prometheus's scrape jobs, from the
 //   manifests (scripts/deploy-services.ts: only the lines between its markers).
 // test/deploy.test.ts fails when a file is stale and has a real server accept each one.
+// `--namespace <ns> --out <dir>` writes the same three folders under <dir> with every stream,
+// subject and durable's stream named in that namespace (dev isolation, JETMESH_NAMESPACE);
+// deploy/ itself always holds production's names.
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadCatalog } from "@jetmesh/catalog";
-import { Streams, toStreamConfig } from "@jetmesh/contracts";
+import { namesFor, toStreamConfig } from "@jetmesh/contracts";
 import { stageSettings } from "@jetmesh/stage";
 import { consumerConfig, inputConsumerSpec, replayConsumerSpec } from "@jetmesh/stage/internal";
 import { renderServiceDeployFiles } from "./deploy-services.ts";
@@ -23,16 +26,16 @@ export const DEPLOY_REPLICAS = 3;
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
-export function renderStreamFiles(replicas = DEPLOY_REPLICAS): Map<string, string> {
+export function renderStreamFiles(replicas = DEPLOY_REPLICAS, namespace = ""): Map<string, string> {
   const files = new Map<string, string>();
-  for (const def of Object.values(Streams))
+  for (const def of Object.values(namesFor(namespace).streams))
     files.set(`${def.name}.json`, json(toStreamConfig(def, { replicas })));
   return files;
 }
 
 /** `<STREAM>.<durable>.json` → the consumer's config, for every durable the services declare. */
-export function renderConsumerFiles(): Map<string, string> {
-  const s = stageSettings();
+export function renderConsumerFiles(namespace = ""): Map<string, string> {
+  const s = stageSettings({ namespace });
   const files = new Map<string, string>();
   for (const service of loadCatalog().services) {
     const inputs = service.manifest.inputs ?? [];
@@ -61,11 +64,35 @@ function writeDir(dir: string, files: Map<string, string>): void {
   console.log(`wrote ${[...files.keys()].join(", ")} to ${dir}`);
 }
 
+/** `--namespace <ns> --out <dir>`: where and in which namespace to write; deploy/ and production's names without. */
+function targetOf(argv: readonly string[]): { namespace: string; dirs: typeof DeployDirs } {
+  const value = (flag: string) => {
+    const i = argv.indexOf(flag);
+    return i < 0 ? undefined : argv[i + 1];
+  };
+  const namespace = value("--namespace") ?? "";
+  const out = value("--out");
+  if (!namespace && !out) return { namespace, dirs: DeployDirs };
+  if (!namespace || !out)
+    throw new Error("--namespace and --out go together (deploy/ holds production's names only)");
+  namesFor(namespace); // refuses a namespace that cannot be one
+  return {
+    namespace,
+    dirs: {
+      streams: join(out, "streams"),
+      streamsR1: join(out, "streams-r1"),
+      consumers: join(out, "consumers"),
+    },
+  };
+}
+
 if (process.argv[1]?.endsWith("gen-deploy.ts")) {
-  writeDir(DeployDirs.streams, renderStreamFiles());
-  writeDir(DeployDirs.streamsR1, renderStreamFiles(1));
-  writeDir(DeployDirs.consumers, renderConsumerFiles());
-  writeServiceDeployFiles(join(import.meta.dirname, ".."));
+  const { namespace, dirs } = targetOf(process.argv.slice(2));
+  writeDir(dirs.streams, renderStreamFiles(DEPLOY_REPLICAS, namespace));
+  writeDir(dirs.streamsR1, renderStreamFiles(1, namespace));
+  writeDir(dirs.consumers, renderConsumerFiles(namespace));
+  // docker-compose.yml and prometheus.yml are production's: a namespace's copy has none.
+  if (!namespace) writeServiceDeployFiles(join(import.meta.dirname, ".."));
 }
 
 /** Rewrites the generated parts of docker-compose.yml and prometheus.yml under `root`. */

@@ -20,7 +20,15 @@ const manifestsIn = (dir: string): ServiceManifest[] =>
     .sort((a, b) => a.name.localeCompare(b.name));
 
 /** The Redis users: the written-out grants, and one of its own for every other stage of the catalog. */
-const redisUsersIn = (dir: string) => redisUsers(loadCatalog(dir).stages.map((s) => s.name));
+const redisUsersIn = (dir: string, namespace: string) =>
+  redisUsers(
+    loadCatalog(dir).stages.map((s) => s.name),
+    namespace,
+  );
+/** Dev isolation: names in this namespace (`namesFor` of @jetmesh/contracts). */
+const NAMESPACE_HELP =
+  "streams, subjects, buckets and Redis keys named in this namespace (default $JETMESH_NAMESPACE)";
+const namespaceDefault = process.env.JETMESH_NAMESPACE?.trim() ?? "";
 
 const hostPorts = (v: string): string[] => {
   const list = v
@@ -56,9 +64,21 @@ program
     "--no-runtime-creates",
     "services may not create missing streams and buckets; only the deploy user creates them",
   )
+  .option("--namespace <ns>", NAMESPACE_HELP, namespaceDefault)
   .action(
-    (o: { out: string; services: string; routes?: string[]; rotate: boolean; runtimeCreates: boolean }) => {
-      const access = natsAccess({ services: manifestsIn(o.services), runtimeCreates: o.runtimeCreates });
+    (o: {
+      out: string;
+      services: string;
+      routes?: string[];
+      rotate: boolean;
+      runtimeCreates: boolean;
+      namespace: string;
+    }) => {
+      const access = natsAccess({
+        services: manifestsIn(o.services),
+        runtimeCreates: o.runtimeCreates,
+        namespace: o.namespace,
+      });
       const w = writeNatsAccess({
         out: o.out,
         access,
@@ -80,8 +100,13 @@ program
   .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
   .option("--json", "JSON instead of a table", false)
   .option("--no-runtime-creates", "as for `nats`")
-  .action((o: { services: string; json: boolean; runtimeCreates: boolean }) => {
-    const access = natsAccess({ services: manifestsIn(o.services), runtimeCreates: o.runtimeCreates });
+  .option("--namespace <ns>", NAMESPACE_HELP, namespaceDefault)
+  .action((o: { services: string; json: boolean; runtimeCreates: boolean; namespace: string }) => {
+    const access = natsAccess({
+      services: manifestsIn(o.services),
+      runtimeCreates: o.runtimeCreates,
+      namespace: o.namespace,
+    });
     console.log(o.json ? JSON.stringify(access, null, 2) : formatPermissionsTable(access));
   });
 
@@ -93,8 +118,9 @@ program
   .requiredOption("--out <dir>", "secrets folder, outside any git work tree (created with mode 0700)")
   .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
   .option("--rotate", "new passwords even where the folder has some", false)
-  .action(async (o: { out: string; services: string; rotate: boolean }) => {
-    const users = redisUsersIn(o.services);
+  .option("--namespace <ns>", NAMESPACE_HELP, namespaceDefault)
+  .action(async (o: { out: string; services: string; rotate: boolean; namespace: string }) => {
+    const users = redisUsersIn(o.services, o.namespace);
     for (const line of describeRedisAccess(await redisAccess({ out: o.out, rotate: o.rotate, users })))
       console.log(line);
   });
@@ -103,7 +129,10 @@ program
   .command("redis-users")
   .description("prints what each Redis user may do, as a Markdown table")
   .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
-  .action((o: { services: string }) => console.log(formatRedisUsersTable(redisUsersIn(o.services))));
+  .option("--namespace <ns>", NAMESPACE_HELP, namespaceDefault)
+  .action((o: { services: string; namespace: string }) =>
+    console.log(formatRedisUsersTable(redisUsersIn(o.services, o.namespace))),
+  );
 
 const list = (v: string): string[] =>
   v

@@ -1,10 +1,11 @@
 import {
   type EventType,
+  type Names,
+  namesFor,
   replayDurable,
   replaySubject,
   type StreamDefinition,
   StreamNames,
-  Streams,
   subjectFilter,
 } from "@jetmesh/contracts";
 import { REGISTRY_BUCKET } from "@jetmesh/contracts/evolution";
@@ -84,6 +85,11 @@ export interface NatsAccessOptions {
   readonly account?: string;
   /** System account name (default `SYS`). */
   readonly systemAccount?: string;
+  /**
+   * Dev isolation (JETMESH_NAMESPACE): every stream, subject and bucket named as in that
+   * namespace (`namesFor`); default none, production's names. `streams` defaults to its streams.
+   */
+  readonly namespace?: string;
 }
 
 const API = "$JS.API";
@@ -123,15 +129,16 @@ class Rules {
  * input takes every type of its stream, the type's subjects when it takes exactly one, and
  * none otherwise (nats-server 2.9 takes a single filter; the processor skips other types).
  */
-export function durableFilterOf(input: ManifestInput, def: StreamDefinition): string | undefined {
+export function durableFilterOf(input: ManifestInput, def: StreamDefinition<string>): string | undefined {
   const wholeStream = def.eventTypes.every((t) => input.types.includes(t));
   const only = input.types[0];
   return !wholeStream && input.types.length === 1 && only ? subjectFilter(only as EventType) : undefined;
 }
 
 /** Everything one durable consumer of the runtime needs (provision.ts, consume-loop.ts). */
-function durableConsumer(pub: Rules, input: ManifestInput, def: StreamDefinition): void {
-  durableOf(pub, input.stream, input.durable, durableFilterOf(input, def));
+function durableConsumer(pub: Rules, input: ManifestInput, def: StreamDefinition<string>, n: Names): void {
+  const filter = durableFilterOf(input, def);
+  durableOf(pub, def.name, input.durable, filter === undefined ? undefined : n.subject(filter));
 }
 
 /** A durable's info, its creation with its own filter, its pulls and the acks of what it is delivered. */
@@ -161,7 +168,10 @@ function orderedConsumers(pub: Rules, stream: string, filter?: string): void {
 }
 
 /** Validates the manifests against the stream definitions; every problem at once. */
-function check(services: readonly ServiceManifest[], streams: Readonly<Record<string, StreamDefinition>>) {
+function check(
+  services: readonly ServiceManifest[],
+  streams: Readonly<Record<string, StreamDefinition<string>>>,
+) {
   const problems: string[] = [];
   const known = (where: string, stream: string) => {
     if (!streams[stream]) problems.push(`${where}: unknown stream ${stream}`);
@@ -179,7 +189,7 @@ function check(services: readonly ServiceManifest[], streams: Readonly<Record<st
         if (def && !def.eventTypes.includes(t as EventType))
           problems.push(`${m.name} output: ${o.stream} does not store ${t}`);
       }
-      if (def && def.eventTypes.length === 0 && def.owner !== m.name && def.name !== "DLQ")
+      if (def && def.eventTypes.length === 0 && def.owner !== m.name && o.stream !== "DLQ")
         problems.push(`${m.name} output: ${o.stream} is written by ${def.owner} alone`);
     }
     for (const f of m.follows ?? []) known(`${m.name} follows`, f.stream);
@@ -197,12 +207,15 @@ function check(services: readonly ServiceManifest[], streams: Readonly<Record<st
 function servicePermissions(
   m: ServiceManifest,
   all: readonly ServiceManifest[],
-  streams: Readonly<Record<string, StreamDefinition>>,
-  o: { positionsBucket: string; runtimeCreates: boolean },
+  streams: Readonly<Record<string, StreamDefinition<string>>>,
+  o: { positionsBucket: string; runtimeCreates: boolean; names: Names },
 ): UserPermissions {
   const pub = new Rules();
   const sub = new Rules();
-  const pos = o.positionsBucket;
+  // Manifests name streams, subjects and buckets as the contracts do; the server, as the namespace does.
+  const n = o.names;
+  const stream = (name: string) => (streams[name] as StreamDefinition<string>).name;
+  const pos = n.bucket(o.positionsBucket);
   // Account info: jetstreamManager() asks it once to see that JetStream answers.
   pub.allow(`${API}.INFO`);
   // Replies (API answers, PubAcks, pulled messages) come to the connection's own inbox.
@@ -214,16 +227,14 @@ function servicePermissions(
   };
 
   for (const i of m.inputs ?? []) {
-    streamInfo(i.stream);
+    const s = stream(i.stream);
+    streamInfo(s);
     // A message that exhausted its deliveries is read back by sequence to be parked.
-    pub.allow(`${API}.STREAM.MSG.GET.${i.stream}`);
-    durableConsumer(pub, i, streams[i.stream] as StreamDefinition);
-    sub.allow(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${i.stream}.${i.durable}`);
+    pub.allow(`${API}.STREAM.MSG.GET.${s}`);
+    durableConsumer(pub, i, streams[i.stream] as StreamDefinition<string>, n);
+    sub.allow(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${s}.${i.durable}`);
     // Its own position records, and no other consumer's.
-    pub.allow(
-      `$KV.${pos}.${i.stream}.${i.durable}`,
-      `${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${i.stream}.${i.durable}`,
-    );
+    pub.allow(`$KV.${pos}.${s}.${i.durable}`, `${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${s}.${i.durable}`);
   }
   if (m.inputs?.length) {
     streamInfo(`KV_${pos}`);
@@ -234,47 +245,50 @@ function servicePermissions(
   // whether REPLAY exists, never create it, and never publish to it.
   const stages = [...new Set((m.inputs ?? []).map((i) => i.durable))];
   if (stages.length && streams[StreamNames.Replay]) {
-    streamInfo(StreamNames.Replay);
+    const replay = stream(StreamNames.Replay);
+    streamInfo(replay);
     for (const stage of stages) {
       const durable = replayDurable(stage);
-      durableOf(pub, StreamNames.Replay, durable, replaySubject(stage));
+      durableOf(pub, replay, durable, n.subject(replaySubject(stage)));
       pub.allow(
-        `$KV.${pos}.${StreamNames.Replay}.${durable}`,
-        `${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${StreamNames.Replay}.${durable}`,
+        `$KV.${pos}.${replay}.${durable}`,
+        `${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${replay}.${durable}`,
       );
     }
   }
 
   for (const out of m.outputs ?? []) {
-    const def = streams[out.stream] as StreamDefinition;
-    streamInfo(out.stream);
-    if (def.createdAtRuntime) create(out.stream);
+    const def = streams[out.stream] as StreamDefinition<string>;
+    streamInfo(def.name);
+    if (def.createdAtRuntime) create(def.name);
     // A duplicate PubAck is checked against the stored message; the gateway reads its requests back.
-    pub.allow(`${API}.STREAM.MSG.GET.${out.stream}`);
-    for (const t of out.types) pub.allow(subjectFilter(t as EventType));
+    pub.allow(`${API}.STREAM.MSG.GET.${def.name}`);
+    for (const t of out.types) pub.allow(n.subject(subjectFilter(t as EventType)));
     // A stream that stores no pipeline event (RECONCILE) is written on its own subjects, by
     // its owner alone.
     if (def.eventTypes.length === 0 && def.owner === m.name) pub.allow(...def.subjects);
   }
 
   if (m.dlq) {
-    pub.allow(m.dlq);
-    streamInfo("DLQ");
-    create("DLQ");
+    pub.allow(n.subject(m.dlq));
+    streamInfo(stream(StreamNames.Dlq));
+    create(stream(StreamNames.Dlq));
   }
 
   const wildcardStreams: string[] = [];
   for (const f of m.follows ?? []) {
-    streamInfo(f.stream);
-    pub.allow(`${API}.STREAM.MSG.GET.${f.stream}`, `${API}.CONSUMER.MSG.NEXT.${f.stream}.*`);
-    orderedConsumers(pub, f.stream);
+    const s = stream(f.stream);
+    streamInfo(s);
+    pub.allow(`${API}.STREAM.MSG.GET.${s}`, `${API}.CONSUMER.MSG.NEXT.${s}.*`);
+    orderedConsumers(pub, s);
     wildcardStreams.push(f.stream);
   }
 
   for (const w of m.watches ?? []) {
-    pub.allow(`${API}.CONSUMER.INFO.${w.stream}.${w.durable}`);
+    const s = stream(w.stream);
+    pub.allow(`${API}.CONSUMER.INFO.${s}.${w.durable}`);
     // What the consumer's stage declares for it, recorded next to its position: read only.
-    pub.allow(`${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${w.stream}.${w.durable}`);
+    pub.allow(`${API}.DIRECT.GET.KV_${pos}.$KV.${pos}.${s}.${w.durable}`);
   }
   if (m.watches?.length) {
     streamInfo(`KV_${pos}`);
@@ -284,12 +298,13 @@ function servicePermissions(
 
   // The schema registry, read at start (read only: the deploy step publishes it).
   if (m.inputs?.length || m.outputs?.length) {
-    const reg = `KV_${REGISTRY_BUCKET}`;
+    const registry = n.bucket(REGISTRY_BUCKET);
+    const reg = `KV_${registry}`;
     streamInfo(reg);
-    pub.allow(`${API}.STREAM.MSG.GET.${reg}`, `${API}.DIRECT.GET.${reg}.$KV.${REGISTRY_BUCKET}.>`);
+    pub.allow(`${API}.STREAM.MSG.GET.${reg}`, `${API}.DIRECT.GET.${reg}.$KV.${registry}.>`);
   }
 
-  for (const b of ownedBuckets(m)) {
+  for (const b of ownedBuckets(m).map(n.bucket)) {
     const s = `KV_${b}`;
     streamInfo(s);
     create(s);
@@ -309,9 +324,9 @@ function servicePermissions(
       for (const i of other.inputs ?? []) {
         if (i.stream !== s) continue;
         pub.deny(
-          `${API}.CONSUMER.CREATE.${s}.${i.durable}`,
-          `${API}.CONSUMER.DELETE.${s}.${i.durable}`,
-          `${API}.CONSUMER.MSG.NEXT.${s}.${i.durable}`,
+          `${API}.CONSUMER.CREATE.${stream(s)}.${i.durable}`,
+          `${API}.CONSUMER.DELETE.${stream(s)}.${i.durable}`,
+          `${API}.CONSUMER.MSG.NEXT.${stream(s)}.${i.durable}`,
         );
       }
     }
@@ -324,7 +339,7 @@ function servicePermissions(
  * (LEDGER, the source of truth; AUDIT, the operators' trail). Being deploy-only is not the
  * reason: REPLAY is deploy-only and holds nothing that must outlive its stage's run.
  */
-function protectedStreams(streams: Readonly<Record<string, StreamDefinition>>): string[] {
+function protectedStreams(streams: Readonly<Record<string, StreamDefinition<string>>>): string[] {
   return Object.values(streams)
     .filter((d) => d.denyPurge)
     .map((d) => d.name);
@@ -343,7 +358,8 @@ function protectedStreams(streams: Readonly<Record<string, StreamDefinition>>): 
  * @throws Error listing every manifest entry that names an unknown stream or type.
  */
 export function natsAccess(opts: NatsAccessOptions): NatsAccess {
-  const streams = opts.streams ?? Streams;
+  const n = namesFor(opts.namespace);
+  const streams: Readonly<Record<string, StreamDefinition<string>>> = opts.streams ?? n.streams;
   const positionsBucket = opts.positionsBucket ?? "jetmesh-positions";
   const runtimeCreates = opts.runtimeCreates ?? true;
   const account = opts.account ?? "JETMESH";
@@ -363,7 +379,7 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
     kind: UserKinds.Service,
     account,
     connectionNames: connectionNames(m),
-    permissions: servicePermissions(m, services, streams, { positionsBucket, runtimeCreates }),
+    permissions: servicePermissions(m, services, streams, { positionsBucket, runtimeCreates, names: n }),
   }));
 
   const guarded = protectedStreams(streams);
@@ -376,7 +392,7 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
       // Operators' own subjects: replays of parked messages (`jetmesh dlq replay`) and their
       // audit trail; never an event subject. Reading and deleting DLQ entries are API calls.
       publish: new Rules()
-        .allow(`${API}.>`, "$JS.ACK.>", "$JS.FC.>", "$KV.>", "replay.>", "audit.>")
+        .allow(`${API}.>`, "$JS.ACK.>", "$JS.FC.>", "$KV.>", n.subject("replay.>"), n.subject("audit.>"))
         .deny(
           ...guarded.flatMap((s) => [
             `${API}.STREAM.DELETE.${s}`,
@@ -390,8 +406,9 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
     },
   });
 
-  const buckets = [positionsBucket, REGISTRY_BUCKET, ...services.flatMap(ownedBuckets)];
-  const deployable = [...Object.keys(streams), ...buckets.map((b) => `KV_${b}`)];
+  const buckets = [positionsBucket, REGISTRY_BUCKET, ...services.flatMap(ownedBuckets)].map(n.bucket);
+  const registry = n.bucket(REGISTRY_BUCKET);
+  const deployable = [...Object.values(streams).map((d) => d.name), ...buckets.map((b) => `KV_${b}`)];
   users.push({
     name: "deploy",
     kind: UserKinds.Deploy,
@@ -405,9 +422,9 @@ export function natsAccess(opts: NatsAccessOptions): NatsAccess {
           `${API}.STREAM.LIST`,
           ...deployable.flatMap((s) => [`${API}.STREAM.INFO.${s}`, `${API}.STREAM.CREATE.${s}`]),
           // Publishing the schema registry (pnpm contracts:publish): each key is read, then written when it differs.
-          `$KV.${REGISTRY_BUCKET}.>`,
-          `${API}.STREAM.MSG.GET.KV_${REGISTRY_BUCKET}`,
-          `${API}.DIRECT.GET.KV_${REGISTRY_BUCKET}.$KV.${REGISTRY_BUCKET}.>`,
+          `$KV.${registry}.>`,
+          `${API}.STREAM.MSG.GET.KV_${registry}`,
+          `${API}.DIRECT.GET.KV_${registry}.$KV.${registry}.>`,
         )
         .deny(...SERVICE_DENIED_API)
         .done(),

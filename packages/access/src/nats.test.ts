@@ -171,6 +171,50 @@ describe("access", () => {
     expect(user("ops").permissions?.publish.deny.filter((s) => /DLQ|REPLAY/.test(s))).toEqual([]);
   });
 
+  it("access - in a namespace every stream, subject and bucket of every rule is the namespace's, rule for rule", () => {
+    const ns = natsAccess({ services, namespace: "alice" });
+    const streamNames = new Set(Object.keys(Streams));
+    const rules = (u: UserAccess) => [
+      ...(u.permissions?.publish.allow ?? []),
+      ...(u.permissions?.publish.deny ?? []),
+      ...(u.permissions?.subscribe.allow ?? []),
+    ];
+    for (const u of ns.users) {
+      const prod = access.users.find((x) => x.name === u.name) as UserAccess;
+      // The same rules, each renamed: none added or lost.
+      expect(rules(u).length, u.name).toBe(rules(prod).length);
+      for (const rule of rules(u)) {
+        const tokens = rule.split(".");
+        // No production stream, KV stream or bucket is named…
+        for (const t of tokens) {
+          expect(streamNames.has(t), `${u.name}: ${rule}`).toBe(false);
+          if (t.startsWith("KV_")) expect(t.startsWith("KV_alice_"), `${u.name}: ${rule}`).toBe(true);
+        }
+        if (tokens[0] === "$KV" && tokens[1] !== ">")
+          expect(tokens[1]?.startsWith("alice_"), rule).toBe(true);
+        // …and every event, DLQ, replay, audit and finding subject is under the namespace.
+        if (!rule.startsWith("$") && !rule.startsWith("_INBOX"))
+          expect(tokens[0], `${u.name}: ${rule}`).toBe("alice");
+      }
+    }
+    const nsPub = (name: string) => ns.users.find((x) => x.name === name)?.permissions?.publish.allow ?? [];
+    expect(nsPub("validator")).toEqual(
+      expect.arrayContaining([
+        "alice.transfers.validated.*",
+        "alice.dlq.validator",
+        "$JS.API.STREAM.INFO.alice_INGRESS",
+        "$JS.API.CONSUMER.MSG.NEXT.alice_INGRESS.validator",
+        "$KV.alice_jetmesh-positions.alice_INGRESS.validator",
+      ]),
+    );
+    expect(nsPub("deploy")).toEqual(
+      expect.arrayContaining([
+        "$JS.API.STREAM.CREATE.alice_LEDGER",
+        "$JS.API.STREAM.CREATE.KV_alice_ledger-snapshots",
+      ]),
+    );
+  });
+
   it("access - without runtime creation only the deploy user creates streams", () => {
     const strict = natsAccess({ services, runtimeCreates: false });
     for (const u of strict.users.filter((x) => x.kind === "service"))

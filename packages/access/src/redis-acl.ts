@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { namesFor } from "@jetmesh/contracts";
 
 /**
  * The Redis users of jetmesh and what each may do: one user per service, least privilege.
@@ -170,11 +171,16 @@ const TOOL_USERS = new Set(["ops", "replica", "admin"]);
  * stage thus has its least-privilege user from its manifest alone; one that keeps more state
  * in Redis needs a grant written out above (test/redis-access.test.ts runs its code as it).
  */
-export function redisUsers(stages: readonly string[]): readonly RedisUserGrant[] {
+export function redisUsers(stages: readonly string[], namespace = ""): readonly RedisUserGrant[] {
   const granted = new Set(REDIS_USERS.map((u) => u.user));
   const added = stages.filter((s) => !granted.has(s)).map(plainStage);
   const services = REDIS_USERS.filter((u) => !TOOL_USERS.has(u.user));
-  return [...services, ...added, ...REDIS_USERS.filter((u) => TOOL_USERS.has(u.user))];
+  const users = [...services, ...added, ...REDIS_USERS.filter((u) => TOOL_USERS.has(u.user))];
+  // In a namespace (JETMESH_NAMESPACE) every key the services name carries its prefix.
+  const prefix = namesFor(namespace).redisPrefix;
+  if (!prefix) return users;
+  const within = (patterns: readonly string[]) => patterns.map((k) => `${prefix}${k}`);
+  return users.map((u) => ({ ...u, keys: within(u.keys), readKeys: within(u.readKeys) }));
 }
 
 /** The user a replica authenticates as. */

@@ -81,6 +81,19 @@ describe("redis access files", () => {
     expect(redisUsers(["validator", "risk"])).toEqual(REDIS_USERS);
   });
 
+  it("access - in a namespace every user's key patterns carry its Redis prefix, commands unchanged", () => {
+    const prod = redisUsers(["validator", "notifier"]);
+    const ns = redisUsers(["validator", "notifier"], "alice");
+    expect(ns.map((u) => u.user)).toEqual(prod.map((u) => u.user));
+    for (const [i, u] of ns.entries()) {
+      const p = prod[i]!;
+      expect(u.keys).toEqual(p.keys.map((k) => `alice:${k}`));
+      expect(u.readKeys).toEqual(p.readKeys.map((k) => `alice:${k}`));
+      expect(u.commands).toEqual(p.commands);
+    }
+    expect(ns.find((u) => u.user === "validator")!.keys).toEqual(["alice:validator:*"]);
+  });
+
   it("access - refuses a grant without a password, a second grant of one user, and a default user", () => {
     const g = { user: "a", purpose: "", keys: [], readKeys: [], commands: [] };
     expect(() => renderAclFile([g], new Map())).toThrow(/no password/);

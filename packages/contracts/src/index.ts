@@ -92,6 +92,8 @@ export {
   typeOfSubject,
 } from "./subjects.ts";
 export { AccountPatterns, LedgerProjection } from "./projections.ts";
+export { NAMESPACE_PATTERN, namesFor, namespaceProblem } from "./namespace.ts";
+export type { Names } from "./namespace.ts";
 export {
   decodeFinding,
   encodeFinding,

@@ -28,8 +28,9 @@ export type StreamName = (typeof StreamNames)[keyof typeof StreamNames] | (keyof
  * holds for `nats stream add --config`. Durations are milliseconds here and
  * nanoseconds in the server config ({@link toStreamConfig}).
  */
-export interface StreamDefinition {
-  readonly name: StreamName;
+export interface StreamDefinition<Name extends string = StreamName> {
+  /** The contract's name; `StreamDefinition<string>` in a namespace, the name on the server (`namesFor`). */
+  readonly name: Name;
   readonly description: string;
   /** Team that owns the stream (the producing stage). */
   readonly owner: string;
@@ -226,7 +227,7 @@ export interface StreamLimits {
 }
 
 /** `def` with `limits` applied: what a test provisions instead of the definition. */
-export function withLimits(def: StreamDefinition, limits: StreamLimits | undefined): StreamDefinition {
+export function withLimits<D extends StreamDefinition<string>>(def: D, limits: StreamLimits | undefined): D {
   if (!limits) return def;
   return {
     ...def,
@@ -244,7 +245,7 @@ export function withLimits(def: StreamDefinition, limits: StreamLimits | undefin
  * may not have seen), the definition's age limit (event streams and REPLAY: old data
  * leaves by age), an explicit duplicate window.
  */
-export function toStreamConfig(def: StreamDefinition, opts: { replicas?: number } = {}) {
+export function toStreamConfig(def: StreamDefinition<string>, opts: { replicas?: number } = {}) {
   return {
     name: def.name,
     description: def.description,

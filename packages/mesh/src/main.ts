@@ -1,6 +1,7 @@
 import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Socket } from "node:net";
+import { namespaceProblem } from "@jetmesh/contracts";
 import { ConfigError, configErrorBlock, createRedis, loadRedisSentinel } from "@jetmesh/stage";
 import { stopAllProcesses } from "@jetmesh/testkit";
 import { Command, InvalidArgumentError } from "commander";
@@ -40,11 +41,16 @@ const program = new Command()
     positive("--quiet-timeout"),
     180,
   )
+  .option(
+    "--namespace <ns>",
+    "dev isolation: the mesh's streams, buckets and Redis keys in this namespace (default $JETMESH_NAMESPACE)",
+  )
   .option("--no-progress", "no progress bar")
   .addHelpText(
     "after",
     "\nEnvironment: NATS_URL and REDIS_URL are reused when they answer; otherwise nats-server and\n" +
-      "redis-server are started on free ports. With REDIS_SENTINELS and REDIS_SENTINEL_NAME (and\n" +
+      "redis-server are started on free ports; JETMESH_NAMESPACE (or --namespace) isolates this mesh on\n" +
+      "shared ones. With REDIS_SENTINELS and REDIS_SENTINEL_NAME (and\n" +
       "REDIS_SENTINEL_PASSWORD_FILE), the primary those sentinels name is used and every service\n" +
       "gets the same keys, so it follows a failover. Exit status: 0 when every invariant holds,\n" +
       "1 otherwise, 2 for a bad setting.",
@@ -61,8 +67,15 @@ const opts = program.opts<{
   logLevel: string;
   quietTimeout: number;
   progress: boolean;
+  namespace?: string;
 }>();
 
+const namespace = opts.namespace ?? process.env.JETMESH_NAMESPACE ?? "";
+const namespaceProblemText = namespaceProblem(namespace);
+if (namespaceProblemText) {
+  process.stderr.write(`mesh: namespace ${JSON.stringify(namespace)}: ${namespaceProblemText}\n`);
+  process.exit(2);
+}
 const bar = createProgressBar({ enabled: opts.progress });
 let mesh: MeshHandle | undefined;
 let stopping = false;
@@ -133,6 +146,7 @@ try {
     ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
     ...(redisUrl ? { redisUrl } : {}),
     ...(sentinel ? { env: sentinel.env } : {}),
+    namespace,
   });
   bar.done();
   process.stdout.write(`${formatReport(report)}\n`);

@@ -88,6 +88,12 @@ export interface StartMeshOptions {
    * older build during a rolling upgrade (`scripts/build.mjs` `buildVariant`).
    */
   readonly bundles?: Partial<Readonly<Record<ServiceName, string>>>;
+  /**
+   * Dev isolation: the mesh's streams, buckets and Redis keys in this namespace
+   * (JETMESH_NAMESPACE of every service, `namesFor` of @jetmesh/contracts), so that several
+   * meshes share one nats-server and Redis. Default: `env.JETMESH_NAMESPACE`, else none.
+   */
+  readonly namespace?: string;
 }
 
 /** Options of {@link MeshHandle.addInstance}. */
@@ -127,6 +133,8 @@ export interface MeshService {
 /** A running mesh. */
 export interface MeshHandle {
   readonly natsUrl: string;
+  /** JETMESH_NAMESPACE of its services; "" for none. */
+  readonly namespace: string;
   readonly redisUrl: string;
   readonly gatewayUrl: string;
   readonly bankUrl: string;
@@ -189,6 +197,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     // The deploy step: every stream from its contract, LEDGER included (no service ever
     // creates LEDGER; each waits for it), as `nats stream add --config deploy/streams/*.json`.
     const replicas = Number(opts.env?.JETMESH_REPLICAS ?? 1);
+    const namespace = opts.namespace ?? opts.env?.JETMESH_NAMESPACE ?? "";
     const deployer = await connect({ servers: natsUrl, name: "mesh-deploy" });
     try {
       const created = await provisionStreams(await jetstreamManager(deployer), {
@@ -198,6 +207,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
         // check what they read and write against it at start.
         schemas: opts.registry ?? registryDocuments(currentSchemaSet(), releasedSchemas()),
         ...(opts.streamLimits ? { limits: opts.streamLimits } : {}),
+        ...(namespace ? { namespace } : {}),
       });
       if (created.length) status(`streams: created ${created.join(", ")} (replicas ${replicas})`);
     } finally {
@@ -237,6 +247,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
                 }
               : {}),
             ...opts.env,
+            ...(namespace ? { JETMESH_NAMESPACE: namespace } : {}),
           }
         : {
             BANK_HOST: "127.0.0.1",
@@ -268,6 +279,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
     let stopped: Promise<void> | undefined;
     return {
       natsUrl,
+      namespace,
       redisUrl,
       gatewayUrl: url("gateway"),
       bankUrl: url("bank-sim"),

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { namesFor } from "@jetmesh/contracts";
 import { CatalogStreams } from "./services.ts";
 
 /** What is still moving, per durable consumer and stream. */
@@ -12,20 +13,24 @@ export interface PipelineBacklog {
   readonly lastSeqs: Readonly<Record<string, number>>;
 }
 
-/** Reads every durable consumer's backlog and every stream's last sequence once. */
-export async function pipelineBacklog(jsm: JetStreamManager): Promise<PipelineBacklog> {
+/**
+ * Reads every durable consumer's backlog and every stream's last sequence once, in
+ * `namespace` (JETMESH_NAMESPACE; default none). Streams are named as the contracts name them.
+ */
+export async function pipelineBacklog(jsm: JetStreamManager, namespace = ""): Promise<PipelineBacklog> {
+  const names = namesFor(namespace);
   const consumers: Record<string, number> = {};
   const lastSeqs: Record<string, number> = {};
   let outstanding = 0;
   // Every stream of the catalog: one a stage adds to its manifest cannot be left out of the wait.
   for (const stream of CatalogStreams) {
     try {
-      lastSeqs[stream] = (await jsm.streams.info(stream)).state.last_seq;
+      lastSeqs[stream] = (await jsm.streams.info(names.stream(stream))).state.last_seq;
     } catch (err) {
       if (err instanceof JetStreamApiError) continue; // not created yet
       throw err;
     }
-    for await (const c of jsm.consumers.list(stream)) {
+    for await (const c of jsm.consumers.list(names.stream(stream))) {
       // Ephemeral (ordered) readers such as the ledger's projector or the checker may lag
       // by design and are not part of the pipeline's work.
       if (!c.config.durable_name) continue;
@@ -45,6 +50,8 @@ export interface WaitForQuietOptions {
   readonly intervalMs?: number;
   /** Consecutive quiet polls with unchanged streams needed (default 3). */
   readonly stablePolls?: number;
+  /** The namespace whose pipeline is waited for (JETMESH_NAMESPACE; default none). */
+  readonly namespace?: string;
   readonly onProgress?: (b: PipelineBacklog) => void;
 }
 
@@ -65,7 +72,7 @@ export async function waitForQuiet(
   let previous = "";
   let last: PipelineBacklog | undefined;
   for (;;) {
-    last = await pipelineBacklog(jsm);
+    last = await pipelineBacklog(jsm, o.namespace);
     o.onProgress?.(last);
     const seqs = JSON.stringify(last.lastSeqs);
     if (last.outstanding === 0 && seqs === previous) streak++;

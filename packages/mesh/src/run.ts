@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { namesFor } from "@jetmesh/contracts";
 import { connect } from "@nats-io/transport-node";
 import { listFindings } from "@jetmesh/ops";
 import { checkInvariants, gatewayBalances } from "@jetmesh/testkit";
@@ -69,6 +70,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
     const deadline = started + (o.quietTimeoutMs ?? 180_000);
     const quiet = () =>
       waitForQuiet(jsm, {
+        namespace: mesh.namespace,
         timeoutMs: Math.max(1000, deadline - Date.now()),
         onProgress: (b) =>
           bar?.update(
@@ -85,6 +87,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
         balances: gatewayBalances(mesh.gatewayUrl, { apiKey: mesh.apiKeys.operator }),
         accounts: traffic.accounts,
         minters: mesh.minters,
+        namespace: mesh.namespace,
       });
     await quiet();
     let quietAtMs = Date.now();
@@ -103,7 +106,7 @@ export async function runDemo(o: RunDemoOptions): Promise<{ mesh: MeshHandle; re
     // The reconciler's own verdict, read from RECONCILE (when the catalog runs one): shown,
     // not judged; the checker above is the test of the run.
     const reconciler = ServiceNames.includes("reconciler")
-      ? (await listFindings(jetstream(nc), jsm, { open: true })).findings
+      ? (await listFindings(jetstream(nc), jsm, { open: true }, namesFor(mesh.namespace))).findings
       : undefined;
     const report = buildReport({
       runId,

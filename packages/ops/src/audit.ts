@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { auditSubject, StreamNames } from "@jetmesh/contracts";
+import { auditSubject, type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import { OpsError, oneLine } from "./errors.ts";
@@ -88,9 +88,9 @@ export function actorOf(flag: string | undefined, env: NodeJS.ProcessEnv): strin
  * recorded is not taken.
  * @throws OpsError naming the deploy file that creates it.
  */
-export async function requireAudit(jsm: JetStreamManager): Promise<void> {
+export async function requireAudit(jsm: JetStreamManager, names: Names = namesFor()): Promise<void> {
   try {
-    await streamInfo(jsm, StreamNames.Audit);
+    await streamInfo(jsm, names.stream(StreamNames.Audit));
   } catch (err) {
     if (err instanceof OpsError)
       throw new OpsError(
@@ -108,15 +108,16 @@ export async function requireAudit(jsm: JetStreamManager): Promise<void> {
 export async function recordAudit<E extends AnyAuditEvent>(
   js: JetStreamClient,
   e: DistributiveOmit<E, "id" | "at">,
+  names: Names = namesFor(),
 ): Promise<E> {
   const event = { id: randomUUID(), at: new Date().toISOString(), ...e } as unknown as E;
   const h = natsHeaders();
   h.set("Content-Type", "application/json");
   try {
-    await js.publish(auditSubject(e.action), JSON.stringify(event), {
+    await js.publish(names.subject(auditSubject(e.action)), JSON.stringify(event), {
       msgID: `audit:${event.id}`,
       headers: h,
-      expect: { streamName: StreamNames.Audit },
+      expect: { streamName: names.stream(StreamNames.Audit) },
     });
   } catch (err) {
     throw new OpsError(`the ${e.action} was done but could not be recorded on AUDIT: ${oneLine(err)}`, {
@@ -141,11 +142,12 @@ export async function listAudit(
   js: JetStreamClient,
   jsm: JetStreamManager,
   filter: { action?: string; since?: Date } = {},
+  names: Names = namesFor(),
 ): Promise<{ rows: AuditRow[]; undecodable: { seq: number; reason: string }[] }> {
-  await requireAudit(jsm);
+  await requireAudit(jsm, names);
   const rows: AuditRow[] = [];
   const undecodable: { seq: number; reason: string }[] = [];
-  for (const m of await readStream(js, jsm, StreamNames.Audit)) {
+  for (const m of await readStream(js, jsm, names.stream(StreamNames.Audit))) {
     let event: AnyAuditEvent;
     try {
       event = JSON.parse(new TextDecoder().decode(m.data)) as AnyAuditEvent;

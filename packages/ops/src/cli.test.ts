@@ -13,6 +13,7 @@ import {
   FindingKinds,
   Headers,
   makeEnvelope,
+  namesFor,
   StreamNames,
   subjectFor,
 } from "@jetmesh/contracts";
@@ -406,4 +407,65 @@ describe("jetmesh CLI against a real nats-server", () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: jetmesh trace [options] <transferId>");
   });
+
+  // Last: it adds namespace alice's streams to the server the tests above read.
+  it("ops - --namespace (or JETMESH_NAMESPACE) reads that namespace's streams, and only them", async () => {
+    const alice = namesFor("alice");
+    await provisionStreams(jsm, {
+      replicas: 1,
+      logger: createLogger({ service: "ops-test", level: "warn" }),
+      namespace: "alice",
+    });
+    const ALICE = "tr-ops-alice";
+    for (const env of lineage(ALICE, Date.now())) {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(eventHeaders(env))) h.set(k, v);
+      await js.publish(alice.subject(subjectFor(env.type, env.data.from)), encodeEvent(env), {
+        msgID: env.eventId,
+        headers: h,
+      });
+    }
+    const hops = (r: { stdout: string }) =>
+      (JSON.parse(r.stdout) as { hops: { stream: string }[] }).hops.map((h) => h.stream);
+    const flag = await jetmesh(["trace", ALICE, "--server", nats.url, "--json", "--namespace", "alice"]);
+    expect(flag.stderr).toBe("");
+    expect(hops(flag)).toEqual([
+      "alice_INGRESS",
+      "alice_VALIDATION",
+      "alice_RISK",
+      "alice_LEDGER",
+      "alice_PAYOUTS",
+    ]);
+    const env = await jetmesh(["trace", ALICE, "--server", nats.url, "--json"], {
+      env: { JETMESH_NAMESPACE: "alice" },
+    });
+    expect(hops(env)).toEqual(hops(flag));
+    // Neither sees the other's transfers.
+    expect((await jetmesh(["trace", ALICE, "--server", nats.url])).code).toBe(1);
+    expect((await jetmesh(["trace", TRANSFER, "--server", nats.url, "--namespace", "alice"])).code).toBe(1);
+    const view = await jetmesh(["view", "LEDGER", "--server", nats.url, "--json", "--namespace", "alice"]);
+    expect(
+      view.stdout
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l).event.correlationId),
+    ).toEqual([ALICE]);
+    const status = JSON.parse(
+      (await jetmesh(["status", "--server", nats.url, "--json", "--namespace", "alice"])).stdout,
+    ) as { streams: { name: string }[] };
+    const names = status.streams.map((x) => x.name);
+    expect(names).toContain("alice_LEDGER");
+    expect(names).toContain("KV_alice_jetmesh-positions");
+    expect(names.filter((n) => !n.startsWith("alice_") && !n.startsWith("KV_alice_"))).toEqual([]);
+    const prod = JSON.parse(
+      (await jetmesh(["status", "--server", nats.url, "--json"])).stdout,
+    ) as typeof status;
+    expect(prod.streams.map((x) => x.name).filter((n) => n.includes("alice"))).toEqual([]);
+    // A namespace that cannot be one is bad usage.
+    const bad = await jetmesh(["status", "--server", nats.url, "--namespace", "Alice"]);
+    expect([bad.code, bad.stderr.split("\n")[0]]).toEqual([
+      2,
+      expect.stringMatching(/^jetmesh: namespace "Alice"/),
+    ]);
+  }, 240_000);
 });

@@ -1,7 +1,8 @@
+import { type Names, namesFor } from "@jetmesh/contracts";
 import { readFileSync } from "node:fs";
 import { type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, nkeyAuthenticator } from "@nats-io/transport-node";
-import { OpsError, oneLine } from "./errors.ts";
+import { ExitCodes, OpsError, oneLine } from "./errors.ts";
 
 /** The server the CLI talks to when `--server` is not given. */
 export function defaultServer(env: NodeJS.ProcessEnv = process.env): string {
@@ -11,6 +12,8 @@ export function defaultServer(env: NodeJS.ProcessEnv = process.env): string {
 
 /** One connection and its JetStream clients, closed by {@link Session.close}. */
 export interface Session {
+  /** The namespace's names (JETMESH_NAMESPACE or `--namespace`; production's without). */
+  readonly names: Names;
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
@@ -20,6 +23,8 @@ export interface Session {
 /** How the CLI logs in: `nkeySeedFile` (`$NATS_NKEY_SEED_FILE`, the `ops` user's seed) or anonymously. */
 export interface SessionOptions {
   readonly nkeySeedFile?: string;
+  /** Dev isolation: the namespace whose streams, buckets and keys the commands name. */
+  readonly namespace?: string;
   readonly timeoutMs?: number;
 }
 
@@ -42,6 +47,12 @@ function authenticatorOf(file: string) {
  */
 export async function openSession(server: string, o: SessionOptions = {}): Promise<Session> {
   const timeoutMs = o.timeoutMs ?? 5_000;
+  let names: Names;
+  try {
+    names = namesFor(o.namespace);
+  } catch (err) {
+    throw new OpsError(oneLine(err), { exitCode: ExitCodes.Usage, cause: err });
+  }
   const authenticator = o.nkeySeedFile ? authenticatorOf(o.nkeySeedFile) : undefined;
   let nc: NatsConnection;
   try {
@@ -57,7 +68,7 @@ export async function openSession(server: string, o: SessionOptions = {}): Promi
   }
   try {
     const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
-    return { nc, js: jsm.jetstream(), jsm, close: () => nc.close() };
+    return { names, nc, js: jsm.jetstream(), jsm, close: () => nc.close() };
   } catch (err) {
     await nc.close().catch(() => {});
     throw new OpsError(`no jetstream at ${server}: ${oneLine(err)}`, { cause: err });

@@ -1,4 +1,12 @@
-import { Headers, REPLAY_MAX_AGE_MS, replayDurable, replaySubject, StreamNames } from "@jetmesh/contracts";
+import {
+  Headers,
+  type Names,
+  namesFor,
+  REPLAY_MAX_AGE_MS,
+  replayDurable,
+  replaySubject,
+  StreamNames,
+} from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { AuditedEntry } from "./audit.ts";
@@ -54,19 +62,25 @@ export async function selectParked(
   js: JetStreamClient,
   jsm: JetStreamManager,
   sel: Selection,
+  names: Names = namesFor(),
 ): Promise<Parked[]> {
   if (sel.seqs?.length) {
     const out: Parked[] = [];
     for (const seq of [...new Set(sel.seqs)]) {
-      const msg = await getParked(jsm, seq);
+      const msg = await getParked(jsm, seq, names);
       out.push({ entry: entryOf(msg), msg });
     }
     return out;
   }
-  return readParked(js, jsm, {
-    ...(sel.stage !== undefined ? { stage: sel.stage } : {}),
-    ...(sel.reason !== undefined ? { reason: sel.reason } : {}),
-  });
+  return readParked(
+    js,
+    jsm,
+    {
+      ...(sel.stage !== undefined ? { stage: sel.stage } : {}),
+      ...(sel.reason !== undefined ? { reason: sel.reason } : {}),
+    },
+    names,
+  );
 }
 
 /**
@@ -142,11 +156,12 @@ function replayHeaders(
 }
 
 /** Removes a DLQ entry; one already gone (another operator's action) counts as removed. */
-async function removeParked(jsm: JetStreamManager, seq: number): Promise<void> {
+async function removeParked(jsm: JetStreamManager, seq: number, names: Names): Promise<void> {
+  const dlq = names.stream(StreamNames.Dlq);
   try {
-    await jsm.streams.deleteMessage(StreamNames.Dlq, seq, false);
+    await jsm.streams.deleteMessage(dlq, seq, false);
   } catch (err) {
-    if ((await jsm.streams.getMessage(StreamNames.Dlq, { seq }).catch(() => undefined)) === null) return;
+    if ((await jsm.streams.getMessage(dlq, { seq }).catch(() => undefined)) === null) return;
     throw err;
   }
 }
@@ -172,15 +187,17 @@ export async function replayParked(
   js: JetStreamClient,
   jsm: JetStreamManager,
   parked: readonly Parked[],
-  o: { dryRun: boolean; bankUrl?: string },
+  o: { dryRun: boolean; bankUrl?: string; names?: Names },
 ): Promise<ActionResult[]> {
-  await requireReplay(jsm);
+  const names = o.names ?? namesFor();
+  const replayStream = names.stream(StreamNames.Replay);
+  await requireReplay(jsm, names);
   const durables = new Map<string, boolean>();
   const consumed = async (stage: string) => {
     if (!durables.has(stage))
       durables.set(
         stage,
-        await jsm.consumers.info(StreamNames.Replay, replayDurable(stage)).then(
+        await jsm.consumers.info(replayStream, replayDurable(stage)).then(
           () => true,
           () => false,
         ),
@@ -225,12 +242,12 @@ export async function replayParked(
       }
       notes.push(verdict.detail);
     }
-    const subject = replaySubject(stage);
-    const target = `${subject} on ${StreamNames.Replay} for stage ${stage} (as ${originStream} #${originSeq})`;
+    const subject = names.subject(replaySubject(stage));
+    const target = `${subject} on ${replayStream} for stage ${stage} (as ${originStream} #${originSeq})`;
     // Said, not refused: the stage may be down, or not restarted since REPLAY was created.
     if (!(await consumed(stage)))
       notes.push(
-        `no consumer ${replayDurable(stage)} on ${StreamNames.Replay} yet: the replay waits there until stage ${stage}, started with ${StreamNames.Replay} present, takes it (at most ${days(REPLAY_MAX_AGE_MS)})`,
+        `no consumer ${replayDurable(stage)} on ${replayStream} yet: the replay waits there until stage ${stage}, started with ${replayStream} present, takes it (at most ${days(REPLAY_MAX_AGE_MS)})`,
       );
     if (o.dryRun) {
       out.push(audited(e, "would-replay", [`would send to ${target}`, ...notes].join("; ")));
@@ -241,7 +258,7 @@ export async function replayParked(
       ack = await js.publish(subject, p.msg.data, {
         msgID: replayMsgId(e),
         headers: replayHeaders({ ...p, entry: { ...e, originStream, originSubject, originSeq } }),
-        expect: { streamName: StreamNames.Replay },
+        expect: { streamName: replayStream },
       });
     } catch (err) {
       out.push(audited(e, "failed", `replay not stored, entry kept: ${oneLine(err)}`));
@@ -252,7 +269,7 @@ export async function replayParked(
       : `sent to ${target} as ${ack.stream} #${ack.seq}`;
     const replay = { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate };
     try {
-      await removeParked(jsm, e.dlqSeq);
+      await removeParked(jsm, e.dlqSeq, names);
     } catch (err) {
       out.push({
         ...audited(
@@ -273,9 +290,9 @@ export async function replayParked(
  * Fails before any replay when the REPLAY stream is missing.
  * @throws OpsError naming the deploy file that creates it.
  */
-export async function requireReplay(jsm: JetStreamManager): Promise<void> {
+export async function requireReplay(jsm: JetStreamManager, names: Names = namesFor()): Promise<void> {
   try {
-    await streamInfo(jsm, StreamNames.Replay);
+    await streamInfo(jsm, names.stream(StreamNames.Replay));
   } catch (err) {
     if (err instanceof OpsError)
       throw new OpsError(
@@ -287,11 +304,15 @@ export async function requireReplay(jsm: JetStreamManager): Promise<void> {
 }
 
 /** Deletes each parked message from the DLQ. Never throws for one entry. */
-export async function dropParked(jsm: JetStreamManager, parked: readonly Parked[]): Promise<ActionResult[]> {
+export async function dropParked(
+  jsm: JetStreamManager,
+  parked: readonly Parked[],
+  names: Names = namesFor(),
+): Promise<ActionResult[]> {
   const out: ActionResult[] = [];
   for (const { entry: e } of parked) {
     try {
-      await removeParked(jsm, e.dlqSeq);
+      await removeParked(jsm, e.dlqSeq, names);
       out.push(audited(e, "dropped", "deleted from the DLQ"));
     } catch (err) {
       out.push(audited(e, "failed", `not dropped: ${oneLine(err)}`));

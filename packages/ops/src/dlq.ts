@@ -1,4 +1,4 @@
-import { Headers, StreamNames } from "@jetmesh/contracts";
+import { Headers, type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
 import { decodeBodyLenient } from "./decode.ts";
 import { OpsError } from "./errors.ts";
@@ -94,10 +94,11 @@ export async function readParked(
   js: JetStreamClient,
   jsm: JetStreamManager,
   filter: DlqFilter = {},
+  names: Names = namesFor(),
 ): Promise<Array<{ entry: DlqEntry; msg: StoredMessage }>> {
   // The whole stream, filtered here: an ordered consumer's filter_subjects needs nats-server
   // 2.10, and the DLQ is small enough to read at an operator's request.
-  const msgs = await readStream(js, jsm, StreamNames.Dlq);
+  const msgs = await readStream(js, jsm, names.stream(StreamNames.Dlq));
   const now = Date.now();
   return msgs.map((msg) => ({ entry: entryOf(msg, now), msg })).filter(({ entry }) => matches(entry, filter));
 }
@@ -107,8 +108,9 @@ export async function listParked(
   js: JetStreamClient,
   jsm: JetStreamManager,
   filter: DlqFilter = {},
+  names: Names = namesFor(),
 ): Promise<DlqListing> {
-  const entries = (await readParked(js, jsm, filter)).map((p) => p.entry);
+  const entries = (await readParked(js, jsm, filter, names)).map((p) => p.entry);
   const byStage: Record<string, number> = {};
   const byReason: Record<string, number> = {};
   for (const e of entries) {
@@ -120,18 +122,23 @@ export async function listParked(
   return { total: entries.length, entries, byStage, byReason };
 }
 
-const storedOf = (m: StoredMsg): StoredMessage => storedMessageOf(StreamNames.Dlq, m);
+const storedOf = (m: StoredMsg, stream: string): StoredMessage => storedMessageOf(stream, m);
 
 /**
  * One DLQ message by sequence.
  * @throws OpsError (exit 1) when the DLQ has no message at `seq` (never parked, replayed or
  *   dropped since), or there is no DLQ stream.
  */
-export async function getParked(jsm: JetStreamManager, seq: number): Promise<StoredMessage> {
-  await streamInfo(jsm, StreamNames.Dlq);
-  const m = await jsm.streams.getMessage(StreamNames.Dlq, { seq });
+export async function getParked(
+  jsm: JetStreamManager,
+  seq: number,
+  names: Names = namesFor(),
+): Promise<StoredMessage> {
+  const dlq = names.stream(StreamNames.Dlq);
+  await streamInfo(jsm, dlq);
+  const m = await jsm.streams.getMessage(dlq, { seq });
   if (!m) throw new OpsError(`no DLQ entry #${seq} (never parked, or replayed or dropped since)`);
-  return storedOf(m);
+  return storedOf(m, dlq);
 }
 
 const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);

@@ -1,4 +1,4 @@
-import { decodeFinding, type Finding, StreamNames } from "@jetmesh/contracts";
+import { decodeFinding, type Finding, type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { oneLine } from "./errors.ts";
 import { readStream } from "./read-stream.ts";
@@ -35,8 +35,9 @@ export async function listFindings(
   js: JetStreamClient,
   jsm: JetStreamManager,
   filter: FindingsFilter = {},
+  names: Names = namesFor(),
 ): Promise<FindingsListing> {
-  const msgs = await readStream(js, jsm, StreamNames.Reconcile);
+  const msgs = await readStream(js, jsm, names.stream(StreamNames.Reconcile));
   const last = new Map<string, FindingRow>();
   const undecodable: { seq: number; reason: string }[] = [];
   for (const m of msgs) {

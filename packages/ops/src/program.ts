@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline";
-import { FindingKinds } from "@jetmesh/contracts";
+import { FindingKinds, StreamNames } from "@jetmesh/contracts";
 import { createLedgerStore } from "@jetmesh/ledger/store";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { actorOf, listAudit, recordAudit, renderAudit, requireAudit } from "./audit.ts";
@@ -129,11 +129,20 @@ async function sessionDo<T>(
   }
 }
 
-/** Runs a command's work in a session; the operators' NATS user logs in with its NKey seed, as the services do. */
+/** The `--namespace` a command was given (the root option, recorded before the action runs). */
+const namespaceGiven = new WeakMap<CliIo, string>();
+
+/**
+ * Runs a command's work in a session; the operators' NATS user logs in with its NKey seed, as
+ * the services do. Streams, subjects and buckets are named in the namespace of `--namespace`
+ * or JETMESH_NAMESPACE (production's without).
+ */
 function sessionsOf(io: CliIo) {
   const nkeySeedFile = io.env.NATS_NKEY_SEED_FILE?.trim() || undefined;
-  return <T>(server: string, run: (s: Session) => Promise<T>) =>
-    sessionDo(server, run, nkeySeedFile ? { nkeySeedFile } : {});
+  return <T>(server: string, run: (s: Session) => Promise<T>) => {
+    const namespace = namespaceGiven.get(io) ?? io.env.JETMESH_NAMESPACE?.trim() ?? "";
+    return sessionDo(server, run, { ...(nkeySeedFile ? { nkeySeedFile } : {}), namespace });
+  };
 }
 
 function buildProgram(io: CliIo): Command {
@@ -152,7 +161,15 @@ function buildProgram(io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })
     .showSuggestionAfterError(false)
-    .addHelpText("after", "\nExit status: 0 ok, 1 runtime failure, 2 bad usage.");
+    .addHelpText("after", "\nExit status: 0 ok, 1 runtime failure, 2 bad usage.")
+    .option(
+      "--namespace <ns>",
+      "dev isolation: the namespace whose streams, buckets and Redis keys the command names (default $JETMESH_NAMESPACE, else none)",
+    )
+    .hook("preAction", (root) => {
+      const ns = root.opts<{ namespace?: string }>().namespace;
+      if (ns !== undefined) namespaceGiven.set(io, ns);
+    });
 
   program
     .command("decode")
@@ -186,13 +203,19 @@ function buildProgram(io: CliIo): Command {
         stream: string,
         o: { server: string; subject?: string; seq?: number; since?: Date; last?: number; json: boolean },
       ) => {
-        await withSession(o.server, async ({ js, jsm }) => {
-          const msgs = await readStream(js, jsm, stream, {
-            ...(o.subject ? { subject: o.subject } : {}),
-            ...(o.seq !== undefined ? { fromSeq: o.seq } : {}),
-            ...(o.since ? { since: o.since } : {}),
-            ...(o.last !== undefined ? { last: o.last } : {}),
-          });
+        await withSession(o.server, async ({ js, jsm, names }) => {
+          // A contract name (`LEDGER`) is the namespace's stream; a server name is taken as given.
+          const msgs = await readStream(
+            js,
+            jsm,
+            names.streamOf(stream) === undefined ? names.stream(stream) : stream,
+            {
+              ...(o.subject ? { subject: o.subject } : {}),
+              ...(o.seq !== undefined ? { fromSeq: o.seq } : {}),
+              ...(o.since ? { since: o.since } : {}),
+              ...(o.last !== undefined ? { last: o.last } : {}),
+            },
+          );
           for (const m of msgs) io.out(o.json ? `${viewLine(viewOf(m))}\n` : `${viewBlock(viewOf(m))}\n\n`);
           if (!o.json && msgs.length === 0) io.err(`no messages in ${stream} for that range\n`);
         });
@@ -205,7 +228,7 @@ function buildProgram(io: CliIo): Command {
     .addOption(server())
     .option("--json", "print JSON", false)
     .action(async (o: { server: string; json: boolean }) => {
-      const status = await withSession(o.server, ({ jsm }) => readStatus(jsm));
+      const status = await withSession(o.server, ({ jsm, names }) => readStatus(jsm, Date.now(), names));
       io.out(o.json ? `${toJson(status, 2)}\n` : `${renderStatus(status)}\n`);
     });
 
@@ -218,7 +241,9 @@ function buildProgram(io: CliIo): Command {
     .addOption(server())
     .option("--json", "print JSON", false)
     .action(async (transferId: string, o: { server: string; json: boolean }) => {
-      const trace = await withSession(o.server, ({ js, jsm }) => readTrace(js, jsm, transferId));
+      const trace = await withSession(o.server, ({ js, jsm, names }) =>
+        readTrace(js, jsm, transferId, names),
+      );
       io.out(o.json ? `${toJson(trace, 2)}\n` : `${renderTrace(trace)}\n`);
     });
   addDlq(program, io, server);
@@ -234,8 +259,8 @@ function buildProgram(io: CliIo): Command {
     .option("--json", "print JSON", false)
     .addOption(server())
     .action(async (o: { open: boolean; kind?: string; json: boolean; server: string }) => {
-      const listing = await withSession(o.server, ({ js, jsm }) =>
-        listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }),
+      const listing = await withSession(o.server, ({ js, jsm, names }) =>
+        listFindings(js, jsm, { open: o.open, ...(o.kind ? { kind: o.kind } : {}) }, names),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderFindings(listing)}\n`);
     });
@@ -256,11 +281,16 @@ function buildProgram(io: CliIo): Command {
     .option("--json", "print JSON", false)
     .addOption(server())
     .action(async (o: { action?: string; since?: Date; json: boolean; server: string }) => {
-      const listing = await withSession(o.server, ({ js, jsm }) =>
-        listAudit(js, jsm, {
-          ...(o.action ? { action: o.action } : {}),
-          ...(o.since ? { since: o.since } : {}),
-        }),
+      const listing = await withSession(o.server, ({ js, jsm, names }) =>
+        listAudit(
+          js,
+          jsm,
+          {
+            ...(o.action ? { action: o.action } : {}),
+            ...(o.since ? { since: o.since } : {}),
+          },
+          names,
+        ),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderAudit(listing)}\n`);
     });
@@ -285,23 +315,27 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     checkSelection(selection);
     const done = action === "replay" ? "replayed" : "dropped";
     return withSession(o.server, async (session) => {
-      const { js, jsm } = session;
-      await requireAudit(jsm);
-      const parked = await selectParked(js, jsm, selection);
+      const { js, jsm, names } = session;
+      await requireAudit(jsm, names);
+      const parked = await selectParked(js, jsm, selection, names);
       if (parked.length === 0) {
         io.err(`no parked messages match; nothing ${done}\n`);
         return;
       }
       const results = await act(session, parked);
       io.out(`${renderResults(results)}\n`);
-      await recordAudit(js, {
-        action,
-        actor: actorOf(o.actor, io.env),
-        dryRun,
-        selection,
-        seqs: results.map((r) => r.dlqSeq),
-        entries: results,
-      });
+      await recordAudit(
+        js,
+        {
+          action,
+          actor: actorOf(o.actor, io.env),
+          dryRun,
+          selection,
+          seqs: results.map((r) => r.dlqSeq),
+          entries: results,
+        },
+        names,
+      );
       failUnlessAllGood(results, dryRun ? "replayable" : done);
     });
   };
@@ -334,11 +368,16 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     )
     .option("--json", "print JSON", false)
     .action(async (o: { server: string; stage?: string; reason?: string; json: boolean }) => {
-      const listing = await withSession(o.server, ({ js, jsm }) =>
-        listParked(js, jsm, {
-          ...(o.stage !== undefined ? { stage: o.stage } : {}),
-          ...(o.reason !== undefined ? { reason: o.reason } : {}),
-        }),
+      const listing = await withSession(o.server, ({ js, jsm, names }) =>
+        listParked(
+          js,
+          jsm,
+          {
+            ...(o.stage !== undefined ? { stage: o.stage } : {}),
+            ...(o.reason !== undefined ? { reason: o.reason } : {}),
+          },
+          names,
+        ),
       );
       io.out(o.json ? `${toJson(listing, 2)}\n` : `${renderListing(listing)}\n`);
     });
@@ -350,7 +389,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     .addOption(server())
     .option("--json", "one JSON object", false)
     .action(async (seq: number, o: { server: string; json: boolean }) => {
-      const msg = await withSession(o.server, ({ jsm }) => getParked(jsm, seq));
+      const msg = await withSession(o.server, ({ jsm, names }) => getParked(jsm, seq, names));
       const v = viewOf(msg);
       io.out(o.json ? `${viewLine(v)}\n` : `${viewBlock(v)}\n`);
     });
@@ -373,7 +412,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         .default(io.env.PAYOUT_BANK_URL?.trim() || undefined),
     )
     .action((seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) =>
-      actOnParked(seqs, o, "replay", o.dryRun, async ({ js, jsm }, parked) => {
+      actOnParked(seqs, o, "replay", o.dryRun, async ({ js, jsm, names }, parked) => {
         if (!o.bankUrl && parked.some((p) => p.entry.stage === PAYOUT_STAGE))
           throw new OpsError(
             "replaying a payout needs the bank's word on its key first: give --bank-url or set $PAYOUT_BANK_URL; nothing replayed",
@@ -382,6 +421,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         return replayParked(js, jsm, parked, {
           dryRun: o.dryRun,
           ...(o.bankUrl ? { bankUrl: o.bankUrl } : {}),
+          names,
         });
       }),
     );
@@ -394,7 +434,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
   )
     .option("-y, --yes", "do not ask for confirmation", false)
     .action((seqs: number[] | undefined, o: ActionOptions & { yes: boolean }) =>
-      actOnParked(seqs, o, "drop", false, async ({ jsm }, parked) => {
+      actOnParked(seqs, o, "drop", false, async ({ jsm, names }, parked) => {
         if (!o.yes) {
           const which = parked.map((p) => `#${p.entry.dlqSeq}`).join(", ");
           io.err(
@@ -405,7 +445,7 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
           if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
           if (answer !== "y" && answer !== "yes") throw new OpsError("not confirmed; nothing dropped");
         }
-        return dropParked(jsm, parked);
+        return dropParked(jsm, parked, names);
       }),
     );
 }
@@ -469,14 +509,15 @@ function addRebuild(program: Command, io: CliIo, server: () => Option): void {
         actor?: string;
         json: boolean;
       }) => {
-        await withSession(o.server, async ({ js, jsm }) => {
-          if (o.repair) await requireAudit(jsm);
-          const redis = await openRedis(o.redis, io.env);
+        await withSession(o.server, async ({ js, jsm, names }) => {
+          if (o.repair) await requireAudit(jsm, names);
+          const redis = await openRedis(o.redis, io.env, names);
           try {
             const onProgress = progressOf(io, o.progress);
             const opts = {
               js,
               jsm,
+              stream: names.stream(StreamNames.Ledger),
               store: createLedgerStore(redis),
               settleMs: o.settleMs,
               ...(onProgress ? { onProgress } : {}),
@@ -498,19 +539,23 @@ function addRebuild(program: Command, io: CliIo, server: () => Option): void {
                   : "in sync: nothing repaired\n",
               );
             }
-            await recordAudit(js, {
-              action: "rebuild-repair",
-              actor: actorOf(o.actor, io.env),
-              dryRun: false,
-              stream: r.before.stream,
-              outcome: r.outcome,
-              foldSeq: r.before.foldSeq,
-              appliedSeqBefore: r.before.appliedSeq,
-              restoredSeq: r.restoredSeq,
-              differences: r.before.differences.slice(0, 100),
-              differenceCount: r.before.differences.length,
-              remaining: r.after.differences.slice(0, 100),
-            });
+            await recordAudit(
+              js,
+              {
+                action: "rebuild-repair",
+                actor: actorOf(o.actor, io.env),
+                dryRun: false,
+                stream: r.before.stream,
+                outcome: r.outcome,
+                foldSeq: r.before.foldSeq,
+                appliedSeqBefore: r.before.appliedSeq,
+                restoredSeq: r.restoredSeq,
+                differences: r.before.differences.slice(0, 100),
+                differenceCount: r.before.differences.length,
+                remaining: r.after.differences.slice(0, 100),
+              },
+              names,
+            );
             if (r.after.differences.length)
               throw new OpsError(
                 `the projection still differs after the repair (${r.after.differences.length})`,
@@ -581,28 +626,33 @@ function addRewind(program: Command, io: CliIo, server: () => Option): void {
           server: string;
         },
       ) => {
-        await withSession(o.server, async ({ js, jsm }) => {
-          await requireAudit(jsm);
+        await withSession(o.server, async ({ js, jsm, names }) => {
+          await requireAudit(jsm, names);
           const plan = await planRewind(js, jsm, {
             stage,
+            names,
             from: o.from,
             ...(o.stream ? { stream: o.stream } : {}),
             ...(o.partition !== undefined ? { partition: o.partition } : {}),
           });
           io.out(o.json ? `${toJson(plan, 2)}\n` : `${renderPlan(plan, { dryRun: o.dryRun })}\n`);
           const audit = (dryRun: boolean) =>
-            recordAudit(js, {
-              action: "rewind",
-              actor: actorOf(o.actor, io.env),
-              dryRun,
-              stage,
-              stream: plan.stream,
-              consumer: plan.consumer,
-              fromSeq: plan.fromSeq ?? 0,
-              filter: plan.filter ? [plan.filter] : [],
-              messages: plan.messages,
-              previousAckFloor: plan.ackFloor,
-            });
+            recordAudit(
+              js,
+              {
+                action: "rewind",
+                actor: actorOf(o.actor, io.env),
+                dryRun,
+                stage,
+                stream: plan.stream,
+                consumer: plan.consumer,
+                fromSeq: plan.fromSeq ?? 0,
+                filter: plan.filter ? [plan.filter] : [],
+                messages: plan.messages,
+                previousAckFloor: plan.ackFloor,
+              },
+              names,
+            );
           if (plan.fromSeq === null) {
             io.err("nothing to reprocess; nothing changed\n");
             return;
@@ -616,7 +666,7 @@ function addRewind(program: Command, io: CliIo, server: () => Option): void {
             !(await confirm(io, `rewind ${plan.consumer} on ${plan.stream} to seq ${plan.fromSeq}?`))
           )
             throw new OpsError("not confirmed; nothing changed");
-          const created = await applyRewind(js, jsm, plan);
+          const created = await applyRewind(js, jsm, plan, names);
           (o.json ? io.err : io.out)(
             `rewound: ${created.name} on ${created.stream_name} delivers again from seq ${plan.fromSeq} (${created.num_pending} pending)\n`,
           );

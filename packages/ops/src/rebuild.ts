@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { StreamNames } from "@jetmesh/contracts";
+import { type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import { type FoldResult, foldLedger, formatDifference, rebuild } from "@jetmesh/ledger/projection-check";
 import type { LedgerStore } from "@jetmesh/ledger/store";
 import { ConfigError, createRedis, loadRedisSentinel, type RedisSentinel } from "@jetmesh/stage";
@@ -35,7 +35,11 @@ export interface RebuildCheck {
  * `REDIS_SENTINELS`/`REDIS_SENTINEL_NAME`/`REDIS_SENTINEL_PASSWORD_FILE`, as the services read them.
  * @throws OpsError (exit 2) for a bad Sentinel setting, (exit 1) when Redis does not answer.
  */
-export async function openRedis(url: string, env: NodeJS.ProcessEnv): Promise<Redis> {
+export async function openRedis(
+  url: string,
+  env: NodeJS.ProcessEnv,
+  names: Names = namesFor(),
+): Promise<Redis> {
   let sentinel: RedisSentinel | undefined;
   try {
     sentinel = loadRedisSentinel(env);
@@ -57,6 +61,7 @@ export async function openRedis(url: string, env: NodeJS.ProcessEnv): Promise<Re
     url,
     name: "jetmesh-ops",
     auth: { ...(username ? { username } : {}), ...(password ? { password } : {}) },
+    keyPrefix: names.redisPrefix,
     ...(sentinel ? { sentinel } : {}),
     onError: () => {},
   });

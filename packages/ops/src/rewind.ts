@@ -1,3 +1,4 @@
+import { type Names, namesFor } from "@jetmesh/contracts";
 import { type ConsumerPosition, POSITIONS_BUCKET } from "@jetmesh/stage/internal";
 import {
   type ConsumerConfig,
@@ -58,9 +59,12 @@ const isNotFound = (err: unknown) => err instanceof JetStreamApiError && NOT_FOU
 export async function findStageConsumer(
   jsm: JetStreamManager,
   stage: string,
-  stream?: string,
+  given?: string,
+  names: Names = namesFor(),
 ): Promise<ConsumerInfo> {
-  if (stream) {
+  if (given) {
+    // A contract name (`RISK`) or the server's (`alice_RISK`).
+    const stream = names.streamOf(given) === undefined ? names.stream(given) : given;
     await streamInfo(jsm, stream);
     try {
       return await jsm.consumers.info(stream, stage);
@@ -71,6 +75,7 @@ export async function findStageConsumer(
   }
   const found: ConsumerInfo[] = [];
   for await (const name of jsm.streams.names()) {
+    if (names.streamOf(name) === undefined) continue; // another namespace's
     try {
       found.push(await jsm.consumers.info(name, stage));
     } catch (err) {
@@ -111,9 +116,10 @@ async function firstFrom(
 export async function planRewind(
   js: JetStreamClient,
   jsm: JetStreamManager,
-  o: { stage: string; stream?: string; from: RewindFrom; partition?: string },
+  o: { stage: string; stream?: string; from: RewindFrom; partition?: string; names?: Names },
 ): Promise<RewindPlan> {
-  const ci = await findStageConsumer(jsm, o.stage, o.stream);
+  const names = o.names ?? namesFor();
+  const ci = await findStageConsumer(jsm, o.stage, o.stream, names);
   const stream = ci.stream_name;
   const filter = ci.config.filter_subject ?? "";
   const info = await streamInfo(jsm, stream);
@@ -142,7 +148,8 @@ export async function planRewind(
     let seq: number | undefined;
     let count = 0;
     for (const subject of subjects) {
-      const first = await firstFrom(js, stream, partitionFilter(subject, o.partition), from);
+      const narrowed = names.subject(partitionFilter(names.local(subject), o.partition));
+      const first = await firstFrom(js, stream, narrowed, from);
       if (!first) continue;
       seq = seq === undefined ? first.seq : Math.min(seq, first.seq);
       count += first.count;
@@ -205,6 +212,7 @@ export async function applyRewind(
   js: JetStreamClient,
   jsm: JetStreamManager,
   plan: RewindPlan,
+  names: Names = namesFor(),
 ): Promise<ConsumerInfo> {
   if (plan.fromSeq === null) throw new OpsError("nothing to rewind");
   const fromSeq = plan.fromSeq;
@@ -227,7 +235,7 @@ export async function applyRewind(
         });
     }
   }
-  const kv = await new Kvm(js).open(POSITIONS_BUCKET);
+  const kv = await new Kvm(js).open(names.bucket(POSITIONS_BUCKET));
   await kv.put(
     `${plan.stream}.${plan.consumer}`,
     JSON.stringify({ ackFloor: fromSeq - 1, at: new Date().toISOString() } satisfies ConsumerPosition),

@@ -31,7 +31,6 @@ import { createLogger } from "@jetmesh/stage";
 import {
   type NatsClusterHandle,
   type NatsServerHandle,
-  openFindings,
   type RedisServerHandle,
   startNats,
   startNatsCluster,
@@ -39,14 +38,20 @@ import {
   stopAllProcesses,
   waitFor,
 } from "@jetmesh/testkit";
-import { type JetStreamClient, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { Packr } from "msgpackr";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listParked } from "./dlq.ts";
+import { listFindings } from "./findings.ts";
 import { type RunbookPage, readRunbookPages } from "./runbook-pages.ts";
 import { type Run, runProcess } from "./testing.ts";
+
+/** The reconciler's open findings, read from RECONCILE as `jetmesh findings --open` reads them. */
+async function openFindings(nc: NatsConnection) {
+  return (await listFindings(jetstream(nc), await jetstreamManager(nc), { open: true })).findings;
+}
 
 const root = join(import.meta.dirname, "..", "..", "..");
 const BIN = join(root, "packages", "ops", "bin", "jetmesh.mjs");

@@ -1,3 +1,4 @@
+import { type Names, namesFor } from "@jetmesh/contracts";
 import type { ConsumerInfo, JetStreamManager, StreamInfo } from "@nats-io/jetstream";
 import { formatDuration, renderTable } from "./table.ts";
 
@@ -72,11 +73,17 @@ async function oldestUnackedMs(jsm: JetStreamManager, si: StreamInfo, ci: Consum
 }
 
 /** Every stream of the server and every consumer of each, read once. */
-export async function readStatus(jsm: JetStreamManager, now = Date.now()): Promise<Status> {
+export async function readStatus(
+  jsm: JetStreamManager,
+  now = Date.now(),
+  names: Names = namesFor(),
+): Promise<Status> {
   const streams: StreamStatus[] = [];
   const consumers: ConsumerStatus[] = [];
   const infos: StreamInfo[] = [];
-  for await (const si of jsm.streams.list()) infos.push(si);
+  // The namespace's streams and buckets (KV_<bucket>) only: another developer's are not ours.
+  const ours = (name: string) => names.streamOf(name.replace(/^(KV|OBJ)_/, "")) !== undefined;
+  for await (const si of jsm.streams.list()) if (ours(si.config.name)) infos.push(si);
   infos.sort((a, b) => a.config.name.localeCompare(b.config.name));
   for (const si of infos) {
     streams.push(streamStatus(si));

@@ -1,4 +1,4 @@
-import { Headers, PipelineStreams, StreamNames } from "@jetmesh/contracts";
+import { Headers, type Names, namesFor, PipelineStreams, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { decodeBodyLenient } from "./decode.ts";
 import { OpsError } from "./errors.ts";
@@ -72,13 +72,14 @@ export async function readTrace(
   js: JetStreamClient,
   jsm: JetStreamManager,
   transferId: string,
+  names: Names = namesFor(),
 ): Promise<Trace> {
   const matches: Array<{ msg: StoredMessage; body: ReturnType<typeof decodeBodyLenient> }> = [];
   const missingStreams: string[] = [];
   for (const stream of [...PipelineStreams, StreamNames.Dlq]) {
     let msgs: StoredMessage[];
     try {
-      msgs = await readStream(js, jsm, stream);
+      msgs = await readStream(js, jsm, names.stream(stream));
     } catch (err) {
       if (err instanceof OpsError) {
         missingStreams.push(stream);
@@ -97,7 +98,7 @@ export async function readTrace(
   let prev: number | null = null;
   for (const { msg, body } of matches) {
     const traceId = traceIdOf(headerOf(msg, Headers.TraceParent));
-    if (msg.stream === StreamNames.Dlq) {
+    if (msg.stream === names.stream(StreamNames.Dlq)) {
       const originSeq = headerOf(msg, Headers.DlqSequence);
       deadLetters.push({
         seq: msg.seq,

@@ -1,5 +1,6 @@
 import { type Static, type TObject, type TProperties, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { NAMESPACE_PATTERN } from "@jetmesh/contracts";
 import { ConfigError } from "./errors.ts";
 import { readSecretFile } from "./secrets.ts";
 
@@ -59,6 +60,12 @@ export const BaseEnv = {
     default: "exactly-once",
   }),
   JETMESH_PRODUCTION: Type.Boolean({ default: false }),
+  /**
+   * Dev isolation: prefixes every stream, subject, KV bucket and Redis key this process names
+   * (`namesFor` in @jetmesh/contracts), so developers share one dev NATS and Redis. Unset in
+   * production: the names are the contracts' own.
+   */
+  JETMESH_NAMESPACE: Type.Optional(Type.String({ pattern: NAMESPACE_PATTERN.source, maxLength: 24 })),
   /** Operator's statement that every nats-server runs with `sync_interval: always` (2.10+). */
   JETMESH_SYNC_WRITES: Type.Boolean({ default: false }),
   JETMESH_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
@@ -119,6 +126,7 @@ function allowed(schema: TSchema | undefined): string {
     s.maximum !== undefined ? `<= ${s.maximum}` : "",
     s.minLength !== undefined ? `at least ${s.minLength} characters` : "",
     s.pattern !== undefined ? `matching ${s.pattern}` : "",
+    s.maxLength !== undefined ? `at most ${s.maxLength} characters` : "",
   ].filter(Boolean);
   const type = s.type === "boolean" ? "true or false" : `${String(s.type ?? "a value")}`;
   return bounds.length ? `${type} ${bounds.join(", ")}` : type;
@@ -163,6 +171,8 @@ export function parseConfig<P extends TProperties>(
 /** The protocol settings of one stage, derived from the environment. */
 export interface StageSettings {
   readonly mode: "exactly-once" | "at-least-once";
+  /** JETMESH_NAMESPACE; "" for none. Every name the stage gives NATS and Redis resolves through `namesFor(namespace)`. */
+  readonly namespace: string;
   readonly production: boolean;
   /** The operator asserts the servers fsync every write (`sync_interval: always`). */
   readonly syncWrites: boolean;
@@ -213,6 +223,7 @@ export function stageSettings(overrides: Partial<StageSettings> = {}): StageSett
 export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettings {
   return {
     mode: c.JETMESH_MODE,
+    namespace: c.JETMESH_NAMESPACE ?? "",
     production: c.JETMESH_PRODUCTION,
     syncWrites: c.JETMESH_SYNC_WRITES,
     replicas: c.JETMESH_REPLICAS,

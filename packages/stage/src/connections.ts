@@ -99,6 +99,12 @@ export function createRedis(opts: {
   commandTimeoutMs?: number;
   /** ACL user, password and TLS (StageProcessConfig.redisAuth). */
   auth?: RedisAuth;
+  /**
+   * Prepended to every key a command names, Lua scripts' KEYS included (`namesFor(ns).redisPrefix`,
+   * dev isolation). SCAN patterns and the keys SCAN returns are not rewritten: a caller that
+   * scans adds and strips it itself.
+   */
+  keyPrefix?: string;
   /** The sentinels to find the primary through (StageProcessConfig.redisSentinel); `url` then gives credentials and database only. */
   sentinel?: RedisSentinel;
   /** Connection errors are reported here (rate-limited by reconnect backoff); commands fail on their own. */
@@ -112,6 +118,7 @@ export function createRedis(opts: {
     ...(a.username ? { username: a.username } : {}),
     ...(a.password ? { password: a.password } : {}),
     ...(a.tlsCaFile ? { tls: { ca: readFileSync(a.tlsCaFile) } } : {}),
+    ...(opts.keyPrefix ? { keyPrefix: opts.keyPrefix } : {}),
     ...(s
       ? {
           sentinels: s.sentinels.map((x) => ({ host: x.host, port: x.port })),

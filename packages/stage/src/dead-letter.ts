@@ -1,4 +1,4 @@
-import { dlqSubject, Headers } from "@jetmesh/contracts";
+import { dlqSubject, Headers, namesFor } from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers as natsHeaders } from "@nats-io/transport-node";
 import type { ReplayOrigin } from "./replay.ts";
@@ -27,13 +27,18 @@ export interface ParkedOrigin {
 }
 
 /**
- * Parks a message on `dlq.<stage>` (stream DLQ): the original bytes and headers (but the
+ * Parks a message on `dlq.<stage>` (stream DLQ; in `namespace`, its subject there): the original bytes and headers (but the
  * `Nats-*` ones, which would be publish instructions there), plus the reason, error class, origin stream, subject, sequence and delivery count.
  * The `Nats-Msg-Id` is derived from the origin so that two instances parking the same
  * message store it once. Resolves when the DLQ stream stored it; throws otherwise
  * (the caller must then not term the original).
  */
-export async function park(js: JetStreamClient, origin: ParkedOrigin, why: ParkReason): Promise<void> {
+export async function park(
+  js: JetStreamClient,
+  origin: ParkedOrigin,
+  why: ParkReason,
+  namespace = "",
+): Promise<void> {
   const h = natsHeaders();
   if (origin.headers) {
     for (const k of origin.headers.keys()) {
@@ -53,7 +58,7 @@ export async function park(js: JetStreamClient, origin: ParkedOrigin, why: ParkR
   h.set(Headers.DlqDeliveries, String(origin.deliveries));
   const from = origin.delivered ?? origin;
   const msgID = `dlq:${origin.stage}:${from.stream}:${from.streamSequence}`;
-  await js.publish(dlqSubject(origin.stage), origin.data, { msgID, headers: h });
+  await js.publish(namesFor(namespace).subject(dlqSubject(origin.stage)), origin.data, { msgID, headers: h });
 }
 
 /**

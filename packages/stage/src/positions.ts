@@ -1,3 +1,4 @@
+import { namesFor } from "@jetmesh/contracts";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 
@@ -103,8 +104,12 @@ class KvPositionStore implements PositionStore {
 }
 
 /** Opens (creating when missing) the positions bucket: one value per key, file storage. */
-export async function openPositions(js: JetStreamClient, replicas: number): Promise<PositionStore> {
-  const kv = await new Kvm(js).create(POSITIONS_BUCKET, {
+export async function openPositions(
+  js: JetStreamClient,
+  replicas: number,
+  namespace = "",
+): Promise<PositionStore> {
+  const kv = await new Kvm(js).create(namesFor(namespace).bucket(POSITIONS_BUCKET), {
     history: 1,
     replicas,
     description: "last acknowledged position of every jetmesh durable consumer (see packages/stage)",

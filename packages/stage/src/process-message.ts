@@ -1,4 +1,4 @@
-import { type AnyEnvelope, ContractError, decodeMessage, type EventType } from "@jetmesh/contracts";
+import { type AnyEnvelope, ContractError, decodeMessage, type EventType, namesFor } from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StageSettings } from "./config.ts";
@@ -122,6 +122,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
   const handler = composeHandler(p.definition);
   const emits = new Set<string>(p.definition.emits);
   const s = p.settings;
+  const names = namesFor(s.namespace);
   const exactlyOnce = s.mode === "exactly-once";
   const policy = { baseMs: s.retryBaseMs, maxMs: s.retryMaxMs, jitter: 0.5 };
 
@@ -153,7 +154,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     // An operator's replay (from REPLAY) is processed as a delivery of the original it names:
     // the handler sees the original's stream, subject and sequence; acks, retries and park
     // are the replay's own. Metrics, spans and attempt tokens name where it was delivered from.
-    const origin = replayOriginOf(m);
+    const origin = replayOriginOf(m, s.namespace);
     const replay = typeof origin === "object" ? origin : undefined;
     const delivery: Delivery = {
       stream: replay?.stream ?? m.info.stream,
@@ -253,7 +254,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       // Subjects are `<type>.<partition>`: an envelope that names another type than its subject
       // was misrouted or forged, and neither this stage nor an operator reading by subject may
       // take it for what it claims.
-      if (!delivery.subject.startsWith(`${env.type}.`))
+      if (!names.local(delivery.subject).startsWith(`${env.type}.`))
         throw new PermanentError(`event type ${env.type} does not match its subject ${delivery.subject}`);
       // A replay is this stage's by its subject (replay.<stage>): one of a type it no longer
       // takes goes back to the DLQ with the reason instead of vanishing as a skip.
@@ -440,7 +441,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
       if (key && p.store)
         await p.store.release(key, attempt, traceparent, s.idempotencyTtlMs).catch(() => {});
       try {
-        await park(p.js, originOf(stage, m, replay), { errorClass: err.name, reason });
+        await park(p.js, originOf(stage, m, replay), { errorClass: err.name, reason }, s.namespace);
       } catch (parkErr) {
         // Not parked means not termed: the message stays in its stream, and since the server
         // never stops redelivering (max_deliver -1), its next delivery tries the park again.

@@ -5,9 +5,9 @@ import {
   type StreamConfigJson,
   type StreamDefinition,
   type StreamLimits,
+  namesFor,
   type StreamName,
   StreamNames,
-  Streams,
   subjectFilter,
   toStreamConfig,
   withLimits,
@@ -60,7 +60,7 @@ function isNotFound(err: unknown): boolean {
  */
 export async function ensureStream(
   jsm: JetStreamManager,
-  def: StreamDefinition,
+  def: StreamDefinition<string>,
   opts: { replicas: number; logger: Logger; deploy?: boolean },
 ): Promise<{ info: StreamInfo; created: boolean; drift: string[] }> {
   const want = toStreamConfig(def, { replicas: opts.replicas });
@@ -183,23 +183,29 @@ export async function provisionStreams(
     /** The schema registry's documents to publish (`registryDocuments`; `pnpm contracts:publish` does the same). */
     schemas?: ReadonlyMap<string, unknown>;
     limits?: Readonly<Record<string, StreamLimits>>;
+    /** JETMESH_NAMESPACE: every stream and bucket is created under its name there (`namesFor`). */
+    namespace?: string;
   },
 ): Promise<string[]> {
+  const names = namesFor(opts.namespace);
   const created: string[] = [];
-  for (const def of Object.values(Streams)) {
-    const r = await ensureStream(jsm, withLimits(def, opts.limits?.[def.name]), { ...opts, deploy: true });
+  for (const [name, def] of Object.entries(names.streams)) {
+    const r = await ensureStream(jsm, withLimits(def, opts.limits?.[name]), { ...opts, deploy: true });
     if (r.created) created.push(def.name);
   }
   const js = jsm.jetstream();
-  await openPositions(js, opts.replicas);
+  await openPositions(js, opts.replicas, opts.namespace);
   for (const bucket of opts.buckets ?? [])
-    await new Kvm(js).create(bucket, {
+    await new Kvm(js).create(names.bucket(bucket), {
       history: 1,
       replicas: opts.replicas,
       storage: StorageType.File,
     });
   if (opts.schemas) {
-    const r = await publishSchemaRegistry(js, opts.schemas, { replicas: opts.replicas });
+    const r = await publishSchemaRegistry(js, opts.schemas, {
+      replicas: opts.replicas,
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    });
     opts.logger.info(
       { written: r.written.length, unchanged: r.unchanged.length },
       "schema registry published",
@@ -226,14 +232,17 @@ export interface ConsumerSpec {
 export function inputConsumerSpec(
   stage: string,
   input: { readonly stream: StreamName; readonly types: readonly string[] },
-  s: { readonly ackWaitMs: number; readonly maxAckPending: number },
+  s: { readonly ackWaitMs: number; readonly maxAckPending: number; readonly namespace?: string },
 ): ConsumerSpec {
-  const streamDef = Streams[input.stream];
+  const names = namesFor(s.namespace);
+  const streamDef = names.streams[input.stream];
   const wholeStream = streamDef.eventTypes.every((t) => input.types.includes(t));
   const filterSubject =
-    !wholeStream && input.types.length === 1 ? subjectFilter(input.types[0] as EventType) : undefined;
+    !wholeStream && input.types.length === 1
+      ? names.subject(subjectFilter(input.types[0] as EventType))
+      : undefined;
   return {
-    stream: input.stream,
+    stream: streamDef.name,
     durable: stage,
     ...(filterSubject ? { filterSubject } : {}),
     ackWaitMs: s.ackWaitMs,
@@ -244,12 +253,13 @@ export function inputConsumerSpec(
 /** The durable `<stage>-replay` on REPLAY (filter `replay.<stage>`) through which a stage takes its replays. */
 export function replayConsumerSpec(
   stage: string,
-  s: { readonly ackWaitMs: number; readonly maxAckPending: number },
+  s: { readonly ackWaitMs: number; readonly maxAckPending: number; readonly namespace?: string },
 ): ConsumerSpec {
+  const names = namesFor(s.namespace);
   return {
-    stream: StreamNames.Replay,
+    stream: names.stream(StreamNames.Replay),
     durable: replayDurable(stage),
-    filterSubject: replaySubject(stage),
+    filterSubject: names.subject(replaySubject(stage)),
     ackWaitMs: s.ackWaitMs,
     maxAckPending: s.maxAckPending,
   };

@@ -5,6 +5,7 @@ import {
   type Envelope,
   eventHeaders,
   Headers,
+  namesFor,
   subjectFor,
 } from "@jetmesh/contracts";
 import {
@@ -79,6 +80,8 @@ export interface EventPublisher {
 
 /** Settings the publisher reads. */
 export interface PublisherSettings {
+  /** JETMESH_NAMESPACE: subjects are resolved in it (`namesFor`); absent or "" for none. */
+  readonly namespace?: string;
   readonly publishTimeoutMs: number;
   readonly publishRetryHorizonMs: number;
 }
@@ -164,7 +167,9 @@ class JetStreamEventPublisher implements EventPublisher {
 
   async publish(env: Envelope | AnyEnvelope, opts: PublishOptions = {}): Promise<PubAck> {
     const data = env.data as { from?: string };
-    const subject = subjectFor(env.type, opts.partitionKey ?? data.from ?? env.correlationId);
+    const subject = namesFor(this.settings.namespace).subject(
+      subjectFor(env.type, opts.partitionKey ?? data.from ?? env.correlationId),
+    );
     const body = encodeEvent(env);
     const span = tracer.startSpan(
       `send ${env.type}`,

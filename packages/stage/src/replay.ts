@@ -1,4 +1,4 @@
-import { Headers, StreamNames } from "@jetmesh/contracts";
+import { Headers, namesFor, StreamNames } from "@jetmesh/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 
 /**
@@ -25,8 +25,8 @@ const positive = (v: string | undefined): number | undefined => {
  * origin, or `"unnamed"` when its headers do not name one (not a replay `jetmesh dlq replay`
  * made: the processor parks it).
  */
-export function replayOriginOf(m: JsMsg): ReplayOrigin | "unnamed" | undefined {
-  if (m.info.stream !== StreamNames.Replay) return undefined;
+export function replayOriginOf(m: JsMsg, namespace = ""): ReplayOrigin | "unnamed" | undefined {
+  if (m.info.stream !== namesFor(namespace).stream(StreamNames.Replay)) return undefined;
   const h = m.headers;
   const stream = h?.get(Headers.ReplayStream);
   const subject = h?.get(Headers.ReplaySubject);

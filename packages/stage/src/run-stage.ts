@@ -3,9 +3,9 @@ import { randomBytes } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import {
   type EventType,
+  namesFor,
   replaySubject,
   StreamNames,
-  Streams,
   type StreamDefinition,
   streamOf,
 } from "@jetmesh/contracts";
@@ -93,7 +93,7 @@ function versionAtLeast(v: string, want: readonly number[]): boolean {
   return true;
 }
 
-function facts(info: StreamInfo, def: StreamDefinition): StreamFacts {
+function facts(info: StreamInfo, def: StreamDefinition<string>): StreamFacts {
   return {
     name: info.config.name,
     duplicateWindowMs: Math.floor((info.config.duplicate_window ?? 0) / 1_000_000),
@@ -116,12 +116,14 @@ async function replayConsumerOf(
   s: StageSettings,
   logger: Logger,
 ): Promise<ConsumerSpec | undefined> {
-  const present = await untilAnswered(logger, `stream ${StreamNames.Replay}`, () =>
-    streamPresent(jsm, StreamNames.Replay),
+  const names = namesFor(s.namespace);
+  const replayStream = names.stream(StreamNames.Replay);
+  const present = await untilAnswered(logger, `stream ${replayStream}`, () =>
+    streamPresent(jsm, replayStream),
   );
   if (!present) {
     logger.warn(
-      { stream: StreamNames.Replay, subject: replaySubject(stage) },
+      { stream: replayStream, subject: names.subject(replaySubject(stage)) },
       "no REPLAY stream: operators' replays of this stage's parked messages are not consumed; restart the stage once the deploy step created it (deploy/streams/REPLAY.json)",
     );
     return undefined;
@@ -146,10 +148,13 @@ export async function runStage<In extends EventType, Deps>(
   const jsm = await jetstreamManager(o.nc);
   const js = jetstream(o.nc);
 
-  // Provision what the stage touches; the owning team's definitions come from contracts.
+  // Provision what the stage touches; the owning team's definitions come from contracts, named
+  // in the stage's namespace (JETMESH_NAMESPACE; none in production).
+  const names = namesFor(s.namespace);
+  const Streams = names.streams;
   const inputDefs = def.inputs.map((i) => Streams[i.stream]);
-  const outputDefs = [...new Set(def.emits.map((t) => streamOf(t)))];
-  const all = new Map<string, StreamDefinition>();
+  const outputDefs = [...new Set(def.emits.map((t) => Streams[streamOf(t).name]))];
+  const all = new Map<string, StreamDefinition<string>>();
   for (const d of [...inputDefs, ...outputDefs, Streams.DLQ]) all.set(d.name, d);
   const infos = new Map<string, StreamFacts>();
   for (const d of all.values()) {
@@ -188,13 +193,14 @@ export async function runStage<In extends EventType, Deps>(
       consumes: def.inputs.flatMap((i) => i.types),
       produces: def.emits,
       logger,
+      namespace: s.namespace,
     }),
   );
 
   // Consumers are created (or found) before anything runs, so that a consumer lost with no
   // recorded position refuses the start here instead of replaying its stream.
   const positions = await untilAnswered(logger, "the consumer positions bucket", () =>
-    openPositions(js, s.replicas),
+    openPositions(js, s.replicas, s.namespace),
   );
   const specs = def.inputs.map((input) => inputConsumerSpec(stage, input, s));
   for (const spec of specs)
@@ -332,7 +338,7 @@ export async function runStage<In extends EventType, Deps>(
   // A message that exhausted MaxDeliver without any attempt terming it (e.g. the process
   // died on its last delivery) is announced by the server; park it from the advisory.
   const advisories = def.inputs.map((input) =>
-    o.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${input.stream}.${stage}`, {
+    o.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${names.stream(input.stream)}.${stage}`, {
       callback: (err, msg) => {
         if (err) return;
         void (async () => {
@@ -354,6 +360,7 @@ export async function runStage<In extends EventType, Deps>(
               errorClass: "MaxDeliveriesExceeded",
               reason: `no attempt finished within ${adv.deliveries} deliveries`,
             },
+            s.namespace,
           );
           metrics.dlqParked.inc({ stage, reason: "max_deliver" });
           logger.error(

@@ -172,6 +172,23 @@ describe("stage leaves", () => {
     expect(parseConfig(BaseEnv, { NATS_URL: "" }).NATS_URL).toBe("nats://127.0.0.1:4222");
   });
 
+  it("config - JETMESH_NAMESPACE: unset is production's names, a valid one is kept, an invalid one refused", () => {
+    expect(loadStageConfig({}).stage.namespace).toBe("");
+    expect(loadStageConfig({ JETMESH_NAMESPACE: "" }).stage.namespace).toBe("");
+    expect(loadStageConfig({ JETMESH_NAMESPACE: "alice" }).stage.namespace).toBe("alice");
+    for (const bad of ["Alice", "a.b", "a_b", "x".repeat(25)]) {
+      try {
+        loadStageConfig({ JETMESH_NAMESPACE: bad });
+        expect.unreachable();
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).problems).toHaveLength(1);
+        const [line = ""] = (err as ConfigError).problems;
+        expect(line.startsWith(`JETMESH_NAMESPACE (${JSON.stringify(bad)})`), line).toBe(true);
+      }
+    }
+  });
+
   it("config - Redis through Sentinel: the sentinels and the name together, ports in range, a readable line per mistake", () => {
     const c = loadStageConfig({
       REDIS_SENTINELS: "127.0.0.1:26379,redis-sentinel-2:26380",

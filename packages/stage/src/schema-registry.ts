@@ -10,6 +10,7 @@ import {
   registrySchemaKey,
 } from "@jetmesh/contracts/evolution";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
+import { namesFor } from "@jetmesh/contracts";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -37,10 +38,10 @@ export interface PublishResult {
 export async function publishSchemaRegistry(
   client: JetStreamClient | NatsConnection,
   documents: ReadonlyMap<string, unknown>,
-  opts: { replicas?: number } = {},
+  opts: { replicas?: number; namespace?: string } = {},
 ): Promise<PublishResult> {
   const js = "jetstreamManager" in client ? client : jetstream(client);
-  const kv = await new Kvm(js).create(REGISTRY_BUCKET, {
+  const kv = await new Kvm(js).create(namesFor(opts.namespace).bucket(REGISTRY_BUCKET), {
     history: 5,
     replicas: opts.replicas ?? 1,
     description:
@@ -73,20 +74,22 @@ const unanswered = (err: unknown) =>
 /** The registry as published, or why it cannot be read (missing bucket or index, no permission). */
 export async function readSchemaRegistry(
   js: JetStreamClient,
+  namespace = "",
 ): Promise<{ readonly view: RegistryView } | { readonly missing: string }> {
+  const bucket = namesFor(namespace).bucket(REGISTRY_BUCKET);
   let kv: KV;
   try {
-    kv = await new Kvm(js).open(REGISTRY_BUCKET);
+    kv = await new Kvm(js).open(bucket);
   } catch (err) {
     if (unanswered(err)) throw err;
-    return { missing: `no bucket ${REGISTRY_BUCKET} (${(err as Error).message})` };
+    return { missing: `no bucket ${bucket} (${(err as Error).message})` };
   }
   const entry = await kv.get(REGISTRY_INDEX_KEY).catch((err: Error) => err);
   if (entry instanceof Error) {
     if (unanswered(entry)) throw entry;
-    return { missing: `cannot read ${REGISTRY_BUCKET}: ${entry.message}` };
+    return { missing: `cannot read ${bucket}: ${entry.message}` };
   }
-  if (entry?.operation !== "PUT") return { missing: `no ${REGISTRY_INDEX_KEY} in ${REGISTRY_BUCKET}` };
+  if (entry?.operation !== "PUT") return { missing: `no ${REGISTRY_INDEX_KEY} in ${bucket}` };
   const index = entry.json<RegistryIndex>();
   const schemas = new Map<string, JsonSchema>();
   for (const [type, t] of Object.entries(index.types))
@@ -113,11 +116,14 @@ export async function checkSchemaRegistry(o: {
   consumes: readonly string[];
   produces: readonly string[];
   logger: Logger;
+  /** JETMESH_NAMESPACE: the registry's bucket is resolved in it. */
+  namespace?: string;
 }): Promise<string[]> {
-  const read = await readSchemaRegistry(o.js);
+  const read = await readSchemaRegistry(o.js, o.namespace);
+  const bucket = namesFor(o.namespace).bucket(REGISTRY_BUCKET);
   if ("missing" in read) {
     const warning = `schema registry not checked: ${read.missing}; run the deploy step (pnpm contracts:publish) so services check their contracts at start`;
-    o.logger.warn({ bucket: REGISTRY_BUCKET }, warning);
+    o.logger.warn({ bucket }, warning);
     return [warning];
   }
   const problems = registryIssues(contractNeeds(currentSchemaSet(), o.consumes, o.produces), read.view);
@@ -126,7 +132,7 @@ export async function checkSchemaRegistry(o: {
       problems.map((p) => `contracts: ${p} (schema registry, release ${read.view.index.release})`),
     );
   o.logger.info(
-    { bucket: REGISTRY_BUCKET, release: read.view.index.release, consumes: o.consumes, produces: o.produces },
+    { bucket, release: read.view.index.release, consumes: o.consumes, produces: o.produces },
     "contracts match the schema registry",
   );
   return [];

@@ -1,4 +1,4 @@
-import type { EventType } from "@jetmesh/contracts";
+import { type EventType, namesFor } from "@jetmesh/contracts";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -83,6 +83,7 @@ export async function serveProcess(o: ServeProcessOptions): Promise<void> {
     auth: config.redisAuth,
     ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
     logger,
+    keyPrefix: namesFor(config.stage.namespace).redisPrefix,
   });
   waitingFor = "start-up";
   const waiting = (what: string) => {

@@ -1,4 +1,4 @@
-import { LedgerProjection } from "@jetmesh/contracts";
+import { LedgerProjection, namesFor } from "@jetmesh/contracts";
 import { Redis } from "ioredis";
 
 /** account → currency → balance in minor units. */
@@ -90,9 +90,13 @@ export function gatewayBalances(
  * the `ledger:accounts` set, as named by contracts' LedgerProjection). Given a URL it opens
  * (and `close()` closes) its own connection; a given client is left open.
  */
-export function redisBalances(redis: Redis | string): BalanceSource {
+export function redisBalances(redis: Redis | string, opts: { namespace?: string } = {}): BalanceSource {
   const own = typeof redis === "string";
-  const client = own ? new Redis(redis, { maxRetriesPerRequest: 2, lazyConnect: false }) : redis;
+  // A namespace's keys (JETMESH_NAMESPACE) carry its prefix; a client given keeps its own.
+  const keyPrefix = namesFor(opts.namespace).redisPrefix;
+  const client = own
+    ? new Redis(redis, { maxRetriesPerRequest: 2, lazyConnect: false, ...(keyPrefix ? { keyPrefix } : {}) })
+    : redis;
   if (own) client.on("error", () => {});
   return {
     name: `redis ${own ? redis : "client"}`,

@@ -1,4 +1,12 @@
-import { EventTypes, Headers, LedgerProjection, StreamNames, Streams } from "@jetmesh/contracts";
+import {
+  EventTypes,
+  Headers,
+  LedgerProjection,
+  type Names,
+  namesFor,
+  StreamNames,
+  Streams,
+} from "@jetmesh/contracts";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Balances, BalanceSource } from "./invariants-balances.ts";
@@ -156,6 +164,11 @@ export interface CheckInvariantsOptions {
    * authenticated) is one of them, for the same accounts and amount. Without it M1 is skipped.
    */
   readonly minters?: readonly string[];
+  /**
+   * The namespace whose streams are checked (JETMESH_NAMESPACE; default none): only its
+   * streams are read, named as the contracts name them, and another namespace's never are.
+   */
+  readonly namespace?: string;
 }
 
 /** The streams every check needs, read even when the server has none of them yet. */
@@ -255,22 +268,27 @@ function agedBefore(
   return before;
 }
 
-async function readAll(nc: NatsConnection): Promise<Snapshot> {
+async function readAll(nc: NatsConnection, ns: Names): Promise<Snapshot> {
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  // Every stream the server has, not a list of ours (nor the services' catalog): an output
-  // stream nobody declared is read, and its events must pass I5 like the others.
+  // Every stream the server has in the namespace, not a list of ours (nor the services'
+  // catalog): an output stream nobody declared is read, and its events must pass I5 like the
+  // others. Streams are keyed by their contract names; another namespace's are not read.
   const names: string[] = [...KNOWN];
-  for await (const n of jsm.streams.names())
-    if (!names.includes(n) && !RECORDS.includes(n) && !STORE_PREFIXES.some((p) => n.startsWith(p)))
-      names.push(n);
+  for await (const server of jsm.streams.names()) {
+    if (STORE_PREFIXES.some((p) => server.startsWith(p))) continue;
+    const n = ns.streamOf(server);
+    if (n !== undefined && !names.includes(n) && !RECORDS.includes(n)) names.push(n);
+  }
   const positions = new Map<string, StreamPosition>();
   const readAt = Date.now();
-  for (const [i, p] of (await Promise.all(names.map((n) => streamPosition(jsm, n)))).entries())
+  for (const [i, p] of (await Promise.all(names.map((n) => streamPosition(jsm, ns.stream(n))))).entries())
     positions.set(names[i] as string, p);
   const read = await Promise.all(
     names.map((n) =>
-      readStoredEvents(js, n, positions.get(n) as StreamPosition, { decode: n !== StreamNames.Dlq }),
+      readStoredEvents(js, ns.stream(n), positions.get(n) as StreamPosition, {
+        decode: n !== StreamNames.Dlq,
+      }),
     ),
   );
   const events = new Map<string, StoredEvent[]>();
@@ -385,10 +403,11 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
     skipped.push({ invariant: "M1", why: "no minters given" });
   }
   const jsm = await jetstreamManager(nc);
+  const ns = namesFor(opts.namespace);
 
   // Read the log, then the balances; read again if LEDGER moved in between, so that I4
   // compares balances and a log of the same moment.
-  let snap = await readAll(nc);
+  let snap = await readAll(nc, ns);
   let live: Balances | undefined;
   let accounts: string[] = [];
   let settleNote: string | undefined;
@@ -397,7 +416,7 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
     for (let attempt = 1; ; attempt++) {
       accounts = await accountsToCompare(snap, opts);
       live = await opts.balances.fetch(accounts);
-      const after = await streamPosition(jsm, StreamNames.Ledger);
+      const after = await streamPosition(jsm, ns.stream(StreamNames.Ledger));
       const before = snap.positions.get(StreamNames.Ledger) as StreamPosition;
       if (after.lastSeq === before.lastSeq) {
         // Same moment: done, unless the projection is still catching up with the log.
@@ -411,7 +430,7 @@ async function check(nc: NatsConnection, opts: CheckInvariantsOptions): Promise<
         settleNote = `LEDGER kept growing while balances were read (seq ${before.lastSeq} → ${after.lastSeq})`;
         break;
       }
-      snap = await readAll(nc);
+      snap = await readAll(nc, ns);
     }
   }
 

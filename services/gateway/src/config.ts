@@ -77,6 +77,7 @@ export interface GatewayConfig extends StageProcessConfig {
 export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
   const c = parseConfig(GatewayEnv, env);
   const publisher: PublisherSettings = {
+    namespace: c.JETMESH_NAMESPACE ?? "",
     publishTimeoutMs: c.JETMESH_PUBLISH_TIMEOUT_MS,
     publishRetryHorizonMs: c.GATEWAY_PUBLISH_RETRY_HORIZON_MS,
   };

@@ -1,4 +1,4 @@
-import { Streams } from "@jetmesh/contracts";
+import { namesFor } from "@jetmesh/contracts";
 import { ConfigError, type Logger } from "@jetmesh/stage";
 import { ensureStream, type PublisherSettings } from "@jetmesh/stage/internal";
 import type { JetStreamManager } from "@nats-io/jetstream";
@@ -14,7 +14,7 @@ export async function ensureIngress(
   jsm: JetStreamManager,
   opts: { replicas: number; logger: Logger; publisher: PublisherSettings; leaseMs: number },
 ): Promise<void> {
-  const { info, drift } = await ensureStream(jsm, Streams.INGRESS, {
+  const { info, drift } = await ensureStream(jsm, namesFor(opts.publisher.namespace).streams.INGRESS, {
     replicas: opts.replicas,
     logger: opts.logger,
   });

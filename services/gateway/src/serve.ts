@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { EventTypes, StreamNames } from "@jetmesh/contracts";
+import { EventTypes, namesFor, StreamNames } from "@jetmesh/contracts";
 import {
   connectNats,
   createLogger,
@@ -53,15 +53,17 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     probes: [{ name: "gateway", health: () => ({ ok: false, waiting_for: waitingFor }) }],
   });
   const nc = await connectNats({ url: config.natsUrl, name: "gateway", auth: config.natsAuth, logger });
+  const names = namesFor(config.stage.namespace);
   const redis = createRedis({
     url: config.redisUrl,
     name: "gateway",
     auth: config.redisAuth,
     ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
     logger,
+    keyPrefix: names.redisPrefix,
   });
   const jsm = await jetstreamManager(nc);
-  waitingFor = `stream ${StreamNames.Ingress}`;
+  waitingFor = `stream ${names.stream(StreamNames.Ingress)}`;
   await ensureIngress(jsm, {
     replicas: config.stage.replicas,
     logger,
@@ -77,6 +79,7 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     consumes: [],
     produces: [EventTypes.TransferRequested],
     logger,
+    namespace: config.stage.namespace,
   }).catch((e: unknown) => {
     exitOnConfigError("gateway", e); // the readable block and exit 2, as for a bad environment
     throw e;
@@ -87,7 +90,7 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
   let draining = false;
   const lag = startLagMonitor({
     jsm,
-    stream: StreamNames.Ingress,
+    stream: names.stream(StreamNames.Ingress),
     consumer: config.lag.consumer,
     intervalMs: config.lag.pollMs,
     logger,

@@ -8,6 +8,7 @@
  * asks `import.meta.url === process.argv[1]` whether it is the entry is told yes inside any
  * bundle that includes it (a bundle's modules share its URL).
  */
+import { namesFor, StreamNames } from "@jetmesh/contracts";
 import { connectNats, createRedis } from "@jetmesh/stage";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { loadConfig } from "./config.ts";
@@ -17,14 +18,18 @@ import { createLedgerStore } from "./store.ts";
 async function main(): Promise<number> {
   const config = loadConfig();
   const nc = await connectNats({ url: config.natsUrl, name: "ledger-rebuild", auth: config.natsAuth });
+  // LEDGER and the projection's keys as named in the ledger's namespace (JETMESH_NAMESPACE).
+  const names = namesFor(config.stage.namespace);
   const redis = createRedis({
     url: config.redisUrl,
     name: "ledger-rebuild",
     auth: config.redisAuth,
+    keyPrefix: names.redisPrefix,
     ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
   });
   try {
     const report = await rebuild({
+      stream: names.stream(StreamNames.Ledger),
       js: jetstream(nc),
       jsm: await jetstreamManager(nc),
       store: createLedgerStore(redis, { outcomeTtlMs: config.ledger.outcomeTtlMs }),

@@ -1,3 +1,4 @@
+import { namesFor, StreamNames } from "@jetmesh/contracts";
 import {
   ConfigError,
   type ProcessClients,
@@ -83,10 +84,14 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
   }
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // LEDGER and the snapshot bucket as named in the ledger's namespace (JETMESH_NAMESPACE).
+  const names = namesFor(config.stage.namespace);
+  const stream = names.stream(StreamNames.Ledger);
   const started = (async () => {
     const jsm = await jetstreamManager(nc);
-    const bucket = await untilAnswered(logger, `bucket ${config.ledger.snapshotBucket}`, () =>
-      openSnapshotBucket(js, config.ledger.snapshotBucket, config.stage.replicas),
+    const snapshotBucket = names.bucket(config.ledger.snapshotBucket);
+    const bucket = await untilAnswered(logger, `bucket ${snapshotBucket}`, () =>
+      openSnapshotBucket(js, snapshotBucket, config.stage.replicas),
     );
     const snapshots = createSnapshotStore(bucket, { chunkBytes: config.ledger.snapshotChunkBytes });
     // LEDGER is created by the deploy step only: wait for it, and check that it is the log the
@@ -106,6 +111,7 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
         const marks = await store.marks();
         const verdict = await checkLogIntegrity({
           jsm,
+          stream,
           ...(snapshot ? { snapshot: snapshot.pointer } : {}),
           projection: marks,
         });
@@ -123,6 +129,7 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
         follower = createLogFollower({
           js,
           jsm,
+          stream,
           snapshots,
           logger,
           snapshotEvery: config.ledger.snapshotEvery,
@@ -134,6 +141,7 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
         projection = createRedisProjection({
           js,
           jsm,
+          stream,
           store,
           follower,
           logger,
@@ -143,11 +151,16 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
         projection.start();
         writer = createLedgerWriter({
           follower,
+          stream,
           // No publish retries of its own: an unanswered append is settled by reading the log.
           publisher: createEventPublisher({
             js,
             nc,
-            settings: { publishTimeoutMs: config.stage.publishTimeoutMs, publishRetryHorizonMs: 0 },
+            settings: {
+              namespace: config.stage.namespace,
+              publishTimeoutMs: config.stage.publishTimeoutMs,
+              publishRetryHorizonMs: 0,
+            },
             logger,
             stage: "ledger",
             metrics: createStageMetrics(registry),

@@ -309,6 +309,44 @@ describe("ledger projection: restore", () => {
     expect((await infra.redis.keys(LedgerKeys.outcomePattern)).length).toBeLessThan(state.outcomes.size);
     expect(await store.apply(1, posted(t("t-x", "external", "acc-x", 1)))).toEqual({ kind: "not-ready" });
   });
+
+  it("ledger - in a namespace (a client with a key prefix) restore and read stay within its keys: another namespace's and production's are neither read nor wiped", async () => {
+    // Production's projection, already there, must survive a namespace's restore.
+    await applyAll([posted(t("t-prod", "external", "acc-prod", 5))]);
+    const client = (prefix: string) => {
+      const c = infra.redis.duplicate({ keyPrefix: prefix });
+      c.on("error", () => {});
+      return c;
+    };
+    const [ra, rb] = [client("a:"), client("b:")];
+    try {
+      const [a, b] = [createLedgerStore(ra), createLedgerStore(rb)];
+      const [sa, sb] = [foldOf(30), foldOf(12)];
+      for (const [s, st, epoch] of [
+        [a, sa, "epoch-a"],
+        [b, sb, "epoch-b"],
+      ] as const) {
+        expect(await s.acquireRestoreLock("me", 10_000)).toBe(true);
+        expect(await s.writeRestore("me", cloneFold(st), epoch)).toBe(true);
+      }
+      // A's second restore wipes what it wrote (SCAN under its prefix), not B's.
+      expect(await a.acquireRestoreLock("me", 10_000)).toBe(true);
+      expect(await a.writeRestore("me", cloneFold(sa), "epoch-a2")).toBe(true);
+      expect(diffProjection(sa, await a.read())).toEqual([]);
+      expect(diffProjection(sb, await b.read())).toEqual([]);
+      expect((await a.read()).balances.has("acc-prod")).toBe(false);
+      expect(await bal("acc-prod")).toBe(5n);
+      // Every key either namespace wrote carries its prefix.
+      const keys = await infra.redis.keys("*");
+      expect(keys.filter((k) => k.includes(":bal:acc-0"))).toEqual(
+        expect.arrayContaining([`a:${LedgerKeys.balance("acc-0")}`, `b:${LedgerKeys.balance("acc-0")}`]),
+      );
+      expect(keys).not.toContain(LedgerKeys.balance("acc-0"));
+    } finally {
+      ra.disconnect();
+      rb.disconnect();
+    }
+  });
 });
 
 /** A view over a fold: what the writer hands decide.ts with nothing in flight. */

@@ -100,6 +100,19 @@ export function createLedgerStore(redis: Redis, o: { readonly outcomeTtlMs?: num
 
 const neg = (n: number): string => String(-n);
 
+/**
+ * The keys matching `pattern`, in batches, as the client names them: a client with a key
+ * prefix (a namespace's, JETMESH_NAMESPACE) prefixes every key it sends but not a SCAN
+ * pattern, nor does it strip the keys SCAN returns; this does both.
+ */
+async function* scanKeys(redis: Redis, pattern: string): AsyncGenerator<string[]> {
+  const prefix = redis.options.keyPrefix ?? "";
+  for await (const keys of redis.scanStream({ match: `${prefix}${pattern}`, count: 1000 }) as AsyncIterable<
+    string[]
+  >)
+    yield keys.map((k) => k.slice(prefix.length));
+}
+
 class RedisLedgerStore implements LedgerStore {
   readonly #redis: ScriptedRedis;
   readonly outcomeTtlMs: number;
@@ -233,9 +246,7 @@ class RedisLedgerStore implements LedgerStore {
     if (!(await batch.add(LedgerKeys.epoch, "DEL", [])) || !(await batch.flush())) return false;
     // 1. wipe: whatever a crashed restore or a lost-write Redis left behind
     for (const pattern of [LedgerKeys.balancePattern, LedgerKeys.outcomePattern]) {
-      for await (const keys of this.#redis.scanStream({ match: pattern, count: 1000 }) as AsyncIterable<
-        string[]
-      >) {
+      for await (const keys of scanKeys(this.#redis, pattern)) {
         for (const k of keys) if (!(await batch.add(k, "DEL", []))) return false;
       }
     }
@@ -280,10 +291,7 @@ class RedisLedgerStore implements LedgerStore {
     ]);
     const balances = new Map<string, Map<string, bigint>>();
     const balanceKeys: string[] = [];
-    for await (const keys of redis.scanStream({
-      match: LedgerKeys.balancePattern,
-      count: 1000,
-    }) as AsyncIterable<string[]>) {
+    for await (const keys of scanKeys(redis, LedgerKeys.balancePattern)) {
       balanceKeys.push(...keys);
     }
     const prefix = LedgerKeys.balance("");
@@ -295,10 +303,7 @@ class RedisLedgerStore implements LedgerStore {
     }
     const outcomes = new Map<string, TransferOutcome>();
     const oprefix = LedgerKeys.outcome("");
-    for await (const keys of redis.scanStream({
-      match: LedgerKeys.outcomePattern,
-      count: 1000,
-    }) as AsyncIterable<string[]>) {
+    for await (const keys of scanKeys(redis, LedgerKeys.outcomePattern)) {
       const rows = await Promise.all(keys.map((k) => redis.hgetall(k)));
       keys.forEach((k, i) => {
         const h = rows[i] ?? {};

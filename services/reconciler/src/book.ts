@@ -7,6 +7,8 @@ import {
   findingHeaders,
   findingIdOf,
   findingSubject,
+  type Names,
+  namesFor,
   StreamNames,
 } from "@jetmesh/contracts";
 import {
@@ -58,6 +60,7 @@ const WRONG_LAST_SEQUENCE = 10071;
  * instance wrote first: the book reads that event and decides again.
  */
 export class FindingBook {
+  readonly #names: Names;
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #log: Logger;
@@ -76,7 +79,10 @@ export class FindingBook {
     instance: string;
     onWrite?: (f: Finding) => void;
     now?: () => number;
+    /** JETMESH_NAMESPACE: RECONCILE and its subjects as named there. */
+    namespace?: string;
   }) {
+    this.#names = namesFor(o.namespace);
     this.#js = o.js;
     this.#jsm = o.jsm;
     this.#log = o.logger;
@@ -178,11 +184,15 @@ export class FindingBook {
         const h = natsHeaders();
         for (const [k, v] of Object.entries(findingHeaders(f, after))) h.set(k, v);
         try {
-          const ack = await this.#js.publish(findingSubject(kind, id), encodeFinding(f), {
-            headers: h,
-            msgID: h.get("Nats-Msg-Id"),
-            expect: { lastSubjectSequence: after },
-          });
+          const ack = await this.#js.publish(
+            this.#names.subject(findingSubject(kind, id)),
+            encodeFinding(f),
+            {
+              headers: h,
+              msgID: h.get("Nats-Msg-Id"),
+              expect: { lastSubjectSequence: after },
+            },
+          );
           if (ack.duplicate) {
             // Another instance stored this very transition: learn what is stored.
             await this.#refresh(kind, id);
@@ -207,8 +217,8 @@ export class FindingBook {
 
   /** Reads the last event on the finding's subject. */
   async #refresh(kind: FindingKind, id: string): Promise<void> {
-    const m = await this.#jsm.streams.getMessage(StreamNames.Reconcile, {
-      last_by_subj: findingSubject(kind, id),
+    const m = await this.#jsm.streams.getMessage(this.#names.stream(StreamNames.Reconcile), {
+      last_by_subj: this.#names.subject(findingSubject(kind, id)),
     });
     if (m) this.#learn(decodeFinding(m.data), m.seq);
     else this.#log.warn({ finding_id: id }, "finding subject is empty after a refused write");

@@ -1,4 +1,4 @@
-import { FindingKinds, Streams, toStreamConfig } from "@jetmesh/contracts";
+import { FindingKinds, namesFor, toStreamConfig } from "@jetmesh/contracts";
 import type { StageSettings } from "@jetmesh/stage";
 import {
   type ConsumerSpec,
@@ -28,18 +28,23 @@ export const consumerKey = (c: { stream: string; durable: string }) => `consumer
 export async function checkDeclaredSettings(
   jsm: JetStreamManager,
   consumers: readonly DeclaredConsumer[],
-  settings: Pick<StageSettings, "ackWaitMs" | "maxAckPending" | "replicas">,
+  /** With the namespace (JETMESH_NAMESPACE) whose streams are compared (`consumers` name them as the contracts do). */
+  settings: Pick<StageSettings, "ackWaitMs" | "maxAckPending" | "replicas"> & { readonly namespace?: string },
   /**
    * What the stage running a consumer declares for it (recorded next to its position, see
    * @jetmesh/stage positions.ts): each stage may run its own settings; the reconciler's own
    * are the fallback for a consumer whose stage has recorded nothing yet.
    */
-  declaredBy: (c: DeclaredConsumer) => Promise<DeclaredConsumerSettings | undefined> = async () => undefined,
+  declaredBy: (c: {
+    readonly stream: string;
+    readonly durable: string;
+  }) => Promise<DeclaredConsumerSettings | undefined> = async () => undefined,
 ): Promise<{ found: Discrepancy[]; checked: string[] }> {
   const found: Discrepancy[] = [];
   const checked: string[] = [];
   const missingStreams = new Set<string>();
-  for (const def of Object.values(Streams)) {
+  const names = namesFor(settings.namespace);
+  for (const def of Object.values(names.streams)) {
     const key = streamKey(def.name);
     const want = toStreamConfig(def, { replicas: settings.replicas });
     try {
@@ -66,7 +71,9 @@ export async function checkDeclaredSettings(
     }
     checked.push(key);
   }
-  for (const c of consumers) {
+  for (const declared of consumers) {
+    // As the server names it (and the stage records its position): in the namespace.
+    const c = { ...declared, stream: names.stream(declared.stream) };
     const key = consumerKey(c);
     checked.push(key);
     if (missingStreams.has(c.stream)) continue;
@@ -79,7 +86,7 @@ export async function checkDeclaredSettings(
           ackWaitMs: recorded.ackWaitMs,
           maxAckPending: recorded.maxAckPending,
         }
-      : specOf(c, settings);
+      : specOf(declared, settings);
     try {
       const info = await jsm.consumers.info(c.stream, c.durable);
       const drift = consumerDrift(info.config, spec);

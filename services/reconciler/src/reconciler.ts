@@ -6,9 +6,10 @@ import {
   type Finding,
   FindingKinds,
   Headers,
+  type Names,
+  namesFor,
   PipelineStreams,
   StreamNames,
-  Streams,
 } from "@jetmesh/contracts";
 import { type ProcessClients, type ProcessParts, type StageSettings, untilAnswered } from "@jetmesh/stage";
 import {
@@ -52,7 +53,10 @@ export interface ReconcilerOptions {
   readonly registry: Registry;
   readonly settings: ReconcilerSettings;
   /** The mesh's shared protocol settings: the consumer settings declared for the stages, replicas. */
-  readonly stage: Pick<StageSettings, "ackWaitMs" | "maxAckPending" | "replicas">;
+  readonly stage: Pick<StageSettings, "ackWaitMs" | "maxAckPending" | "replicas"> & {
+    /** JETMESH_NAMESPACE: every stream, subject and bucket read or written is named there. */
+    readonly namespace?: string;
+  };
   /** Default: the HTTP API at settings.bankUrl. */
   readonly bank?: BankReader;
   /** Names this instance in the findings it writes (default host-pid). */
@@ -92,6 +96,7 @@ export function startReconciler(o: ReconcilerOptions): Reconciler {
 class Running implements Reconciler {
   readonly ready: Promise<void>;
   readonly #o: ReconcilerOptions;
+  readonly #names: Names;
   readonly #s: ReconcilerSettings;
   readonly #log: Logger;
   readonly #metrics: ReconcilerMetrics;
@@ -122,6 +127,7 @@ class Running implements Reconciler {
 
   constructor(o: ReconcilerOptions) {
     this.#o = o;
+    this.#names = namesFor(o.stage.namespace);
     this.#s = o.settings;
     this.#log = o.logger;
     this.#js = jetstream(o.nc);
@@ -146,18 +152,19 @@ class Running implements Reconciler {
   async #start(): Promise<void> {
     const jsm = await untilAnswered(this.#log, "jetstream", () => jetstreamManager(this.#o.nc));
     this.#jsm = jsm;
-    this.#waitingFor = `stream ${StreamNames.Reconcile}`;
+    const reconcile = this.#names.streams.RECONCILE;
+    this.#waitingFor = `stream ${reconcile.name}`;
     for (;;) {
       try {
-        await untilAnswered(this.#log, `stream ${StreamNames.Reconcile}`, () =>
-          ensureStream(jsm, Streams.RECONCILE, { replicas: this.#o.stage.replicas, logger: this.#log }),
+        await untilAnswered(this.#log, `stream ${reconcile.name}`, () =>
+          ensureStream(jsm, reconcile, { replicas: this.#o.stage.replicas, logger: this.#log }),
         );
         break;
       } catch (err) {
         // Permissions that leave creation to the deploy step: wait for it, unready, as a stage does.
         if (!(err instanceof StreamMissingError)) throw err;
         this.#waitingFor = err.message;
-        this.#log.warn({ stream: StreamNames.Reconcile }, err.message);
+        this.#log.warn({ stream: reconcile.name }, err.message);
         await sleep(2000);
         if (this.#stopped) return;
       }
@@ -167,6 +174,7 @@ class Running implements Reconciler {
       jsm,
       logger: this.#log,
       instance: this.#instance,
+      namespace: this.#names.namespace,
       onWrite: (f) => {
         this.#metrics.written.inc({ kind: f.kind, state: f.state });
         this.#log.warn(
@@ -227,11 +235,12 @@ class Running implements Reconciler {
       void this.runCheck(c).catch(() => {});
   }
 
+  /** Follows `stream` (a contract name) as the namespace names it; followers are keyed by contract name. */
   #follow(stream: string, onMessage: (m: JsMsg) => void): StreamFollower {
     const f = new StreamFollower({
       js: this.#js,
       jsm: this.#jsm as JetStreamManager,
-      stream,
+      stream: this.#names.stream(stream),
       logger: this.#log,
       onMessage,
     });
@@ -476,7 +485,7 @@ class Running implements Reconciler {
   async #checkDlq(): Promise<void> {
     const jsm = this.#jsm as JetStreamManager;
     const follower = this.#followers.get(StreamNames.Dlq);
-    const info = await jsm.streams.info(StreamNames.Dlq, { deleted_details: true });
+    const info = await jsm.streams.info(this.#names.stream(StreamNames.Dlq), { deleted_details: true });
     // Read what was parked up to now before judging what is gone.
     if (follower && follower.position().seq < info.state.last_seq)
       await Promise.race([follower.caughtUp(), sleep(2000)]);
@@ -503,7 +512,7 @@ class Running implements Reconciler {
 
   /** What a consumer's stage declares for it, from the positions bucket (undefined: nothing recorded, or no access). */
   async #declaredBy(c: { stream: string; durable: string }): Promise<DeclaredConsumerSettings | undefined> {
-    this.#positions ??= new Kvm(this.#js).open(POSITIONS_BUCKET).catch((err: unknown) => {
+    this.#positions ??= new Kvm(this.#js).open(this.#names.bucket(POSITIONS_BUCKET)).catch((err: unknown) => {
       this.#positions = undefined;
       throw err;
     });
@@ -547,7 +556,7 @@ class Running implements Reconciler {
     for (const c of this.#s.consumers) {
       const labels = { stage: c.durable, stream: c.stream };
       try {
-        const info = await jsm.consumers.info(c.stream, c.durable);
+        const info = await jsm.consumers.info(this.#names.stream(c.stream), c.durable);
         this.#metrics.consumerPending.set(labels, info.num_pending);
         this.#metrics.consumerAckPending.set(labels, info.num_ack_pending);
       } catch (err) {

@@ -64,7 +64,7 @@ type Result = [Error | null, unknown?];
 /**
  * A client of a {@link SimServer}, shaped like ioredis' `Redis` as this project uses it:
  * one method per command (lower case), `call`, `eval`/`evalsha`, `defineCommand`,
- * `multi`/`pipeline`, `scanStream`, `duplicate`, events and `status`, `quit`/`disconnect`.
+ * `multi`/`pipeline`, `scanStream`, `duplicate`, events, `status` and `options`, `quit`/`disconnect`.
  * Commands run in the order sent, each one answered after a microtask (or after
  * `delayMs()` virtual ms, never overtaking an earlier one); errors reject as ioredis'.
  */
@@ -85,6 +85,12 @@ export class SimClient extends EventEmitter implements ServerListener {
     this.settings = settings;
     server.listeners.add(this);
   }
+
+  /**
+   * ioredis' client options as the project reads them: no key prefix (a namespace's prefix,
+   * JETMESH_NAMESPACE, is not simulated), which the ledger's SCANs add and strip.
+   */
+  readonly options: { readonly keyPrefix: string } = { keyPrefix: "" };
 
   /** ioredis' connection states: `ready`, `reconnecting` while the server is down, `end` once closed. */
   get status(): string {
