@@ -25,4 +25,10 @@ export {
   registrySchemaKey,
   releasedSchemas,
 } from "./registry.ts";
-export type { RegistryIndex, RegistryType, RegistryView, ServiceContractNeeds } from "./registry.ts";
+export type {
+  ProducedSchema,
+  RegistryIndex,
+  RegistryType,
+  RegistryView,
+  ServiceContractNeeds,
+} from "./registry.ts";

@@ -1,6 +1,7 @@
 import {
   contractNeeds,
   currentSchemaSet,
+  ENVELOPE,
   type JsonSchema,
   REGISTRY_BUCKET,
   REGISTRY_INDEX_KEY,
@@ -17,8 +18,9 @@ import { ConfigError } from "./errors.ts";
 
 /**
  * The schema registry in NATS KV ({@link REGISTRY_BUCKET}): the deploy step publishes every
- * (type, version) and each type's mode, written and released versions; a service checks what
- * it consumes and produces against it before it consumes anything.
+ * (type, version), the envelope's versions and each one's mode, written and released versions;
+ * a service checks what it consumes and produces (and the envelope it writes) against it before
+ * it consumes anything.
  */
 
 /** What publishing changed: keys written, keys already holding the same value. */
@@ -89,7 +91,9 @@ export async function readSchemaRegistry(
   if (entry?.operation !== "PUT") return { missing: `no ${REGISTRY_INDEX_KEY} in ${REGISTRY_BUCKET}` };
   const index = entry.json<RegistryIndex>();
   const schemas = new Map<string, JsonSchema>();
-  for (const [type, t] of Object.entries(index.types))
+  const entries = Object.entries(index.types);
+  if (index.envelope) entries.push([ENVELOPE, index.envelope]);
+  for (const [type, t] of entries)
     for (const v of t.versions) {
       const e = await kv.get(registrySchemaKey(type, v));
       if (e?.operation === "PUT") schemas.set(registrySchemaKey(type, v), e.json<JsonSchema>());
