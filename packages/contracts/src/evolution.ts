@@ -18,6 +18,7 @@ export { checkCompatibility, checkVersion, firstDifference, formatViolation } fr
 export type { Violation } from "./compatibility.ts";
 export {
   contractNeeds,
+  deprecatedInputs,
   REGISTRY_BUCKET,
   REGISTRY_INDEX_KEY,
   registryDocuments,
@@ -26,6 +27,7 @@ export {
   releasedSchemas,
 } from "./registry.ts";
 export type {
+  DeprecatedInput,
   ProducedSchema,
   RegistryIndex,
   RegistryType,

@@ -241,6 +241,32 @@ export function registryIssues(needs: ServiceContractNeeds, registry: RegistryVi
   return out;
 }
 
+/** A consumed event type announced for removal (`EventContracts[type].typeDeprecated`). */
+export interface DeprecatedInput {
+  readonly type: string;
+  /** The first release that shipped the announcement (`typeDeprecatedSince`); absent while none has. */
+  readonly since?: string;
+  readonly owner?: string;
+}
+
+/**
+ * The types among `consumes` that `set` announces for removal, with the release of `released`
+ * that first shipped the announcement: a consumer's team has to move off them within the
+ * deprecation window.
+ */
+export function deprecatedInputs(
+  set: SchemaSet,
+  released: SchemaSet,
+  consumes: readonly string[],
+): DeprecatedInput[] {
+  return [...new Set(consumes)].flatMap((type) => {
+    const e = set.types[type];
+    if (!e?.typeDeprecated) return [];
+    const since = released.types[type]?.typeDeprecatedSince;
+    return [{ type, ...(since ? { since } : {}), ...(e.owner ? { owner: e.owner } : {}) }];
+  });
+}
+
 /** The last released schema set this checkout ships (`schemas/released.json`): what a deploy step publishes next to the tree's. */
 export function releasedSchemas(): ReleasedFile {
   return released as unknown as ReleasedFile;

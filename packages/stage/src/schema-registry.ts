@@ -1,6 +1,7 @@
 import {
   contractNeeds,
   currentSchemaSet,
+  deprecatedInputs,
   ENVELOPE,
   type JsonSchema,
   REGISTRY_BUCKET,
@@ -9,6 +10,8 @@ import {
   type RegistryView,
   registryIssues,
   registrySchemaKey,
+  releasedSchemas,
+  type SchemaSet,
 } from "@jetmesh/contracts/evolution";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -134,4 +137,27 @@ export async function checkSchemaRegistry(o: {
     "contracts match the schema registry",
   );
   return [];
+}
+
+/**
+ * Warns, once at start, for each type the service consumes that is announced for removal
+ * (`EventContracts[type].typeDeprecated`): its team moves off it before the type is removed,
+ * which the gate allows once the deprecation window has run.
+ * @returns the warnings logged.
+ */
+export function warnDeprecatedInputs(o: {
+  service: string;
+  consumes: readonly string[];
+  logger: Logger;
+  /** This build's schema set and released snapshot (defaults: this build's). */
+  set?: SchemaSet;
+  released?: SchemaSet;
+}): string[] {
+  const found = deprecatedInputs(o.set ?? currentSchemaSet(), o.released ?? releasedSchemas(), o.consumes);
+  return found.map((d) => {
+    const when = d.since ? `in release ${d.since}` : "in this build, no release has shipped it yet";
+    const warning = `${o.service} consumes ${d.type}, announced for removal ${when}: move ${o.service} off it before the deprecation window ends${d.owner ? ` (owner: ${d.owner})` : ""}`;
+    o.logger.warn({ stage: o.service, event_type: d.type, announced_in: d.since ?? null }, warning);
+    return warning;
+  });
 }
