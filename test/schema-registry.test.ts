@@ -1,10 +1,12 @@
 // The schema registry in NATS KV on a real nats-server: the deploy step publishes it
 // (idempotently), and a stage checks itself against it before consuming: a compatible start
 // passes, an incompatible one is refused naming the event and field, a producer may not write a
-// version no release taught readers, and a missing registry is a warning.
+// version no release taught readers, nor an envelope version the registry lacks, and a missing
+// registry is a warning.
 import {
   currentSchemaSet,
   REGISTRY_BUCKET,
+  type RegistryIndex,
   registryDocuments,
   type SchemaSet,
 } from "@jetmesh/contracts/evolution";
@@ -18,8 +20,10 @@ import {
 } from "@jetmesh/stage";
 import { checkSchemaRegistry, publishSchemaRegistry } from "@jetmesh/stage/internal";
 import { stopAllProcesses } from "@jetmesh/testkit";
+import { Kvm } from "@nats-io/kv";
 import { validatorStage } from "@jetmesh/validator/stage";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runContractsCli } from "../scripts/contracts.ts";
 import { type Infra, startInfra } from "./support/infra.ts";
 
 const logger = createLogger({ service: "test", level: process.env.TEST_LOG_LEVEL ?? "silent" });
@@ -34,6 +38,7 @@ function withV3WithoutCurrency(): SchemaSet {
   const { currency: _dropped, ...properties } = v2.properties;
   const v3 = { ...v2, properties, required: v2.required.filter((f) => f !== "currency") };
   return {
+    ...set,
     types: { ...set.types, "transfers.requested": { ...t, writes: 3, versions: { ...t.versions, "3": v3 } } },
   };
 }
@@ -68,10 +73,43 @@ describe("schema registry", () => {
     const docs = registryDocuments(currentSchemaSet(), released());
     const first = await publishSchemaRegistry(infra.js, docs);
     expect(first.written).toContain("schema.transfers.requested.v2");
+    expect(first.written).toContain("schema.envelope.v1");
+    expect(first.written).toContain("schema.envelope.v2");
     expect(first.written).toContain("index");
+    const kv = await new Kvm(infra.js).open(REGISTRY_BUCKET);
+    const index = (await kv.get("index"))?.json<RegistryIndex>();
+    expect(index?.envelope).toMatchObject({ mode: "full", writes: 2, versions: [1, 2], owner: "platform" });
     const again = await publishSchemaRegistry(infra.nc, docs);
     expect(again.written).toEqual([]);
     expect(again.unchanged).toHaveLength(docs.size);
+  });
+
+  it("schema registry - pnpm contracts:publish writes the envelope's versions from the committed artifacts", async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runContractsCli(["publish", "--nats-url", infra.nats.url], {
+      out: (l) => out.push(l),
+      err: (l) => err.push(l),
+    });
+    expect(err).toEqual([]);
+    expect(code).toBe(0);
+    const kv = await new Kvm(infra.js).open(REGISTRY_BUCKET);
+    expect((await kv.get("index"))?.json<RegistryIndex>().envelope).toMatchObject({
+      writes: 2,
+      versions: [1, 2],
+    });
+    expect((await kv.get("schema.envelope.v2"))?.json<{ properties: object }>().properties).toHaveProperty(
+      "actor",
+    );
+    expect(
+      await checkSchemaRegistry({
+        js: infra.js,
+        service: "validator",
+        consumes: [],
+        produces: ["transfers.validated"],
+        logger,
+      }),
+    ).toEqual([]);
   });
 
   it("schema registry - a released version's schema never changes in the bucket", async () => {
@@ -125,6 +163,41 @@ describe("schema registry", () => {
     );
     // its consumers, which read v1 and v2, start: consumers go first
     stage = await start();
+  });
+
+  const producerCheck = () =>
+    checkSchemaRegistry({
+      js: infra.js,
+      service: "validator",
+      consumes: [],
+      produces: ["transfers.validated"],
+      logger,
+    });
+
+  it("schema registry - a producer is refused when the registry lacks the envelope version it writes", async () => {
+    // A registry published before the deploy step wrote the envelope.
+    const { envelope: _none, ...withoutEnvelope } = currentSchemaSet();
+    await publishSchemaRegistry(infra.js, registryDocuments(withoutEnvelope, released(withoutEnvelope)));
+    await expect(producerCheck()).rejects.toThrow(
+      /contracts: produces envelope@2 \/: the registry does not know envelope: run the deploy step \(pnpm contracts:publish\)/,
+    );
+    await expect(start()).rejects.toBeInstanceOf(ConfigError);
+  });
+
+  it("schema registry - a producer is refused when the registry holds older envelope versions only", async () => {
+    // A tree whose envelope stopped at v1 published the registry; this build writes envelope v2.
+    const set = currentSchemaSet();
+    const env = set.envelope!;
+    const older = { ...set, envelope: { ...env, writes: 1, versions: { 1: env.versions["1"]! } } };
+    await publishSchemaRegistry(infra.js, registryDocuments(older, released(older)));
+    await expect(producerCheck()).rejects.toThrow(
+      /produces envelope@2 \/: v2 is not released in the registry \(released: v1/,
+    );
+    // A registry holding v1 and v2 (no release has shipped the envelope yet) lets it start.
+    await infra.jsm.streams.delete(`KV_${REGISTRY_BUCKET}`);
+    const { envelope: _unreleased, ...before } = set;
+    await publishSchemaRegistry(infra.js, registryDocuments(set, released(before)));
+    expect(await producerCheck()).toEqual([]);
   });
 
   it("schema registry - without a registry a stage starts and warns why", async () => {

@@ -71,6 +71,7 @@ export function schemaSetBeforeV2(): SchemaSet {
   const t = set.types["transfers.requested"];
   if (!t?.versions["1"]) throw new Error("transfers.requested v1 is not registered");
   return {
+    ...set,
     types: { ...set.types, "transfers.requested": { ...t, writes: 1, versions: { "1": t.versions["1"] } } },
   };
 }

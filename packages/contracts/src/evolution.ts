@@ -18,6 +18,7 @@ export { checkCompatibility, checkVersion, firstDifference, formatViolation } fr
 export type { Violation } from "./compatibility.ts";
 export {
   contractNeeds,
+  deprecatedInputs,
   REGISTRY_BUCKET,
   REGISTRY_INDEX_KEY,
   registryDocuments,
@@ -25,4 +26,11 @@ export {
   registrySchemaKey,
   releasedSchemas,
 } from "./registry.ts";
-export type { RegistryIndex, RegistryType, RegistryView, ServiceContractNeeds } from "./registry.ts";
+export type {
+  DeprecatedInput,
+  ProducedSchema,
+  RegistryIndex,
+  RegistryType,
+  RegistryView,
+  ServiceContractNeeds,
+} from "./registry.ts";

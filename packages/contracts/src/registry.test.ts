@@ -69,4 +69,48 @@ describe("contracts schema registry rules", () => {
       "produces demo.event@1 /: the registry does not know demo.event: run the deploy step (pnpm contracts:publish) before starting its producers",
     ]);
   });
+
+  it("registry - the envelope's versions are published; a producer writes only an envelope version the registry holds", () => {
+    const env1 = json(Type.Object({ eventId: Type.String() }, { additionalProperties: false }));
+    const env2 = json(
+      Type.Object(
+        { eventId: Type.String(), actor: Type.Optional(Type.String()) },
+        { additionalProperties: false },
+      ),
+    );
+    const envelope = (writes: number, versions: Record<string, JsonSchema>): SchemaSetEntry => ({
+      mode: "full",
+      writes,
+      owner: "platform",
+      versions,
+    });
+    const build: SchemaSet = { ...set({}), envelope: envelope(2, { 1: env1, 2: env2 }) };
+    const docs = registryDocuments(build, { release: "r1", ...set({}) });
+    expect(docs.get("schema.envelope.v2")).toEqual(env2);
+    expect((docs.get("index") as RegistryView["index"]).envelope).toEqual({
+      mode: "full",
+      writes: 2,
+      versions: [1, 2],
+      released: [],
+      owner: "platform",
+    });
+    // No release has shipped the envelope yet: a registry holding v2 lets its writers start.
+    expect(registryIssues(producer(build), view(build, set({})))).toEqual([]);
+    // A consumer-only service writes no envelope.
+    expect(registryIssues(consumer(build), view(set({}), set({})))).toEqual([]);
+    expect(registryIssues(producer(build), view(set({}), set({})))).toEqual([
+      "produces envelope@2 /: the registry does not know envelope: run the deploy step (pnpm contracts:publish) before starting its producers",
+    ]);
+    const older: SchemaSet = { ...set({}), envelope: envelope(1, { 1: env1 }) };
+    expect(registryIssues(producer(build), view(older, set({})))).toEqual([
+      "produces envelope@2 /: the registry holds no v2 (holds: v1): publish a tree that has it (pnpm contracts:publish) before starting its producers",
+    ]);
+    expect(registryIssues(producer(build), view(older, older))).toEqual([
+      "produces envelope@2 /: v2 is not released in the registry (released: v1, release r1): release it and deploy its consumers before its producers",
+    ]);
+    const changed: SchemaSet = { ...set({}), envelope: envelope(2, { 1: env1, 2: env1 }) };
+    expect(registryIssues(producer(build), view(changed, set({})))).toEqual([
+      "produces envelope@2 /actor: the registry's schema differs from this build's (released versions never change; rebuild against the released contracts)",
+    ]);
+  });
 });

@@ -1,4 +1,10 @@
-import { type JsonSchema, type SchemaSet, stripAnnotations } from "./artifacts.ts";
+import {
+  ENVELOPE,
+  type JsonSchema,
+  type SchemaSet,
+  type SchemaSetEntry,
+  stripAnnotations,
+} from "./artifacts.ts";
 import { checkVersion, firstDifference } from "./compatibility.ts";
 import type { CompatibilityMode } from "./schemas.ts";
 import type { ReleasedFile } from "./artifacts.ts";
@@ -40,6 +46,11 @@ export interface RegistryIndex {
   /** The release whose snapshot gave `released`. */
   readonly release: string;
   readonly types: Readonly<Record<string, RegistryType>>;
+  /**
+   * The envelope's versions (schemas under `schema.envelope.v<N>`); absent in a registry
+   * published before the deploy step wrote them.
+   */
+  readonly envelope?: RegistryType;
 }
 
 /** The key of one version's schema: `schema.<type>.v<N>`. */
@@ -56,30 +67,36 @@ export function registryDocuments(
   released: SchemaSet & { readonly release: string },
 ): Map<string, unknown> {
   const docs = new Map<string, unknown>();
-  const types: Record<string, RegistryType> = {};
-  for (const [type, entry] of Object.entries(current.types)) {
-    const versions = Object.keys(entry.versions)
-      .map(Number)
-      .sort((a, b) => a - b);
-    const rel = released.types[type];
-    types[type] = {
+  /** One entry of the index, its versions' schemas added to `docs` under `name`. */
+  const publish = (name: string, entry: SchemaSetEntry, rel: SchemaSetEntry | undefined): RegistryType => {
+    const versions = sortedVersions(entry);
+    for (const v of versions) docs.set(registrySchemaKey(name, v), entry.versions[String(v)]);
+    return {
       mode: entry.mode,
       writes: entry.writes,
       versions,
-      released: rel
-        ? Object.keys(rel.versions)
-            .map(Number)
-            .sort((a, b) => a - b)
-        : [],
+      released: rel ? sortedVersions(rel) : [],
       ...(entry.owner ? { owner: entry.owner } : {}),
       ...(entry.deprecated?.length ? { deprecated: entry.deprecated } : {}),
       ...(entry.typeDeprecated ? { typeDeprecated: true } : {}),
     };
-    for (const v of versions) docs.set(registrySchemaKey(type, v), entry.versions[String(v)]);
-  }
-  docs.set(REGISTRY_INDEX_KEY, { release: released.release, types } satisfies RegistryIndex);
+  };
+  const types: Record<string, RegistryType> = {};
+  for (const [type, entry] of Object.entries(current.types))
+    types[type] = publish(type, entry, released.types[type]);
+  const envelope = current.envelope && publish(ENVELOPE, current.envelope, released.envelope);
+  docs.set(REGISTRY_INDEX_KEY, {
+    release: released.release,
+    types,
+    ...(envelope ? { envelope } : {}),
+  } satisfies RegistryIndex);
   return docs;
 }
+
+const sortedVersions = (entry: SchemaSetEntry): number[] =>
+  Object.keys(entry.versions)
+    .map(Number)
+    .sort((a, b) => a - b);
 
 /** What the registry holds, as a service reads it: the index and a reader of schemas. */
 export interface RegistryView {
@@ -96,11 +113,16 @@ export interface ServiceContractNeeds {
     readonly versions: Readonly<Record<string, JsonSchema>>;
   }[];
   /** Each type produced: the version this build writes and its schema. */
-  readonly produces: readonly {
-    readonly type: string;
-    readonly version: number;
-    readonly schema: JsonSchema;
-  }[];
+  readonly produces: readonly ProducedSchema[];
+  /** The envelope version this build writes, when it produces anything (and the set has one). */
+  readonly envelope?: ProducedSchema;
+}
+
+/** A schema a service writes: the type (or {@link ENVELOPE}), its version and schema. */
+export interface ProducedSchema {
+  readonly type: string;
+  readonly version: number;
+  readonly schema: JsonSchema;
 }
 
 /**
@@ -123,13 +145,16 @@ export function contractNeeds(
       mode: entry(type).mode,
       versions: entry(type).versions,
     })),
-    produces: [...new Set(produces)].map((type) => ({
-      type,
-      version: entry(type).writes,
-      schema: entry(type).versions[String(entry(type).writes)] as JsonSchema,
-    })),
+    produces: [...new Set(produces)].map((type) => written(type, entry(type))),
+    ...(produces.length > 0 && set.envelope ? { envelope: written(ENVELOPE, set.envelope) } : {}),
   };
 }
+
+const written = (type: string, e: SchemaSetEntry): ProducedSchema => ({
+  type,
+  version: e.writes,
+  schema: e.versions[String(e.writes)] as JsonSchema,
+});
 
 /**
  * Checks a service's needs against the deployed registry. Returns one line per reason to
@@ -142,7 +167,9 @@ export function contractNeeds(
  * - a producer writing a version above the newest the registry lists as released: readers
  *   learn a version in one release, producers write it in a later one (consumers before
  *   producers); a type no release has shipped yet has no readers to break, as in the gate;
- * - a producer of a type the registry does not know.
+ * - a producer of a type the registry does not know, or of a version it holds no schema for;
+ * - the same three for the envelope version a producing service writes (a registry published
+ *   before the deploy step wrote the envelope does not know it).
  */
 export function registryIssues(needs: ServiceContractNeeds, registry: RegistryView): string[] {
   const out: string[] = [];
@@ -186,13 +213,12 @@ export function registryIssues(needs: ServiceContractNeeds, registry: RegistryVi
         `consumes ${c.type}@${v.version} ${v.field}: this build reads it as v${top}, and ${v.rule}${reg.owner ? ` (owner: ${reg.owner})` : ""}`,
       );
   }
-  for (const p of needs.produces) {
-    const reg = registry.index.types[p.type];
+  const produced = (p: ProducedSchema, reg: RegistryType | undefined) => {
     if (!reg) {
       out.push(
         `produces ${p.type}@${p.version} /: the registry does not know ${p.type}: run the deploy step (pnpm contracts:publish) before starting its producers`,
       );
-      continue;
+      return;
     }
     // A type no release has shipped yet has no reader to break (as in the gate): its first
     // versions may be written before they are released.
@@ -200,11 +226,45 @@ export function registryIssues(needs: ServiceContractNeeds, registry: RegistryVi
       out.push(
         `produces ${p.type}@${p.version} /: v${p.version} is not released in the registry (released: ${reg.released.map((v) => `v${v}`).join(", ") || "none"}, release ${registry.index.release}): release it and deploy its consumers before its producers`,
       );
-      continue;
+      return;
+    }
+    if (!reg.versions.includes(p.version)) {
+      out.push(
+        `produces ${p.type}@${p.version} /: the registry holds no v${p.version} (holds: ${reg.versions.map((v) => `v${v}`).join(", ") || "none"}): publish a tree that has it (pnpm contracts:publish) before starting its producers`,
+      );
+      return;
     }
     differs(p.type, p.version, p.schema, "produces");
-  }
+  };
+  for (const p of needs.produces) produced(p, registry.index.types[p.type]);
+  if (needs.envelope) produced(needs.envelope, registry.index.envelope);
   return out;
+}
+
+/** A consumed event type announced for removal (`EventContracts[type].typeDeprecated`). */
+export interface DeprecatedInput {
+  readonly type: string;
+  /** The first release that shipped the announcement (`typeDeprecatedSince`); absent while none has. */
+  readonly since?: string;
+  readonly owner?: string;
+}
+
+/**
+ * The types among `consumes` that `set` announces for removal, with the release of `released`
+ * that first shipped the announcement: a consumer's team has to move off them within the
+ * deprecation window.
+ */
+export function deprecatedInputs(
+  set: SchemaSet,
+  released: SchemaSet,
+  consumes: readonly string[],
+): DeprecatedInput[] {
+  return [...new Set(consumes)].flatMap((type) => {
+    const e = set.types[type];
+    if (!e?.typeDeprecated) return [];
+    const since = released.types[type]?.typeDeprecatedSince;
+    return [{ type, ...(since ? { since } : {}), ...(e.owner ? { owner: e.owner } : {}) }];
+  });
 }
 
 /** The last released schema set this checkout ships (`schemas/released.json`): what a deploy step publishes next to the tree's. */

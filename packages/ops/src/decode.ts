@@ -1,6 +1,7 @@
-import { type AnyEnvelope, decodeEvent } from "@jetmesh/contracts";
+import { type AnyEnvelope, decodeMessage, type HeaderLookup } from "@jetmesh/contracts";
 import { Packr } from "msgpackr";
 import { OpsError, oneLine } from "./errors.ts";
+import { headerOf, type StoredMessage } from "./read-stream.ts";
 
 // The same plain-MessagePack settings as the contracts codec, so a body that fails only its
 // schema check still shows as the map it is.
@@ -12,13 +13,14 @@ export type DecodedBody =
   | { readonly valid: false; readonly reason: string; readonly value: unknown };
 
 /**
- * Decodes a body with the contracts codec; when that refuses it, unpacks it as plain
- * MessagePack and keeps the codec's reason.
+ * Decodes a body with the contracts' reader, as the stages read it (`decodeMessage`: with its
+ * headers, an envelope without `actor` takes the client from `Jetmesh-Client-Id`); when that
+ * refuses it, unpacks it as plain MessagePack and keeps the codec's reason.
  * @throws OpsError when the bytes are not MessagePack at all.
  */
-export function decodeBody(bytes: Uint8Array): DecodedBody {
+export function decodeBody(bytes: Uint8Array, headers?: HeaderLookup): DecodedBody {
   try {
-    return { valid: true, event: decodeEvent(bytes) };
+    return { valid: true, event: decodeMessage(bytes, headers) };
   } catch (err) {
     // ContractError's message already names each bad field.
     const reason = oneLine(err);
@@ -30,10 +32,13 @@ export function decodeBody(bytes: Uint8Array): DecodedBody {
   }
 }
 
-/** Never throws: a body that is not even MessagePack becomes an invalid body with no value. */
-export function decodeBodyLenient(bytes: Uint8Array): DecodedBody {
+/**
+ * A stored message's body read with its headers. Never throws: a body that is not even
+ * MessagePack becomes an invalid body with no value.
+ */
+export function decodeStored(msg: StoredMessage): DecodedBody {
   try {
-    return decodeBody(bytes);
+    return decodeBody(msg.data, { get: (name) => headerOf(msg, name) });
   } catch (err) {
     return { valid: false, reason: oneLine(err), value: null };
   }

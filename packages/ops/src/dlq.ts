@@ -1,6 +1,6 @@
 import { Headers, type Names, namesFor, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager, StoredMsg } from "@nats-io/jetstream";
-import { decodeBodyLenient } from "./decode.ts";
+import { decodeStored } from "./decode.ts";
 import { OpsError } from "./errors.ts";
 import { headerOf, readStream, type StoredMessage, storedMessageOf, streamInfo } from "./read-stream.ts";
 import { formatDuration, renderTable } from "./table.ts";
@@ -47,7 +47,7 @@ const intOrNull = (v: string | undefined): number | null => {
 
 /** A stored DLQ message as an entry; never throws (a body that does not decode leaves fields null). */
 export function entryOf(msg: StoredMessage, nowMs = Date.now()): DlqEntry {
-  const body = decodeBodyLenient(msg.data);
+  const body = decodeStored(msg);
   const value = (body.valid ? body.event : body.value) as {
     type?: unknown;
     eventId?: unknown;

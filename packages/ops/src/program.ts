@@ -49,6 +49,12 @@ const positiveInts = (what: string) => (v: string, previous: number[] | undefine
   ...(previous ?? []),
   positiveInt(what)(v),
 ];
+/** Collects `--header "Name: value"` flags into a map of lower-cased names. */
+const headerFlags = (v: string, previous: Map<string, string> | undefined) => {
+  const at = v.indexOf(":");
+  if (at <= 0) throw new InvalidArgumentError('--header must be "Name: value"');
+  return new Map(previous).set(v.slice(0, at).trim().toLowerCase(), v.slice(at + 1).trim());
+};
 const stageName = (v: string) => {
   if (!/^[a-z][a-z0-9-]{0,31}$/.test(v))
     throw new InvalidArgumentError("--stage must be a stage name, e.g. payout");
@@ -176,12 +182,19 @@ function buildProgram(io: CliIo): Command {
     .description(
       "Decode one raw message body (MessagePack) from stdin to pretty JSON; for `nats ... --translate 'jetmesh decode'`",
     )
-    .action(async () => {
+    .addOption(
+      new Option(
+        "-H, --header <header>",
+        'a header of the message, "Name: value", read as the stages read it (e.g. Jetmesh-Client-Id); repeatable',
+      ).argParser(headerFlags),
+    )
+    .action(async (o: { header?: Map<string, string> }) => {
       if ("isTTY" in io.stdin && io.stdin.isTTY)
         throw new OpsError("decode reads a message body on stdin", { exitCode: ExitCodes.Usage });
       const bytes = await readAll(io.stdin);
       if (bytes.length === 0) throw new OpsError("empty body on stdin");
-      io.out(`${renderDecoded(decodeBody(bytes))}\n`);
+      const headers = o.header ?? new Map<string, string>();
+      io.out(`${renderDecoded(decodeBody(bytes, { get: (name) => headers.get(name.toLowerCase()) }))}\n`);
     });
 
   program

@@ -1,6 +1,6 @@
 import { Headers, type Names, namesFor, PipelineStreams, StreamNames } from "@jetmesh/contracts";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { decodeBodyLenient } from "./decode.ts";
+import { decodeStored } from "./decode.ts";
 import { OpsError } from "./errors.ts";
 import { headerOf, readStream, type StoredMessage } from "./read-stream.ts";
 import { formatDuration, renderTable } from "./table.ts";
@@ -49,8 +49,8 @@ export function traceIdOf(traceparent: string | undefined): string | null {
   return id && /^[0-9a-f]{32}$/.test(id) ? id : null;
 }
 
-function belongs(msg: StoredMessage, transferId: string): ReturnType<typeof decodeBodyLenient> | null {
-  const body = decodeBodyLenient(msg.data);
+function belongs(msg: StoredMessage, transferId: string): ReturnType<typeof decodeStored> | null {
+  const body = decodeStored(msg);
   const value = (body.valid ? body.event : body.value) as {
     correlationId?: unknown;
     data?: { transferId?: unknown };
@@ -74,7 +74,7 @@ export async function readTrace(
   transferId: string,
   names: Names = namesFor(),
 ): Promise<Trace> {
-  const matches: Array<{ msg: StoredMessage; body: ReturnType<typeof decodeBodyLenient> }> = [];
+  const matches: Array<{ msg: StoredMessage; body: ReturnType<typeof decodeStored> }> = [];
   const missingStreams: string[] = [];
   for (const stream of [...PipelineStreams, StreamNames.Dlq]) {
     let msgs: StoredMessage[];

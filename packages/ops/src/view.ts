@@ -1,4 +1,4 @@
-import { type DecodedBody, decodeBodyLenient, toJson } from "./decode.ts";
+import { type DecodedBody, decodeStored, toJson } from "./decode.ts";
 import type { StoredMessage } from "./read-stream.ts";
 
 /** One message of `jetmesh view --json`: where it is stored, its headers and its decoded body. */
@@ -16,7 +16,7 @@ export interface ViewedMessage {
 
 /** A stored message with its body decoded (never throws: a bad body is shown as such). */
 export function viewOf(msg: StoredMessage): ViewedMessage {
-  const body: DecodedBody = decodeBodyLenient(msg.data);
+  const body: DecodedBody = decodeStored(msg);
   return {
     stream: msg.stream,
     seq: msg.seq,

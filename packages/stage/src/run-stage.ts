@@ -39,7 +39,7 @@ import {
 } from "./provision.ts";
 import { createEventPublisher } from "./publisher.ts";
 import { ReplyInbox } from "./reply-inbox.ts";
-import { checkSchemaRegistry } from "./schema-registry.ts";
+import { checkSchemaRegistry, warnDeprecatedInputs } from "./schema-registry.ts";
 import { checkSettings, type StreamFacts } from "./settings-check.ts";
 
 /** What {@link runStage} needs; main.ts builds the clients. */
@@ -184,18 +184,20 @@ export async function runStage<In extends EventType, Deps>(
   });
   for (const w of verdict.warnings) logger.warn({ server_version: serverVersion }, w);
   if (verdict.problems.length) throw new ConfigError(verdict.problems);
+  const consumes = def.inputs.flatMap((i) => i.types);
   // Before any consumer exists: a build that cannot read what producers write, or would write
   // a version no release taught its readers, refuses here rather than park every message.
   await untilAnswered(logger, "the schema registry", () =>
     checkSchemaRegistry({
       js,
       service: stage,
-      consumes: def.inputs.flatMap((i) => i.types),
+      consumes,
       produces: def.emits,
       logger,
       namespace: s.namespace,
     }),
   );
+  warnDeprecatedInputs({ service: stage, consumes, logger });
 
   // Consumers are created (or found) before anything runs, so that a consumer lost with no
   // recorded position refuses the start here instead of replaying its stream.

@@ -1,6 +1,8 @@
 import {
   contractNeeds,
   currentSchemaSet,
+  deprecatedInputs,
+  ENVELOPE,
   type JsonSchema,
   REGISTRY_BUCKET,
   REGISTRY_INDEX_KEY,
@@ -8,6 +10,8 @@ import {
   type RegistryView,
   registryIssues,
   registrySchemaKey,
+  releasedSchemas,
+  type SchemaSet,
 } from "@jetmesh/contracts/evolution";
 import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import { namesFor } from "@jetmesh/contracts";
@@ -18,8 +22,9 @@ import { ConfigError } from "./errors.ts";
 
 /**
  * The schema registry in NATS KV ({@link REGISTRY_BUCKET}): the deploy step publishes every
- * (type, version) and each type's mode, written and released versions; a service checks what
- * it consumes and produces against it before it consumes anything.
+ * (type, version), the envelope's versions and each one's mode, written and released versions;
+ * a service checks what it consumes and produces (and the envelope it writes) against it before
+ * it consumes anything.
  */
 
 /** What publishing changed: keys written, keys already holding the same value. */
@@ -92,7 +97,9 @@ export async function readSchemaRegistry(
   if (entry?.operation !== "PUT") return { missing: `no ${REGISTRY_INDEX_KEY} in ${bucket}` };
   const index = entry.json<RegistryIndex>();
   const schemas = new Map<string, JsonSchema>();
-  for (const [type, t] of Object.entries(index.types))
+  const entries = Object.entries(index.types);
+  if (index.envelope) entries.push([ENVELOPE, index.envelope]);
+  for (const [type, t] of entries)
     for (const v of t.versions) {
       const e = await kv.get(registrySchemaKey(type, v));
       if (e?.operation === "PUT") schemas.set(registrySchemaKey(type, v), e.json<JsonSchema>());
@@ -136,4 +143,27 @@ export async function checkSchemaRegistry(o: {
     "contracts match the schema registry",
   );
   return [];
+}
+
+/**
+ * Warns, once at start, for each type the service consumes that is announced for removal
+ * (`EventContracts[type].typeDeprecated`): its team moves off it before the type is removed,
+ * which the gate allows once the deprecation window has run.
+ * @returns the warnings logged.
+ */
+export function warnDeprecatedInputs(o: {
+  service: string;
+  consumes: readonly string[];
+  logger: Logger;
+  /** This build's schema set and released snapshot (defaults: this build's). */
+  set?: SchemaSet;
+  released?: SchemaSet;
+}): string[] {
+  const found = deprecatedInputs(o.set ?? currentSchemaSet(), o.released ?? releasedSchemas(), o.consumes);
+  return found.map((d) => {
+    const when = d.since ? `in release ${d.since}` : "in this build, no release has shipped it yet";
+    const warning = `${o.service} consumes ${d.type}, announced for removal ${when}: move ${o.service} off it before the deprecation window ends${d.owner ? ` (owner: ${d.owner})` : ""}`;
+    o.logger.warn({ stage: o.service, event_type: d.type, announced_in: d.since ?? null }, warning);
+    return warning;
+  });
 }
