@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installVirtualTime } from "../virtual-time.ts";
 import { createSimNats } from "./index.ts";
 
-// One list of scenarios, run against a real nats-server 2.9.10 (real time) and against the
-// simulator (virtual time). Facts must be equal; timings (ms since a scenario's reference
+// One list of scenarios, run against a real nats-server 2.9.10 (R1 streams), a real 3-node
+// 2.9.10 cluster (R3 streams, as production runs; see TOPOLOGIES), both in real time, and
+// against the simulator (virtual time), once per topology. Facts must be equal; timings (ms since a scenario's reference
 // point) must agree within TOLERANCE_MS. The real server's timers fire within ~10 ms of their
 // deadlines (SERVER-BEHAVIOUR.md); the simulator models the same deadlines exactly, so the
 // tolerance only absorbs the real machine's scheduling jitter.
