@@ -2,7 +2,8 @@
 // for a while and fails every time, once over a real nats-server and redis-server (real
 // time) and once over the simulated ones (virtual time). What it stored, what it parked with
 // which reasons and after how many deliveries, and where its consumer ended must be equal:
-// the simulator's worlds are only as good as this agreement.
+// the simulator's worlds are only as good as this agreement. It runs on one nats-server with
+// R1 streams and on a 3-node cluster with R3 streams, as production runs.
 import {
   deriveId,
   type Envelope,
@@ -30,6 +31,7 @@ import {
   createPrng,
   readStoredEvents,
   startNats,
+  startNatsCluster,
   startRedis,
   stopAllProcesses,
   streamPosition,
@@ -100,10 +102,11 @@ async function scenario(
   producer: NatsConnection,
   redis: Redis,
   sleep: (ms: number) => Promise<void>,
+  replicas: number,
 ) {
   attempts.clear();
   const jsm = await jetstreamManager(nc);
-  await provisionStreams(jsm, { replicas: 1, logger });
+  await provisionStreams(jsm, { replicas, logger });
   const stage = await runStage({ definition: parkStage, deps: {}, nc, redis, logger, settings });
   const js = jetstream(producer);
   for (let i = 0; i < 8; i++) {
@@ -156,9 +159,10 @@ async function scenario(
     },
     streams: Object.fromEntries(
       await Promise.all(
-        [StreamNames.Ingress, StreamNames.Validation, StreamNames.Dlq].map(
-          async (s) => [s, (await jsm.streams.info(s)).state.messages] as const,
-        ),
+        [StreamNames.Ingress, StreamNames.Validation, StreamNames.Dlq].map(async (s) => {
+          const si = await jsm.streams.info(s);
+          return [s, { messages: si.state.messages, replicas: si.config.num_replicas }] as const;
+        }),
       ),
     ),
   };
@@ -166,42 +170,74 @@ async function scenario(
 
 afterAll(() => stopAllProcesses());
 
-it("sim runtime - runStage answers, parks (permanent and after its deliveries) and retries alike on the real servers and the simulator", async () => {
-  const [natsServer, redisServer] = await Promise.all([startNats(), startRedis()]);
-  const nc = await connect({ servers: natsServer.url, name: "simpark" });
-  const producer = await connect({ servers: natsServer.url, name: "producer" });
-  const realRedis = createRedis({ url: redisServer.url, name: "simpark" });
-  let real: Awaited<ReturnType<typeof scenario>>;
-  try {
-    real = await scenario(nc, producer, realRedis, (ms) => new Promise((r) => setTimeout(r, ms)));
-  } finally {
-    realRedis.disconnect();
-    await nc.close();
-    await producer.close();
-    await Promise.all([natsServer.stop(), redisServer.stop()]);
-  }
+/** The real servers for one topology: a client URL list and how to stop them. */
+const TOPOLOGIES = {
+  "one nats-server, R1": {
+    replicas: 1,
+    start: async () => {
+      const server = await startNats();
+      return { servers: [server.url], stop: () => server.stop() };
+    },
+  },
+  "a 3-node nats-server cluster, R3": {
+    replicas: 3,
+    start: async () => {
+      const cluster = await startNatsCluster({ size: 3 });
+      return { servers: cluster.urls, stop: () => cluster.stop() };
+    },
+  },
+} as const;
 
-  const vt = installVirtualTime();
-  let simulated: Awaited<ReturnType<typeof scenario>>;
-  try {
-    const sim = createSimNats({ random: createPrng("runtime-conformance").next });
-    const simNc = await drive(vt, sim.connect({ name: "simpark" }), { maxMs: 10_000, what: "connect" });
-    const simProducer = await drive(vt, sim.connect({ name: "producer" }), {
-      maxMs: 10_000,
-      what: "connect",
-    });
-    simulated = await drive(
-      vt,
-      scenario(simNc, simProducer, createSimRedis(), (ms) => new Promise((r) => setTimeout(r, ms))),
-      { maxMs: 60_000, what: "the scenario on the simulator" },
-    );
-    await drive(vt, Promise.all([simNc.close(), simProducer.close()]), { maxMs: 10_000, what: "close" });
-    sim.close();
-  } finally {
-    vt.uninstall();
-  }
-  // What the real servers did is the reference, and it is what the runtime promises.
-  expect(real.outputs).toHaveLength(4);
-  expect(real.parked.map((p) => p.deliveries)).toEqual(expect.arrayContaining(["1", "4"]));
-  expect(simulated).toEqual(real);
-}, 90_000);
+for (const [label, topology] of Object.entries(TOPOLOGIES)) {
+  it(`sim runtime - ${label} - runStage answers, parks (permanent and after its deliveries) and retries alike on the real servers and the simulator`, async () => {
+    const [natsServer, redisServer] = await Promise.all([topology.start(), startRedis()]);
+    const nc = await connect({ servers: natsServer.servers, name: "simpark" });
+    const producer = await connect({ servers: natsServer.servers, name: "producer" });
+    const realRedis = createRedis({ url: redisServer.url, name: "simpark" });
+    let real: Awaited<ReturnType<typeof scenario>>;
+    try {
+      real = await scenario(
+        nc,
+        producer,
+        realRedis,
+        (ms) => new Promise((r) => setTimeout(r, ms)),
+        topology.replicas,
+      );
+    } finally {
+      realRedis.disconnect();
+      await nc.close();
+      await producer.close();
+      await Promise.all([natsServer.stop(), redisServer.stop()]);
+    }
+
+    const vt = installVirtualTime();
+    let simulated: Awaited<ReturnType<typeof scenario>>;
+    try {
+      const sim = createSimNats({ random: createPrng("runtime-conformance").next });
+      const simNc = await drive(vt, sim.connect({ name: "simpark" }), { maxMs: 10_000, what: "connect" });
+      const simProducer = await drive(vt, sim.connect({ name: "producer" }), {
+        maxMs: 10_000,
+        what: "connect",
+      });
+      simulated = await drive(
+        vt,
+        scenario(
+          simNc,
+          simProducer,
+          createSimRedis(),
+          (ms) => new Promise((r) => setTimeout(r, ms)),
+          topology.replicas,
+        ),
+        { maxMs: 60_000, what: "the scenario on the simulator" },
+      );
+      await drive(vt, Promise.all([simNc.close(), simProducer.close()]), { maxMs: 10_000, what: "close" });
+      sim.close();
+    } finally {
+      vt.uninstall();
+    }
+    // What the real servers did is the reference, and it is what the runtime promises.
+    expect(real.outputs).toHaveLength(4);
+    expect(real.parked.map((p) => p.deliveries)).toEqual(expect.arrayContaining(["1", "4"]));
+    expect(simulated).toEqual(real);
+  }, 90_000);
+}

@@ -1,4 +1,4 @@
-import { type NatsServerHandle, startNats, stopAllProcesses } from "@jetmesh/testkit";
+import { startNats, startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installVirtualTime } from "../virtual-time.ts";
 import { createSimNats } from "./index.ts";
 
-// One list of scenarios, run against a real nats-server 2.9.10 (real time) and against the
-// simulator (virtual time). Facts must be equal; timings (ms since a scenario's reference
+// One list of scenarios, run against a real nats-server 2.9.10 (R1 streams), a real 3-node
+// 2.9.10 cluster (R3 streams, as production runs; see TOPOLOGIES), both in real time, and
+// against the simulator (virtual time), once per topology. Facts must be equal; timings (ms since a scenario's reference
 // point) must agree within TOLERANCE_MS. The real server's timers fire within ~10 ms of their
 // deadlines (SERVER-BEHAVIOUR.md); the simulator models the same deadlines exactly, so the
 // tolerance only absorbs the real machine's scheduling jitter.
@@ -22,9 +23,14 @@ const TOLERANCE_MS = 150;
 const NS = 1_000_000;
 
 interface Ctx {
+  /** Replicas of every stream the scenario makes (1: one server; 3: the cluster, as in production). */
+  replicas: number;
   connect(name: string): Promise<NatsConnection>;
   sleep(ms: number): Promise<void>;
-  /** Restarts the server on the same store (real: kill and start; simulated: `restart()`). */
+  /**
+   * Restarts the server on the same store (real: kill and start, every node of a cluster at
+   * once; simulated: `restart()`).
+   */
   restart(): Promise<void>;
 }
 interface Observation {
@@ -46,7 +52,7 @@ const _withHeaders = (pairs: Record<string, string>) => {
 async function setup(ctx: Ctx, stream: Record<string, unknown>) {
   const nc = await ctx.connect("scenario");
   const jsm = await jetstreamManager(nc);
-  await jsm.streams.add(stream as never);
+  await jsm.streams.add({ ...stream, num_replicas: ctx.replicas } as never);
   return { nc, jsm, js: jetstream(nc) };
 }
 function consumerNumbers(ci: Awaited<ReturnType<JetStreamManager["consumers"]["info"]>>) {
@@ -191,7 +197,13 @@ const scenarios: Record<string, Scenario> = {
       max_msgs: 2,
       discard: "new",
     });
-    await jsm.streams.add({ name: "FULLB", subjects: ["fullb.>"], max_bytes: 400, discard: "new" } as never);
+    await jsm.streams.add({
+      name: "FULLB",
+      subjects: ["fullb.>"],
+      max_bytes: 400,
+      discard: "new",
+      num_replicas: ctx.replicas,
+    } as never);
     const out: unknown[] = [];
     const pub = async (subj: string, id: string, body = "x") => {
       try {
@@ -353,7 +365,7 @@ const scenarios: Record<string, Scenario> = {
   },
   "kv - put, get, overwrite with history 1, create, update, delete, keys": async (ctx) => {
     const nc = await ctx.connect("kv");
-    const kv = await new Kvm(nc).create("CONF", { history: 1 });
+    const kv = await new Kvm(nc).create("CONF", { history: 1, replicas: ctx.replicas });
     const out: unknown[] = [];
     out.push(await kv.put("a.one", "1"));
     out.push(await kv.put("a.one", "2"));
@@ -384,7 +396,12 @@ const scenarios: Record<string, Scenario> = {
   },
   "stream - message delete and purge where allowed": async (ctx) => {
     const { nc, js, jsm } = await setup(ctx, { name: "DEL", subjects: ["del.>"], deny_purge: true });
-    await jsm.streams.add({ name: "NODEL", subjects: ["nodel.>"], deny_delete: true } as never);
+    await jsm.streams.add({
+      name: "NODEL",
+      subjects: ["nodel.>"],
+      deny_delete: true,
+      num_replicas: ctx.replicas,
+    } as never);
     for (let i = 0; i < 4; i++) await js.publish(`del.${i % 2}`, "x");
     for (let i = 0; i < 3; i++) await js.publish("nodel.a", "x");
     const out: unknown[] = [];
@@ -435,32 +452,66 @@ const scenarios: Record<string, Scenario> = {
 };
 
 const names = Object.keys(scenarios);
-const real: Record<string, Observation | { failed: string }> = {};
-const sim: Record<string, Observation | { failed: string }> = {};
-let server: NatsServerHandle | undefined;
+type Result = Observation | { failed: string };
 
-async function runAll(ctx: Ctx, into: typeof real) {
+/**
+ * Where the suite runs: one nats-server with R1 streams, and a 3-node cluster with R3 streams
+ * and consumers, as production runs. The simulator has no cluster: it runs every scenario
+ * once per topology, with the same stream configs (so `num_replicas` is compared too).
+ */
+const TOPOLOGIES = {
+  single: { label: "one nats-server 2.9.10, R1", replicas: 1 },
+  cluster: { label: "a 3-node nats-server 2.9.10 cluster, R3", replicas: 3 },
+} as const;
+type Topology = keyof typeof TOPOLOGIES;
+const real: Record<Topology, Record<string, Result>> = { single: {}, cluster: {} };
+const sim: Record<Topology, Record<string, Result>> = { single: {}, cluster: {} };
+
+async function runAll(label: string, ctx: Ctx, into: Record<string, Result>) {
   for (const name of names) {
     const t0 = performance.now();
     try {
       into[name] = await (scenarios[name] as Scenario)(ctx);
-      if (process.env.SIM_DEBUG) console.log("real", name, Math.round(performance.now() - t0));
     } catch (e) {
       into[name] = { failed: String((e as Error).stack ?? e) };
     }
+    if (process.env.SIM_DEBUG) console.log(label, name, Math.round(performance.now() - t0));
   }
 }
 
-beforeAll(async () => {
-  server = await startNats();
-  const url = server.url;
-  const srv = server;
+async function runReal() {
+  const server = await startNats();
   await runAll(
-    { connect: (name) => connect({ servers: url, name }), sleep: sleepReal, restart: () => srv.restart() },
-    real,
+    "real single",
+    {
+      replicas: TOPOLOGIES.single.replicas,
+      connect: (name) => connect({ servers: server.url, name }),
+      sleep: sleepReal,
+      restart: () => server.restart(),
+    },
+    real.single,
   );
   await server.stop();
 
+  const cluster = await startNatsCluster({ size: 3 });
+  await runAll(
+    "real cluster",
+    {
+      replicas: TOPOLOGIES.cluster.replicas,
+      connect: (name) => connect({ servers: cluster.urls, name }),
+      sleep: sleepReal,
+      // Every node at once, each stopped as the single server is (SIGTERM, then started).
+      restart: async () => {
+        await Promise.all(cluster.nodes.map((n) => n.restart()));
+        await cluster.waitForJetStream();
+      },
+    },
+    real.cluster,
+  );
+  await cluster.stop();
+}
+
+async function runSim() {
   const vt = installVirtualTime();
   let s = 0x9e3779b9;
   const random = () => {
@@ -470,55 +521,65 @@ beforeAll(async () => {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   try {
-    for (const name of names) {
-      const world = createSimNats({ random });
-      let done = false;
-      const _run = (scenarios[name] as Scenario)({
-        connect: (n) => world.connect({ name: n }),
-        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-        restart: () => world.restart(),
-      })
-        .then((o) => (sim[name] = o))
-        .catch((e) => (sim[name] = { failed: String((e as Error).stack ?? e) }))
-        .finally(() => {
-          done = true;
-        });
-      // Drive virtual time in 1 ms steps while the scenario runs (bounded: 20 virtual s).
-      for (let i = 0; i < 20_000 && !done; i++) await vt.advance(1);
-      if (!done) sim[name] = { failed: "did not finish within 20 virtual seconds" };
-      if (process.env.SIM_DEBUG) console.log("sim", name, done);
-      world.close();
+    for (const topology of Object.keys(TOPOLOGIES) as Topology[]) {
+      for (const name of names) {
+        const world = createSimNats({ random });
+        const into = sim[topology];
+        let done = false;
+        const _run = (scenarios[name] as Scenario)({
+          replicas: TOPOLOGIES[topology].replicas,
+          connect: (n) => world.connect({ name: n }),
+          sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+          restart: () => world.restart(),
+        })
+          .then((o) => (into[name] = o))
+          .catch((e) => (into[name] = { failed: String((e as Error).stack ?? e) }))
+          .finally(() => {
+            done = true;
+          });
+        // Drive virtual time in 1 ms steps while the scenario runs (bounded: 20 virtual s).
+        for (let i = 0; i < 20_000 && !done; i++) await vt.advance(1);
+        if (!done) into[name] = { failed: "did not finish within 20 virtual seconds" };
+        world.close();
+      }
     }
   } finally {
     vt.uninstall();
   }
+}
+
+beforeAll(async () => {
+  await runReal();
+  await runSim();
   if (process.env.SIM_DEBUG) {
     const { writeFileSync } = await import("node:fs");
     writeFileSync(process.env.SIM_DEBUG, JSON.stringify({ real, sim }, null, 1));
   }
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await stopAllProcesses();
 });
 
-describe("sim nats - conformance with nats-server 2.9.10", () => {
-  for (const name of names) {
-    it(`sim nats - ${name}`, () => {
-      const r = real[name] as Observation;
-      const m = sim[name] as Observation;
-      expect(r, "real server run").not.toHaveProperty("failed");
-      expect(m).toEqual(expect.objectContaining({ facts: r.facts }));
-      for (const [k, rv] of Object.entries(r.timings)) {
-        const mv = m.timings[k] ?? [];
-        expect(mv.length, `${k}: ${JSON.stringify(mv)} vs real ${JSON.stringify(rv)}`).toBe(rv.length);
-        rv.forEach((v, i) => {
-          expect(
-            Math.abs((mv[i] as number) - v),
-            `${k}[${i}]: sim ${mv[i]} vs real ${v}`,
-          ).toBeLessThanOrEqual(TOLERANCE_MS);
-        });
-      }
-    });
-  }
-});
+for (const topology of Object.keys(TOPOLOGIES) as Topology[]) {
+  describe(`sim nats - conformance with ${TOPOLOGIES[topology].label}`, () => {
+    for (const name of names) {
+      it(`sim nats - ${topology} - ${name}`, () => {
+        const r = real[topology][name] as Observation;
+        const m = sim[topology][name] as Observation;
+        expect(r, "real server run").not.toHaveProperty("failed");
+        expect(m).toEqual(expect.objectContaining({ facts: r.facts }));
+        for (const [k, rv] of Object.entries(r.timings)) {
+          const mv = m.timings[k] ?? [];
+          expect(mv.length, `${k}: ${JSON.stringify(mv)} vs real ${JSON.stringify(rv)}`).toBe(rv.length);
+          rv.forEach((v, i) => {
+            expect(
+              Math.abs((mv[i] as number) - v),
+              `${k}[${i}]: sim ${mv[i]} vs real ${v}`,
+            ).toBeLessThanOrEqual(TOLERANCE_MS);
+          });
+        }
+      });
+    }
+  });
+}
