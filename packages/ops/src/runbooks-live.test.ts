@@ -751,6 +751,47 @@ describe("runbooks, run on a live mesh", { timeout: 240_000 }, () => {
     expect(verify.of("curl")).toMatch(/"ready":\s*true/);
   });
 
+  it("runbook redis-memory.md - state: the mesh's Redis without maxmemory (JetmeshRedisNoMaxmemory); the fix sets one", async () => {
+    const reconciler = mesh.service("reconciler");
+    const instance = reconciler.url.replace(/^http:\/\//, "");
+    const maxmemory = async () =>
+      /^jetmesh_redis_maxmemory_bytes\{[^}]*\} (\S+)$/m.exec(
+        await (await fetch(`${reconciler.url}/metrics`)).text(),
+      )?.[1];
+    expect(await redis.config("GET", "maxmemory")).toEqual(["maxmemory", "0"]);
+    await waitFor(async () => (await maxmemory()) === "0", {
+      timeoutMs: 30_000,
+      what: "the reconciler's jetmesh_redis_maxmemory_bytes reading 0",
+    });
+    const limit = 8 * 1024 ** 3;
+    let raised = false;
+    const verify = await runPage(
+      "redis-memory.md",
+      {
+        state:
+          "Redis as the harness starts it, with no maxmemory; `docker compose up -d redis-primary redis-replica` is done by CONFIG SET maxmemory 8gb on the running server (what the edited files would give it)",
+        values: async () => ({ instance }),
+        env,
+        deploy: async () => {
+          await redis.config("SET", "maxmemory", String(limit));
+          raised = true;
+        },
+        settled: async () => {
+          await waitFor(async () => (await maxmemory()) === String(limit), {
+            timeoutMs: 30_000,
+            what: "the reconciler reading the new maxmemory",
+          });
+        },
+      },
+      (d) => {
+        expect(d.of("curl")).toMatch(/^jetmesh_redis_maxmemory_bytes\{[^}]*\} 0$/m);
+        expect(d.of("curl")).toMatch(/^jetmesh_redis_up\{[^}]*\} 1$/m);
+      },
+    );
+    expect(raised).toBe(true);
+    expect(verify.of("curl")).toMatch(new RegExp(`^jetmesh_redis_maxmemory_bytes\\{[^}]*\\} ${limit}$`, "m"));
+  });
+
   describe("on a 3-node cluster", () => {
     let cluster: NatsClusterHandle;
     afterAll(async () => {
