@@ -917,7 +917,15 @@ describe("nats access", () => {
     // event, delete the entry.
     const cli = await run(
       process.execPath,
-      [join(root, "packages/ops/bin/jetmesh.mjs"), "dlq", "replay", String(dlqSeq), "--actor", "access-test"],
+      [
+        join(root, "packages/ops/bin/jetmesh.mjs"),
+        "dlq",
+        "replay",
+        String(dlqSeq),
+        "--actor",
+        "access-test",
+        "--yes",
+      ],
       {
         cwd: root,
         timeout: 30_000,

@@ -421,7 +421,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     // Days later: the other consumer's guard for the event has expired.
     expect(await redis.del(`${WATCHER}:${reqs.a.eventId}`)).toBe(1);
     const [snapshot] = await selectParked(js, jsm, { seqs: [seqOf["tr-a"]!] });
-    const r = await cli(["dlq", "replay", String(seqOf["tr-a"]), "--actor", "alice"]);
+    const r = await cli(["dlq", "replay", String(seqOf["tr-a"]), "--actor", "alice", "--yes"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(
@@ -437,7 +437,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: seqOf["tr-a"]! })).toBeNull();
 
     // The same entry again: it is gone from the DLQ...
-    const again = await cli(["dlq", "replay", String(seqOf["tr-a"])]);
+    const again = await cli(["dlq", "replay", String(seqOf["tr-a"]), "--yes"]);
     expect([again.code, again.stderr]).toEqual([
       1,
       `jetmesh: no DLQ entry #${seqOf["tr-a"]} (never parked, or replayed or dropped since)\n`,
@@ -470,7 +470,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
   });
 
   it("ops - dlq replay by reason runs a still-poisoned message again, which parks again", async () => {
-    const r = await cli(["dlq", "replay", "--reason", "currency frozen"]);
+    const r = await cli(["dlq", "replay", "--reason", "currency frozen", "--yes"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`#${seqOf["tr-c"]} ${STAGE} INGRESS#${ingressSeq.c} tr-c: replayed:`);
     // Still poison: the stage ran it (its key was released when it parked) and parked it again.
@@ -502,7 +502,9 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     const requestsBefore = bank.bank.stats().requests;
     await redis.hdel(POISON, "tr-unknown"); // the operator reconciled it with the bank
 
-    const r = await cli(["dlq", "replay", "--stage", "payout"], { env: { PAYOUT_BANK_URL: bank.url } });
+    const r = await cli(["dlq", "replay", "--stage", "payout", "--yes"], {
+      env: { PAYOUT_BANK_URL: bank.url },
+    });
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`jetmesh: 1 of 2 parked messages not replayed: #${seqOf["tr-paid"]} held\n`);
     const [paidLine, unknownLine] = r.stdout.trim().split("\n");
@@ -558,8 +560,17 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     ]);
   });
 
-  it("ops - dlq drop asks for confirmation on stdin unless --yes", async () => {
+  it("ops - dlq replay and drop ask for confirmation on stdin unless --yes", async () => {
     const seq = String(seqOf["tr-paid"]);
+    // an unreachable bank: a replay answered "no" must stop before it asks the bank anything
+    const notReplayed = await cli(["dlq", "replay", seq], {
+      input: "n\n",
+      env: { PAYOUT_BANK_URL: "http://127.0.0.1:9" },
+    });
+    expect(notReplayed.code).toBe(1);
+    expect(notReplayed.stderr).toContain(`replay 1 parked message (#${seq}) to their stage? [y/N]`);
+    expect(notReplayed.stderr).toMatch(/jetmesh: not confirmed; nothing replayed\n$/);
+    expect(await jsm.streams.getMessage(StreamNames.Dlq, { seq: seqOf["tr-paid"]! })).not.toBeNull();
     const no = await cli(["dlq", "drop", seq], { input: "n\n" });
     expect(no.code).toBe(1);
     expect(no.stderr).toContain(`drop 1 parked message (#${seq}) for good? [y/N]`);
@@ -694,7 +705,7 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     );
     const audited = (await audits()).length;
     await jsm.streams.delete(StreamNames.Replay);
-    const r = await cli(["dlq", "replay", String(parked.seq)]);
+    const r = await cli(["dlq", "replay", String(parked.seq), "--yes"]);
     expect([r.code, r.stdout]).toEqual([1, ""]);
     expect(r.stderr).toBe(
       "jetmesh: no REPLAY stream to send replays on: create it with `nats stream add --config deploy/streams/REPLAY.json`; nothing replayed\n",

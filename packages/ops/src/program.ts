@@ -411,11 +411,12 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     dlq
       .command("replay")
       .description(
-        "Send parked messages back to their stage to be processed once (a payout only after asking the bank); each is removed from the DLQ once its replay is stored; recorded on AUDIT",
+        "Send parked messages back to their stage to be processed once (a payout only after asking the bank), after confirming on stdin; each is removed from the DLQ once its replay is stored; recorded on AUDIT",
       )
       .argument("[dlqSeq...]", "DLQ sequences", positiveInts("<dlqSeq>")),
   )
     .option("--dry-run", "say what would be replayed; change nothing (still recorded on AUDIT)", false)
+    .option("-y, --yes", "do not ask for confirmation", false)
     .addOption(
       new Option(
         "--bank-url <url>",
@@ -424,19 +425,22 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
         .argParser(httpUrl)
         .default(io.env.PAYOUT_BANK_URL?.trim() || undefined),
     )
-    .action((seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; bankUrl?: string }) =>
-      actOnParked(seqs, o, "replay", o.dryRun, async ({ js, jsm, names }, parked) => {
-        if (!o.bankUrl && parked.some((p) => p.entry.stage === PAYOUT_STAGE))
-          throw new OpsError(
-            "replaying a payout needs the bank's word on its key first: give --bank-url or set $PAYOUT_BANK_URL; nothing replayed",
-            { exitCode: ExitCodes.Usage },
-          );
-        return replayParked(js, jsm, parked, {
-          dryRun: o.dryRun,
-          ...(o.bankUrl ? { bankUrl: o.bankUrl } : {}),
-          names,
-        });
-      }),
+    .action(
+      (seqs: number[] | undefined, o: ActionOptions & { dryRun: boolean; yes: boolean; bankUrl?: string }) =>
+        actOnParked(seqs, o, "replay", o.dryRun, async ({ js, jsm, names }, parked) => {
+          if (!o.bankUrl && parked.some((p) => p.entry.stage === PAYOUT_STAGE))
+            throw new OpsError(
+              "replaying a payout needs the bank's word on its key first: give --bank-url or set $PAYOUT_BANK_URL; nothing replayed",
+              { exitCode: ExitCodes.Usage },
+            );
+          if (!o.dryRun && !o.yes && !(await confirm(io, `replay ${countOf(parked)} to their stage?`)))
+            throw new OpsError("not confirmed; nothing replayed");
+          return replayParked(js, jsm, parked, {
+            dryRun: o.dryRun,
+            ...(o.bankUrl ? { bankUrl: o.bankUrl } : {}),
+            names,
+          });
+        }),
     );
 
   selectBy(
@@ -448,16 +452,8 @@ function addDlq(program: Command, io: CliIo, server: () => Option): void {
     .option("-y, --yes", "do not ask for confirmation", false)
     .action((seqs: number[] | undefined, o: ActionOptions & { yes: boolean }) =>
       actOnParked(seqs, o, "drop", false, async ({ jsm, names }, parked) => {
-        if (!o.yes) {
-          const which = parked.map((p) => `#${p.entry.dlqSeq}`).join(", ");
-          io.err(
-            `drop ${parked.length} parked message${parked.length === 1 ? "" : "s"} (${which}) for good? [y/N] `,
-          );
-          const answer = (await readLine(io.stdin)).trim().toLowerCase();
-          // A terminal echoed the answer and its newline; from a pipe, end the prompt's line.
-          if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
-          if (answer !== "y" && answer !== "yes") throw new OpsError("not confirmed; nothing dropped");
-        }
+        if (!o.yes && !(await confirm(io, `drop ${countOf(parked)} for good?`)))
+          throw new OpsError("not confirmed; nothing dropped");
         return dropParked(jsm, parked, names);
       }),
     );
@@ -601,8 +597,15 @@ const partitionId = (v: string) => {
 async function confirm(io: CliIo, question: string): Promise<boolean> {
   io.err(`${question} [y/N] `);
   const answer = (await readLine(io.stdin)).trim().toLowerCase();
+  // A terminal echoed the answer and its newline; from a pipe, end the prompt's line.
   if (!("isTTY" in io.stdin && io.stdin.isTTY)) io.err("\n");
   return answer === "y" || answer === "yes";
+}
+
+/** "2 parked messages (#4, #5)": what a confirmation asks about. */
+function countOf(parked: readonly Parked[]): string {
+  const which = parked.map((p) => `#${p.entry.dlqSeq}`).join(", ");
+  return `${parked.length} parked message${parked.length === 1 ? "" : "s"} (${which})`;
 }
 
 function addRewind(program: Command, io: CliIo, server: () => Option): void {
