@@ -41,6 +41,9 @@ export const ENTRIES = {
   ],
   test: ["test/fixtures/echo-stage.ts"],
   sim: ["packages/sim/src/cli.ts"],
+  // the operators' CLI as the tests run it (the bin, packages/ops/bin/jetmesh.mjs, runs the
+  // sources through tsx: about 1 s a start, which the runbook and CLI tests pay hundreds of times)
+  ops: ["packages/ops/src/cli.ts"],
 };
 
 /** Where the bundle of `entry` goes: the sources' folder's sibling `dist/`, `.ts` → `.mjs`. */

@@ -60,6 +60,8 @@ describe("e2e reconciler", () => {
         RECONCILE_BANK_GRACE_MS: "3000",
         RECONCILE_DLQ_CHECK_MS: "500",
         RECONCILE_SETTINGS_CHECK_MS: "500",
+        // the brokers' health and Redis's keys by kind, read well within the 5 s quiet wait below
+        RECONCILE_INFRA_MS: "500",
       },
     });
     const url = `http://127.0.0.1:${port}`;

@@ -46,7 +46,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listParked } from "./dlq.ts";
 import { listFindings } from "./findings.ts";
 import { type RunbookPage, readRunbookPages } from "./runbook-pages.ts";
-import { type Run, runProcess } from "./testing.ts";
+import { CLI_BUNDLE, type Run, runProcess } from "./testing.ts";
 
 /** The reconciler's open findings, read from RECONCILE as `jetmesh findings --open` reads them. */
 async function openFindings(nc: NatsConnection) {
@@ -54,7 +54,6 @@ async function openFindings(nc: NatsConnection) {
 }
 
 const root = join(import.meta.dirname, "..", "..", "..");
-const BIN = join(root, "packages", "ops", "bin", "jetmesh.mjs");
 const PAGES = new Map(readRunbookPages(root).map((p) => [p.file, p]));
 /** Every line of every page, as `file: command`, struck off when run or accounted for. */
 const unmet = new Set(
@@ -63,9 +62,12 @@ const unmet = new Set(
 /** The state each page was run in, printed at the end. */
 const states: string[] = [];
 
-/** `jetmesh` on the PATH, as an operator has it: the package's bin, run by this node. */
+/**
+ * `jetmesh` on the PATH, as an operator has it: the bin's code (src/cli.ts) in the bundle the
+ * test run builds, run by this node (the bin itself runs it through tsx, 1 s a start).
+ */
 const binDir = mkdtempSync(join(tmpdir(), "jetmesh-runbooks-"));
-writeFileSync(join(binDir, "jetmesh"), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
+writeFileSync(join(binDir, "jetmesh"), `#!/bin/sh\nexec "${process.execPath}" "${CLI_BUNDLE}" "$@"\n`);
 chmodSync(join(binDir, "jetmesh"), 0o755);
 
 /** One line run: the line as run, and what it printed. */
