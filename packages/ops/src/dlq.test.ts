@@ -690,6 +690,26 @@ describe("jetmesh dlq against real servers and a real stage", () => {
     expect(await audits()).toHaveLength(before.length);
   });
 
+  it("ops - a poison message parked, its cause fixed: `dlq replay --all --yes` has the stage process it once and empties the DLQ", async () => {
+    const env = request("tr-e");
+    await redis.hset(POISON, "tr-e", "blocked account");
+    await publish(js, env);
+    await waitFor(async () => ((await dlqInfo()).messages > 0 ? true : undefined), { what: "tr-e parked" });
+    expect((await dlqInfo()).messages).toBe(1);
+    await redis.hdel(POISON, "tr-e"); // the operator fixed the cause
+    const r = await cli(["dlq", "replay", "--all", "--yes"]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(new RegExp(`^#\\d+ ${STAGE} INGRESS#\\d+ tr-e: replayed: `));
+    await waitFor(async () => (await redis.get(runsKey(STAGE, env.eventId))) === "1" || undefined, {
+      what: "the stage processed the replay",
+    });
+    await quietOn(StreamNames.Replay, replayDurable(STAGE));
+    await quiet();
+    expect(await redis.get(runsKey(STAGE, env.eventId))).toBe("1");
+    expect(await validated("tr-e")).toHaveLength(1);
+    expect((await dlqInfo()).messages).toBe(0);
+  });
+
   it("ops - dlq replay without a REPLAY stream replays nothing, keeps the entry and says how to create it", async () => {
     const env = request("tr-d");
     await redis.hset(POISON, "tr-d", "blocked account");
