@@ -5,6 +5,7 @@
 // through the sentinels and writes again, without a restart.
 import { createRedis, loadStageConfig, type Redis } from "@jetmesh/stage";
 import { type RedisSentinelHandle, startRedisSentinel, stopAllProcesses, waitFor } from "@jetmesh/testkit";
+import { Redis as IORedis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 
 /** INCR in a loop, 10 ms apart: the values acknowledged, the failures counted. */
@@ -121,8 +122,24 @@ describe("redis sentinel", () => {
       timeoutMs: 30_000,
       what: `writes on the new primary (client status ${redis.status})`,
     });
+    // The resumed sentinel learns of the failover from the others and announces it late
+    // (+switch-master to the primary the client is already on): the client keeps its connection.
+    let reconnects = 0;
+    redis.on("reconnecting", () => reconnects++);
     resume();
+    const [host0, port0] = (g.sentinels.split(",")[0] as string).split(":");
+    const sentinel0 = new IORedis({ host: host0, port: Number(port0) });
+    clients.push(sentinel0);
+    await waitFor(
+      async () => {
+        const addr = (await sentinel0.call("SENTINEL", "get-master-addr-by-name", g.name)) as string[];
+        return Number(addr[1]) === promoted.server.port ? true : undefined;
+      },
+      { timeoutMs: 20_000, what: "the resumed sentinel knowing the new primary" },
+    );
+    await new Promise((r) => setTimeout(r, 1000));
     await w.stop();
+    expect(reconnects).toBe(0);
     expect(redis.status).toBe("ready");
     expect(await connectedPort(redis)).toBe(promoted.server.port);
   }, 90_000);

@@ -187,8 +187,16 @@ function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
     });
     w.on("error", () => {});
     w.on("message", (channel: string, message: string) => {
-      if (channel !== "+switch-master" || message.split(" ")[0] !== s.name) return;
-      if (redis.status === "ready" || redis.status === "connect") redis.disconnect(true);
+      // `<name> <old ip> <old port> <new ip> <new port>`
+      const [name, , , newHost, newPort] = message.split(" ");
+      if (channel !== "+switch-master" || name !== s.name) return;
+      if (redis.status !== "ready" && redis.status !== "connect") return;
+      // Already on the announced primary: a sentinel that was paused or cut off during the
+      // failover announces it late, when it learns of it; reconnecting then only drops a good
+      // connection (test/redis-sentinel.test.ts, a hung sentinel resumed).
+      const on = redis.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+      if (on?.remoteAddress === newHost && on?.remotePort === Number(newPort)) return;
+      redis.disconnect(true);
     });
     w.subscribe("+switch-master").catch(() => {});
     return w;
