@@ -1,4 +1,11 @@
-import { type AnyEnvelope, ContractError, decodeMessage, type EventType, namesFor } from "@jetmesh/contracts";
+import {
+  type AnyEnvelope,
+  ContractError,
+  decodeMessage,
+  type EventType,
+  namesFor,
+  StreamNames,
+} from "@jetmesh/contracts";
 import type { JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { StageSettings } from "./config.ts";
@@ -123,6 +130,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
   const emits = new Set<string>(p.definition.emits);
   const s = p.settings;
   const names = namesFor(s.namespace);
+  const replayStream = names.stream(StreamNames.Replay);
   const exactlyOnce = s.mode === "exactly-once";
   const policy = { baseMs: s.retryBaseMs, maxMs: s.retryMaxMs, jitter: 0.5 };
 
@@ -154,7 +162,7 @@ export function createProcessor<Deps>(p: ProcessorDeps<Deps>): Processor {
     // An operator's replay (from REPLAY) is processed as a delivery of the original it names:
     // the handler sees the original's stream, subject and sequence; acks, retries and park
     // are the replay's own. Metrics, spans and attempt tokens name where it was delivered from.
-    const origin = replayOriginOf(m, s.namespace);
+    const origin = replayOriginOf(m, replayStream);
     const replay = typeof origin === "object" ? origin : undefined;
     const delivery: Delivery = {
       stream: replay?.stream ?? m.info.stream,

@@ -5,6 +5,7 @@ import {
   type Envelope,
   eventHeaders,
   Headers,
+  type Names,
   namesFor,
   subjectFor,
 } from "@jetmesh/contracts";
@@ -142,6 +143,8 @@ function headersOf(record: Record<string, string>, dedupe: boolean, ctx: Context
 class JetStreamEventPublisher implements EventPublisher {
   readonly #publishOnce: PublishOnce;
   readonly #js: JetStreamClient;
+  /** The namespace's names, resolved once: publish runs per message. */
+  readonly #names: Names;
   #jsm: JetStreamManager | undefined;
   constructor(
     js: JetStreamClient,
@@ -153,6 +156,7 @@ class JetStreamEventPublisher implements EventPublisher {
     private readonly metrics?: StageMetrics,
   ) {
     this.#js = js;
+    this.#names = namesFor(settings.namespace);
     const inbox = replies ?? (nc ? new ReplyInbox(nc, settings.publishTimeoutMs) : undefined);
     // The event's headers already carry Nats-Msg-Id when it dedupes (eventHeaders).
     this.#publishOnce = inbox
@@ -167,7 +171,7 @@ class JetStreamEventPublisher implements EventPublisher {
 
   async publish(env: Envelope | AnyEnvelope, opts: PublishOptions = {}): Promise<PubAck> {
     const data = env.data as { from?: string };
-    const subject = namesFor(this.settings.namespace).subject(
+    const subject = this.#names.subject(
       subjectFor(env.type, opts.partitionKey ?? data.from ?? env.correlationId),
     );
     const body = encodeEvent(env);

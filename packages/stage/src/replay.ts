@@ -1,4 +1,4 @@
-import { Headers, namesFor, StreamNames } from "@jetmesh/contracts";
+import { Headers, StreamNames } from "@jetmesh/contracts";
 import type { JsMsg } from "@nats-io/jetstream";
 
 /**
@@ -21,12 +21,16 @@ const positive = (v: string | undefined): number | undefined => {
 };
 
 /**
- * Undefined for a message of an event stream; for a message delivered from REPLAY, its
+ * Undefined for a message of an event stream; for a message delivered from REPLAY (its name on
+ * the server, `namesFor(namespace).stream("REPLAY")`, resolved once by the caller), its
  * origin, or `"unnamed"` when its headers do not name one (not a replay `jetmesh dlq replay`
  * made: the processor parks it).
  */
-export function replayOriginOf(m: JsMsg, namespace = ""): ReplayOrigin | "unnamed" | undefined {
-  if (m.info.stream !== namesFor(namespace).stream(StreamNames.Replay)) return undefined;
+export function replayOriginOf(
+  m: JsMsg,
+  replayStream: string = StreamNames.Replay,
+): ReplayOrigin | "unnamed" | undefined {
+  if (m.info.stream !== replayStream) return undefined;
   const h = m.headers;
   const stream = h?.get(Headers.ReplayStream);
   const subject = h?.get(Headers.ReplaySubject);
