@@ -112,7 +112,7 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
       "+hset",
       "+del",
       // status/status-store.ts: MULTI HSET PEXPIRE EXEC, HGETALL; accounts/balances.ts: HGETALL;
-      // settle: HMGET, then HSETNX claims a transfer's one latency observation
+      // settle's script: HGET, HGET, then HSETNX claims a transfer's one latency observation
       "+multi",
       "+exec",
       "+hgetall",

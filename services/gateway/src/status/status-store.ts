@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { runScript } from "../redis-scripts.ts";
 import type { LatencyMark, OutcomeKind } from "./outcome-latency.ts";
 
 /** Redis key of the status projection of one transfer: a hash eventId → {@link LineageEntry} JSON. */
@@ -47,6 +48,18 @@ export interface StatusStore {
 const ACCEPTED = "@accepted";
 const OUTCOME = "@outcome";
 const OBSERVED = "@observed";
+
+/**
+ * settle in one round trip: when the hash holds both the accept time and the outcome, claims
+ * the observation (HSETNX) and returns both; else nil. One step, so no two callers both claim.
+ */
+const SETTLE = `
+local accepted = redis.call('HGET', KEYS[1], ARGV[1])
+local outcome = redis.call('HGET', KEYS[1], ARGV[2])
+if not accepted or not outcome then return false end
+if redis.call('HSETNX', KEYS[1], ARGV[3], '1') == 0 then return false end
+return {accepted, outcome}
+`;
 
 /**
  * Writes are gathered per turn of the event loop (process.nextTick) and sent as one
@@ -98,10 +111,11 @@ export function createStatusStore(redis: Redis, opts: { ttlMs: number }): Status
         .map(([, v]) => JSON.parse(v) as LineageEntry);
     },
     async settle(transferId) {
-      const key = statusKey(transferId);
-      const [accepted, outcome] = await redis.hmget(key, ACCEPTED, OUTCOME);
-      if (accepted == null || outcome == null) return undefined;
-      if ((await redis.hsetnx(key, OBSERVED, "1")) !== 1) return undefined;
+      const got = (await runScript(redis, SETTLE, [statusKey(transferId)], [ACCEPTED, OUTCOME, OBSERVED])) as
+        | [string, string]
+        | null;
+      if (!got) return undefined;
+      const [accepted, outcome] = got;
       const [kind, at] = outcome.split(" ");
       return { outcome: kind as OutcomeKind, seconds: Math.max(0, Number(at) - Number(accepted)) / 1000 };
     },
