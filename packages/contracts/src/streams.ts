@@ -38,6 +38,7 @@ export interface StreamDefinition<Name extends string = StreamName> {
   readonly eventTypes: readonly EventType[];
   /** JetStream drops a second message with the same Nats-Msg-Id inside this window. */
   readonly duplicateWindowMs: number;
+  /** The stream's size limit in bytes; -1 for none (LEDGER: the server's storage bounds it). */
   readonly maxBytes: number;
   readonly maxMsgSize: number;
   /** True for streams whose loss breaks an invariant; production demands R3 for them. */
@@ -130,8 +131,14 @@ export const Streams: Readonly<Record<StreamName, StreamDefinition>> = {
     ]),
     createdAtRuntime: false,
     denyPurge: true,
-    // The source of truth keeps everything: I4 folds it from its first message.
+    // The source of truth keeps everything: I4 folds it from its first message, `rebuild`
+    // reads it whole. No size limit either: at 2 GiB with discard new it stopped the pipeline
+    // after about 2.8 million transfers (770 B per event, bench/src/ledger-memory.ts). What
+    // bounds it is JetStream's storage on each server (max_file_store), which the reconciler
+    // exports and JetmeshNatsStorageNearlyFull watches; what a running ledger holds is
+    // bounded by its horizon (services/ledger/src/outcome-ttl.ts).
     maxAgeMs: 0,
+    maxBytes: -1,
   },
   PAYOUTS: eventStream("PAYOUTS", "payout", "outcomes of calls to the external bank", [
     EventTypes.PayoutCompleted,

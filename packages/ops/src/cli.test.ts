@@ -260,12 +260,17 @@ describe("jetmesh CLI against a real nats-server", () => {
         bytes: si.state.bytes,
         maxBytes: si.config.max_bytes,
         maxMsgs: si.config.max_msgs,
-        bytesPct: Math.round((si.state.bytes / si.config.max_bytes) * 10_000) / 100,
+        // LEDGER has no size limit: no share of one
+        bytesPct:
+          name === StreamNames.Ledger
+            ? null
+            : Math.round((si.state.bytes / si.config.max_bytes) * 10_000) / 100,
         msgsPct: null,
         firstSeq: si.state.first_seq,
         lastSeq: si.state.last_seq,
       });
     }
+    expect((await jsm.streams.info(StreamNames.Ledger)).config.max_bytes).toBe(-1);
     const ci = await jsm.consumers.info(StreamNames.Ledger, "ops-test");
     const c = status.consumers.find((x) => x.name === "ops-test");
     expect(c).toMatchObject({

@@ -1,3 +1,4 @@
+import { outcomeTtlProblems } from "./outcome-ttl.ts";
 import { ConfigError } from "@jetmesh/stage";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "./config.ts";
@@ -13,7 +14,7 @@ describe("ledger config", () => {
       epochCheckMs: 1000,
       catchUpTimeoutMs: 10_000,
       rebuildSettleMs: 1000,
-      outcomeTtlMs: 30 * 24 * 3600_000,
+      outcomeTtlMs: 14 * 24 * 3600_000,
     });
     expect(c.stage.mode).toBe("exactly-once");
   });
@@ -60,12 +61,19 @@ describe("ledger config", () => {
         expect(text).toContain(what);
       expect(text).not.toContain("duplicate window");
     }
+    // half of it must outlive the input streams' age limits: inputs the pipeline delivers are
+    // never refused as past the input horizon (outcome-ttl.ts, rule 1)
+    const half = outcomeTtlProblems(5 * day, day).join("\n");
+    expect(half).toContain(
+      "half of it (216000000 ms, the age past which an input of an unknown transfer is refused) must outlive stream RISK's age limit",
+    );
+    expect(outcomeTtlProblems(8 * day, day)).toEqual([]);
     // a longer idempotency horizon needs a longer outcome lifetime
     expect(() =>
       loadConfig({
         JETMESH_IDEMPOTENCY_TTL_MS: String(40 * day),
         JETMESH_IDEMPOTENCY_HORIZON_MS: String(day),
       }),
-    ).toThrow(/LEDGER_OUTCOME_TTL_MS 2592000000 ms must outlive the ledger's idempotency key ttl/);
+    ).toThrow(/LEDGER_OUTCOME_TTL_MS 1209600000 ms must outlive the ledger's idempotency key ttl/);
   });
 });

@@ -27,9 +27,9 @@ export const LedgerEnv = {
   /** `rebuild`: wait between comparisons before a difference counts. */
   LEDGER_REBUILD_SETTLE_MS: Type.Integer({ minimum: 0, default: 1000 }),
   /**
-   * Lifetime of a transfer's outcome hash in the projection once nothing can change it (a
-   * decline, a reversed posting, a posting not to a bank); outcome-ttl.ts says why 30 days and
-   * what it must outlive. A bank posting not reversed keeps its hash.
+   * The ledger's horizon H (outcome-ttl.ts says why 14 days and what it must outlive): an
+   * outcome's hash lives H from its last write, the fold decides on it for 3H/4 and drops it
+   * after 5H/4, and an input of an unknown transfer older than H/2 is refused (parked).
    */
   LEDGER_OUTCOME_TTL_MS: Type.Integer({ minimum: 1, default: DEFAULT_OUTCOME_TTL_MS }),
 };

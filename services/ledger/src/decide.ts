@@ -21,7 +21,13 @@ import type { TransferOutcome } from "./fold.ts";
 export interface LedgerView {
   /** Balance in minor units; 0 for an account the log never named. */
   balance(account: string, currency: string): bigint;
+  /** The transfer's outcome, undefined when the log has none or it is past the decision horizon. */
   outcome(transferId: string): TransferOutcome | undefined;
+  /**
+   * True when an input that occurred at `occurredAt` (ISO time) is old enough that an outcome
+   * of its transfer may be forgotten (outcome-ttl.ts, rule 1); absent: nothing is forgotten.
+   */
+  forgets?(occurredAt: string): boolean;
 }
 
 /** What to do with one input. */
@@ -61,11 +67,19 @@ function transferShape(t: {
 
 /**
  * transfers.scored → ledger.posted, or ledger.declined (`risk_denied` for a denied score,
- * `insufficient_funds` when `from`, unless it is `external`, would go below zero).
+ * `insufficient_funds` when `from`, unless it is `external`, would go below zero); refused
+ * when the transfer is unknown and its input (which occurred at `occurredAt`) is past the
+ * input horizon (outcome-ttl.ts).
  */
-export function decidePosting(view: LedgerView, t: TransferScored): Decision {
+export function decidePosting(view: LedgerView, t: TransferScored, occurredAt?: string): Decision {
   const known = view.outcome(t.transferId);
   if (known) return { kind: "decided", outcome: known };
+  // Its outcome may be one the ledger no longer remembers: posting it would post it twice.
+  if (occurredAt !== undefined && view.forgets?.(occurredAt))
+    return {
+      kind: "refuse",
+      reason: `transfer ${t.transferId} refused: its input occurred at ${occurredAt}, past the ledger's input horizon (half of LEDGER_OUTCOME_TTL_MS), and the ledger holds no outcome of it; it may have been decided and forgotten. Check LEDGER (jetmesh view ledger) before sending it again`,
+    };
   const bad = transferShape(t);
   if (bad) return { kind: "refuse", reason: `transfer ${t.transferId} refused: ${bad}` };
   const core = transferCoreOf(t);

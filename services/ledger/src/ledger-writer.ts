@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { type Decision, decidePosting, decideReversal, type LedgerView } from "./decide.ts";
 import { type FoldState, outcomeOf, type TransferOutcome } from "./fold.ts";
 import type { LogFollower } from "./log-follower.ts";
+import { DEFAULT_OUTCOME_TTL_MS, inputForgettable, outcomeRemembered } from "./outcome-ttl.ts";
 
 /** An input the ledger decides on. */
 export type LedgerInput =
@@ -72,6 +73,11 @@ export interface LedgerWriterOptions {
   readonly catchUpTimeoutMs: number;
   /** Resyncs an input may go through before it is given back to the runtime (retried later). */
   readonly maxResyncs?: number;
+  /**
+   * LEDGER_OUTCOME_TTL_MS, the horizon decisions follow (outcome-ttl.ts): an outcome older
+   * than 3/4 of it decides nothing, an unknown transfer's input older than 1/2 of it is refused.
+   */
+  readonly outcomeTtlMs?: number;
 }
 
 const STAGE = "ledger";
@@ -174,10 +180,17 @@ class OptimisticWriter implements LedgerWriter {
       this.#sent.filter((s) => s.seq > fold.seq && s.state !== "failed"),
     );
     const overlay = this.#overlay;
+    const ttl = this.#o.outcomeTtlMs ?? DEFAULT_OUTCOME_TTL_MS;
+    const now = Date.now();
     return {
       balance: (account, currency) =>
         (fold.balances.get(account)?.get(currency) ?? 0n) + overlay.delta(account, currency),
-      outcome: (transferId) => overlay.outcomes.get(transferId) ?? fold.outcomes.get(transferId),
+      // Decisions on their way into the log are new; the fold's outcomes count until the
+      // decision horizon, whether or not compaction has dropped them yet.
+      outcome: (transferId) =>
+        overlay.outcomes.get(transferId) ??
+        (outcomeRemembered(fold, transferId, ttl, now) ? fold.outcomes.get(transferId) : undefined),
+      forgets: (occurredAt) => inputForgettable(occurredAt, ttl, now),
     };
   }
 
@@ -185,7 +198,7 @@ class OptimisticWriter implements LedgerWriter {
     const view = this.#view();
     const d: Decision =
       r.input.type === EventTypes.TransferScored
-        ? decidePosting(view, r.input.data)
+        ? decidePosting(view, r.input.data, r.input.occurredAt)
         : decideReversal(view, r.input.data);
     switch (d.kind) {
       case "refuse":
@@ -195,7 +208,7 @@ class OptimisticWriter implements LedgerWriter {
         if (r.caughtUp) {
           r.reject(
             new PermanentError(
-              `no posting of transfer ${r.input.data.transferId} in ${this.#stream} to reverse`,
+              `no posting of transfer ${r.input.data.transferId} in ${this.#stream} to reverse, or one past the ledger's decision horizon (3/4 of LEDGER_OUTCOME_TTL_MS): see its lineage (jetmesh trace ${r.input.data.transferId})`,
             ),
           );
           return;

@@ -8,6 +8,7 @@ import {
 } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { applyLedgerEvent, cloneFold, emptyFold, type FoldState } from "./fold.ts";
+import { compactFold, DEFAULT_OUTCOME_TTL_MS } from "./outcome-ttl.ts";
 import { type LogPosition, logPosition, toEntry } from "./ledger-log.ts";
 import type { SnapshotStore } from "./snapshots.ts";
 
@@ -32,7 +33,8 @@ export interface LogFollower {
   /** The problem that stopped the follower, if any. */
   problem(): LogProblem | undefined;
   onProblem(listener: (p: LogProblem) => void): void;
-  status(): { foldSeq: number; snapshotSeq: number };
+  /** Where the fold is; `outcomes` it holds now, `compacted` outcomes it dropped (outcome-ttl.ts). */
+  status(): { foldSeq: number; snapshotSeq: number; outcomes: number; compacted: number };
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,11 @@ export interface LogFollowerOptions {
    * waiting for the next sequence of the new stream.
    */
   readonly checkEveryMs?: number;
+  /**
+   * LEDGER_OUTCOME_TTL_MS: outcomes older than 5/4 of it leave the fold (compactFold,
+   * outcome-ttl.ts), checked every 1/20 of it (at least every second, at most every hour).
+   */
+  readonly outcomeTtlMs?: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -87,6 +94,9 @@ class OrderedLogFollower implements LogFollower {
   readonly #waiters = new Set<{ seq: number; done: (ok: boolean) => void }>();
   #movedAt = Date.now();
   #watchdog: NodeJS.Timeout | undefined;
+  #compactor: NodeJS.Timeout | undefined;
+  #compacted = 0;
+  #compacting = false;
 
   constructor(o: LogFollowerOptions) {
     this.#o = o;
@@ -103,7 +113,12 @@ class OrderedLogFollower implements LogFollower {
     return this.#problem;
   }
   status() {
-    return { foldSeq: this.#fold.seq, snapshotSeq: this.#snapshotSeq };
+    return {
+      foldSeq: this.#fold.seq,
+      snapshotSeq: this.#snapshotSeq,
+      outcomes: this.#fold.outcomes.size,
+      compacted: this.#compacted,
+    };
   }
   onAdvance(listener: (seq: number) => void): void {
     this.#advance.push(listener);
@@ -147,6 +162,12 @@ class OrderedLogFollower implements LogFollower {
     this.#watchdog.unref();
     this.#timer = setInterval(() => void this.#verify(), this.#o.checkEveryMs ?? 1000);
     this.#timer.unref();
+    const ttl = this.#o.outcomeTtlMs ?? DEFAULT_OUTCOME_TTL_MS;
+    this.#compactor = setInterval(
+      () => void this.#compact(ttl),
+      Math.min(3600_000, Math.max(1000, ttl / 20)),
+    );
+    this.#compactor.unref();
     for (;;) {
       if (this.#problem) throw new Error(this.#problem.message);
       if (this.#stopped) throw new Error("log follower stopped before it caught up");
@@ -177,6 +198,7 @@ class OrderedLogFollower implements LogFollower {
     this.#stopped = true;
     if (this.#watchdog) clearInterval(this.#watchdog);
     clearInterval(this.#timer);
+    clearInterval(this.#compactor);
     await this.#messages?.close();
     for (const w of [...this.#waiters]) w.done(false);
     await Promise.allSettled([this.#loop, this.#snapshotting]);
@@ -217,6 +239,27 @@ class OrderedLogFollower implements LogFollower {
       return false;
     }
     return true;
+  }
+
+  /**
+   * Drops the outcomes past the compaction horizon. Decisions do not depend on it (they
+   * ignore outcomes past the decision horizon already); it bounds memory and snapshots.
+   */
+  async #compact(ttl: number): Promise<void> {
+    if (this.#stopped || this.#problem || this.#compacting) return;
+    this.#compacting = true;
+    try {
+      const started = performance.now();
+      const dropped = await compactFold(this.#fold, ttl, Date.now());
+      if (dropped === 0) return;
+      this.#compacted += dropped;
+      this.#log.info(
+        { dropped, outcomes: this.#fold.outcomes.size, ms: Math.round(performance.now() - started) },
+        "outcomes past the ledger's horizon left the fold",
+      );
+    } finally {
+      this.#compacting = false;
+    }
   }
 
   /** The periodic check while following: a stream recreated or cut short under the fold. */

@@ -29,7 +29,7 @@ end
  * over it. Effects are idempotent by transferId as in fold.ts.
  * KEYS: epoch, applied-seq, applied-id, outcome, bal:from, bal:to, accounts
  * ARGV: seq, kind (posted|declined|reversed|skip), cause, from, to, amount, -amount, currency,
- *   detail, event id, outcome ttl ms (0: the outcome hash keeps no TTL; outcome-ttl.ts)
+ *   detail, event id, outcome ttl ms (0: the outcome hash keeps no TTL: a skipped message; outcome-ttl.ts)
  * → {'not-ready'} | {'applied'|'duplicate'|'ignored'} | {'gap', applied-seq} | {'mismatch', from, to}
  */
 export const APPLY = `${NEGATE}

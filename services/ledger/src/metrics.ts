@@ -45,6 +45,16 @@ export function registerLedgerMetrics(registry: Registry, parts: LedgerParts): v
     () => parts.follower()?.status().snapshotSeq,
   );
   gauge(
+    "ledger_fold_outcomes",
+    "transfer outcomes the in-memory fold holds (bounded by LEDGER_OUTCOME_TTL_MS: older ones leave it)",
+    () => parts.follower()?.status().outcomes,
+  );
+  gauge(
+    "ledger_fold_outcomes_compacted",
+    "outcomes this process dropped from its fold as past the ledger's horizon",
+    () => parts.follower()?.status().compacted,
+  );
+  gauge(
     "ledger_projection_restores",
     "restores of the Redis projection by this process",
     () => parts.projection()?.status().restores,

@@ -107,7 +107,7 @@ export function diffProjection(
       expiry !== undefined &&
       o !== undefined &&
       projection === NONE &&
-      (outcomeLifeLeft(o, fold, expiry.outcomeTtlMs, expiry.now) ?? 1) <= 0 &&
+      outcomeLifeLeft(o, fold, expiry.outcomeTtlMs, expiry.now) <= 0 &&
       fold.outcomeTimes?.has(transferId) === true;
     if (log !== projection && !expired) out.push({ kind: "outcome", transferId, log, projection });
   }

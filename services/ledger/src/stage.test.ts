@@ -2,10 +2,10 @@
 // projection, wired as main.ts wires them, against real nats-server and redis-server. Crashes
 // are simulated in-process at the runtime's crash points: the message is abandoned as by a
 // dead process (no ack, no nak, no lease release), so JetStream redelivers it after AckWait.
-import { outputEventId, Streams } from "@jetmesh/contracts";
+import { outputEventId } from "@jetmesh/contracts";
 import { createRedis, runStage, type StageHandle, stageSettings } from "@jetmesh/stage";
 import { type CrashPoint, CrashPoints, SimulatedCrash } from "@jetmesh/stage/internal";
-import { overdrafts, readStoredEvents, streamPosition, waitFor } from "@jetmesh/testkit";
+import { overdrafts, waitFor } from "@jetmesh/testkit";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ledgerStage } from "./handler.ts";
@@ -21,6 +21,9 @@ import {
   readLedger,
   scoredInput,
   startInfra,
+  eur,
+  ledgerQuiet,
+  parkedReasons,
   startLedgerParts,
 } from "./test-support.ts";
 
@@ -73,13 +76,7 @@ afterAll(async () => {
 });
 
 let n = 0;
-const core = (transferId: string, from: string, to: string, amountMinor: number): Core => ({
-  transferId,
-  from,
-  to,
-  amountMinor,
-  currency: "EUR",
-});
+const core = eur;
 const scored = (c: Core, decision: "allow" | "deny" = "allow") =>
   scoredInput(c, decision, `sc-${c.transferId}-${++n}`);
 const refusal = (c: Core) => failedInput(c, `pf-${c.transferId}-${++n}`);
@@ -90,20 +87,7 @@ const eventsOf = async (transferId: string) =>
     e.env?.correlationId === transferId ? [e.env] : [],
   );
 
-/** Every input taken and acked, and Redis has applied the whole log. */
-async function quiet(): Promise<void> {
-  await waitFor(
-    async () => {
-      for (const s of ["RISK", "PAYOUTS"]) {
-        const c = await infra.jsm.consumers.info(s, "ledger");
-        if (c.num_pending !== 0 || c.num_ack_pending !== 0) return false;
-      }
-      const last = (await infra.jsm.streams.info("LEDGER")).state.last_seq;
-      return ledger.projection!.ready() && (await store.appliedSeq()) >= last;
-    },
-    { what: "ledger quiet", timeoutMs: 30_000, intervalMs: 50 },
-  );
-}
+const quiet = () => ledgerQuiet(infra, ledger, store);
 
 const bal = async (account: string) => BigInt((await redis.hget(LedgerKeys.balance(account), "EUR")) ?? "0");
 
@@ -111,18 +95,7 @@ async function fund(account: string, amountMinor: number): Promise<void> {
   await publishEvent(infra.js, scored(core(`fund-${account}-${++n}`, "external", account, amountMinor)));
 }
 
-/** The DLQ's messages for the ledger: each one's reason header. */
-async function parkedReasons(): Promise<string[]> {
-  const events = await readStoredEvents(
-    infra.js,
-    Streams.DLQ.name,
-    await streamPosition(infra.jsm, Streams.DLQ.name),
-    {
-      decode: false,
-    },
-  );
-  return events.map((e) => e.headers["jetmesh-dlq-reason"] ?? "");
-}
+const parked = () => parkedReasons(infra);
 
 describe("ledger stage (runtime)", () => {
   it("ledger - a redelivered transfers.scored moves money once and logs one posting with the derived id", async () => {
@@ -190,8 +163,8 @@ describe("ledger stage (runtime)", () => {
     await publishEvent(infra.js, refusal(core("t-never", "acc-f1", "bank:f1", 1)));
     await publishEvent(infra.js, scored(core("t-loop", "acc-f1", "acc-f1", 1)));
     await quiet();
-    await waitFor(async () => (await parkedReasons()).length >= 2, { what: "two parked inputs" });
-    const reasons = await parkedReasons();
+    await waitFor(async () => (await parked()).length >= 2, { what: "two parked inputs" });
+    const reasons = await parked();
     expect(reasons.some((r) => /no posting of transfer t-never in LEDGER to reverse/.test(r))).toBe(true);
     expect(reasons.some((r) => /t-loop refused: source and destination are the same account/.test(r))).toBe(
       true,

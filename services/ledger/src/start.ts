@@ -133,6 +133,7 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
           snapshots,
           logger,
           snapshotEvery: config.ledger.snapshotEvery,
+          outcomeTtlMs: config.ledger.outcomeTtlMs,
           streamCreated: verdict.position.created,
           ...(snapshot ? { from: snapshot.state } : {}),
         });
@@ -152,6 +153,7 @@ export function startLedger(o: StartLedgerOptions): LedgerHandle {
         writer = createLedgerWriter({
           follower,
           stream,
+          outcomeTtlMs: config.ledger.outcomeTtlMs,
           // No publish retries of its own: an unanswered append is settled by reading the log.
           publisher: createEventPublisher({
             js,

@@ -371,8 +371,8 @@ describe("ledger projection: outcome lifetimes", () => {
   const DAY = 24 * 3600_000;
   const pttl = (id: string) => infra.redis.pttl(LedgerKeys.outcome(id));
 
-  it("ledger - an outcome nothing can change lives LEDGER_OUTCOME_TTL_MS (30 days by default); a bank posting keeps its hash until reversed", async () => {
-    expect(store.outcomeTtlMs).toBe(30 * DAY);
+  it("ledger - every outcome lives LEDGER_OUTCOME_TTL_MS (14 days by default) from its last write, a bank posting too; its reversal renews it", async () => {
+    expect(store.outcomeTtlMs).toBe(14 * DAY);
     const pay = t("t-pay", "acc-a", "bank:x", 40);
     await applyAll([
       posted(t("t-fund", "external", "acc-a", 100)),
@@ -380,16 +380,14 @@ describe("ledger projection: outcome lifetimes", () => {
       posted(pay),
       posted(t("t-kept", "acc-a", "bank:y", 10)),
     ]);
-    for (const id of ["t-fund", "t-no"]) {
-      expect(await pttl(id), id).toBeGreaterThan(30 * DAY - 60_000);
-      expect(await pttl(id), id).toBeLessThanOrEqual(30 * DAY);
+    for (const id of ["t-fund", "t-no", "t-pay", "t-kept"]) {
+      expect(await pttl(id), id).toBeGreaterThan(14 * DAY - 60_000);
+      expect(await pttl(id), id).toBeLessThanOrEqual(14 * DAY);
     }
-    // its reversal (a payouts.failed from the DLQ, any time) reads the posting: no TTL
-    expect(await pttl("t-pay")).toBe(-1);
-    expect(await pttl("t-kept")).toBe(-1);
+    // a reversal (decided before 3/4 of the TTL, outcome-ttl.ts) finds the posting and renews it
+    await infra.redis.pexpire(LedgerKeys.outcome("t-pay"), 7 * DAY);
     expect(await store.apply(5, reversed(pay))).toEqual({ kind: "applied" });
-    expect(await pttl("t-pay")).toBeGreaterThan(30 * DAY - 60_000);
-    expect(await pttl("t-kept")).toBe(-1);
+    expect(await pttl("t-pay")).toBeGreaterThan(14 * DAY - 60_000);
     // 100 funded, 40 and 10 paid out, the 40 reversed
     expect(await bal("acc-a")).toBe(90n);
   });
@@ -410,13 +408,17 @@ describe("ledger projection: outcome lifetimes", () => {
     const left = await pttl("t-young");
     expect(left).toBeGreaterThan(6 * DAY - 60_000);
     expect(left).toBeLessThanOrEqual(6 * DAY);
-    expect(await pttl("t-bank")).toBe(-1);
+    // a bank posting past its lifetime too (nothing keeps a hash for ever)
+    expect(await infra.redis.exists(LedgerKeys.outcome("t-bank"))).toBe(0);
     expect(await bal("acc-a")).toBe(9n);
 
     const view = await short.read();
     // past its lifetime, t-old's absence is no difference; t-young's would be
     expect(diffProjection(fold, view, { outcomeTtlMs: ttl, now })).toEqual([]);
-    expect(diffProjection(fold, view).map((d) => d.kind === "outcome" && d.transferId)).toEqual(["t-old"]);
+    expect(diffProjection(fold, view).map((d) => d.kind === "outcome" && d.transferId)).toEqual([
+      "t-bank",
+      "t-old",
+    ]);
     await infra.redis.del(LedgerKeys.outcome("t-young"));
     expect(
       diffProjection(fold, await short.read(), { outcomeTtlMs: ttl, now }).map(
@@ -425,7 +427,7 @@ describe("ledger projection: outcome lifetimes", () => {
     ).toEqual(["t-young"]);
     // the snapshot's copy keeps the times
     expect(cloneFold(fold).outcomeTimes?.get("t-old")).toBe(now - 12 * DAY);
-    expect(DEFAULT_OUTCOME_TTL_MS).toBe(30 * DAY);
+    expect(DEFAULT_OUTCOME_TTL_MS).toBe(14 * DAY);
   });
 });
 

@@ -2,7 +2,7 @@ import { type AnyEnvelope, EventTypes, LedgerProjection } from "@jetmesh/contrac
 import type { Redis } from "ioredis";
 import type { FoldState, TransferOutcome } from "./fold.ts";
 import { APPLY, COMMIT_RESTORE, FENCED_WRITE, RELEASE_LOCK, RENEW_LOCK } from "./lua.ts";
-import { DEFAULT_OUTCOME_TTL_MS, outcomeExpires, outcomeLifeLeft } from "./outcome-ttl.ts";
+import { DEFAULT_OUTCOME_TTL_MS, outcomeLifeLeft } from "./outcome-ttl.ts";
 
 /**
  * Redis keys of the ledger. Balances, the account set and applied-seq are the
@@ -47,7 +47,7 @@ export interface ProjectionView {
  * method is one round trip per key batch; ioredis pipelines concurrent calls.
  */
 export interface LedgerStore {
-  /** Lifetime of an outcome hash nothing can change any more (outcome-ttl.ts). */
+  /** Lifetime of an outcome hash from its last write (outcome-ttl.ts, rule 3). */
   readonly outcomeTtlMs: number;
   /**
    * Applies LEDGER event `seq` (undefined: a message that did not decode, only passed over)
@@ -92,7 +92,7 @@ const BATCH_ARGS = 4000;
 
 /**
  * Creates the store; the external account may go negative, every other must not.
- * `outcomeTtlMs`: LEDGER_OUTCOME_TTL_MS (default 30 days, outcome-ttl.ts).
+ * `outcomeTtlMs`: LEDGER_OUTCOME_TTL_MS (default 14 days, outcome-ttl.ts).
  */
 export function createLedgerStore(redis: Redis, o: { readonly outcomeTtlMs?: number } = {}): LedgerStore {
   return new RedisLedgerStore(redis, o.outcomeTtlMs ?? DEFAULT_OUTCOME_TTL_MS);
@@ -155,12 +155,8 @@ class RedisLedgerStore implements LedgerStore {
         break;
     }
     const transferId = kind === "skip" ? "-" : (d.transferId ?? "-");
-    // A bank posting keeps its hash until reversed: its reversal reads it (outcome-ttl.ts).
-    const expires =
-      kind === "declined" ||
-      kind === "reversed" ||
-      (kind === "posted" && outcomeExpires({ status: "posted", to: d.to ?? "" }));
-    const ttl = expires ? this.outcomeTtlMs : 0;
+    // Every outcome's hash lives the TTL from its last write (outcome-ttl.ts, rule 3).
+    const ttl = kind === "skip" ? 0 : this.outcomeTtlMs;
     let from = d.from ?? "-";
     let to = d.to ?? "-";
     for (let round = 0; round < 2; round++) {
@@ -262,10 +258,10 @@ class RedisLedgerStore implements LedgerStore {
     // 3. outcomes
     for (const o of state.outcomes.values()) {
       const left = outcomeLifeLeft(o, state, this.outcomeTtlMs, now);
-      if (left !== undefined && left <= 0) continue;
+      if (left <= 0) continue;
       const key = LedgerKeys.outcome(o.transferId);
       if (!(await batch.add(key, "HSET", outcomeFields(o)))) return false;
-      if (left !== undefined && !(await batch.add(key, "PEXPIRE", [String(Math.ceil(left))]))) return false;
+      if (!(await batch.add(key, "PEXPIRE", [String(Math.ceil(left))]))) return false;
     }
     if (!(await batch.flush())) return false;
     // 4. applied-seq and the epoch together: the projection is whole from here on

@@ -28,6 +28,7 @@ import {
   startNats,
   startRedis,
   streamPosition,
+  waitFor,
 } from "@jetmesh/testkit";
 import {
   type JetStreamClient,
@@ -99,6 +100,15 @@ export async function markReady(redis: Redis): Promise<void> {
 }
 
 export type Core = { transferId: string; from: string; to: string; amountMinor: number; currency: string };
+
+/** A transfer of `amountMinor` EUR. */
+export const eur = (transferId: string, from: string, to: string, amountMinor: number): Core => ({
+  transferId,
+  from,
+  to,
+  amountMinor,
+  currency: "EUR",
+});
 
 /** Only the transfer fields, whatever else `t` carries. */
 const pick = ({ transferId, from, to, amountMinor, currency }: Core): Core => ({
@@ -198,6 +208,8 @@ export async function startLedgerParts(o: {
   catchUpTimeoutMs?: number;
   publishTimeoutMs?: number;
   epochCheckMs?: number;
+  /** LEDGER_OUTCOME_TTL_MS of the follower, the writer and (through `store`) the projection. */
+  outcomeTtlMs?: number;
 }): Promise<LedgerParts> {
   const js = jetstream(o.nc);
   const jsm = await jetstreamManager(o.nc);
@@ -216,6 +228,7 @@ export async function startLedgerParts(o: {
     snapshots,
     logger: o.logger,
     snapshotEvery: o.snapshotEvery ?? 1000,
+    ...(o.outcomeTtlMs !== undefined ? { outcomeTtlMs: o.outcomeTtlMs } : {}),
     streamCreated: verdict.position.created,
     ...(snapshot ? { from: snapshot.state } : {}),
   });
@@ -243,6 +256,7 @@ export async function startLedgerParts(o: {
     }),
     logger: o.logger,
     catchUpTimeoutMs: o.catchUpTimeoutMs ?? 5000,
+    ...(o.outcomeTtlMs !== undefined ? { outcomeTtlMs: o.outcomeTtlMs } : {}),
   });
   return {
     follower,
@@ -253,4 +267,30 @@ export async function startLedgerParts(o: {
       await follower.stop();
     },
   };
+}
+
+/** Every input on RISK and PAYOUTS taken and acked, and Redis has applied the whole log. */
+export async function ledgerQuiet(infra: Infra, ledger: LedgerParts, store: LedgerStore): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const s of ["RISK", "PAYOUTS"]) {
+        const c = await infra.jsm.consumers.info(s, "ledger");
+        if (c.num_pending !== 0 || c.num_ack_pending !== 0) return false;
+      }
+      const last = (await infra.jsm.streams.info("LEDGER")).state.last_seq;
+      return ledger.projection?.ready() === true && (await store.appliedSeq()) >= last;
+    },
+    { what: "ledger quiet", timeoutMs: 30_000, intervalMs: 50 },
+  );
+}
+
+/** The DLQ's messages, each one's reason header. */
+export async function parkedReasons(infra: Infra): Promise<string[]> {
+  const events = await readStoredEvents(
+    infra.js,
+    Streams.DLQ.name,
+    await streamPosition(infra.jsm, Streams.DLQ.name),
+    { decode: false },
+  );
+  return events.map((e) => e.headers["jetmesh-dlq-reason"] ?? "");
 }

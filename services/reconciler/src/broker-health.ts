@@ -12,6 +12,21 @@ export interface ReplicaView {
   readonly lastSeenMs: number;
 }
 
+/** How full a stream is, and how old its oldest message, as its info reports it. */
+export interface StreamCapacity {
+  readonly messages: number;
+  readonly bytes: number;
+  /** -1 (or 0) for no limit. */
+  readonly maxBytes: number;
+  readonly maxMsgs: number;
+  /** 0 for no age limit. */
+  readonly maxAgeMs: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  /** When the oldest message was stored (ms); undefined for an empty stream. */
+  readonly firstStoredAt: number | undefined;
+}
+
 /** A stream's replication as the JetStream API reports it. */
 export interface StreamReplication {
   readonly stream: string;
@@ -23,6 +38,15 @@ export interface StreamReplication {
   readonly peers: readonly ReplicaView[];
   /** False when no member answered the stream-info request in time (a group without a leader, or NATS unreachable). */
   readonly answered: boolean;
+  /** Present when the stream answered. */
+  readonly capacity?: StreamCapacity;
+}
+
+/** The account's JetStream storage (every stream's bytes on the servers it uses) and its limit. */
+export interface AccountStorage {
+  readonly bytes: number;
+  /** -1 when the account has no storage limit of its own (then the servers' max_file_store bounds it). */
+  readonly limitBytes: number;
 }
 
 /**
@@ -39,7 +63,7 @@ const isNotFound = (err: unknown) => err instanceof JetStreamApiError && err.cod
  * not clustered sends no block: the stream is led by the server that answered, `answeredBy`.
  */
 export function replicationOf(
-  info: Pick<StreamInfo, "config" | "cluster">,
+  info: Pick<StreamInfo, "config" | "cluster"> & { state?: StreamInfo["state"] },
   answeredBy = "standalone",
 ): StreamReplication {
   const c = info.cluster;
@@ -59,6 +83,23 @@ export function replicationOf(
     leader: c ? c.leader || undefined : answeredBy,
     peers,
     answered: true,
+    ...(info.state ? { capacity: capacityOf(info as Pick<StreamInfo, "config" | "state">) } : {}),
+  };
+}
+
+/** A stream's fill and age from its info. */
+export function capacityOf(info: Pick<StreamInfo, "config" | "state">): StreamCapacity {
+  const { state, config } = info;
+  const first = state.messages > 0 ? Date.parse(state.first_ts) : Number.NaN;
+  return {
+    messages: state.messages,
+    bytes: state.bytes,
+    maxBytes: config.max_bytes,
+    maxMsgs: config.max_msgs,
+    maxAgeMs: Number(config.max_age ?? 0) / 1e6,
+    firstSeq: state.first_seq,
+    lastSeq: state.last_seq,
+    firstStoredAt: Number.isFinite(first) ? first : undefined,
   };
 }
 
@@ -140,6 +181,35 @@ export function createBrokerHealthMetrics(registry: Registry) {
       "Seconds since the stream leader last heard from a follower replica",
       ["stream", "server"] as const,
     ),
+    messages: g("jetmesh_stream_messages", "Messages the stream holds", ["stream"] as const),
+    bytes: g("jetmesh_stream_bytes", "Bytes the stream holds (one replica)", ["stream"] as const),
+    fill: g(
+      "jetmesh_stream_fill_ratio",
+      "Share of a stream's byte and message limits in use (discard=new refuses writes at 1); streams without a limit have no series",
+      ["stream", "limit"] as const,
+    ),
+    firstSeq: g("jetmesh_stream_first_seq", "Sequence of the stream's oldest message", ["stream"] as const),
+    lastSeq: g("jetmesh_stream_last_seq", "Sequence of the stream's newest message", ["stream"] as const),
+    oldestAge: g(
+      "jetmesh_stream_oldest_message_age_seconds",
+      "Age of the stream's oldest message (absent for an empty stream)",
+      ["stream"] as const,
+    ),
+    maxAge: g(
+      "jetmesh_stream_max_age_seconds",
+      "The stream's age limit (0: none; messages leave by age after it)",
+      ["stream"] as const,
+    ),
+    storage: g(
+      "jetmesh_jetstream_storage_bytes",
+      "JetStream file storage the account uses, every stream and replica counted",
+      ["scope"] as const,
+    ),
+    storageLimit: g(
+      "jetmesh_jetstream_storage_limit_bytes",
+      "The account's JetStream storage limit (absent when it has none: the servers' max_file_store bounds it)",
+      ["scope"] as const,
+    ),
     serverUp: g(
       "jetmesh_nats_server_up",
       "1 when the server leads a stream, is a replica that is not offline, or is the one the reconciler is connected to; 0 when every stream naming it counts it offline",
@@ -148,12 +218,35 @@ export function createBrokerHealthMetrics(registry: Registry) {
   };
   return {
     /** Replaces every series with what `views` says, in one synchronous step (a scrape sees all or none). */
-    record(views: readonly StreamReplication[], connectedTo?: string): void {
+    record(
+      views: readonly StreamReplication[],
+      connectedTo?: string,
+      account?: AccountStorage,
+      now = Date.now(),
+    ): void {
       for (const gauge of Object.values(m)) gauge.reset();
+      if (account) {
+        // A label, so that a reset removes the series (a gauge without labels reads 0).
+        m.storage.set({ scope: "account" }, account.bytes);
+        if (account.limitBytes > 0) m.storageLimit.set({ scope: "account" }, account.limitBytes);
+      }
       for (const v of views) {
         m.leader.set({ stream: v.stream }, v.leader ? 1 : 0);
         if (!v.answered) continue;
         m.replicas.set({ stream: v.stream }, v.replicas);
+        const c = v.capacity;
+        if (c) {
+          const stream = { stream: v.stream };
+          m.messages.set(stream, c.messages);
+          m.bytes.set(stream, c.bytes);
+          if (c.maxBytes > 0) m.fill.set({ stream: v.stream, limit: "bytes" }, c.bytes / c.maxBytes);
+          if (c.maxMsgs > 0) m.fill.set({ stream: v.stream, limit: "messages" }, c.messages / c.maxMsgs);
+          m.firstSeq.set(stream, c.firstSeq);
+          m.lastSeq.set(stream, c.lastSeq);
+          m.maxAge.set(stream, c.maxAgeMs / 1000);
+          if (c.firstStoredAt !== undefined)
+            m.oldestAge.set(stream, Math.max(0, (now - c.firstStoredAt) / 1000));
+        }
         for (const p of v.peers) {
           const l = { stream: v.stream, server: p.server };
           m.current.set(l, p.current ? 1 : 0);

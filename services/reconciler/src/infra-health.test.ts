@@ -2,7 +2,7 @@
 // nats-server cluster losing one node (a replica offline, the stream still led) and then a
 // second (quorum lost: no leader), and a redis-server near its maxmemory.
 import { startNats, startNatsCluster, startRedis, stopAllProcesses, waitFor } from "@jetmesh/testkit";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { Redis } from "ioredis";
 import { pino } from "pino";
@@ -172,6 +172,81 @@ describe("infra health", () => {
       redis.disconnect();
       await nc.close().catch(() => {});
       await cluster.stop();
+      await redisServer.stop();
+    }
+  });
+
+  it("reconciler - every stream's fill, sequences and oldest age, and JetStream storage (the account's and the server's /jsz), read from a real server", {
+    timeout: 60_000,
+  }, async () => {
+    const nats = await startNats();
+    const redisServer = await startRedis();
+    const nc = await connect({ servers: nats.url });
+    const redis = new Redis(redisServer.url, { maxRetriesPerRequest: 1 });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const js = jetstream(nc);
+      // A stream with both limits, and one without any (as LEDGER is deployed).
+      await jsm.streams.add({
+        name: "CAP",
+        subjects: ["cap.>"],
+        max_bytes: 64 * 1024,
+        max_msgs: 40,
+        max_age: 3600e9,
+      });
+      await jsm.streams.add({ name: "NOLIMIT", subjects: ["nolimit.>"] });
+      for (let i = 0; i < 10; i++) await js.publish(`cap.${i}`, new Uint8Array(1000));
+      await js.publish("nolimit.x", new Uint8Array(10));
+      await new Promise((r) => setTimeout(r, 1100));
+      const registry = new Registry();
+      const h = startInfraHealth({
+        nc,
+        redis,
+        registry,
+        logger,
+        intervalMs: 60_000,
+        timeoutMs: 2000,
+        scanBudget: 100,
+        streams: ["CAP", "NOLIMIT"],
+        monitorUrls: [`http://127.0.0.1:${nats.monitorPort}`],
+      });
+      await h.sample();
+      await h.stop();
+      const info = await jsm.streams.info("CAP");
+      expect((await samples(registry, "jetmesh_stream_messages")).get("stream=CAP")).toBe(10);
+      expect((await samples(registry, "jetmesh_stream_bytes")).get("stream=CAP")).toBe(info.state.bytes);
+      const fill = await samples(registry, "jetmesh_stream_fill_ratio");
+      expect(fill.get("limit=messages,stream=CAP")).toBe(10 / 40);
+      expect(fill.get("limit=bytes,stream=CAP")).toBeCloseTo(info.state.bytes / (64 * 1024), 6);
+      // no limit, no ratio: LEDGER's growth is watched through the storage below
+      expect([...fill.keys()].some((k) => k.includes("NOLIMIT"))).toBe(false);
+      expect((await samples(registry, "jetmesh_stream_first_seq")).get("stream=CAP")).toBe(1);
+      expect((await samples(registry, "jetmesh_stream_last_seq")).get("stream=CAP")).toBe(10);
+      expect((await samples(registry, "jetmesh_stream_max_age_seconds")).get("stream=CAP")).toBe(3600);
+      const age = (await samples(registry, "jetmesh_stream_oldest_message_age_seconds")).get(
+        "stream=CAP",
+      ) as number;
+      expect(age).toBeGreaterThan(1);
+      expect(age).toBeLessThan(60);
+      // the account: what it uses, and no limit of its own (none configured)
+      const account = await jsm.getAccountInfo();
+      expect((await samples(registry, "jetmesh_jetstream_storage_bytes")).get("scope=account")).toBe(
+        account.storage,
+      );
+      expect(account.storage).toBeGreaterThan(10_000);
+      expect((await samples(registry, "jetmesh_jetstream_storage_limit_bytes")).size).toBe(0);
+      // the server's /jsz: storage used and its max_file_store
+      const jsz = await nats.monitor<{ storage: number; config: { max_storage: number } }>("/jsz");
+      const target = `target=127.0.0.1:${nats.monitorPort}`;
+      expect((await samples(registry, "jetmesh_nats_jetstream_storage_bytes")).get(target)).toBe(jsz.storage);
+      expect((await samples(registry, "jetmesh_nats_jetstream_storage_limit_bytes")).get(target)).toBe(
+        jsz.config.max_storage,
+      );
+      expect(jsz.config.max_storage).toBeGreaterThan(0);
+    } finally {
+      redis.disconnect();
+      await nc.close().catch(() => {});
+      await nats.stop();
       await redisServer.stop();
     }
   });

@@ -66,7 +66,12 @@ export function startInfraHealth(o: InfraHealthOptions): InfraHealth {
     try {
       const jsm = await jetstreamManager(o.nc, { timeout: o.timeoutMs, checkAPI: false });
       const server = o.nc.info?.server_name;
-      broker.record(await readReplication(jsm, streams, server), server);
+      const views = await readReplication(jsm, streams, server);
+      const account = await jsm.getAccountInfo().then(
+        (a) => ({ bytes: a.storage, limitBytes: a.limits.max_storage }),
+        () => undefined,
+      );
+      broker.record(views, server, account);
     } catch (err) {
       broker.clear();
       o.logger.warn({ err }, "nats cluster health could not be read");

@@ -8,6 +8,8 @@ export interface MonitorView {
   readonly healthy: boolean;
   /** `/jsz` names a JetStream meta leader; undefined when the server is not clustered or did not answer. */
   readonly metaLeader: boolean | undefined;
+  /** JetStream file storage the server uses, and its max_file_store (`/jsz`); undefined when it did not answer. */
+  readonly storage?: { readonly bytes: number; readonly limitBytes: number };
 }
 
 async function get(url: string, timeoutMs: number): Promise<Response | undefined> {
@@ -27,13 +29,19 @@ export async function readMonitor(url: string, timeoutMs: number): Promise<Monit
   const target = new URL(base).host;
   const [health, jsz] = await Promise.all([get(`${base}/healthz`, timeoutMs), get(`${base}/jsz`, timeoutMs)]);
   let metaLeader: boolean | undefined;
+  let storage: MonitorView["storage"];
   if (jsz?.ok) {
-    const meta = ((await jsz.json().catch(() => ({}))) as { meta_cluster?: { leader?: string } })
-      .meta_cluster;
-    metaLeader = meta ? Boolean(meta.leader) : undefined;
+    const body = (await jsz.json().catch(() => ({}))) as {
+      meta_cluster?: { leader?: string };
+      storage?: number;
+      config?: { max_storage?: number };
+    };
+    metaLeader = body.meta_cluster ? Boolean(body.meta_cluster.leader) : undefined;
+    if (typeof body.storage === "number" && typeof body.config?.max_storage === "number")
+      storage = { bytes: body.storage, limitBytes: body.config.max_storage };
   }
   await health?.body?.cancel().catch(() => {});
-  return { target, healthy: health?.status === 200, metaLeader };
+  return { target, healthy: health?.status === 200, metaLeader, ...(storage ? { storage } : {}) };
 }
 
 /** Per configured nats-server: healthy, and whether it knows a JetStream meta leader. */
@@ -51,13 +59,29 @@ export function createNatsMonitorMetrics(registry: Registry) {
     labelNames: ["target"] as const,
     registers,
   });
+  const storage = new Gauge({
+    name: "jetmesh_nats_jetstream_storage_bytes",
+    help: "JetStream file storage the nats-server uses (/jsz)",
+    labelNames: ["target"] as const,
+    registers,
+  });
+  const storageLimit = new Gauge({
+    name: "jetmesh_nats_jetstream_storage_limit_bytes",
+    help: "The nats-server's JetStream max_file_store (/jsz): past it every stream on it refuses writes",
+    labelNames: ["target"] as const,
+    registers,
+  });
+  const all = [healthy, metaLeader, storage, storageLimit];
   return {
     record(views: readonly MonitorView[]): void {
-      healthy.reset();
-      metaLeader.reset();
+      for (const g of all) g.reset();
       for (const v of views) {
         healthy.set({ target: v.target }, v.healthy ? 1 : 0);
         if (v.metaLeader !== undefined) metaLeader.set({ target: v.target }, v.metaLeader ? 1 : 0);
+        if (v.storage) {
+          storage.set({ target: v.target }, v.storage.bytes);
+          if (v.storage.limitBytes > 0) storageLimit.set({ target: v.target }, v.storage.limitBytes);
+        }
       }
     },
   };
