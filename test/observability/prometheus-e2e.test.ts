@@ -105,6 +105,19 @@ describe("prometheus end to end", { timeout: 180_000 }, () => {
     };
     return body.data.result.map((x) => ({ metric: x.metric, value: Number(x.value[1]) }));
   }
+  /** Waits until `expr` gives exactly these series, as [labels..., value] rows of `pick`. */
+  const untilSeries = (
+    expr: string,
+    pick: (metric: Record<string, string>) => (string | undefined)[],
+    rows: unknown[][],
+  ) =>
+    waitFor(
+      async () => {
+        const got = (await query(expr)).map((x) => [...pick(x.metric), x.value]);
+        return JSON.stringify(got) === JSON.stringify(rows) || undefined;
+      },
+      { what: `${expr} giving ${JSON.stringify(rows)}`, timeoutMs: 15_000, intervalMs: 250 },
+    );
   const matching = (all: ActiveAlert[], name: string, labels: Record<string, string>) =>
     all.filter(
       (a) => a.labels.alertname === name && Object.entries(labels).every(([k, v]) => a.labels[k] === v),
@@ -293,9 +306,7 @@ describe("prometheus end to end", { timeout: 180_000 }, () => {
     await untilCleared("JetmeshStagePaused", {}, 30_000);
     await untilCleared("JetmeshRedisDown", {}, 30_000);
     // The reconciler reads Redis (the rule sees a series, not an absent one).
-    expect((await query("jetmesh_redis_up")).map((x) => [x.metric.server, x.metric.job, x.value])).toEqual([
-      [server, "jetmesh-reconciler", 1],
-    ]);
+    await untilSeries("jetmesh_redis_up", (m) => [m.server, m.job], [[server, "jetmesh-reconciler", 1]]);
     // The test's redis-server runs without maxmemory (startRedis adds none): 15m scaled to 15 s,
     // long past by now.
     await untilFiring("JetmeshRedisNoMaxmemory", { server, severity: "warning" }, 30_000);
@@ -318,11 +329,9 @@ describe("prometheus end to end", { timeout: 180_000 }, () => {
     await untilCleared("JetmeshNatsServerUnhealthy", {}, 30_000);
     await untilCleared("JetmeshNatsStreamLeaderless", {}, 30_000);
     // The reconciler reads both (the rules see series, not absent ones): each stream led, R1.
-    expect((await query("jetmesh_nats_server_healthy")).map((x) => [x.metric.target, x.value])).toEqual([
-      [target, 1],
-    ]);
-    expect(await query('jetmesh_nats_stream_leader{stream="LEDGER"}')).toEqual([
-      expect.objectContaining({ value: 1 }),
+    await untilSeries("jetmesh_nats_server_healthy", (m) => [m.target], [[target, 1]]);
+    await untilSeries('jetmesh_nats_stream_leader{stream="LEDGER"}', (m) => [m.job], [
+      ["jetmesh-reconciler", 1],
     ]);
     pause(nats.pid);
     // Its /healthz and each stream-info request go unanswered for RECONCILE_INFRA_TIMEOUT_MS.
