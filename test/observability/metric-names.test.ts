@@ -1,8 +1,9 @@
-// The alert rules and the dashboard only help if the metrics they name exist: every name
-// they reference must be one the services export after handling traffic. The deploy
-// files are checked for structure too, and the exported metrics for Prometheus
-// conventions and bounded labels.
-import { readFileSync } from "node:fs";
+// The alert rules and the dashboards only help if the metrics they name exist: every name
+// that a rules file prometheus.yml loads or a dashboard under grafana/dashboards references must
+// be one the services or the reconciler (findings, lag, the brokers' health) export on /metrics
+// after handling traffic. The deploy files are checked for structure too, and the exported
+// metrics for Prometheus conventions and bounded labels.
+import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -52,9 +53,16 @@ interface Rule {
   annotations?: Record<string, unknown>;
 }
 
-function loadRules(): { groups: { name: string; rules: Rule[] }[] } {
-  return parseYaml(read(`${OBS}/prometheus/alerts.yml`)) as { groups: { name: string; rules: Rule[] }[] };
+function loadRules(file = "alerts.yml"): { groups: { name: string; rules: Rule[] }[] } {
+  return parseYaml(read(`${OBS}/prometheus/${file}`)) as { groups: { name: string; rules: Rule[] }[] };
 }
+/** The rules files the production Prometheus loads. */
+const RULE_FILES = (parseYaml(read(`${OBS}/prometheus/prometheus.yml`)) as { rule_files: string[] })
+  .rule_files;
+/** Every dashboard Grafana provisions. */
+const DASHBOARDS = readdirSync(`${root}${OBS}/grafana/dashboards`)
+  .filter((f) => f.endsWith(".json"))
+  .sort();
 
 interface Panel {
   id: number;
@@ -72,31 +80,34 @@ interface Dashboard {
   annotations?: { list: { expr?: string }[] };
 }
 
-function loadDashboard(): Dashboard {
-  return JSON.parse(read(`${OBS}/grafana/dashboards/jetmesh-pipeline.json`)) as Dashboard;
+function loadDashboard(file = "jetmesh-pipeline.json"): Dashboard {
+  return JSON.parse(read(`${OBS}/grafana/dashboards/${file}`)) as Dashboard;
 }
 
 function allPanels(panels: readonly Panel[]): Panel[] {
   return panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
 }
 
-/** Every metric name referenced by the alert rules and the dashboard, with where. */
+/** Every metric name referenced by the loaded rules files and the dashboards, with where. */
 function referencedMetrics(): Map<string, string[]> {
   const refs = new Map<string, string[]>();
   const add = (names: string[], where: string) => {
     for (const n of names) refs.set(n, [...(refs.get(n) ?? []), where]);
   };
-  for (const g of loadRules().groups)
-    for (const r of g.rules) add(metricNamesIn(String(r.expr)), `alert ${String(r.alert)}`);
-  const d = loadDashboard();
-  for (const p of allPanels(d.panels))
-    for (const t of p.targets ?? []) add(metricNamesIn(t.expr ?? ""), `panel "${p.title}"`);
-  for (const v of d.templating.list) {
-    if (v.type !== "query") continue;
-    const q = typeof v.query === "string" ? v.query : (v.query?.query ?? "");
-    add(metricNamesInVariableQuery(q), `variable $${v.name}`);
+  for (const file of RULE_FILES)
+    for (const g of loadRules(file).groups)
+      for (const r of g.rules) add(metricNamesIn(String(r.expr)), `${file}: alert ${String(r.alert)}`);
+  for (const file of DASHBOARDS) {
+    const d = loadDashboard(file);
+    for (const p of allPanels(d.panels))
+      for (const t of p.targets ?? []) add(metricNamesIn(t.expr ?? ""), `${file}: panel "${p.title}"`);
+    for (const v of d.templating.list) {
+      if (v.type !== "query") continue;
+      const q = typeof v.query === "string" ? v.query : (v.query?.query ?? "");
+      add(metricNamesInVariableQuery(q), `${file}: variable $${v.name}`);
+    }
+    for (const a of d.annotations?.list ?? []) if (a.expr) add(metricNamesIn(a.expr), `${file}: annotation`);
   }
-  for (const a of d.annotations?.list ?? []) if (a.expr) add(metricNamesIn(a.expr), "annotation");
   return refs;
 }
 
@@ -218,21 +229,33 @@ describe("deploy/observability files", () => {
     expect(traces!.processors?.[0]).toBe("memory_limiter");
   });
 
-  it("observability - the dashboard parses, every panel has queries, and panel ids are unique", () => {
-    const d = loadDashboard();
-    expect(d.uid).toBe("jetmesh-pipeline");
-    const panels = allPanels(d.panels);
-    expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
-    for (const p of panels) {
-      expect(p.gridPos, p.title).toBeDefined();
-      if (p.type === "row") continue;
-      expect(p.targets?.length, p.title).toBeGreaterThan(0);
-      for (const t of p.targets ?? []) {
-        expect(typeof t.expr, p.title).toBe("string");
-        expect(balanced(t.expr!), `brackets of "${p.title}"`).toBe(true);
-      }
-    }
+  it("observability - the rules files and dashboards checked below are the ones deployed", () => {
+    expect(RULE_FILES).toEqual(
+      expect.arrayContaining(["alerts.yml", "reconciler-alerts.yml", "slo-alerts.yml", "infra-alerts.yml"]),
+    );
+    expect(DASHBOARDS).toEqual(
+      expect.arrayContaining(["jetmesh-pipeline.json", "jetmesh-reconciler.json", "jetmesh-infra.json"]),
+    );
   });
+
+  it.each(DASHBOARDS)(
+    "observability - %s parses, every panel has queries, and panel ids are unique",
+    (file) => {
+      const d = loadDashboard(file);
+      expect(`${d.uid}.json`).toBe(file);
+      const panels = allPanels(d.panels);
+      expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
+      for (const p of panels) {
+        expect(p.gridPos, p.title).toBeDefined();
+        if (p.type === "row") continue;
+        expect(p.targets?.length, p.title).toBeGreaterThan(0);
+        for (const t of p.targets ?? []) {
+          expect(typeof t.expr, p.title).toBe("string");
+          expect(balanced(t.expr!), `brackets of "${p.title}"`).toBe(true);
+        }
+      }
+    },
+  );
 });
 
 function balanced(expr: string): boolean {
@@ -329,10 +352,18 @@ describe("metrics the services export", { timeout: 120_000 }, () => {
     await stopAllProcesses();
   }, 60_000);
 
-  it("observability - every metric the alert rules and the dashboard reference is exported by a service", () => {
+  it("observability - every metric the alert rules and the dashboards reference is exported by a service or the reconciler", async () => {
     const exported = new Set<string>();
-    for (const s of PIPELINE)
-      for (const f of first[s].families.values()) for (const n of sampleNamesOf(f)) exported.add(n);
+    const add = (families: Iterable<Family>) => {
+      for (const f of families) for (const n of sampleNamesOf(f)) exported.add(n);
+    };
+    for (const s of PIPELINE) add(first[s].families.values());
+    const reconciler = await httpGet(`${pipeline.reconciler.opsUrl}/metrics`);
+    expect(reconciler.status).toBe(200);
+    add(parseExposition(reconciler.body).families.values());
+    // Its brokers' health is exported: the infra dashboard's and rules' names are checked on it.
+    for (const name of ["jetmesh_redis_up", "jetmesh_nats_stream_leader", "jetmesh_nats_server_healthy"])
+      expect(exported, name).toContain(name);
     const refs = referencedMetrics();
     expect(refs.size).toBeGreaterThan(10);
     const missing = [...refs].filter(([name]) => !exported.has(name) && !SYNTHETIC.has(name));

@@ -90,6 +90,7 @@ export async function startTestMesh(
   const dataDir = await mkdtemp(join(tmpdir(), "jetmesh-e2e-"));
   const mesh = await startMesh({
     natsUrl: nats.url,
+    natsMonitorUrl: `http://127.0.0.1:${nats.monitorPort}`,
     redisUrl: redis.url,
     dataDir,
     removeDataOnStop: true,

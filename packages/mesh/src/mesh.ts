@@ -51,6 +51,12 @@ export interface StartMeshOptions {
   readonly dataDir?: string;
   /** Reuse this NATS server when it answers with JetStream; otherwise start one. */
   readonly natsUrl?: string;
+  /**
+   * The monitoring URL (`http://127.0.0.1:8222`) of the server `natsUrl` names, given to the
+   * reconciler as RECONCILE_NATS_MONITOR_URLS. A server the runner starts itself is named
+   * there without it.
+   */
+  readonly natsMonitorUrl?: string;
   /** Reuse this Redis when it answers PING; otherwise start one. */
   readonly redisUrl?: string;
   /** LOG_LEVEL of every service (default `warn`). */
@@ -194,6 +200,7 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
       onStatus: status,
     });
     const { natsUrl, redisUrl, nats, redis } = infra;
+    const natsMonitorUrl = nats ? `http://127.0.0.1:${nats.monitorPort}` : opts.natsMonitorUrl;
     // The deploy step: every stream from its contract, LEDGER included (no service ever
     // creates LEDGER; each waits for it), as `nats stream add --config deploy/streams/*.json`.
     const replicas = Number(opts.env?.JETMESH_REPLICAS ?? 1);
@@ -239,6 +246,8 @@ export async function startMesh(opts: StartMeshOptions = {}): Promise<MeshHandle
             [spec.portEnv]: String(port),
             ...(spec.opsPortEnv && opsPort ? { [spec.opsPortEnv]: String(opsPort) } : {}),
             ...(n === "payout" ? { PAYOUT_BANK_URL: url("bank-sim") } : {}),
+            // The reconciler exports the server's /healthz and JetStream meta leader (infra alerts).
+            ...(n === "reconciler" && natsMonitorUrl ? { RECONCILE_NATS_MONITOR_URLS: natsMonitorUrl } : {}),
             ...(MEMORY_NODE_OPTIONS[n] ? { NODE_OPTIONS: MEMORY_NODE_OPTIONS[n] } : {}),
             ...(n === "gateway"
               ? {

@@ -106,10 +106,12 @@ export async function startBank(env: Record<string, string> = {}): Promise<Runni
   return { name: "bank-sim", child, url, opsUrl: url };
 }
 
-/** The mesh's five pipeline services and the bank, and how to submit a transfer. */
+/** The mesh's five pipeline services, the reconciler and the bank, and how to submit a transfer. */
 export interface Pipeline {
   readonly bank: { readonly url: string };
   readonly services: Readonly<Record<PipelineService, { readonly url: string; readonly opsUrl: string }>>;
+  /** The reconciler beside them (its /metrics on `opsUrl`: findings, lag, the brokers' health). */
+  readonly reconciler: { readonly url: string; readonly opsUrl: string };
   /** The mesh's API keys (the operator may send from any account and read every balance). */
   readonly apiKeys: MeshApiKeys;
   /** POST /v1/transfers on the gateway, as the operator. */
@@ -149,6 +151,7 @@ export async function startPipeline(extraEnv: Record<string, string> = {}): Prom
   return {
     bank: { url: mesh.bankUrl },
     services: mesh.services,
+    reconciler: mesh.service("reconciler"),
     apiKeys: mesh.apiKeys,
     async submit(body, key) {
       const res = await fetch(`${gateway}/v1/transfers`, {
