@@ -123,6 +123,7 @@ export function createRedis(opts: {
       ? {
           sentinels: s.sentinels.map((x) => ({ host: x.host, port: x.port })),
           name: s.name,
+          ...(s.username ? { sentinelUsername: s.username } : {}),
           ...(s.password ? { sentinelPassword: s.password } : {}),
           // TLS (REDIS_TLS_CA_FILE) applies to the primary the sentinels name; the sentinels
           // themselves are spoken to in plain TCP.
@@ -179,6 +180,7 @@ function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
     const w = new Redis({
       host,
       port,
+      ...(s.username ? { username: s.username } : {}),
       ...(s.password ? { password: s.password } : {}),
       lazyConnect: true,
       enableReadyCheck: false,
