@@ -5,21 +5,29 @@
 // failover is allowed: no ACL refusal anywhere) and make the old primary, back, its replica; a
 // client built by the runtime's createRedis from a service's environment finds the primary
 // through the sentinels as the service's own user and follows. What the sentinel user and the
-// services' users may not do, on the servers and on the sentinels, is refused.
-import { mkdtemp, rm } from "node:fs/promises";
+// services' users may not do, on the servers and on the sentinels, is refused. Last, a sentinel
+// run as docker-compose.yml runs one (its start script, deploy/redis/sentinel.conf) restarts
+// after a rotation with the new credentials (without the script's strip it does not start at
+// all: its rewrite copied the include's users into its file, and Redis refuses a user twice).
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RedisAccess, REDIS_USERS, redisAccess } from "@jetmesh/access";
 import { createRedis, loadStageConfig, type Redis, readSecretFile } from "@jetmesh/stage";
 import {
+  ensureBinaries,
+  freePort,
   type RedisServerHandle,
   type RedisSentinelHandle,
+  spawnProcess,
+  startRedis,
   startRedisSentinel,
   stopAllProcesses,
   waitFor,
 } from "@jetmesh/testkit";
 import { Redis as IORedis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 
 const NOPERM = /NOPERM/;
 
@@ -273,5 +281,129 @@ describe("redis sentinel access: the test can fail", () => {
     const replica = g.servers.find((s: RedisServerHandle) => s !== failed.server)!;
     const refused = await aclLog(replica.port, a);
     expect(refused).toEqual(expect.arrayContaining([{ username: "sentinel", object: "slaveof" }]));
+  }, 90_000);
+});
+
+describe("redis sentinel access: docker-compose's sentinel", () => {
+  it("sentinel access - compose's start script on deploy/redis/sentinel.conf: the sentinel logs in with the include, and after a rotation with the new passwords, not those its rewrite copied", async () => {
+    const a = await redisAccess({ out: join(dir, "compose") });
+    const oldAdmin = { username: "admin", password: passwordOf(a, "admin") };
+    const server = { aclFile: a.aclFile, auth: oldAdmin, extraArgs: ["--include", a.replicaAuthFile] };
+    const primary = await startRedis(server);
+    const replica = await startRedis({
+      ...server,
+      extraArgs: [...server.extraArgs, "--replicaof", "127.0.0.1", String(primary.port)],
+    });
+    // deploy/redis/sentinel.conf with the compose names and the secret's mount pointed here
+    const port = await freePort();
+    const template = join(dir, "compose-sentinel.conf");
+    const state = join(dir, "compose-sentinel-state.conf");
+    const conf = await readFile(new URL("../deploy/redis/sentinel.conf", import.meta.url), "utf8");
+    await writeFile(
+      template,
+      conf
+        .replace(/^port 26379$/m, `port ${port}\nbind 127.0.0.1`)
+        .replace(
+          "sentinel monitor jetmesh redis-primary 6379",
+          `sentinel monitor jetmesh 127.0.0.1 ${primary.port}`,
+        )
+        .replace("/run/secrets/redis-sentinel-auth", a.sentinelAuthFile),
+    );
+    // compose's command for a sentinel, its paths pointed here, Redis's entrypoint replaced by the binary
+    const compose = parse(await readFile(new URL("../docker-compose.yml", import.meta.url), "utf8"), {
+      merge: true,
+    }) as { services: Record<string, { command: string[] }> };
+    const { redisServer } = await ensureBinaries();
+    const script = compose.services["redis-sentinel-1"]!.command.join(" ")
+      .replaceAll("/etc/redis/sentinel.conf", template)
+      .replaceAll("/data/sentinel.conf", state)
+      .replace("docker-entrypoint.sh redis-server", redisServer);
+    expect(script).toContain(`exec ${redisServer} ${state} --sentinel`);
+    const start = () =>
+      spawnProcess({ name: "compose-sentinel", command: "sh", args: ["-c", script], maxLines: 200 });
+
+    /** The sentinel's command link on the primary, logged in as the sentinel user. */
+    const linked = async (admin: { username: string; password: string }) => {
+      const myid = /^sentinel myid ([0-9a-f]{8})/m.exec(await readFile(state, "utf8").catch(() => ""))?.[1];
+      if (!myid) return false;
+      const c = new IORedis({
+        host: "127.0.0.1",
+        port: primary.port,
+        ...admin,
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      c.on("error", () => {});
+      try {
+        await c.connect();
+        const list = String(await c.call("CLIENT", "LIST"));
+        return list
+          .split("\n")
+          .some((l) => l.includes(` name=sentinel-${myid}-cmd `) && l.includes(" user=sentinel "));
+      } finally {
+        c.disconnect();
+      }
+    };
+    let sentinel = await start();
+    await waitFor(() => linked(oldAdmin), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: "the sentinel's link",
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${sentinel.lines().slice(-20).join("\n")}`);
+    });
+    // its rewrite copied the users and the credentials into its file, after the include
+    await waitFor(async () => /^sentinel auth-pass jetmesh /m.test(await readFile(state, "utf8")), {
+      what: "the rewrite",
+    });
+
+    // every password rotated; the servers load the new ACL; the sentinel restarts as compose restarts it
+    await redisAccess({ out: join(dir, "compose"), rotate: true });
+    const newAdmin = { username: "admin", password: passwordOf(a, "admin") };
+    expect(newAdmin.password).not.toBe(oldAdmin.password);
+    for (const p of [primary.port, replica.port]) {
+      const c = new IORedis({
+        host: "127.0.0.1",
+        port: p,
+        ...oldAdmin,
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      c.on("error", () => {});
+      await c.connect();
+      expect(await c.call("ACL", "LOAD")).toBe("OK");
+      c.disconnect();
+    }
+    await sentinel.stop();
+    sentinel = await start();
+    await waitFor(() => linked(newAdmin), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      what: "the sentinel's link after the rotation",
+    }).catch((err: Error) => {
+      throw new Error(`${err.message}\n${sentinel.lines().slice(-20).join("\n")}`);
+    });
+    expect(await (await login(port, a, "admin")).ping()).toBe("PONG");
+    expect(await outcome((await login(port, a)).ping())).toMatch(/NOAUTH/);
+    const old = new IORedis({
+      host: "127.0.0.1",
+      port,
+      ...oldAdmin,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    let refused = "";
+    old.on("error", (err: Error) => {
+      refused ||= err.message;
+    });
+    await old.connect().catch(() => {});
+    old.disconnect();
+    expect(refused).toMatch(/WRONGPASS/);
+    // what it learned stays: the include, the group, its replica
+    const kept = await readFile(state, "utf8");
+    expect(kept).toContain(`include ${a.sentinelAuthFile}`);
+    expect(kept).toMatch(new RegExp(`^sentinel monitor jetmesh 127\\.0\\.0\\.1 ${primary.port} 2$`, "m"));
+    expect(kept).toMatch(/^sentinel known-replica jetmesh /m);
+    await sentinel.stop();
   }, 90_000);
 });
