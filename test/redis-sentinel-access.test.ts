@@ -61,15 +61,17 @@ async function startGroup(a: RedisAccess): Promise<RedisSentinelHandle> {
   return g;
 }
 
+type Credentials = { readonly username: string; readonly password: string };
+
 /**
- * A plain client of one server or sentinel, as `user`. No user: no AUTH at all, and RESP2 (a
- * RESP3 client's HELLO would be refused before its first command). @throws the server's refusal.
+ * A plain client of one server or sentinel, logged in with `creds`. None: no AUTH at all, and
+ * RESP2 (a RESP3 client's HELLO would be refused before its first command). @throws the refusal.
  */
-async function login(port: number, a: RedisAccess, user?: string): Promise<IORedis> {
+async function connectAs(port: number, creds?: Credentials): Promise<IORedis> {
   const c = new IORedis({
     host: "127.0.0.1",
     port,
-    ...(user ? { username: user, password: passwordOf(a, user) } : { protocol: 2 }),
+    ...(creds ?? { protocol: 2 }),
     lazyConnect: true,
     enableReadyCheck: false,
     maxRetriesPerRequest: 0,
@@ -86,6 +88,10 @@ async function login(port: number, a: RedisAccess, user?: string): Promise<IORed
   });
   return c;
 }
+
+/** {@link connectAs} the generated `user` of `a` (none: no login). */
+const login = (port: number, a: RedisAccess, user?: string): Promise<IORedis> =>
+  connectAs(port, user ? { username: user, password: passwordOf(a, user) } : undefined);
 
 /** The reply or the error's message: refusals are what these tests look at. */
 const outcome = (p: Promise<unknown>): Promise<string> =>
@@ -322,36 +328,26 @@ describe("redis sentinel access: docker-compose's sentinel", () => {
     const start = () =>
       spawnProcess({ name: "compose-sentinel", command: "sh", args: ["-c", script], maxLines: 200 });
 
-    /** The sentinel's command link on the primary, logged in as the sentinel user. */
-    const linked = async (admin: { username: string; password: string }) => {
-      const myid = /^sentinel myid ([0-9a-f]{8})/m.exec(await readFile(state, "utf8").catch(() => ""))?.[1];
-      if (!myid) return false;
-      const c = new IORedis({
-        host: "127.0.0.1",
-        port: primary.port,
-        ...admin,
-        lazyConnect: true,
-        retryStrategy: () => null,
+    /** Waits for the sentinel's command link on the primary, logged in as the sentinel user. */
+    const linked = (admin: Credentials, what: string) =>
+      waitFor(
+        async () => {
+          const myid = /^sentinel myid ([0-9a-f]{8})/m.exec(
+            await readFile(state, "utf8").catch(() => ""),
+          )?.[1];
+          const c = await connectAs(primary.port, admin);
+          const list = String(await c.call("CLIENT", "LIST"));
+          c.disconnect();
+          return list
+            .split("\n")
+            .some((l) => l.includes(` name=sentinel-${myid}-cmd `) && l.includes(" user=sentinel "));
+        },
+        { timeoutMs: 20_000, intervalMs: 200, what },
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\n${sentinel.lines().slice(-20).join("\n")}`);
       });
-      c.on("error", () => {});
-      try {
-        await c.connect();
-        const list = String(await c.call("CLIENT", "LIST"));
-        return list
-          .split("\n")
-          .some((l) => l.includes(` name=sentinel-${myid}-cmd `) && l.includes(" user=sentinel "));
-      } finally {
-        c.disconnect();
-      }
-    };
     let sentinel = await start();
-    await waitFor(() => linked(oldAdmin), {
-      timeoutMs: 20_000,
-      intervalMs: 200,
-      what: "the sentinel's link",
-    }).catch((err: Error) => {
-      throw new Error(`${err.message}\n${sentinel.lines().slice(-20).join("\n")}`);
-    });
+    await linked(oldAdmin, "the sentinel's link");
     // its rewrite copied the users and the credentials into its file, after the include
     await waitFor(async () => /^sentinel auth-pass jetmesh /m.test(await readFile(state, "utf8")), {
       what: "the rewrite",
@@ -361,44 +357,14 @@ describe("redis sentinel access: docker-compose's sentinel", () => {
     await redisAccess({ out: join(dir, "compose"), rotate: true });
     const newAdmin = { username: "admin", password: passwordOf(a, "admin") };
     expect(newAdmin.password).not.toBe(oldAdmin.password);
-    for (const p of [primary.port, replica.port]) {
-      const c = new IORedis({
-        host: "127.0.0.1",
-        port: p,
-        ...oldAdmin,
-        lazyConnect: true,
-        retryStrategy: () => null,
-      });
-      c.on("error", () => {});
-      await c.connect();
-      expect(await c.call("ACL", "LOAD")).toBe("OK");
-      c.disconnect();
-    }
+    for (const p of [primary.port, replica.port])
+      expect(await (await connectAs(p, oldAdmin)).call("ACL", "LOAD")).toBe("OK");
     await sentinel.stop();
     sentinel = await start();
-    await waitFor(() => linked(newAdmin), {
-      timeoutMs: 20_000,
-      intervalMs: 200,
-      what: "the sentinel's link after the rotation",
-    }).catch((err: Error) => {
-      throw new Error(`${err.message}\n${sentinel.lines().slice(-20).join("\n")}`);
-    });
-    expect(await (await login(port, a, "admin")).ping()).toBe("PONG");
-    expect(await outcome((await login(port, a)).ping())).toMatch(/NOAUTH/);
-    const old = new IORedis({
-      host: "127.0.0.1",
-      port,
-      ...oldAdmin,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    let refused = "";
-    old.on("error", (err: Error) => {
-      refused ||= err.message;
-    });
-    await old.connect().catch(() => {});
-    old.disconnect();
-    expect(refused).toMatch(/WRONGPASS/);
+    await linked(newAdmin, "the sentinel's link after the rotation");
+    expect(await (await connectAs(port, newAdmin)).ping()).toBe("PONG");
+    expect(await outcome((await connectAs(port)).ping())).toMatch(/NOAUTH/);
+    expect(await outcome(connectAs(port, oldAdmin))).toMatch(/WRONGPASS/);
     // what it learned stays: the include, the group, its replica
     const kept = await readFile(state, "utf8");
     expect(kept).toContain(`include ${a.sentinelAuthFile}`);
