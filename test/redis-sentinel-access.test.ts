@@ -9,6 +9,8 @@
 // run as docker-compose.yml runs one (its start script, deploy/redis/sentinel.conf) restarts
 // after a rotation with the new credentials (without the script's strip it does not start at
 // all: its rewrite copied the include's users into its file, and Redis refuses a user twice).
+// And sentinels that hand out host names, as compose's do: a late +switch-master naming by name
+// the primary the client is already on leaves it alone (it reconnected without a lookup).
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,16 +47,25 @@ const passwordOf = (a: RedisAccess, user: string): string =>
  * included), and sentinels that include the generated sentinel-auth.conf; the kit itself
  * logs in as admin on both.
  */
-async function startGroup(a: RedisAccess): Promise<RedisSentinelHandle> {
+async function startGroup(
+  a: RedisAccess,
+  more: { serverArgs?: readonly string[]; sentinelConfig?: readonly string[] } = {},
+): Promise<RedisSentinelHandle> {
   const admin = { username: "admin", password: passwordOf(a, "admin") };
   const g = await startRedisSentinel({
     server: {
       aclFile: a.aclFile,
       auth: admin,
       // Redis 7.0 waits 5 s for more replicas before a diskless full sync; one is enough here.
-      extraArgs: ["--include", a.replicaAuthFile, "--repl-diskless-sync-delay", "0"],
+      extraArgs: [
+        "--include",
+        a.replicaAuthFile,
+        "--repl-diskless-sync-delay",
+        "0",
+        ...(more.serverArgs ?? []),
+      ],
     },
-    sentinelConfig: [`include ${a.sentinelAuthFile}`],
+    sentinelConfig: [...(more.sentinelConfig ?? []), `include ${a.sentinelAuthFile}`],
     sentinelAuth: admin,
   });
   groups.push(g);
@@ -62,6 +73,38 @@ async function startGroup(a: RedisAccess): Promise<RedisSentinelHandle> {
 }
 
 type Credentials = { readonly username: string; readonly password: string };
+
+/**
+ * The runtime's client as a service builds it from its environment in docker-compose.yml: its
+ * Redis user, and the same user and password on the sentinels.
+ */
+function serviceClient(g: RedisSentinelHandle, a: RedisAccess, user: string): Redis {
+  const passwordFile = a.passwordFiles[user]!;
+  const config = loadStageConfig({
+    // REDIS_URL's host is never used with sentinels: port 1 would refuse every connection.
+    REDIS_URL: "redis://127.0.0.1:1",
+    REDIS_USERNAME: user,
+    REDIS_PASSWORD_FILE: passwordFile,
+    ...g.env,
+    REDIS_SENTINEL_USERNAME: user,
+    REDIS_SENTINEL_PASSWORD_FILE: passwordFile,
+  });
+  expect(config.redisSentinel?.username).toBe(user);
+  const redis = createRedis({
+    url: config.redisUrl,
+    name: "sentinel-access-test",
+    commandTimeoutMs: 1000,
+    auth: config.redisAuth,
+    ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
+    onError: () => {},
+  });
+  clients.push(redis);
+  return redis;
+}
+
+/** The port of the server `redis` is connected to, from its own INFO. */
+const connectedPort = async (redis: Redis) =>
+  Number(/tcp_port:(\d+)/.exec(String(await redis.info("server")))?.[1]);
 
 /**
  * A plain client of one server or sentinel, logged in with `creds`. None: no AUTH at all, and
@@ -204,35 +247,13 @@ describe("redis sentinel access", () => {
   });
 
   it("sentinel access - the primary killed, the sentinels promote the replica and repoint the old primary, with no ACL refusal; a service's client follows as its own user", async () => {
-    // a service's environment in docker-compose.yml: its Redis user, and the same user and
-    // password on the sentinels
-    const validatorPassword = access.passwordFiles.validator!;
-    const config = loadStageConfig({
-      // REDIS_URL's host is never used with sentinels: port 1 would refuse every connection.
-      REDIS_URL: "redis://127.0.0.1:1",
-      REDIS_USERNAME: "validator",
-      REDIS_PASSWORD_FILE: validatorPassword,
-      ...group.env,
-      REDIS_SENTINEL_USERNAME: "validator",
-      REDIS_SENTINEL_PASSWORD_FILE: validatorPassword,
-    });
-    expect(config.redisSentinel?.username).toBe("validator");
-    const redis: Redis = createRedis({
-      url: config.redisUrl,
-      name: "sentinel-access-test",
-      commandTimeoutMs: 1000,
-      auth: config.redisAuth,
-      ...(config.redisSentinel ? { sentinel: config.redisSentinel } : {}),
-      onError: () => {},
-    });
-    clients.push(redis);
+    const redis = serviceClient(group, access, "validator");
     // the tests above provoked refusals on purpose: start from empty logs
     for (const port of [...group.servers.map((s) => s.port), ...portsOf(group)])
       expect(await (await login(port, access, "admin")).call("ACL", "LOG", "RESET")).toBe("OK");
-    const connectedPort = async () => Number(/tcp_port:(\d+)/.exec(String(await redis.info("server")))?.[1]);
     const first = await group.primary();
     await redis.set("validator:before", "1");
-    expect(await connectedPort()).toBe(first.port);
+    expect(await connectedPort(redis)).toBe(first.port);
 
     const failed = await group.failPrimary();
     const { server: promoted } = await group.waitForFailover(failed.server);
@@ -242,7 +263,7 @@ describe("redis sentinel access", () => {
       intervalMs: 100,
       what: "the client to write on the promoted replica",
     });
-    expect(await connectedPort()).toBe(promoted.port);
+    expect(await connectedPort(redis)).toBe(promoted.port);
     expect(await redis.get("validator:before")).toBe("1");
 
     // the old primary, restarted (empty, a master by its config): the sentinels make it a
@@ -371,5 +392,44 @@ describe("redis sentinel access: docker-compose's sentinel", () => {
     expect(kept).toMatch(new RegExp(`^sentinel monitor jetmesh 127\\.0\\.0\\.1 ${primary.port} 2$`, "m"));
     expect(kept).toMatch(/^sentinel known-replica jetmesh /m);
     await sentinel.stop();
+  }, 90_000);
+});
+
+describe("redis sentinel access: names announced", () => {
+  it("sentinel access - sentinels announcing host names (compose's announce-hostnames): a late +switch-master naming the primary the client is on, by name, leaves its connection alone", async () => {
+    // As deploy/redis/*.conf: the servers announce a name as replicas and the sentinels hand
+    // names out. On loopback the name is localhost; the client's socket knows only addresses.
+    const g = await startGroup(access, {
+      serverArgs: ["--replica-announce-ip", "localhost"],
+      sentinelConfig: ["sentinel resolve-hostnames yes", "sentinel announce-hostnames yes"],
+    });
+    const redis = serviceClient(g, access, "validator");
+    await redis.set("validator:named", "0");
+    // one sentinel hangs through the failover, and announces it when it learns of it, late
+    const resume = g.pauseSentinel(0);
+    const failed = await g.failPrimary();
+    const { server: promoted } = await g.waitForFailover(failed.server);
+    await waitFor(() => redis.set("validator:named", "1").then((r) => r === "OK"), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: "writes on the promoted replica",
+    });
+    expect(await connectedPort(redis)).toBe(promoted.port);
+    let reconnects = 0;
+    redis.on("reconnecting", () => reconnects++);
+    resume();
+    const [sentinel0] = portsOf(g) as [number];
+    const asked = await connectAs(sentinel0, { username: "admin", password: passwordOf(access, "admin") });
+    await waitFor(
+      async () => {
+        const addr = (await asked.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", g.name)) as string[];
+        return Number(addr[1]) === promoted.port ? addr : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 100, what: "the resumed sentinel knowing the new primary" },
+    ).then((addr) => expect(addr[0], "the sentinels hand out a name").toBe("localhost"));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(reconnects).toBe(0);
+    expect(redis.status).toBe("ready");
+    expect(await connectedPort(redis)).toBe(promoted.port);
   }, 90_000);
 });
