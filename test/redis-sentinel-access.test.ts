@@ -15,7 +15,14 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RedisAccess, REDIS_USERS, redisAccess } from "@jetmesh/access";
-import { createRedis, loadStageConfig, type Redis, readSecretFile } from "@jetmesh/stage";
+import {
+  ConfigError,
+  createRedis,
+  loadRedisSentinel,
+  loadStageConfig,
+  type Redis,
+  readSecretFile,
+} from "@jetmesh/stage";
 import {
   ensureBinaries,
   freePort,
@@ -432,4 +439,30 @@ describe("redis sentinel access: names announced", () => {
     expect(redis.status).toBe("ready");
     expect(await connectedPort(redis)).toBe(promoted.port);
   }, 90_000);
+});
+
+describe("redis sentinel access: configuration", () => {
+  it("sentinel access - REDIS_SENTINEL_USERNAME needs the sentinels and a password file; with both, the client logs in as it", () => {
+    const sentinels = { REDIS_SENTINELS: "127.0.0.1:26379", REDIS_SENTINEL_NAME: "jetmesh" };
+    const file = access.passwordFiles.gateway!;
+    expect(
+      loadRedisSentinel({
+        ...sentinels,
+        REDIS_SENTINEL_USERNAME: "gateway",
+        REDIS_SENTINEL_PASSWORD_FILE: file,
+      }),
+    ).toEqual({
+      sentinels: [{ host: "127.0.0.1", port: 26379 }],
+      name: "jetmesh",
+      username: "gateway",
+      password: passwordOf(access, "gateway"),
+    });
+    expect(() => loadRedisSentinel({ ...sentinels, REDIS_SENTINEL_USERNAME: "gateway" })).toThrow(
+      /REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD_FILE/,
+    );
+    expect(() => loadRedisSentinel({ REDIS_SENTINEL_USERNAME: "gateway" })).toThrow(ConfigError);
+    expect(() => loadRedisSentinel({ REDIS_SENTINEL_USERNAME: "gateway" })).toThrow(
+      /REDIS_SENTINEL_USERNAME needs REDIS_SENTINELS/,
+    );
+  });
 });
