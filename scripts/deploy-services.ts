@@ -31,6 +31,12 @@ const flow = (entries: Record<string, string>) =>
 const mapping = (entries: Record<string, string>, indent: string) =>
   Object.entries(entries).map(([k, v]) => `${indent}${k}: ${scalar(v)}`);
 
+/**
+ * The Redis sentinels of docker-compose.yml (written by hand there): a jetmesh service finds the
+ * primary through them (REDIS_SENTINELS in *stage-env) and starts once they answer.
+ */
+export const REDIS_SENTINEL_SERVICES = ["redis-sentinel-1", "redis-sentinel-2", "redis-sentinel-3"] as const;
+
 /** The port its /healthz answers on: the first that lists it, else its first port. */
 function healthPort(s: CatalogService) {
   const ports = s.manifest.ports ?? [];
@@ -63,8 +69,11 @@ function composeService(s: CatalogService): string[] {
   const deploy = s.manifest.deploy ?? {};
   const ports = s.manifest.ports ?? [];
   const environment = {
-    // a jetmesh service takes its listen address from the stage settings (*stage-env)
-    ...(s.jetmesh ? { REDIS_USERNAME: s.name } : { [hostEnv(s)]: "0.0.0.0" }),
+    // a jetmesh service takes its listen address from the stage settings (*stage-env); it logs
+    // in to Redis and to the sentinels as its own user (jetmesh-access redis gives it both)
+    ...(s.jetmesh
+      ? { REDIS_USERNAME: s.name, REDIS_SENTINEL_USERNAME: s.name }
+      : { [hostEnv(s)]: "0.0.0.0" }),
     ...Object.fromEntries(ports.map((p) => [p.env, String(p.default)])),
     ...deploy.environment,
   };
@@ -78,7 +87,12 @@ function composeService(s: CatalogService): string[] {
     ...Object.entries(deploy.secrets ?? {}).map(([source, x]) => ({ source, target: x.target })),
   ];
   const dependsOn: Record<string, string> = {
-    ...(s.jetmesh ? { streams: "service_completed_successfully", "redis-primary": "service_healthy" } : {}),
+    ...(s.jetmesh
+      ? {
+          streams: "service_completed_successfully",
+          ...Object.fromEntries(REDIS_SENTINEL_SERVICES.map((r) => [r, "service_healthy"])),
+        }
+      : {}),
     ...Object.fromEntries((deploy.dependsOn ?? []).map((d) => [d, "service_healthy"])),
   };
   const published = (deploy.publish ?? []).map((env) => {

@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_SENTINEL_GROUP, REDIS_USERS, renderSentinelAuth } from "@jetmesh/access";
 import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
 import { MEMORY_NODE_OPTIONS } from "@jetmesh/mesh";
@@ -22,7 +23,12 @@ import { connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { ENTRIES } from "../scripts/build.mjs";
-import { handWritten, renderServiceDeployFiles, SERVICE_DOCKERFILE } from "../scripts/deploy-services.ts";
+import {
+  handWritten,
+  REDIS_SENTINEL_SERVICES,
+  renderServiceDeployFiles,
+  SERVICE_DOCKERFILE,
+} from "../scripts/deploy-services.ts";
 import { renderConsumerFiles, renderStreamFiles } from "../scripts/gen-deploy.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -34,6 +40,8 @@ const catalog = loadCatalog();
 
 interface ComposeService {
   build?: { context: string; dockerfile: string; args?: Record<string, string> };
+  entrypoint?: string[];
+  command?: string[];
   environment?: Record<string, string>;
   image?: string;
   depends_on?: string[] | Record<string, { condition: string }>;
@@ -273,10 +281,13 @@ describe("deploy", () => {
         expect(svc.environment?.[s.opsPortEnv], `${s.name} ${s.opsPortEnv}`).toBe(String(ops?.default));
       }
       if (!s.jetmesh) continue;
-      // a stage waits for the streams the deploy step creates, and has its NATS and Redis user
+      // a stage waits for the streams the deploy step creates and for the sentinels it finds
+      // Redis through, and has its NATS and Redis user
       expect(svc.depends_on, s.name).toMatchObject({
         streams: { condition: "service_completed_successfully" },
-        "redis-primary": { condition: "service_healthy" },
+        "redis-sentinel-1": { condition: "service_healthy" },
+        "redis-sentinel-2": { condition: "service_healthy" },
+        "redis-sentinel-3": { condition: "service_healthy" },
       });
       for (const secret of [`nats-${s.name}`, `redis-${s.name}`])
         expect(compose.secrets[secret], `${s.name} secret ${secret}`).toBeDefined();
@@ -299,6 +310,79 @@ describe("deploy", () => {
     expect(compose.services.payout?.depends_on).toMatchObject({
       "bank-sim": { condition: "service_healthy" },
     });
+  });
+
+  it("deploy - three sentinels watch the Redis pair with deploy/redis/sentinel.conf, and every service finds the primary through them", () => {
+    const compose = parse(read("docker-compose.yml"), { merge: true }) as {
+      services: Record<string, ComposeService>;
+      secrets: Record<string, { file: string }>;
+      volumes: Record<string, unknown>;
+    };
+    const s = compose.services;
+    const conf = read("deploy/redis/sentinel.conf").replace(/#.*$/gm, "");
+    const port = Number(/^port (\d+)$/m.exec(conf)?.[1]);
+    const monitor = /^sentinel monitor (\S+) (\S+) (\d+) (\d+)$/m.exec(conf);
+    expect(monitor, "sentinel monitor").not.toBeNull();
+    const [, group, host, hostPort, quorum] = monitor as unknown as string[];
+    // the pair by its compose names (resolved, and announced: a recreated container is found)
+    expect([host, Number(hostPort)]).toEqual(["redis-primary", 6379]);
+    expect(read("deploy/redis/redis-primary.conf")).toMatch(/^replica-announce-ip redis-primary$/m);
+    expect(read("deploy/redis/redis-replica.conf")).toMatch(/^replica-announce-ip redis-replica$/m);
+    const lines = conf.split("\n").map((l) => l.trim());
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(/^sentinel resolve-hostnames yes$/)).toBeGreaterThanOrEqual(0);
+    expect(at(/^sentinel resolve-hostnames yes$/)).toBeLessThan(at(/^sentinel monitor /));
+    expect(at(/^sentinel announce-hostnames yes$/)).toBeGreaterThanOrEqual(0);
+    // the include names the group: after `sentinel monitor`, for the group jetmesh-access writes
+    expect(at(/^include /)).toBeGreaterThan(at(/^sentinel monitor /));
+    expect(group).toBe(DEFAULT_SENTINEL_GROUP);
+    // a majority of the three decides
+    expect(Number(quorum)).toBe(Math.floor(REDIS_SENTINEL_SERVICES.length / 2) + 1);
+    for (const r of REDIS_SENTINEL_SERVICES) {
+      const svc = s[r]!;
+      expect(svc.image, r).toBe(s["redis-primary"]?.image);
+      expect(svc.healthcheck?.test.join(" "), r).toContain(`-p ${port} ping`);
+      expect(svc.depends_on, r).toEqual({
+        "redis-primary": { condition: "service_healthy" },
+        "redis-replica": { condition: "service_healthy" },
+      });
+      // a writable copy in its own volume (a sentinel rewrites its file), started as a sentinel
+      expect(svc.volumes, r).toEqual([
+        "./deploy/redis/sentinel.conf:/etc/redis/sentinel.conf:ro",
+        `${r}:/data`,
+      ]);
+      expect(compose.volumes).toHaveProperty(r);
+      const script = [...(svc.entrypoint ?? []), ...(svc.command ?? [])].join(" ");
+      expect(script).toContain(
+        "test -f /data/sentinel.conf || cp /etc/redis/sentinel.conf /data/sentinel.conf",
+      );
+      expect(script).toMatch(/exec docker-entrypoint\.sh redis-server \/data\/sentinel\.conf --sentinel$/);
+    }
+    expect(compose.secrets["redis-sentinel-auth"]?.file).toBe(`\${JETMESH_SECRETS}/redis/sentinel-auth.conf`);
+    // Every line of the generated include that a sentinel's rewrite copies into its file is
+    // dropped before the next start, so a rotated include wins over the copy's old passwords.
+    const script = (s["redis-sentinel-1"]?.command ?? []).join(" ");
+    const strip = /sed -i -E '\/([^']+)\/d' \/data\/sentinel\.conf/.exec(script)?.[1];
+    expect(strip, "the sed that drops the copied credentials").toBeDefined();
+    const passwords = new Map(REDIS_USERS.map((u) => [u.user, `pw-${u.user}`]));
+    const generated = renderSentinelAuth(REDIS_USERS, passwords, DEFAULT_SENTINEL_GROUP)
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"));
+    expect(generated.length).toBeGreaterThan(4);
+    for (const l of generated) expect(l, "dropped before a start").toMatch(new RegExp(strip!));
+    for (const kept of [
+      "sentinel monitor jetmesh 10.0.0.7 6379 2",
+      "sentinel known-replica jetmesh 10.0.0.8 6379",
+    ])
+      expect(kept).not.toMatch(new RegExp(strip!));
+    // every jetmesh service: the three sentinels, the group they monitor
+    for (const c of catalog.services.filter((x) => x.jetmesh)) {
+      const env = s[c.name]!.environment!;
+      expect(env.REDIS_SENTINELS?.split(","), c.name).toEqual(
+        REDIS_SENTINEL_SERVICES.map((r) => `${r}:${port}`),
+      );
+      expect(env.REDIS_SENTINEL_NAME, c.name).toBe(group);
+    }
   });
 
   it("deploy - Prometheus scrapes /metrics of exactly the catalog's services that serve it, on that port", () => {
@@ -344,6 +428,11 @@ describe("deploy", () => {
       expect(conf).not.toMatch(/nopass|^requirepass/m);
       expect(s[r]?.secrets).toEqual(expect.arrayContaining(["redis-acl", "redis-replica-auth"]));
     }
+    // the sentinels: their users (default off) and credentials are the generated include, no requirepass
+    const sentinelConf = read("deploy/redis/sentinel.conf").replace(/#.*$/gm, "");
+    expect(sentinelConf).toMatch(/^include \/run\/secrets\/redis-sentinel-auth$/m);
+    expect(sentinelConf).not.toMatch(/nopass|requirepass|^user /m);
+    for (const r of REDIS_SENTINEL_SERVICES) expect(s[r]?.secrets, r).toEqual(["redis-sentinel-auth"]);
     const secretTargets = (svc: ComposeService) =>
       (svc.secrets ?? []).map((x) => (typeof x === "string" ? x : x.target));
     for (const dir of serviceDirs.filter((d) => d !== "bank-sim")) {
@@ -353,6 +442,9 @@ describe("deploy", () => {
       expect(env.NATS_NKEY_SEED_FILE, dir).toBe("/run/secrets/nats.nk");
       expect(env.REDIS_USERNAME, dir).toBe(dir);
       expect(env.REDIS_PASSWORD_FILE, dir).toBe("/run/secrets/redis.password");
+      // and to the sentinels as the same user, with the same password (jetmesh-access gives it both)
+      expect(env.REDIS_SENTINEL_USERNAME, dir).toBe(dir);
+      expect(env.REDIS_SENTINEL_PASSWORD_FILE, dir).toBe("/run/secrets/redis.password");
       expect(secretTargets(svc), dir).toEqual(expect.arrayContaining(["nats.nk", "redis.password"]));
       expect(svc.secrets, dir).toEqual(
         expect.arrayContaining([

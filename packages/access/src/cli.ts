@@ -6,6 +6,7 @@ import { writeNatsAccess } from "./nats-files.ts";
 import { addGatewayClient, addIdSecret } from "./gateway.ts";
 import { describeRedisAccess, redisAccess } from "./redis.ts";
 import { formatRedisUsersTable, redisUsers } from "./redis-acl.ts";
+import { DEFAULT_SENTINEL_GROUP, sentinelUsers } from "./redis-sentinel.ts";
 import pkg from "../package.json" with { type: "json" };
 
 // `jetmesh-access`: generates the mesh's NATS authorization from services/*/manifest.json and
@@ -113,26 +114,46 @@ program
 program
   .command("redis")
   .description(
-    "writes <out>/users.acl (Redis ACL, hashes only), <out>/<user>.password (0600), <out>/replica-auth.conf (0600)",
+    "writes <out>/users.acl (Redis ACL, hashes only), <out>/<user>.password (0600), <out>/replica-auth.conf and <out>/sentinel-auth.conf (0600)",
   )
   .requiredOption("--out <dir>", "secrets folder, outside any git work tree (created with mode 0700)")
   .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
   .option("--rotate", "new passwords even where the folder has some", false)
   .option("--namespace <ns>", NAMESPACE_HELP, namespaceDefault)
-  .action(async (o: { out: string; services: string; rotate: boolean; namespace: string }) => {
-    const users = redisUsersIn(o.services, o.namespace);
-    for (const line of describeRedisAccess(await redisAccess({ out: o.out, rotate: o.rotate, users })))
-      console.log(line);
-  });
+  .option(
+    "--sentinel-group <name>",
+    "the name the sentinels monitor the primary under (sentinel.conf's `sentinel monitor`)",
+    DEFAULT_SENTINEL_GROUP,
+  )
+  .action(
+    async (o: {
+      out: string;
+      services: string;
+      rotate: boolean;
+      namespace: string;
+      sentinelGroup: string;
+    }) => {
+      const users = redisUsersIn(o.services, o.namespace);
+      const access = await redisAccess({
+        out: o.out,
+        rotate: o.rotate,
+        users,
+        sentinelGroup: o.sentinelGroup,
+      });
+      for (const line of describeRedisAccess(access)) console.log(line);
+    },
+  );
 
 program
   .command("redis-users")
-  .description("prints what each Redis user may do, as a Markdown table")
+  .description("prints what each Redis user may do on the servers and on the sentinels, as Markdown tables")
   .option("--services <dir>", "folder of the services' manifest.json files", defaultServices)
   .option("--namespace <ns>", NAMESPACE_HELP, namespaceDefault)
-  .action((o: { services: string; namespace: string }) =>
-    console.log(formatRedisUsersTable(redisUsersIn(o.services, o.namespace))),
-  );
+  .action((o: { services: string; namespace: string }) => {
+    const users = redisUsersIn(o.services, o.namespace);
+    console.log(`## On the Redis servers\n\n${formatRedisUsersTable(users)}`);
+    console.log(`## On the sentinels\n\n${formatRedisUsersTable(sentinelUsers(users))}`);
+  });
 
 const list = (v: string): string[] =>
   v

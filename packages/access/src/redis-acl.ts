@@ -19,9 +19,23 @@ export interface RedisUserGrant {
   readonly readKeys: readonly string[];
   /** Command rules applied after `-@all`, in order: `+cmd`, `+cmd|sub`, `+@category`, `-@category`. */
   readonly commands: readonly string[];
-  /** All pub/sub channels (`&*`); otherwise none. Only the admin. */
+  /** All pub/sub channels (`&*`). Only the admin. */
   readonly allChannels?: boolean;
+  /** Pub/sub channels it may publish and subscribe to (`&channel`); none when absent. */
+  readonly channels?: readonly string[];
 }
+
+/** The user a replica authenticates as. */
+export const REDIS_REPLICA_USER = "replica";
+
+/**
+ * The user the sentinels authenticate as: to the servers they monitor (`sentinel auth-user`)
+ * and to each other (`sentinel sentinel-user`).
+ */
+export const REDIS_SENTINEL_USER = "sentinel";
+
+/** Where sentinels announce themselves to each other, on every server they monitor. */
+const SENTINEL_HELLO_CHANNEL = "__sentinel__:hello";
 
 /**
  * What ioredis sends by itself: CLIENT SETNAME (createRedis names every connection), INFO (the
@@ -152,6 +166,33 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
     commands: ["+psync", "+replconf", "+ping"],
   },
   {
+    user: REDIS_SENTINEL_USER,
+    // What a sentinel sends a server it monitors (redis 7's src/sentinel.c), read from its
+    // source and run in test/redis-sentinel-access.test.ts with real sentinels: CLIENT SETNAME on
+    // each link; PING, INFO and PUBLISH of its hello on `__sentinel__:hello` every second or so,
+    // SUBSCRIBE to that channel; SCRIPT KILL when the server answers BUSY; and a failover's one
+    // transaction, MULTI, SLAVEOF (NO ONE, or the new primary), CONFIG REWRITE, CLIENT KILL TYPE
+    // normal and pubsub, EXEC. A command refused inside MULTI aborts the whole EXEC: every one of
+    // them is needed. No key, no other channel, no other CONFIG subcommand.
+    purpose: "the Redis sentinels: watch both servers, and promote and repoint them in a failover",
+    keys: [],
+    readKeys: [],
+    commands: [
+      "+ping",
+      "+info",
+      "+client|setname",
+      "+client|kill",
+      "+subscribe",
+      "+publish",
+      "+script|kill",
+      "+multi",
+      "+slaveof",
+      "+config|rewrite",
+      "+exec",
+    ],
+    channels: [SENTINEL_HELLO_CHANNEL],
+  },
+  {
     user: "admin",
     purpose: "operators' administration (FLUSHALL, CONFIG, ACL, KEYS) and test and chaos tooling",
     keys: ["*"],
@@ -161,8 +202,8 @@ export const REDIS_USERS: readonly RedisUserGrant[] = [
   },
 ];
 
-/** Users that are not a service's: the tools', the replica's, the administrator's. */
-const TOOL_USERS = new Set(["ops", "replica", "admin"]);
+/** Users that are not a service's: the tools', the replica's, the sentinels', the administrator's. */
+const TOOL_USERS = new Set(["ops", REDIS_REPLICA_USER, REDIS_SENTINEL_USER, "admin"]);
 
 /**
  * The users of a deployment whose stages are `stages` (the catalog's, `loadCatalog().stages`):
@@ -183,9 +224,6 @@ export function redisUsers(stages: readonly string[], namespace = ""): readonly 
   return users.map((u) => ({ ...u, keys: within(u.keys), readKeys: within(u.readKeys) }));
 }
 
-/** The user a replica authenticates as. */
-export const REDIS_REPLICA_USER = "replica";
-
 /** `#<sha256 hex>`: how an ACL file holds a password. */
 export function passwordHash(password: string): string {
   return `#${createHash("sha256").update(password, "utf8").digest("hex")}`;
@@ -199,7 +237,7 @@ export function aclLine(grant: RedisUserGrant, password: string): string {
     "reset",
     "on",
     passwordHash(password),
-    grant.allChannels ? "&*" : "resetchannels",
+    ...(grant.allChannels ? ["&*"] : ["resetchannels", ...(grant.channels ?? []).map((c) => `&${c}`)]),
     ...grant.keys.map((k) => `~${k}`),
     ...grant.readKeys.map((k) => `%R~${k}`),
     "-@all",
@@ -231,16 +269,16 @@ export function renderAclFile(
   return `${lines.join("\n")}\n`;
 }
 
-/** The grants as a Markdown table (user, read-write keys, read-only keys, commands, purpose). */
+/** The grants as a Markdown table (user, read-write keys, read-only keys, commands, channels, purpose). */
 export function formatRedisUsersTable(grants: readonly RedisUserGrant[] = REDIS_USERS): string {
   const code = (items: readonly string[]) => (items.length ? items.map((i) => `\`${i}\``).join(" ") : "none");
   const rows = [
-    "| user | keys (read-write) | keys (read-only) | commands (after `-@all`) | purpose |",
-    "| --- | --- | --- | --- | --- |",
-    "| default | none | none | none (user off: no login) | a client that does not authenticate |",
+    "| user | keys (read-write) | keys (read-only) | commands (after `-@all`) | channels | purpose |",
+    "| --- | --- | --- | --- | --- | --- |",
+    "| default | none | none | none (user off: no login) | none | a client that does not authenticate |",
     ...grants.map(
       (g) =>
-        `| ${g.user} | ${code(g.keys)} | ${code(g.readKeys)} | ${code(g.commands).replaceAll("|", "\\|")} | ${g.purpose} |`,
+        `| ${g.user} | ${code(g.keys)} | ${code(g.readKeys)} | ${code(g.commands).replaceAll("|", "\\|")} | ${g.allChannels ? "all" : code(g.channels ?? [])} | ${g.purpose} |`,
     ),
   ];
   return `${rows.join("\n")}\n`;

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { redisAccess } from "./redis.ts";
+import { sentinelUsers } from "./redis-sentinel.ts";
 import {
   aclLine,
   formatRedisUsersTable,
@@ -44,6 +45,53 @@ describe("redis access files", () => {
     expect(access.created).toEqual(REDIS_USERS.map((u) => u.user));
   });
 
+  it("access - the sentinels' include: their users with the servers' password hashes, and the sentinel user's credentials for servers and peers", async () => {
+    const access = await redisAccess({ out, sentinelGroup: "pair-a" });
+    expect(await modeOf(access.sentinelAuthFile)).toBe(0o600);
+    const text = await readFile(access.sentinelAuthFile, "utf8");
+    const lines = text.split("\n").filter((l) => l && !l.startsWith("#"));
+    const sentinelPassword = await passwordOf(access.passwordFiles.sentinel!);
+    expect(lines.slice(-4)).toEqual([
+      "sentinel auth-user pair-a sentinel",
+      `sentinel auth-pass pair-a ${sentinelPassword}`,
+      "sentinel sentinel-user sentinel",
+      `sentinel sentinel-pass ${sentinelPassword}`,
+    ]);
+    expect(lines[0]).toBe("user default reset off resetchannels -@all");
+    // every user but the replica's, each logging in with its own password; no other password in the clear
+    const users = lines.filter((l) => l.startsWith("user ")).map((l) => l.split(" ")[1]);
+    expect(users).toEqual(["default", ...REDIS_USERS.map((u) => u.user).filter((u) => u !== "replica")]);
+    for (const [user, file] of Object.entries(access.passwordFiles)) {
+      const password = await passwordOf(file);
+      if (user !== "replica") expect(text).toContain(`user ${user} reset on ${passwordHash(password)} `);
+      if (user !== "sentinel") expect(text).not.toContain(password);
+    }
+    await expect(redisAccess({ out, sentinelGroup: "a b" })).rejects.toThrow(/sentinel group/);
+  });
+
+  it("access - on the sentinels a service may find the primary and hear of a failover, nothing else; the sentinel user talks to its peers", () => {
+    const users = sentinelUsers(REDIS_USERS);
+    const of = (u: string) => users.find((g) => g.user === u)!;
+    for (const u of ["validator", "gateway", "ops"]) {
+      expect(of(u).commands).toEqual([
+        "+ping",
+        "+sentinel|get-master-addr-by-name",
+        "+sentinel|sentinels",
+        "+subscribe",
+      ]);
+      expect(of(u).channels).toEqual(["+switch-master"]);
+    }
+    expect(of("sentinel").commands).toContain("+sentinel|is-master-down-by-addr");
+    expect(of("sentinel").channels).toEqual(["__sentinel__:hello"]);
+    expect(of("admin").allChannels).toBe(true);
+    expect(users.find((g) => g.user === "replica")).toBeUndefined();
+    // on the servers the sentinel user has no key and no channel but its hello
+    const onServers = REDIS_USERS.find((u) => u.user === "sentinel")!;
+    expect(onServers.keys).toEqual([]);
+    expect(onServers.readKeys).toEqual([]);
+    expect(aclLine(onServers, "pw")).toContain(" resetchannels &__sentinel__:hello -@all +ping ");
+  });
+
   it("access - a second run keeps every password (and narrows a widened file); rotate changes them all", async () => {
     const first = await redisAccess({ out });
     const before = await passwordOf(first.passwordFiles.gateway!);
@@ -77,7 +125,7 @@ describe("redis access files", () => {
     expect(notifier.commands).toEqual(REDIS_USERS.find((u) => u.user === "validator")!.commands);
     // the written-out grants stand, each user once, the tools' users last
     expect(users.filter((u) => u.user !== "notifier")).toEqual(REDIS_USERS);
-    expect(users.map((u) => u.user).slice(-3)).toEqual(["ops", "replica", "admin"]);
+    expect(users.map((u) => u.user).slice(-4)).toEqual(["ops", "replica", "sentinel", "admin"]);
     expect(redisUsers(["validator", "risk"])).toEqual(REDIS_USERS);
   });
 

@@ -12,7 +12,8 @@ import { runDemo } from "./run.ts";
 import pkg from "../package.json" with { type: "json" };
 
 // The CLI of the local runner (`pnpm mesh`). Reads NATS_URL, REDIS_URL and the Sentinel keys
-// (REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_PASSWORD_FILE), nothing else from the
+// (REDIS_SENTINELS, REDIS_SENTINEL_NAME, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD_FILE),
+// nothing else from the
 // environment: every other setting is a flag.
 
 const positive = (name: string) => (v: string) => {
@@ -50,7 +51,7 @@ const program = new Command()
     "after",
     "\nEnvironment: NATS_URL and REDIS_URL are reused when they answer; otherwise nats-server and\n" +
       "redis-server are started on free ports; JETMESH_NAMESPACE (or --namespace) isolates this mesh on\n" +
-      "shared ones. With REDIS_SENTINELS and REDIS_SENTINEL_NAME (and\n" +
+      "shared ones. With REDIS_SENTINELS and REDIS_SENTINEL_NAME (and REDIS_SENTINEL_USERNAME,\n" +
       "REDIS_SENTINEL_PASSWORD_FILE), the primary those sentinels name is used and every service\n" +
       "gets the same keys, so it follows a failover. Exit status: 0 when every invariant holds,\n" +
       "1 otherwise, 2 for a bad setting.",
@@ -122,7 +123,12 @@ async function sentinelSetup(): Promise<{ env: Record<string, string>; redisUrl:
     redis.disconnect();
   }
   const env: Record<string, string> = {};
-  for (const k of ["REDIS_SENTINELS", "REDIS_SENTINEL_NAME", "REDIS_SENTINEL_PASSWORD_FILE"]) {
+  for (const k of [
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_NAME",
+    "REDIS_SENTINEL_USERNAME",
+    "REDIS_SENTINEL_PASSWORD_FILE",
+  ]) {
     const v = process.env[k];
     if (v) env[k] = v;
   }

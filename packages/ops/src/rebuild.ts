@@ -32,7 +32,8 @@ export interface RebuildCheck {
 
 /**
  * Opens the projection's Redis; `REDIS_USERNAME`/`REDIS_PASSWORD_FILE`, and the primary through
- * `REDIS_SENTINELS`/`REDIS_SENTINEL_NAME`/`REDIS_SENTINEL_PASSWORD_FILE`, as the services read them.
+ * `REDIS_SENTINELS`/`REDIS_SENTINEL_NAME`/`REDIS_SENTINEL_USERNAME`/`REDIS_SENTINEL_PASSWORD_FILE`,
+ * as the services read them.
  * @throws OpsError (exit 2) for a bad Sentinel setting, (exit 1) when Redis does not answer.
  */
 export async function openRedis(

@@ -21,8 +21,10 @@ export const RedisSentinelEnv = {
   REDIS_SENTINEL_NAME: Type.Optional(
     Type.String({ pattern: "^[A-Za-z0-9._-]+$", description: "letters, digits, '.', '_' and '-'" }),
   ),
-  /** The sentinels' own password (`requirepass` of the sentinels), from a file. */
+  /** The sentinels' own password (their `requirepass`, or the password of REDIS_SENTINEL_USERNAME), from a file. */
   REDIS_SENTINEL_PASSWORD_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  /** The sentinels' ACL user to log in as (`jetmesh-access redis` gives each service one: its Redis user). */
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
 } satisfies TProperties;
 
 /**
@@ -275,6 +277,8 @@ export interface RedisSentinel {
   readonly sentinels: readonly { readonly host: string; readonly port: number }[];
   /** The monitored group's name. */
   readonly name: string;
+  /** The sentinels' ACL user (REDIS_SENTINEL_USERNAME); without one, `password` is their `requirepass`. */
+  readonly username?: string;
   /** The sentinels' password (read from REDIS_SENTINEL_PASSWORD_FILE). */
   readonly password?: string;
 }
@@ -387,6 +391,7 @@ function redisSentinelOf(c: Static<TObject<typeof RedisSentinelEnv>>): RedisSent
   if (!c.REDIS_SENTINELS) {
     if (c.REDIS_SENTINEL_NAME || c.REDIS_SENTINEL_PASSWORD_FILE)
       problems.push("REDIS_SENTINEL_NAME and REDIS_SENTINEL_PASSWORD_FILE need REDIS_SENTINELS");
+    if (c.REDIS_SENTINEL_USERNAME) problems.push("REDIS_SENTINEL_USERNAME needs REDIS_SENTINELS");
     if (problems.length) throw new ConfigError(problems);
     return undefined;
   }
@@ -404,8 +409,15 @@ function redisSentinelOf(c: Static<TObject<typeof RedisSentinelEnv>>): RedisSent
   const password = c.REDIS_SENTINEL_PASSWORD_FILE
     ? readSecret(c.REDIS_SENTINEL_PASSWORD_FILE, "REDIS_SENTINEL_PASSWORD_FILE", problems)
     : undefined;
+  if (c.REDIS_SENTINEL_USERNAME && !c.REDIS_SENTINEL_PASSWORD_FILE)
+    problems.push("REDIS_SENTINEL_USERNAME needs REDIS_SENTINEL_PASSWORD_FILE (the user's password)");
   if (problems.length) throw new ConfigError(problems);
-  return { sentinels, name: c.REDIS_SENTINEL_NAME as string, ...(password ? { password } : {}) };
+  return {
+    sentinels,
+    name: c.REDIS_SENTINEL_NAME as string,
+    ...(c.REDIS_SENTINEL_USERNAME ? { username: c.REDIS_SENTINEL_USERNAME } : {}),
+    ...(password ? { password } : {}),
+  };
 }
 
 /**

@@ -1,4 +1,6 @@
+import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import {
   connect,
   credsAuthenticator,
@@ -123,6 +125,7 @@ export function createRedis(opts: {
       ? {
           sentinels: s.sentinels.map((x) => ({ host: x.host, port: x.port })),
           name: s.name,
+          ...(s.username ? { sentinelUsername: s.username } : {}),
           ...(s.password ? { sentinelPassword: s.password } : {}),
           // TLS (REDIS_TLS_CA_FILE) applies to the primary the sentinels name; the sentinels
           // themselves are spoken to in plain TCP.
@@ -179,6 +182,7 @@ function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
     const w = new Redis({
       host,
       port,
+      ...(s.username ? { username: s.username } : {}),
       ...(s.password ? { password: s.password } : {}),
       lazyConnect: true,
       enableReadyCheck: false,
@@ -187,16 +191,16 @@ function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
     });
     w.on("error", () => {});
     w.on("message", (channel: string, message: string) => {
-      // `<name> <old ip> <old port> <new ip> <new port>`
-      const [name, , , newHost, newPort] = message.split(" ");
+      // `<name> <old host> <old port> <new host> <new port>`
+      const [name, , , newHost = "", newPort] = message.split(" ");
       if (channel !== "+switch-master" || name !== s.name) return;
       if (redis.status !== "ready" && redis.status !== "connect") return;
       // Already on the announced primary: a sentinel that was paused or cut off during the
       // failover announces it late, when it learns of it; reconnecting then only drops a good
       // connection (test/redis-sentinel.test.ts, a hung sentinel resumed).
-      const on = redis.stream as { remoteAddress?: string; remotePort?: number } | undefined;
-      if (on?.remoteAddress === newHost && on?.remotePort === Number(newPort)) return;
-      redis.disconnect(true);
+      void connectedTo(redis, newHost, Number(newPort)).then((already) => {
+        if (!already && (redis.status === "ready" || redis.status === "connect")) redis.disconnect(true);
+      });
     });
     w.subscribe("+switch-master").catch(() => {});
     return w;
@@ -204,5 +208,18 @@ function followSwitchMaster(redis: Redis, s: RedisSentinel): void {
   redis.once("end", () => {
     for (const w of watchers) w.disconnect();
   });
+}
+/**
+ * True when `redis` is connected to `host:port`. Sentinels with `announce-hostnames` (compose's)
+ * name servers by host name and the socket knows only addresses: a name is resolved first
+ * (test/redis-sentinel-access.test.ts, names announced). Never rejects: a name that does not
+ * resolve is not the server.
+ */
+async function connectedTo(redis: Redis, host: string, port: number): Promise<boolean> {
+  const on = redis.stream as { remoteAddress?: string; remotePort?: number } | undefined;
+  if (!on?.remoteAddress || on.remotePort !== port) return false;
+  if (isIP(host)) return on.remoteAddress === host;
+  const addresses = await lookup(host, { all: true }).catch(() => []);
+  return addresses.some((a) => a.address === on.remoteAddress);
 }
 export type { NatsConnection, Redis };

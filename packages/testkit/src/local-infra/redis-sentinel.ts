@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import { ensureBinaries } from "./binaries.ts";
 import { type ChildHandle, spawnProcess } from "./child-process.ts";
 import { freePort } from "./ports.ts";
-import { type RedisServerHandle, startRedis } from "./redis-server.ts";
+import { type RedisServerHandle, type StartRedisOptions, startRedis } from "./redis-server.ts";
 import { createTempDir, removeTempDir } from "./temp-dirs.ts";
 
 /** Options of {@link startRedisSentinel}. */
@@ -22,6 +22,20 @@ export interface StartRedisSentinelOptions {
   readonly failoverTimeoutMs?: number;
   /** How long start-up waits for the replica to sync and the sentinels to see each other (default 30 000 ms). */
   readonly readyTimeoutMs?: number;
+  /**
+   * How both servers start (the replica then gets `--replicaof` the primary): a redis.conf, an
+   * ACL file, more arguments, and `auth`, the user the kit itself authenticates as on them (its
+   * INFO, REPLICAOF, CONFIG and CLIENT calls): needed once an ACL turns the `default` user off.
+   * Default: none of these, every client is the default user.
+   */
+  readonly server?: Pick<StartRedisOptions, "configFile" | "aclFile" | "auth" | "extraArgs">;
+  /**
+   * Lines added to each sentinel's config after `sentinel monitor` and its timings, e.g. an
+   * `include` of the sentinels' users and of the credentials they log in to the servers with.
+   */
+  readonly sentinelConfig?: readonly string[];
+  /** The user the kit's own SENTINEL calls authenticate as, once the sentinels' `default` user is off. */
+  readonly sentinelAuth?: { readonly username: string; readonly password: string };
 }
 
 /** How the primary is made to fail ({@link RedisSentinelHandle.failPrimary}). */
@@ -32,7 +46,8 @@ export interface FailPrimaryOptions {
    * Cut the replica's link for this long before the primary fails, so the writes of that
    * time reach the primary only and the replica promoted after it lacks them: a rolled-back
    * tail, as an asynchronous replica that lags (done with a `requirepass` the replica lacks:
-   * connections opened later are refused too). 0 (the default): the link stays up.
+   * connections opened later are refused too). 0 (the default): the link stays up. Not with
+   * servers started with `server.auth`, whose replica logs in as a user of their ACL.
    */
   readonly lagMs?: number;
 }
@@ -101,6 +116,11 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
   const quorum = o.quorum ?? Math.floor(count / 2) + 1;
   const readyTimeoutMs = o.readyTimeoutMs ?? 30_000;
   const { redisServer } = await ensureBinaries();
+  const serverAuth = o.server?.auth;
+  const command = (server: RedisServerHandle, ...args: string[]): Promise<string> =>
+    call(server.port, args, serverAuth).then(String);
+  const sentinelCall = (port: number, ...args: string[]): Promise<unknown> =>
+    call(port, ["SENTINEL", ...args], o.sentinelAuth);
   const servers: RedisServerHandle[] = [];
   const children: ChildHandle[] = [];
   const dir = await createTempDir("sentinel");
@@ -120,9 +140,12 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
     return done;
   };
   try {
-    servers.push(await startRedis());
+    servers.push(await startRedis(o.server));
     const first = servers[0] as RedisServerHandle;
-    servers.push(await startRedis({ extraArgs: ["--replicaof", "127.0.0.1", String(first.port)] }));
+    const replicaOf = ["--replicaof", "127.0.0.1", String(first.port)];
+    servers.push(
+      await startRedis({ ...o.server, extraArgs: [...(o.server?.extraArgs ?? []), ...replicaOf] }),
+    );
     const deadline = Date.now() + readyTimeoutMs;
     await until(deadline, "the replica to sync", async () =>
       /master_link_status:up/.test(await command(servers[1] as RedisServerHandle, "INFO", "replication")),
@@ -144,6 +167,7 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
           `sentinel down-after-milliseconds ${name} ${o.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${name} ${o.failoverTimeoutMs ?? 3000}`,
           `sentinel parallel-syncs ${name} 1`,
+          ...(o.sentinelConfig ?? []),
           "",
         ].join("\n"),
       );
@@ -186,9 +210,11 @@ export async function startRedisSentinel(o: StartRedisSentinelOptions = {}): Pro
       servers,
       primary,
       async failPrimary(f = {}) {
+        if (f.lagMs && serverAuth)
+          throw new Error("failPrimary's lagMs cannot cut a replica that logs in as an ACL user");
         const server = await primary();
         // One connection, open before the cut: new ones are refused once it is in place.
-        const client = connection(server.port);
+        const client = connection(server.port, serverAuth);
         try {
           await client.connect();
           if (f.lagMs) {
@@ -308,11 +334,14 @@ async function until(deadline: number, what: string, check: () => Promise<boolea
   throw new Error(`timed out waiting for ${what}${last}`);
 }
 
-/** A client that fails fast and never reconnects. */
-function connection(port: number): Redis {
+type KitAuth = StartRedisSentinelOptions["sentinelAuth"];
+
+/** A client that fails fast and never reconnects, logged in as `auth` when given. */
+function connection(port: number, auth: KitAuth): Redis {
   const client = new Redis({
     host: "127.0.0.1",
     port,
+    ...(auth ? { username: auth.username, password: auth.password } : {}),
     lazyConnect: true,
     enableReadyCheck: false,
     maxRetriesPerRequest: 0,
@@ -325,20 +354,12 @@ function connection(port: number): Redis {
 }
 
 /** One command on a short-lived connection, failing fast. */
-async function call(port: number, args: readonly string[]): Promise<unknown> {
-  const client = connection(port);
+async function call(port: number, args: readonly string[], auth: KitAuth): Promise<unknown> {
+  const client = connection(port, auth);
   try {
     await client.connect();
     return await client.call(args[0] as string, ...args.slice(1));
   } finally {
     client.disconnect();
   }
-}
-
-function command(server: RedisServerHandle, ...args: string[]): Promise<string> {
-  return call(server.port, args).then(String);
-}
-
-function sentinelCall(port: number, ...args: string[]): Promise<unknown> {
-  return call(port, ["SENTINEL", ...args]);
 }
