@@ -112,6 +112,21 @@ export function createReconcilerMetrics(
     "Messages delivered to the stage's consumer and not yet acknowledged, read by the reconciler",
     ["stage", "stream"] as const,
   );
+  const consumerRedelivered = gauge(
+    "jetmesh_consumer_redelivered_messages",
+    "Messages delivered to the stage's consumer more than once and not yet acknowledged, read by the reconciler",
+    ["stage", "stream"] as const,
+  );
+  const consumerLastDelivery = gauge(
+    "jetmesh_consumer_last_delivery_age_seconds",
+    "Seconds since the server last delivered a message to the stage's consumer (absent before the first), read by the reconciler",
+    ["stage", "stream"] as const,
+  );
+  const consumerLastAck = gauge(
+    "jetmesh_consumer_last_ack_age_seconds",
+    "Seconds since the stage's consumer's ack floor last moved (absent before the first ack), read by the reconciler",
+    ["stage", "stream"] as const,
+  );
   const ready = gauge(
     "jetmesh_reconcile_ready",
     "1 once the reconciler has read every stream to its end at start and checks run",
@@ -132,6 +147,9 @@ export function createReconcilerMetrics(
     dlqOldest,
     consumerPending,
     consumerAckPending,
+    consumerRedelivered,
+    consumerLastDelivery,
+    consumerLastAck,
     ready,
     openTransfers,
   };

@@ -504,12 +504,41 @@ describe("reconciler", () => {
     expect(await registry.metrics()).toMatch(
       /jetmesh_consumer_ack_pending_messages\{stage="validator",stream="INGRESS"\} 0/,
     );
+    // nothing was ever delivered: no activity to age, and nothing redelivered
+    expect(await registry.metrics()).toMatch(
+      /jetmesh_consumer_redelivered_messages\{stage="validator",stream="INGRESS"\} 0/,
+    );
+    expect(await registry.metrics()).not.toMatch(
+      /jetmesh_consumer_last_delivery_age_seconds\{stage="validator"/,
+    );
+    // one delivered and not acked (then delivered again): its last activity ages, its ack floor has none
+    const msg = await (await w.js.consumers.get("INGRESS", "validator")).next({ expires: 2000 });
+    expect(msg).not.toBeNull();
+    msg?.nak();
+    const again = await (await w.js.consumers.get("INGRESS", "validator")).next({ expires: 2000 });
+    expect(again?.redelivered).toBe(true);
+    const metric = async (name: string) =>
+      new RegExp(`${name}\\{stage="validator",stream="INGRESS"\\} ([\\d.e+-]+)`).exec(
+        await registry.metrics(),
+      )?.[1];
+    for (let i = 0; i < 50 && (await metric("jetmesh_consumer_redelivered_messages")) !== "1"; i++)
+      await sleep(100);
+    expect(await metric("jetmesh_consumer_redelivered_messages")).toBe("1");
+    const age = Number(await metric("jetmesh_consumer_last_delivery_age_seconds"));
+    expect(age).toBeGreaterThanOrEqual(0);
+    expect(age).toBeLessThan(30);
+    expect(await metric("jetmesh_consumer_last_ack_age_seconds")).toBeUndefined();
+    again?.ack();
+    for (let i = 0; i < 50 && (await metric("jetmesh_consumer_last_ack_age_seconds")) === undefined; i++)
+      await sleep(100);
+    expect(Number(await metric("jetmesh_consumer_last_ack_age_seconds"))).toBeLessThan(30);
 
     // A consumer that is gone has no lag to report (the settings check reports it missing).
     await w.jsm.consumers.delete("RISK", "ledger");
     for (let i = 0; i < 50 && (await pending("ledger", "RISK")) !== undefined; i++) await sleep(100);
     expect(await pending("ledger", "RISK")).toBeUndefined();
-    expect(await pending("validator", "INGRESS")).toBe(String(ingress));
+    // the validator's consumer still reports, one message fewer (taken and acked above)
+    expect(await pending("validator", "INGRESS")).toBe(String(ingress - 1));
   });
 
   it("reconciler - a prefix of LEDGER that overdraws an account is reported once", async () => {

@@ -557,13 +557,32 @@ class Running implements Reconciler {
       const labels = { stage: c.durable, stream: c.stream };
       try {
         const info = await jsm.consumers.info(this.#names.stream(c.stream), c.durable);
-        this.#metrics.consumerPending.set(labels, info.num_pending);
-        this.#metrics.consumerAckPending.set(labels, info.num_ack_pending);
+        const m = this.#metrics;
+        m.consumerPending.set(labels, info.num_pending);
+        m.consumerAckPending.set(labels, info.num_ack_pending);
+        m.consumerRedelivered.set(labels, info.num_redelivered);
+        // last activity: when the server last delivered to it, and when its ack floor last moved
+        const now = Date.now();
+        for (const [gauge, at] of [
+          [m.consumerLastDelivery, info.delivered.last_active],
+          [m.consumerLastAck, info.ack_floor.last_active],
+        ] as const) {
+          // nats-server sends an ISO time (2.9.10 measured), whatever the client's type says
+          const t = at ? Date.parse(String(at)) : Number.NaN;
+          if (Number.isFinite(t)) gauge.set(labels, Math.max(0, (now - t) / 1000));
+          else gauge.remove(labels);
+        }
       } catch (err) {
         // Missing: the settings check reports that; a lag of 0 would be a lie.
         if (!(err instanceof JetStreamApiError && (err.code === 10014 || err.code === 10059))) throw err;
-        this.#metrics.consumerPending.remove(labels);
-        this.#metrics.consumerAckPending.remove(labels);
+        for (const g of [
+          this.#metrics.consumerPending,
+          this.#metrics.consumerAckPending,
+          this.#metrics.consumerRedelivered,
+          this.#metrics.consumerLastDelivery,
+          this.#metrics.consumerLastAck,
+        ])
+          g.remove(labels);
       }
     }
     this.#metrics.checks.inc({ check: Checks.ConsumerLag }, this.#s.consumers.length);
