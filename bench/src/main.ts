@@ -280,8 +280,10 @@ function buildCheckout(dir: string, log: (s: string) => void, all: boolean): voi
   else log(`bench: ${dir} has no scripts/build.mjs: its rows run through tsx (RSS about 80 MB higher)`);
 }
 
+/** The median run by throughput; by CPU per message for a paced phase (its rate is the offered one). */
 function median(rs: RowResult[]): RowResult {
-  const sorted = [...rs].sort((a, b) => a.perSecond - b.perSecond);
+  const cpu = (r: RowResult) => r.processes[r.subject]?.cpuUsPerMsg ?? 0;
+  const sorted = [...rs].sort((a, b) => (a.facts?.paced ? cpu(a) - cpu(b) : a.perSecond - b.perSecond));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
