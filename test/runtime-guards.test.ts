@@ -105,6 +105,42 @@ describe("runtime guards", () => {
     expect(await store.claim(key, "attempt-c", 5_000, "tp-c")).toEqual({ state: "done", result: "out-b" });
   });
 
+  it("runtime - the idempotency store's calls of one turn leave in one socket write at the turn's end, not through auto-pipelining", async () => {
+    // h.redis comes from createRedis, which auto-pipelines: a store call through it would be
+    // written a setImmediate later, after an ioredis Pipeline of its own (bench/NOTES.md).
+    const store = createIdempotencyStore(h.redis);
+    await store.claim("guards:w-0", "attempt-a", 5_000, "tp-a");
+    const socket = h.redis.stream as unknown as {
+      _write: (...a: unknown[]) => void;
+      _writev: (...a: unknown[]) => void;
+    };
+    const [write, writev] = [socket._write, socket._writev];
+    let writes = 0;
+    socket._write = (...a) => {
+      writes++;
+      write.apply(socket, a);
+    };
+    socket._writev = (...a) => {
+      writes++;
+      writev.apply(socket, a);
+    };
+    try {
+      const answers = Promise.all([
+        store.claim("guards:w-1", "attempt-a", 5_000, "tp-a"),
+        store.markDone("guards:w-0", "attempt-a", "out", 60_000),
+        store.extend("guards:w-2", "attempt-a", 5_000),
+      ]);
+      // The store flushes at the end of the turn (process.nextTick), before any setImmediate.
+      await new Promise((r) => process.nextTick(r));
+      expect(writes).toBe(1);
+      expect(await answers).toEqual([{ state: "claimed" }, true, false]);
+      expect(writes).toBe(1);
+    } finally {
+      socket._write = write;
+      socket._writev = writev;
+    }
+  });
+
   it("runtime - a handler that runs past its ack wait keeps its message and its lease, and runs once", async () => {
     // 2.5 ack waits of work: without working() and a renewed lease the message would be
     // redelivered and run again while the first attempt still runs.

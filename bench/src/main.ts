@@ -10,8 +10,9 @@ import { type Infra, startBenchInfra } from "./infra.ts";
 import { floorRow } from "./floor-row.ts";
 import { ledgerRow } from "./ledger-row.ts";
 import { pipelineRows } from "./pipeline.ts";
+import { type RateSubject, rateRows } from "./rate-row.ts";
 import { formatReport, ratios, targets } from "./report.ts";
-import { type ConsumerRowSpec, consumerRow, publishRow, type RowContext, type RowResult } from "./rows.ts";
+import { consumerRow, publishRow, type RowContext, type RowResult, stageSpec } from "./rows.ts";
 import pkg from "../package.json" with { type: "json" };
 
 interface Row {
@@ -21,28 +22,37 @@ interface Row {
 
 const stage = (id: string, label: string, script: string, env: Record<string, string>): Row => ({
   id,
-  run: (ctx) => {
-    const runtime = script.endsWith("runtime-stage.ts");
-    const spec: ConsumerRowSpec = {
-      id,
-      label,
-      script,
-      durable: runtime ? "runtime" : "handwritten",
-      benchCreatesConsumer: !runtime,
-      outputStream: "VALIDATION",
-      usesRedis: true,
-      env: {
-        // The backlog is preloaded before the stage creates its consumer: take all of it.
-        JETMESH_CONSUMER_START: "all",
-        BENCH_IN_FLIGHT: String(ctx.inFlight),
-        JETMESH_MAX_IN_FLIGHT: String(ctx.inFlight),
-        JETMESH_MAX_ACK_PENDING: String(ctx.maxAckPending),
-        ...env,
-      },
-    };
-    return consumerRow(ctx, spec);
-  },
+  run: (ctx) => consumerRow(ctx, stageSpec(ctx, id, label, script, env)),
 });
+
+const HANDWRITTEN: RateSubject = {
+  key: "handwritten",
+  label: "hand-written EO",
+  script: "handwritten-stage.ts",
+};
+
+/**
+ * A `rate.*` row: the hand-written stage and the runtime (this checkout's, or `--runtime-from`'s,
+ * then each `--baseline` checkout's) with one ack mode, at the paced rates and preloaded.
+ */
+const rateRow = (
+  ackMode: "plain" | "confirmed",
+  runtimeFrom?: string,
+  baselines: readonly string[] = [],
+): Row => {
+  const id = `rate.eo.${ackMode}`;
+  const runtime = (key: string, dir?: string): RateSubject => ({
+    key,
+    label: `runtime EO${key.includes("@") ? ` ${key.slice(key.indexOf("@"))}` : ""}`,
+    script: dir ? join(dir, "bench/src/runtime-stage.ts") : "runtime-stage.ts",
+  });
+  const subjects = [
+    HANDWRITTEN,
+    runtime("runtime", runtimeFrom),
+    ...baselines.map((dir) => runtime(`runtime@${basename(dir)}`, dir)),
+  ];
+  return { id, run: (ctx) => rateRows(ctx, { id, label: `EO ${ackMode}`, ackMode, subjects }) };
+};
 
 /** Every row, in the order they run and print. */
 export const ROWS: readonly Row[] = [
@@ -91,6 +101,8 @@ export const ROWS: readonly Row[] = [
     JETMESH_ACK_MODE: "plain",
     BENCH_TRACING: "off",
   }),
+  rateRow("plain"),
+  rateRow("confirmed"),
   { id: "ledger.decide", run: (c) => ledgerRow(c, { id: "ledger.decide", label: "ledger decisions" }) },
   // The floor runs right before the pipeline, whose rows report their CPU per transfer against it.
   { id: "floor.transfer", run: (c) => floorRow(c) },
@@ -103,6 +115,11 @@ const positiveInt = (v: string): number => {
   return n;
 };
 
+/** `--stage-rates`: positive integers, comma-separated. */
+function rateList(v: string): number[] {
+  return v.split(",").map((x) => positiveInt(x.trim()));
+}
+
 /** Rows selected by `--only`: comma-separated ids or id prefixes (`runtime`, `broker.publish`). */
 export function selectRows(
   only: string | undefined,
@@ -112,6 +129,14 @@ export function selectRows(
 ): Row[] {
   let rows = only ? pick(only) : [...ROWS];
   if (nodeFlags) rows = rows.flatMap((r) => [r, ...flagTwins(r, nodeFlags)]);
+  // A rate row runs its other runtimes inside each phase, next to its own.
+  const others = baseline?.split(",").map((d) => resolve(d.trim())) ?? [];
+  const from = runtimeFrom ? resolve(runtimeFrom) : undefined;
+  rows = rows.map((r) =>
+    r.id.startsWith("rate.") && (from || others.length)
+      ? rateRow(r.id.endsWith("confirmed") ? "confirmed" : "plain", from, others)
+      : r,
+  );
   if (runtimeFrom) {
     const script = resolve(runtimeFrom, "bench/src/runtime-stage.ts");
     rows = rows.map((r) => {
@@ -121,7 +146,6 @@ export function selectRows(
   }
   if (!baseline) return rows;
   // Each runtime row runs again with every other checkout's runtime, right after its own.
-  const others = baseline.split(",").map((d) => resolve(d.trim()));
   return rows.flatMap((r) => {
     if (r.id === "ledger.decide")
       return [
@@ -236,6 +260,8 @@ export interface BenchOptions {
   profile?: string | boolean;
   pipelineRate: number;
   pipelineSeconds: number;
+  stageRates: string;
+  rateSeconds: number;
   baseline?: string;
   runtimeFrom?: string;
   nodeFlags?: string;
@@ -254,8 +280,10 @@ function buildCheckout(dir: string, log: (s: string) => void, all: boolean): voi
   else log(`bench: ${dir} has no scripts/build.mjs: its rows run through tsx (RSS about 80 MB higher)`);
 }
 
+/** The median run by throughput; by CPU per message for a paced phase (its rate is the offered one). */
 function median(rs: RowResult[]): RowResult {
-  const sorted = [...rs].sort((a, b) => a.perSecond - b.perSecond);
+  const cpu = (r: RowResult) => r.processes[r.subject]?.cpuUsPerMsg ?? 0;
+  const sorted = [...rs].sort((a, b) => (a.facts?.paced ? cpu(a) - cpu(b) : a.perSecond - b.perSecond));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
@@ -294,6 +322,8 @@ export async function runBench(o: BenchOptions, log: (s: string) => void = (s) =
       tiny: o.tiny ?? false,
       pipelineRate: o.tiny ? Math.min(o.pipelineRate, 100) : o.pipelineRate,
       pipelineSeconds: o.tiny ? 2 : o.pipelineSeconds,
+      stageRates: o.tiny ? [100] : rateList(o.stageRates),
+      rateSeconds: o.tiny ? 1 : o.rateSeconds,
       ...(o.profile
         ? { profileDir: resolve(typeof o.profile === "string" ? o.profile : "reports/profiles") }
         : {}),
@@ -411,6 +441,16 @@ async function main(argv: string[]): Promise<void> {
       1_000,
     )
     .option("--pipeline-seconds <n>", "duration of each pipeline phase", positiveInt, 10)
+    .option(
+      "--stage-rates <list>",
+      "offered rates of the rate.* rows' paced phases, messages/s, comma-separated",
+      (v: string) => {
+        rateList(v); // refuses a bad list at parse time
+        return v;
+      },
+      "100,300",
+    )
+    .option("--rate-seconds <n>", "measured seconds of each paced phase of the rate.* rows", positiveInt, 10)
     .parse(argv);
   const o = program.opts<BenchOptions>();
   const report = await runBench(o);

@@ -21,6 +21,12 @@ interface Profile {
 
 const repoRoot = `${resolve(dirname(fileURLToPath(import.meta.url)), "../..")}/`;
 
+/** A frame's file for the function lists: repo-relative for this checkout's files, else its package. */
+function fileOf(url: string): string {
+  const i = url.indexOf(repoRoot);
+  return i >= 0 ? url.slice(i + repoRoot.length) : where(url);
+}
+
 function where(url: string): string {
   const m = /node_modules\/\.pnpm\/([^/]+)\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (m) return m[2]!;
@@ -106,7 +112,7 @@ export function summarise(p: Profile, top = 30): string {
   const fnTotal = new Map<string, number>();
   for (const [id, t] of self) {
     const n = byId.get(id)!;
-    const name = `${n.callFrame.functionName || "(anonymous)"} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+    const name = `${n.callFrame.functionName || "(anonymous)"} ${fileOf(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
     fnSelf.set(name, (fnSelf.get(name) ?? 0) + t);
     const pkg = where(n.callFrame.url);
     pkgSelf.set(pkg, (pkgSelf.get(pkg) ?? 0) + t);
@@ -114,7 +120,7 @@ export function summarise(p: Profile, top = 30): string {
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const f = byId.get(cur)!.callFrame;
-      const k = `${f.functionName || "(anonymous)"} ${where(f.url)}:${f.lineNumber + 1}`;
+      const k = `${f.functionName || "(anonymous)"} ${fileOf(f.url)}:${f.lineNumber + 1}`;
       if (seen.has(k)) continue;
       seen.add(k);
       fnTotal.set(k, (fnTotal.get(k) ?? 0) + t);

@@ -73,6 +73,10 @@ export interface RowContext {
   readonly pipelineRate: number;
   /** Length of each pipeline phase, seconds. */
   readonly pipelineSeconds: number;
+  /** Offered rates of the `rate.*` rows' paced phases, messages/s. */
+  readonly stageRates: readonly number[];
+  /** Length of each paced phase's measurement, seconds. */
+  readonly rateSeconds: number;
   /** Folder for `--cpu-prof` output of stage children, when profiling. */
   readonly profileDir?: string;
   /** Node flags for the process under test (a `--node-flags` twin row), after BENCH_NODE_FLAGS. */
@@ -217,6 +221,38 @@ export interface ConsumerRowSpec {
   readonly outputStream?: string;
   /** Whether Redis takes part (its CPU is reported). */
   readonly usesRedis: boolean;
+}
+
+/**
+ * A stage row's spec: the hand-written stage (the bench creates its consumer) or the runtime
+ * (`runtime-stage.ts` of this or another checkout, which creates its own), taking the whole
+ * backlog with K in flight.
+ */
+export function stageSpec(
+  ctx: RowContext,
+  id: string,
+  label: string,
+  script: string,
+  env: Record<string, string>,
+): ConsumerRowSpec {
+  const runtime = script.endsWith("runtime-stage.ts");
+  return {
+    id,
+    label,
+    script,
+    durable: runtime ? "runtime" : "handwritten",
+    benchCreatesConsumer: !runtime,
+    outputStream: "VALIDATION",
+    usesRedis: true,
+    env: {
+      // A preloaded backlog is there before the stage creates its consumer: take all of it.
+      JETMESH_CONSUMER_START: "all",
+      BENCH_IN_FLIGHT: String(ctx.inFlight),
+      JETMESH_MAX_IN_FLIGHT: String(ctx.inFlight),
+      JETMESH_MAX_ACK_PENDING: String(ctx.maxAckPending),
+      ...env,
+    },
+  };
 }
 
 /**
