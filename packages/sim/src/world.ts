@@ -194,6 +194,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
   const trace = new Trace(() => vt.now(), startMs, o.traceLines ?? 40);
   const faultsOn = o.faults ?? true;
   const faultPrng = root.fork("faults");
+  /** The broker SIGKILLs' own draws: added after the other faults, they shift none of them. */
+  const kills = createPrng(`${o.seed}/broker-kills`);
   const faults: string[] = [];
   const fault = (what: string) => {
     const line = `+${((vt.now() - startMs) / 1000).toFixed(3)}s ${what}`;
@@ -476,8 +478,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       // Half the restarts are SIGKILLs: each durable comes back with its state file, which
       // misses the acks and deliveries of up to the last 100 ms, and one in four kills lands
       // while a durable rewrites its file, which is then empty (SERVER-BEHAVIOUR.md §8).
-      // Drawn from their own generator, so every other fault of a seed stays where it was.
-      const kills = createPrng(`${o.seed}/broker-kills`);
+      // Drawn from their own generator (`kills`), so every other fault of a seed stays put.
       for (let k = faultPrng.pick([0, 1, 1, 2]); k > 0; k--) {
         const t = at();
         if (!kills.chance(0.5)) {
@@ -612,6 +613,21 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       await vt.jump(window + 60_000);
       fault(`clock jumps ${Math.round((window + 60_000) / 60_000)} min`);
       const again = faultPrng.shuffle(requests).slice(0, faultPrng.int(5, 20));
+      // Sometimes the broker is SIGKILLed while those run, mid-write of a durable's file: that
+      // durable delivers its whole stream again, every message now past its duplicate window,
+      // and only the stages' guards stand between it and a second run. Within 1.5 s, before
+      // the world can be quiet again (three calm checks 1 s apart).
+      const n = nats;
+      if (n && kills.chance(0.3))
+        setTimeout(
+          () => {
+            fault("nats killed (SIGKILL) and restarted, a consumer's state file torn");
+            void n.crash({ tear: (d) => (d.length ? kills.pick(d) : undefined) }).then((lost) => {
+              for (const c of lost) traceCrash(c);
+            });
+          },
+          kills.int(0, 1500),
+        );
       await drive(vt, Promise.all(again.map((q) => publish(gateway, q.env))), {
         stepMs: 20,
         maxMs: 5 * 60_000,

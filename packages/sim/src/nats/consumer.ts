@@ -749,6 +749,11 @@ export class SimConsumer {
    * nothing changed since; this change then waits for the next write, at once after a quiet
    * spell, else 100 ms after the last one. No timers: the file is only read on a crash.
    */
+  /** The consumer has written its state file, or is about to: a kill can catch it mid-write. */
+  get writesState(): boolean {
+    return this.#saved !== undefined || this.#writeAt !== undefined;
+  }
+
   #willChange(): void {
     this.#flushDue();
     this.#markDirty();

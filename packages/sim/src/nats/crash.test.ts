@@ -114,10 +114,15 @@ it("sim nats crash - acks more than 100 ms old all survive a SIGKILL", async () 
   expect(floor).toBe(4);
 });
 
-it("sim nats crash - a state file torn by the kill: the durable starts over and every message comes again as new", async () => {
+it("sim nats crash - a state file torn by the kill: the durable starts over and every message comes again as new; only durables with a file can be torn", async () => {
   const after = await onVirtualTime(async (sim, sleep) => {
     const { nc, got, info } = await sixDelivered(sim, sleep);
     await (got[0] as JsMsg).ackAck();
+    // A durable that never delivered has no file to tear.
+    await (await jetstreamManager(nc)).consumers.add("CRASH", {
+      durable_name: "idle",
+      ack_policy: AckPolicy.Explicit,
+    });
     await sleep(300);
     const offered: string[] = [];
     const lost = await sim.crash({

@@ -493,11 +493,12 @@ export class SimJetStream {
     return out;
   }
 
-  /** `STREAM/durable` of every durable consumer, in creation order. */
+  /** `STREAM/durable` of every durable that has a state file to tear, in creation order. */
   durables(): string[] {
     const out: string[] = [];
     for (const m of this.consumers.values())
-      for (const c of m.values()) if (c.config.durable_name) out.push(`${c.stream.config.name}/${c.name}`);
+      for (const c of m.values())
+        if (c.config.durable_name && c.writesState) out.push(`${c.stream.config.name}/${c.name}`);
     return out;
   }
 

@@ -36,7 +36,10 @@ export interface SimConnectOptions extends Partial<ConnectionOptions> {
 export interface SimCrashOptions {
   /** How long connections are refused (default 0: back at once). */
   downMs?: number;
-  /** Picks the durable (`STREAM/durable`) whose state file the kill tears, if any. */
+  /**
+   * Picks the durable (`STREAM/durable`) whose state file the kill tears, if any, from those
+   * that have a file (a durable that never delivered writes none).
+   */
   tear?: (durables: readonly string[]) => string | undefined;
 }
 
