@@ -1,6 +1,7 @@
 // What THIS nats-server (Debian's v2.9.10) does with redelivery timing, advisories and publish
 // expectations, measured rather than read from the docs. packages/stage/SERVER-BEHAVIOUR.md
-// explains every figure from the server source (consumer.go, stream.go, jetstream_cluster.go).
+// explains every figure from the server source (consumer.go, stream.go, jetstream_cluster.go,
+// filestore.go).
 // Timings are asserted with ±400 ms: the server's timers are exact to a few ms, the slack is
 // for a loaded 2-core machine running the other tests of this file at the same time.
 import {
@@ -100,6 +101,25 @@ const explicit = (durable: string, cfg: Partial<ConsumerConfig>): Partial<Consum
   ack_policy: AckPolicy.Explicit,
   ...cfg,
 });
+
+/** A server of the test's own (it restarts or kills it), with a client that redials at once; stopped after `body`. */
+async function withOwnServer(
+  body: (o: {
+    own: NatsServerHandle;
+    onc: NatsConnection;
+    ojs: JetStreamClient;
+    ojsm: JetStreamManager;
+  }) => Promise<void>,
+): Promise<void> {
+  const own = await startNats();
+  const onc = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  try {
+    await body({ own, onc, ojs: jetstream(onc), ojsm: await jetstreamManager(onc) });
+  } finally {
+    await onc.close().catch(() => {});
+    await own.stop();
+  }
+}
 
 describe.concurrent("nats-server 2.9.10 behaviour", () => {
   let nats: NatsServerHandle;
@@ -450,11 +470,7 @@ describe.concurrent("nats-server 2.9.10 behaviour", () => {
   it("server - MAX_DELIVERIES advisory comes when delivery max_deliver+1 is due and a pull waits; the message stays", async ({
     expect,
   }) => {
-    const own = await startNats();
-    const onc = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-    const ojs = jetstream(onc);
-    const ojsm = await jetstreamManager(onc);
-    try {
+    await withOwnServer(async ({ own, onc, ojs, ojsm }) => {
       // A stream may capture the advisories themselves (only $JS.API.> is refused).
       await ojsm.streams.add({ name: "ADV", subjects: ["$JS.EVENT.ADVISORY.>"] });
       await ojsm.streams.add({ name: "P", subjects: ["p.>"] });
@@ -571,20 +587,13 @@ describe.concurrent("nats-server 2.9.10 behaviour", () => {
       console.log("after restart:", { delivered: afterRestart, advisories: again });
       expect(afterRestart).toEqual([0, 0, 0]);
       expect(again.map((a) => a.consumer).sort()).toEqual(["idle", "naked", "timeout"]);
-    } finally {
-      await onc.close().catch(() => {});
-      await own.stop();
-    }
+    });
   });
 
   it("server - Expected-Last-Msg-Id after a restart: kept inside the duplicate window, lost past it", async ({
     expect,
   }) => {
-    const own = await startNats();
-    const onc = await connect({ servers: own.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-    const ojs = jetstream(onc);
-    const ojsm = await jetstreamManager(onc);
-    try {
+    await withOwnServer(async ({ own, ojs, ojsm }) => {
       await ojsm.streams.add({ name: "LA", subjects: ["la"] }); // default window: 2 min
       await ojsm.streams.add({ name: "LW", subjects: ["lw"], duplicate_window: 1000 * NS });
       await ojs.publish("la", "1", { msgID: "a-1" });
@@ -608,10 +617,44 @@ describe.concurrent("nats-server 2.9.10 behaviour", () => {
       expect(pastWindow.seq).toBe(2);
       expect(inside).toMatchObject({ seq: 2, duplicate: false });
       expect(lost).toEqual({ code: 10070, status: 400, text: "wrong last msg ID: " });
-    } finally {
-      await onc.close().catch(() => {});
-      await own.stop();
-    }
+    });
+  });
+
+  it("server - SIGKILL: a consumer's state file holds the acks written at once after a quiet spell, not those of the next 100 ms; stored messages all survive", async ({
+    expect,
+  }) => {
+    await withOwnServer(async ({ own, ojs, ojsm }) => {
+      await ojsm.streams.add({ name: "SK", subjects: ["sk.>"] });
+      await ojsm.consumers.add("SK", explicit("c", { ack_wait: 30_000 * NS }));
+      for (let i = 1; i <= 6; i++) await ojs.publish(`sk.${i}`, String(i), { msgID: `k-${i}` });
+      const c = await ojs.consumers.get("SK", "c");
+      const got: JsMsg[] = [];
+      for await (const m of await c.fetch({ max_messages: 6, expires: 2000 })) {
+        got.push(m);
+        if (got.length === 6) break;
+      }
+      await sleep(400);
+      await got[0]!.ackAck(); // the file is 400 ms old: written at once
+      await sleep(20);
+      await got[1]!.ackAck(); // waits for the write 100 ms after the last one
+      const acked = await Promise.all([7, 8, 9, 10].map((i) => ojs.publish(`sk.${i}`, String(i))));
+      await own.kill("SIGKILL");
+      await own.restart();
+      const ci = await waitFor(() => ojsm.consumers.info("SK", "c").catch(() => undefined), {
+        what: "the durable after the restart",
+      });
+      const si = await ojsm.streams.info("SK");
+      console.log("after SIGKILL:", {
+        ack_floor: ci.ack_floor,
+        delivered: ci.delivered,
+        messages: si.state.messages,
+      });
+      expect(acked.map((a) => a.seq)).toEqual([7, 8, 9, 10]);
+      expect(si.state.messages).toBe(10);
+      expect(ci.ack_floor).toMatchObject({ consumer_seq: 1, stream_seq: 1 });
+      expect(ci.delivered).toMatchObject({ consumer_seq: 6, stream_seq: 6 });
+      expect(ci.num_ack_pending).toBe(5);
+    });
   });
 
   it("server - R3 cluster: pipelined Expected-Last-Sequence all land; Expected-Last-Subject-Sequence is prechecked (in flight and before dedupe)", async ({

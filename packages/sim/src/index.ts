@@ -3,9 +3,11 @@ export type { SimBank } from "./bank.ts";
 export { drive, VirtualTimeout } from "./drive.ts";
 export { createSimNats } from "./nats/index.ts";
 export type {
+  CrashOutcome,
   PublishFate,
   SimConnectOptions,
   SimConsumerState,
+  SimCrashOptions,
   SimInspection,
   SimNats,
   SimNatsOptions,

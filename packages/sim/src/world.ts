@@ -40,7 +40,7 @@ import { headers as natsHeaders, nuid } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { createSimBank, SIM_BANK_URL } from "./bank.ts";
 import { drive } from "./drive.ts";
-import { createSimNats, type SimNats } from "./nats/index.ts";
+import { type CrashOutcome, createSimNats, type SimNats } from "./nats/index.ts";
 import { createSimRedis, type SimRedis, type SimRedisSnapshot } from "./redis/index.ts";
 import { installSeededRandom } from "./seeded-random.ts";
 import { installVirtualTime } from "./virtual-time.ts";
@@ -79,7 +79,7 @@ export interface WorldOptions {
   readonly transfers?: number;
   /** Customer accounts, each minted once; default 12. */
   readonly accounts?: number;
-  /** Faults on (default): crashes, lost PubAcks, broker restarts, Redis loss, rollback and outages, a difficult bank. */
+  /** Faults on (default): crashes, lost PubAcks, broker restarts and SIGKILLs, Redis loss, rollback and outages, a difficult bank. */
   readonly faults?: boolean;
   /** Lines of trace kept for a failing seed; default 40. */
   readonly traceLines?: number;
@@ -194,11 +194,21 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
   const trace = new Trace(() => vt.now(), startMs, o.traceLines ?? 40);
   const faultsOn = o.faults ?? true;
   const faultPrng = root.fork("faults");
+  /** The broker SIGKILLs' own draws: added after the other faults, they shift none of them. */
+  const kills = createPrng(`${o.seed}/broker-kills`);
   const faults: string[] = [];
   const fault = (what: string) => {
     const line = `+${((vt.now() - startMs) / 1000).toFixed(3)}s ${what}`;
     faults.push(line);
     trace.add(`FAULT ${what}`);
+  };
+  /** What a broker SIGKILL cost one durable, when it cost anything. */
+  const traceCrash = (c: CrashOutcome) => {
+    const [a, d] = [c.ackFloor, c.delivered];
+    if (!c.torn && a.before[0] === a.after[0] && d.before[0] === d.after[0]) return;
+    trace.add(
+      `${c.consumer}${c.torn ? " lost its state file" : " fell back to its state file"}: ack floor ${a.before[1]} -> ${a.after[1]}, delivered ${d.before[1]} -> ${d.after[1]}`,
+    );
   };
   let crashes = 0;
   /** Virtual time by which every scheduled fault has ended (and its slowest answer came back). */
@@ -465,8 +475,29 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         const k = faultPrng.int(1, 5);
         schedule(at(), `nats drops the next ${k} PubAcks`, () => n.dropPubAcks(k));
       }
-      for (let k = faultPrng.pick([0, 1, 1, 2]); k > 0; k--)
-        schedule(at(), "nats restarts", () => void n.restart());
+      // Half the restarts are SIGKILLs: each durable comes back with its state file, which
+      // misses the acks and deliveries of up to the last 100 ms, and one in four kills lands
+      // while a durable rewrites its file, which is then empty (SERVER-BEHAVIOUR.md §8).
+      // Drawn from their own generator (`kills`), so every other fault of a seed stays put.
+      for (let k = faultPrng.pick([0, 1, 1, 2]); k > 0; k--) {
+        const t = at();
+        if (!kills.chance(0.5)) {
+          schedule(t, "nats restarts", () => void n.restart());
+          continue;
+        }
+        const torn = kills.chance(0.25);
+        schedule(
+          t,
+          `nats killed (SIGKILL) and restarted${torn ? ", a consumer's state file torn" : ""}`,
+          () => {
+            void n
+              .crash({ tear: torn ? (d) => (d.length ? kills.pick(d) : undefined) : undefined })
+              .then((lost) => {
+                for (const c of lost) traceCrash(c);
+              });
+          },
+        );
+      }
       if (faultPrng.chance(0.25))
         schedule(at(), "redis wiped", () => {
           redisLost = true;
@@ -582,6 +613,21 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       await vt.jump(window + 60_000);
       fault(`clock jumps ${Math.round((window + 60_000) / 60_000)} min`);
       const again = faultPrng.shuffle(requests).slice(0, faultPrng.int(5, 20));
+      // Sometimes the broker is SIGKILLed while those run, mid-write of a durable's file: that
+      // durable delivers its whole stream again, every message now past its duplicate window,
+      // and only the stages' guards stand between it and a second run. Within 1.5 s, before
+      // the world can be quiet again (three calm checks 1 s apart).
+      const n = nats;
+      if (n && kills.chance(0.3))
+        setTimeout(
+          () => {
+            fault("nats killed (SIGKILL) and restarted, a consumer's state file torn");
+            void n.crash({ tear: (d) => (d.length ? kills.pick(d) : undefined) }).then((lost) => {
+              for (const c of lost) traceCrash(c);
+            });
+          },
+          kills.int(0, 1500),
+        );
       await drive(vt, Promise.all(again.map((q) => publish(gateway, q.env))), {
         stepMs: 20,
         maxMs: 5 * 60_000,

@@ -6,6 +6,33 @@ import { matchesAny, type SimStream, type StoredMsg } from "./stream.ts";
 const NS = 1_000_000;
 const TE = new TextEncoder();
 const ACK_WAIT_DELAY_MS = 1;
+/**
+ * nats-server 2.9.10's consumer file store writes its state file at most once per 100 ms
+ * (`consumerFileStore.flushLoop`, filestore.go:6020): a change after a quiet spell is written
+ * at once, later ones wait for 100 ms after the previous write (SERVER-BEHAVIOUR.md §8).
+ */
+const STATE_FLUSH_MS = 100;
+
+/** The consumer's state as its file holds it: what a SIGKILLed server comes back with. */
+interface SavedState {
+  sseq: number;
+  dseq: number;
+  adflr: number;
+  asflr: number;
+  pending: Map<number, Pending>;
+  exceeded: Map<number, Pending>;
+  rdc: Map<number, number>;
+}
+
+/** What a SIGKILL did to one durable's state ({@link SimConsumer.crashed}). */
+export interface CrashOutcome {
+  consumer: string;
+  /** The kill landed while the state file was being rewritten: the file is empty, the state gone. */
+  torn: boolean;
+  /** [consumer_seq, stream_seq] of the ack floor and of the last delivery, before and after. */
+  ackFloor: { before: [number, number]; after: [number, number] };
+  delivered: { before: [number, number]; after: [number, number] };
+}
 
 /** Consumer configuration as nats-server 2.9.10 stores and returns it. */
 export type ConsumerConfig = Record<string, unknown> & {
@@ -152,6 +179,11 @@ export class SimConsumer {
   #signalled = false;
   #stopped = false;
   #offInterest: () => void;
+  /** Last state written to the consumer's file; undefined: no file yet (or an empty one). */
+  #saved: SavedState | undefined;
+  /** Virtual ms at which the pending write of the state file happens; undefined: clean. */
+  #writeAt: number | undefined;
+  #lastWrite = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly stream: SimStream,
@@ -439,6 +471,9 @@ export class SimConsumer {
       if (this.#isPush) {
         if (!this.host.bus.hasInterest(this.config.deliver_subject as string)) break;
       } else if (this.waiting.length === 0) break;
+      // Taking the next message moves sseq and the delivery counts: a write due before must
+      // not see that.
+      this.#flushDue();
       const next = this.#getNextMsg();
       if (next === "maxp") {
         maxp = true;
@@ -488,6 +523,7 @@ export class SimConsumer {
     data: Uint8Array,
     _dc: number,
   ): void {
+    this.#markDirty();
     const dseq = this.dseq++;
     if (this.#explicit) this.#trackPending(m.seq, dseq);
     else {
@@ -516,6 +552,7 @@ export class SimConsumer {
   #checkPending(): void {
     this.#ptmr = undefined;
     if (this.#stopped) return;
+    this.#flushDue();
     const now = Date.now();
     const ttl = this.#ackWaitMs;
     const backoff = (this.config.backoff ?? []).map((b) => b / NS);
@@ -585,7 +622,10 @@ export class SimConsumer {
     } else if (text.startsWith("-NAK")) this.#processNak(sseq, dseq, dc, text);
     else if (text === "+WPI") {
       const p = this.pending.get(sseq);
-      if (p) p.ts = Date.now();
+      if (p) {
+        this.#willChange();
+        p.ts = Date.now();
+      }
     } else if (text === "+TERM") {
       this.#processAck(sseq, dseq);
       this.host.advisory(
@@ -605,6 +645,7 @@ export class SimConsumer {
 
   #processAck(sseq: number, dseqIn: number): void {
     if (!this.#explicit) return;
+    this.#willChange();
     let dseq = dseqIn;
     const p = this.pending.get(sseq);
     const wasFull = this.pending.size >= ((this.config.max_ack_pending as number | undefined) ?? 0);
@@ -645,6 +686,7 @@ export class SimConsumer {
         this.rdq = this.rdq.filter((s) => s !== sseq);
         const p = this.pending.get(sseq);
         if (p) {
+          this.#willChange();
           p.ts = Date.now() - this.#ackWaitMs + d;
           if (this.#ptmr) this.#armCheck(10);
         }
@@ -696,6 +738,94 @@ export class SimConsumer {
       if (still) return;
       this.host.drop(this);
     }, ms);
+  }
+
+  // ---- the state file (what survives a SIGKILL) ----
+
+  /**
+   * Called before every change the server hands to its consumer store (UpdateDelivered on a
+   * delivery, +WPI and a nak with delay; UpdateAcks on an ack or term). Writes the file lazily:
+   * a write due at `#writeAt` holds the state as it stood then, which is the state now, as
+   * nothing changed since; this change then waits for the next write, at once after a quiet
+   * spell, else 100 ms after the last one. No timers: the file is only read on a crash.
+   */
+  /** The consumer has written its state file, or is about to: a kill can catch it mid-write. */
+  get writesState(): boolean {
+    return this.#saved !== undefined || this.#writeAt !== undefined;
+  }
+
+  #willChange(): void {
+    this.#flushDue();
+    this.#markDirty();
+  }
+
+  /** Writes the file if a write fell due before now (the state still is what it was then). */
+  #flushDue(): void {
+    if (this.#writeAt !== undefined && Date.now() > this.#writeAt) this.#write();
+  }
+
+  /** A change was made in this virtual ms, after `#flushDue()`: the next write carries it. */
+  #markDirty(): void {
+    this.#writeAt ??= Math.max(Date.now(), this.#lastWrite + STATE_FLUSH_MS);
+  }
+
+  #write(): void {
+    this.#saved = {
+      sseq: this.sseq,
+      dseq: this.dseq,
+      adflr: this.adflr,
+      asflr: this.asflr,
+      pending: copyPending(this.pending),
+      exceeded: copyPending(this.exceeded),
+      rdc: new Map(this.rdc),
+    };
+    this.#lastWrite = this.#writeAt as number;
+    this.#writeAt = undefined;
+  }
+
+  /**
+   * The server was killed (SIGKILL) while stopped: the state falls back to its file, which
+   * misses every change the flusher had not written yet (a write due in the same virtual ms
+   * as the kill is lost too). `torn`: the kill came while the file was being rewritten
+   * (os.WriteFile truncates first), the file is empty and the consumer starts over as if just
+   * created, from its deliver policy (measured, SERVER-BEHAVIOUR.md §8). Call between
+   * `stop()` and `restarted()`.
+   */
+  crashed(torn: boolean): CrashOutcome {
+    this.#flushDue();
+    const before = {
+      ackFloor: [this.adflr, this.asflr] as [number, number],
+      delivered: [this.dseq - 1, this.sseq - 1] as [number, number],
+    };
+    const saved = torn ? undefined : this.#saved;
+    this.#saved = saved;
+    this.#writeAt = undefined;
+    this.#lastWrite = Number.NEGATIVE_INFINITY;
+    this.pending.clear();
+    this.exceeded.clear();
+    this.rdc.clear();
+    this.rdq = [];
+    this.#lss = undefined;
+    if (saved) {
+      this.sseq = saved.sseq;
+      this.dseq = saved.dseq;
+      this.adflr = saved.adflr;
+      this.asflr = saved.asflr;
+      for (const [seq, p] of saved.pending) this.pending.set(seq, { ...p });
+      for (const [seq, p] of saved.exceeded) this.exceeded.set(seq, { ...p });
+      for (const [seq, n] of saved.rdc) this.rdc.set(seq, n);
+    } else {
+      this.dseq = 1;
+      this.adflr = 0;
+      this.asflr = 0;
+      this.#selectStart();
+    }
+    return {
+      consumer: `${this.stream.config.name}/${this.name}`,
+      torn,
+      ackFloor: { before: before.ackFloor, after: [this.adflr, this.asflr] },
+      delivered: { before: before.delivered, after: [this.dseq - 1, this.sseq - 1] },
+    };
   }
 
   /** Stops every timer (delete, or the server going down). */
@@ -750,6 +880,12 @@ export class SimConsumer {
     if (this.#isPush) out.push_bound = this.host.bus.hasInterest(this.config.deliver_subject as string);
     return out;
   }
+}
+
+function copyPending(from: Map<number, Pending>): Map<number, Pending> {
+  const out = new Map<number, Pending>();
+  for (const [seq, p] of from) out.set(seq, { dseq: p.dseq, ts: p.ts });
+  return out;
 }
 
 /** Go's time.ParseDuration for the forms a NAK carries ("1s", "1500ms", "2m", "1.5s"). */

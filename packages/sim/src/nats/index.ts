@@ -1,7 +1,9 @@
+export type { CrashOutcome } from "./consumer.ts";
 export type { PublishFate } from "./jetstream.ts";
 export type {
   SimConnectOptions,
   SimConsumerState,
+  SimCrashOptions,
   SimInspection,
   SimNats,
   SimNatsOptions,

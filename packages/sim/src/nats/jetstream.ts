@@ -1,5 +1,10 @@
 import type { BusMsg, CoreBus, Session } from "./core-bus.ts";
-import { consumerConfigWithDefaults, orderConsumerConfig, SimConsumer } from "./consumer.ts";
+import {
+  type CrashOutcome,
+  consumerConfigWithDefaults,
+  orderConsumerConfig,
+  SimConsumer,
+} from "./consumer.ts";
 import { encodeHeaders, parseHeaders } from "./headers.ts";
 import { SimStream, type StoreOutcome, streamConfigWithDefaults } from "./stream.ts";
 import { subjectMatches, subjectsOverlap } from "./subjects.ts";
@@ -473,6 +478,28 @@ export class SimJetStream {
       if (Date.now() - s.lastTs >= s.config.duplicate_window / 1_000_000) s.lmsgId = "";
     for (const m of this.consumers.values()) for (const c of m.values()) c.restarted();
     this.#armAges();
+  }
+
+  /**
+   * The server was SIGKILLed (call between `stopAll` and `startAll`): every durable falls back
+   * to its state file (SimConsumer.crashed); the one `torn` names (`STREAM/durable`) lost its
+   * file. Stored messages are all kept: a stream writes each one before its PubAck.
+   */
+  crashAll(torn: string | undefined): CrashOutcome[] {
+    const out: CrashOutcome[] = [];
+    for (const m of this.consumers.values())
+      for (const c of m.values())
+        if (c.config.durable_name) out.push(c.crashed(`${c.stream.config.name}/${c.name}` === torn));
+    return out;
+  }
+
+  /** `STREAM/durable` of every durable that has a state file to tear, in creation order. */
+  durables(): string[] {
+    const out: string[] = [];
+    for (const m of this.consumers.values())
+      for (const c of m.values())
+        if (c.config.durable_name && c.writesState) out.push(`${c.stream.config.name}/${c.name}`);
+    return out;
   }
 
   /** Ephemeral consumers do not outlive a restart; ordered consumers recreate theirs. */

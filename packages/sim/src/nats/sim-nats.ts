@@ -1,4 +1,5 @@
 import type { ConnectionOptions, NatsConnection } from "@nats-io/transport-node";
+import type { CrashOutcome } from "./consumer.ts";
 import { NatsConnectionImpl } from "@nats-io/transport-node";
 import { CoreBus, type Session } from "./core-bus.ts";
 import { parseHeaders } from "./headers.ts";
@@ -29,6 +30,17 @@ export interface SimConnectOptions extends Partial<ConnectionOptions> {
   name: string;
   /** Inbox prefix for this connection's replies (default `_INBOX`). */
   inboxPrefix?: string;
+}
+
+/** Options of {@link SimNats.crash}. */
+export interface SimCrashOptions {
+  /** How long connections are refused (default 0: back at once). */
+  downMs?: number;
+  /**
+   * Picks the durable (`STREAM/durable`) whose state file the kill tears, if any, from those
+   * that have a file (a durable that never delivered writes none).
+   */
+  tear?: (durables: readonly string[]) => string | undefined;
 }
 
 /** One stored message as {@link SimNats.inspect} shows it. */
@@ -87,6 +99,17 @@ export interface SimNats {
    * (default 0: back at once).
    */
   restart(downMs?: number): Promise<void>;
+  /**
+   * Kills the server (SIGKILL) and starts it again, as nats-server 2.9.10 does it
+   * (SERVER-BEHAVIOUR.md §8): what {@link restart} does, except that every durable consumer
+   * comes back with the state its file held, not the state it had. The file is written at
+   * most once per 100 ms, so acks, deliveries, naks with delay and +WPI of the last up to
+   * 100 ms are lost: acked messages are delivered again. `tear` may name one durable
+   * (`STREAM/durable`, from the list it is given) whose file the kill caught mid-write: its
+   * state is gone and it starts over from its deliver policy. Stored messages all survive.
+   * Resolves with what each durable lost.
+   */
+  crash(o?: SimCrashOptions): Promise<CrashOutcome[]>;
   /** Cuts the connections named `name` (they reconnect on their own). */
   disconnect(name: string): void;
   /**
@@ -186,9 +209,23 @@ class SimNatsImpl implements SimNats {
     for (const s of [...this.#bus.sessions]) if (filter(s)) s.kill();
   }
 
-  async restart(downMs = 0): Promise<void> {
+  restart(downMs = 0): Promise<void> {
+    return this.#down(downMs, () => {});
+  }
+
+  async crash(o: SimCrashOptions = {}): Promise<CrashOutcome[]> {
+    let out: CrashOutcome[] = [];
+    await this.#down(o.downMs ?? 0, () => {
+      out = this.#js.crashAll(o.tear?.(this.#js.durables()));
+    });
+    return out;
+  }
+
+  /** Stops the server, runs `lose` (what the stop costs), and starts it after `downMs`. */
+  async #down(downMs: number, lose: () => void): Promise<void> {
     this.#up = false;
     this.#js.stopAll();
+    lose();
     this.#cut(() => true);
     if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
     else await Promise.resolve();
