@@ -152,28 +152,38 @@ const scenarios: Record<string, Scenario> = {
     const seen: { seq: number; dc: number }[] = [];
     const c2 = await afterRestart(ctx, () => js.consumers.get("RESTART", "d"));
     const msgs = await c2.consume({ max_messages: 10, expires: 2000 });
+    // One server: its file decides (SERVER-BEHAVIOUR.md §8), compared exactly. A cluster
+    // stopped whole, even cleanly, may lose the ack of message 1, confirmed (ackAck) just before
+    // the stop: measured once in five loaded runs, as a SIGKILL loses the acks of the last
+    // 100 ms. There the scenario reads on to message 4, waits longer for the first delivery
+    // (once none came for 6 s on a loaded machine), and compares: 1 comes back only as a
+    // redelivery, 2 comes back, 3 and 4 arrive, nothing else differs.
+    const exact = ctx.replicas === 1;
+    const enough = () => (exact ? seen.length >= 3 : seen.some((x) => x.seq === 4));
     const done = (async () => {
       for await (const m of msgs) {
         seen.push({ seq: m.seq, dc: m.info.deliveryCount });
         m.ack();
-        if (seen.length >= 3) break;
+        if (enough()) break;
       }
     })();
-    for (let i = 0; i < 60 && seen.length < 3; i++) await ctx.sleep(100);
+    for (let i = 0; i < (exact ? 60 : 200) && !enough(); i++) await ctx.sleep(100);
     await msgs.close();
     await done;
     await ctx.sleep(200);
     const si = await afterRestart(ctx, () => jsm.streams.info("RESTART"));
     const ci = await afterRestart(ctx, () => jsm.consumers.info("RESTART", "d"));
     await nc.close();
+    seen.sort((a, b) => a.seq - b.seq);
     return {
       facts: {
         before,
         republished,
-        seen: seen.sort((a, b) => a.seq - b.seq),
+        seen: exact ? seen : seen.filter((x) => x.seq !== 1),
+        ...(exact ? {} : { oneOnlyRedelivered: seen.filter((x) => x.seq === 1).every((x) => x.dc === 2) }),
         messages: si.state.messages,
         last_seq: si.state.last_seq,
-        consumer: consumerNumbers(ci),
+        consumer: exact ? consumerNumbers(ci) : { pending: ci.num_pending, ackPending: ci.num_ack_pending },
       },
       timings: {},
     };
