@@ -77,14 +77,22 @@ return {result}
 /**
  * A batch of writes of a restore, fenced by the restore lock: nothing is written
  * once another process owns the lock (ours expired), so two restorers never mix.
- * KEYS: lock, k1, k2, …   ARGV: owner, then per key: op, n, n args
- * (op one of DEL, SET, HSET, SADD, PEXPIRE) → 1 written | 0 lock lost
+ * Batches are numbered from 1 and each records its number in the batch counter, in the same
+ * atomic step as its writes: batch n writes only after batch n − 1 is there. A Redis that lost
+ * its latest writes in the middle of a restore (a failover to a lagging replica) loses a suffix
+ * of them, counter included; the next batch, or the commit, finds the counter behind and the
+ * restore starts over instead of committing a partial copy. Batch 1 starts the count.
+ * KEYS: lock, counter, k1, k2, …   ARGV: owner, batch number, then per key: op, n, n args
+ * (op one of DEL, SET, HSET, SADD, PEXPIRE) → 1 written | 0 lock lost | -1 an earlier batch lost
  */
 export const FENCED_WRITE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[2])
+if n > 1 and tonumber(redis.call('GET', KEYS[2]) or '0') ~= n - 1 then return -1 end
+redis.call('SET', KEYS[2], ARGV[2])
 local allowed = { DEL = true, SET = true, HSET = true, SADD = true, PEXPIRE = true }
-local a = 2
-for k = 2, #KEYS do
+local a = 3
+for k = 3, #KEYS do
   local op = ARGV[a]
   local n = tonumber(ARGV[a + 1])
   if not allowed[op] then return redis.error_reply('op ' .. tostring(op) .. ' not allowed') end
@@ -98,11 +106,15 @@ return 1
 
 /**
  * Ends a restore: applied-seq, applied-id and the epoch are set and the lock released in
- * one step, so a reader sees either no epoch or the whole restored state.
- * KEYS: lock, applied-seq, epoch, applied-id   ARGV: owner, seq, epoch value, event id → 1 | 0 lock lost
+ * one step, so a reader sees either no epoch or the whole restored state; only when every
+ * batch of the restore is there (the counter holds the last one's number, FENCED_WRITE).
+ * KEYS: lock, applied-seq, epoch, applied-id, counter   ARGV: owner, seq, epoch value, event id,
+ * batches → 1 | 0 lock lost | -1 a batch lost
  */
 export const COMMIT_RESTORE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[5]) ~= ARGV[5] then return -1 end
+redis.call('DEL', KEYS[5])
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
 redis.call('SET', KEYS[4], ARGV[4])
@@ -118,6 +130,17 @@ return 1
 `;
 
 /** KEYS: lock   ARGV: owner → 1 released | 0 not ours */
+/**
+ * Moves the restore lock from `stale` (an earlier attempt of the same process, which no longer
+ * restores) to `owner`, only if `stale` still holds it.
+ * KEYS: lock   ARGV: stale owner, owner, ttl ms → 1 taken over | 0 not held by stale
+ */
+export const TAKE_OVER_LOCK = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`;
+
 export const RELEASE_LOCK = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])

@@ -11,7 +11,7 @@ import type { Logger } from "pino";
 import { cloneFold } from "./fold.ts";
 import { toEntry } from "./ledger-log.ts";
 import type { LogFollower } from "./log-follower.ts";
-import type { ApplyResult, LedgerStore } from "./store.ts";
+import { type ApplyResult, type LedgerStore, RestoreWritesLost } from "./store.ts";
 
 /**
  * Redis as a read model of LEDGER: the balances and outcomes the gateway serves. Nothing
@@ -259,9 +259,21 @@ class LogProjection implements RedisProjection {
     this.#mode = "restoring";
     const owner = `${this.#instance}:${randomUUID()}`;
     if (!(await store.acquireRestoreLock(owner, lockMs))) {
-      // Another instance restores: wait for its epoch, then follow from its applied-seq.
-      while (!this.#stopped && !(await store.isReady()) && (await store.restoreLockHeld())) await sleep(100);
-      return;
+      // This process restores one attempt at a time: a lock of one of its own earlier attempts
+      // is stale. Redis brought it back by losing its latest writes (the commit that released
+      // it among them); waiting for it to expire would keep the projection down for its TTL.
+      const held = await store.restoreLockOwner();
+      const ours = held?.startsWith(`${this.#instance}:`) === true;
+      if (!(ours && held && (await store.takeOverRestoreLock(held, owner, lockMs)))) {
+        // Another instance restores: wait for its epoch, then follow from its applied-seq.
+        while (!this.#stopped && !(await store.isReady()) && (await store.restoreLockHeld()))
+          await sleep(100);
+        return;
+      }
+      this.#log.warn(
+        { stale: held },
+        "our own earlier restore lock came back with a Redis rollback; taken over",
+      );
     }
     const renew = setInterval(() => void store.renewRestoreLock(owner, lockMs).catch(() => {}), lockMs / 3);
     try {
@@ -273,8 +285,16 @@ class LogProjection implements RedisProjection {
         by: this.#instance,
         at: new Date().toISOString(),
       });
-      if (!(await store.writeRestore(owner, state, epoch))) {
-        this.#log.warn("restore lock lost while writing; another process restores");
+      try {
+        if (!(await store.writeRestore(owner, state, epoch))) {
+          this.#log.warn("restore lock lost while writing; another process restores");
+          return;
+        }
+      } catch (err) {
+        if (!(err instanceof RestoreWritesLost)) throw err;
+        // Nothing was committed (no epoch): the loop finds the projection not ready and
+        // restores again from the start.
+        this.#log.warn({ err }, "Redis lost writes of the restore; restoring again");
         return;
       }
       this.#restores++;

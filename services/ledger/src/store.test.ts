@@ -263,7 +263,10 @@ describe("ledger projection: restore", () => {
     } finally {
       rec.stop();
     }
-    const ev = rec.events.filter((e) => !e.endsWith(LedgerKeys.restoreLock));
+    // the lock and the batch counter are the restore's bookkeeping, not the projection
+    const ev = rec.events.filter(
+      (e) => !e.endsWith(LedgerKeys.restoreLock) && !e.endsWith(LedgerKeys.restoreBatches),
+    );
     expect(ev[0]).toBe(`del ${LedgerKeys.epoch}`);
     const marks = [`set ${LedgerKeys.appliedSeq}`, `set ${LedgerKeys.epoch}`, `set ${LedgerKeys.appliedId}`];
     expect(ev.slice(-3)).toEqual(marks);
@@ -491,3 +494,72 @@ async function waitForPing(redis: Redis): Promise<void> {
   }
   throw new Error("redis did not come back");
 }
+
+describe("ledger projection: a restore under a Redis that loses writes", () => {
+  /** A fold of `n` postings: several restore batches (256 keys each). */
+  const bigFold = (n: number): FoldState => {
+    const fold = emptyFold();
+    applyLedgerEvent(fold, 1, posted(t("t-fund", "external", "acc-a", 10 * n)));
+    for (let i = 0; i < n; i++)
+      applyLedgerEvent(fold, i + 2, posted(t(`t-${i}`, "acc-a", `acc-${i % 50}`, 1)));
+    return fold;
+  };
+
+  it("ledger - a batch Redis lost in the middle of a restore (its counter behind) stops the restore before the commit: no epoch, and the next restore completes", async () => {
+    const fold = bigFold(600);
+    const redis = infra.redis as Redis & { ledgerFencedWrite(...a: unknown[]): Promise<number> };
+    const original = redis.ledgerFencedWrite;
+    let batches = 0;
+    // After the third batch, Redis "loses" it: its counter goes back to 2, as a failover to a
+    // replica that had not received that batch would leave it.
+    redis.ledgerFencedWrite = async function (this: unknown, ...a: unknown[]) {
+      const r = await original.apply(redis, a);
+      if (++batches === 3) await infra.redis.set(LedgerKeys.restoreBatches, "2");
+      return r;
+    };
+    try {
+      expect(await store.acquireRestoreLock("r-1", 10_000)).toBe(true);
+      await expect(store.writeRestore("r-1", fold, "epoch-1")).rejects.toThrow(
+        /Redis lost writes of this restore/,
+      );
+    } finally {
+      redis.ledgerFencedWrite = original;
+    }
+    expect(batches).toBeGreaterThan(3);
+    expect(await store.isReady()).toBe(false);
+    expect(await store.appliedSeq()).toBe(0);
+    // started over, it completes
+    expect(await store.writeRestore("r-1", fold, "epoch-2")).toBe(true);
+    expect(await store.isReady()).toBe(true);
+    expect(await store.appliedSeq()).toBe(fold.seq);
+    expect(await bal("acc-a")).toBe(6000n - 600n);
+    expect(await infra.redis.exists(LedgerKeys.restoreBatches)).toBe(0);
+  });
+
+  it("ledger - the last batch lost (only the commit can tell) is not committed either", async () => {
+    const fold = bigFold(300);
+    const redis = infra.redis as Redis & { ledgerCommitRestore(...a: unknown[]): Promise<number> };
+    const original = redis.ledgerCommitRestore;
+    redis.ledgerCommitRestore = async function (this: unknown, ...a: unknown[]) {
+      await infra.redis.decr(LedgerKeys.restoreBatches);
+      return original.apply(redis, a);
+    };
+    try {
+      expect(await store.acquireRestoreLock("r-2", 10_000)).toBe(true);
+      await expect(store.writeRestore("r-2", fold, "epoch-1")).rejects.toThrow(/Redis lost writes/);
+    } finally {
+      redis.ledgerCommitRestore = original;
+    }
+    expect(await store.isReady()).toBe(false);
+  });
+
+  it("ledger - a restore lock is taken over only from the owner named, and only while that owner holds it", async () => {
+    expect(await store.acquireRestoreLock("inst-a:1", 10_000)).toBe(true);
+    expect(await store.restoreLockOwner()).toBe("inst-a:1");
+    expect(await store.takeOverRestoreLock("inst-b:1", "inst-a:2", 10_000)).toBe(false);
+    expect(await store.takeOverRestoreLock("inst-a:1", "inst-a:2", 10_000)).toBe(true);
+    expect(await store.restoreLockOwner()).toBe("inst-a:2");
+    expect(await infra.redis.pttl(LedgerKeys.restoreLock)).toBeGreaterThan(9000);
+    expect(await store.takeOverRestoreLock("inst-a:1", "inst-a:3", 10_000)).toBe(false);
+  });
+});

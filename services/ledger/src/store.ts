@@ -1,7 +1,7 @@
 import { type AnyEnvelope, EventTypes, LedgerProjection } from "@jetmesh/contracts";
 import type { Redis } from "ioredis";
 import type { FoldState, TransferOutcome } from "./fold.ts";
-import { APPLY, COMMIT_RESTORE, FENCED_WRITE, RELEASE_LOCK, RENEW_LOCK } from "./lua.ts";
+import { APPLY, COMMIT_RESTORE, FENCED_WRITE, RELEASE_LOCK, RENEW_LOCK, TAKE_OVER_LOCK } from "./lua.ts";
 import { DEFAULT_OUTCOME_TTL_MS, outcomeLifeLeft } from "./outcome-ttl.ts";
 
 /**
@@ -20,6 +20,8 @@ export const LedgerKeys = {
   epoch: "ledger:epoch",
   /** Held by the one process restoring the projection. */
   restoreLock: "ledger:restore-lock",
+  /** The number of the last batch a restore wrote (FENCED_WRITE in lua.ts). */
+  restoreBatches: "ledger:restore-batches",
   balancePattern: "ledger:bal:*",
   outcomePattern: "ledger:outcome:*",
 } as const;
@@ -66,11 +68,19 @@ export interface LedgerStore {
   releaseRestoreLock(owner: string): Promise<void>;
   /** True while some process holds the restore lock. */
   restoreLockHeld(): Promise<boolean>;
+  /** Who holds the restore lock (null: nobody). */
+  restoreLockOwner(): Promise<string | null>;
+  /** Moves the restore lock from `stale` to `owner` if `stale` still holds it. */
+  takeOverRestoreLock(stale: string, owner: string, ttlMs: number): Promise<boolean>;
   /**
    * Under the lock: deletes every ledger key, writes `state` (an outcome that expires gets
    * what is left of its lifetime from when its last event occurred, and one past it is not
    * written), then sets applied-seq, applied-id and the epoch in one step. @returns false when the lock was lost on the way
    * (another process restores; nothing more was written by this one).
+   */
+  /**
+   * @returns false when the restore lock was lost (another process restores)
+   * @throws RestoreWritesLost when Redis lost some of its writes meanwhile (nothing committed)
    */
   writeRestore(owner: string, state: FoldState, epoch: string, now?: number): Promise<boolean>;
   /** Reads balances, outcomes, applied-seq and epoch (SCAN; for rebuild and tests). */
@@ -82,6 +92,7 @@ type ScriptedRedis = Redis & {
   ledgerApply(...args: string[]): Promise<Reply>;
   ledgerFencedWrite(numKeys: number, ...args: string[]): Promise<number>;
   ledgerCommitRestore(...args: string[]): Promise<number>;
+  ledgerTakeOverLock(...args: string[]): Promise<number>;
   ledgerRenewLock(...args: string[]): Promise<number>;
   ledgerReleaseLock(...args: string[]): Promise<number>;
 };
@@ -123,9 +134,10 @@ class RedisLedgerStore implements LedgerStore {
     if (!("ledgerApply" in redis)) {
       redis.defineCommand("ledgerApply", { numberOfKeys: 7, lua: APPLY });
       redis.defineCommand("ledgerFencedWrite", { lua: FENCED_WRITE });
-      redis.defineCommand("ledgerCommitRestore", { numberOfKeys: 4, lua: COMMIT_RESTORE });
+      redis.defineCommand("ledgerCommitRestore", { numberOfKeys: 5, lua: COMMIT_RESTORE });
       redis.defineCommand("ledgerRenewLock", { numberOfKeys: 1, lua: RENEW_LOCK });
       redis.defineCommand("ledgerReleaseLock", { numberOfKeys: 1, lua: RELEASE_LOCK });
+      redis.defineCommand("ledgerTakeOverLock", { numberOfKeys: 1, lua: TAKE_OVER_LOCK });
     }
     this.#redis = redis as ScriptedRedis;
   }
@@ -235,6 +247,14 @@ class RedisLedgerStore implements LedgerStore {
     return (await this.#redis.exists(LedgerKeys.restoreLock)) === 1;
   }
 
+  restoreLockOwner(): Promise<string | null> {
+    return this.#redis.get(LedgerKeys.restoreLock);
+  }
+
+  async takeOverRestoreLock(stale: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.#redis.ledgerTakeOverLock(LedgerKeys.restoreLock, stale, owner, String(ttlMs))) === 1;
+  }
+
   async writeRestore(owner: string, state: FoldState, epoch: string, now = Date.now()): Promise<boolean> {
     const batch = new FencedBatch(this.#redis, owner);
     // 0. no epoch while the keys are rewritten: every apply (of any instance) refuses until
@@ -270,11 +290,14 @@ class RedisLedgerStore implements LedgerStore {
       LedgerKeys.appliedSeq,
       LedgerKeys.epoch,
       LedgerKeys.appliedId,
+      LedgerKeys.restoreBatches,
       owner,
       String(state.seq),
       epoch,
       state.lastEventId ?? "",
+      String(batch.flushed),
     );
+    if (ok === -1) throw new RestoreWritesLost(batch.flushed);
     return ok === 1;
   }
 
@@ -346,11 +369,24 @@ function outcomeFields(o: TransferOutcome): string[] {
 }
 
 /** Collects fenced writes and sends them in batches; false once the lock is lost. */
+/**
+ * Redis lost writes of a restore while it ran (the batch counter is behind, FENCED_WRITE):
+ * nothing is committed, and the restore starts over.
+ */
+export class RestoreWritesLost extends Error {
+  constructor(batches: number) {
+    super(`Redis lost writes of this restore (the batch counter is behind batch ${batches}); starting over`);
+    this.name = "RestoreWritesLost";
+  }
+}
+
 class FencedBatch {
   readonly #redis: ScriptedRedis;
   readonly #owner: string;
   #keys: string[] = [];
   #args: string[] = [];
+  /** Batches written so far; the commit expects the counter at this number. */
+  flushed = 0;
 
   constructor(redis: ScriptedRedis, owner: string) {
     this.#redis = redis;
@@ -365,10 +401,13 @@ class FencedBatch {
 
   async flush(): Promise<boolean> {
     if (this.#keys.length === 0) return true;
-    const keys = [LedgerKeys.restoreLock, ...this.#keys];
-    const args = [this.#owner, ...this.#args];
+    const keys = [LedgerKeys.restoreLock, LedgerKeys.restoreBatches, ...this.#keys];
+    const args = [this.#owner, String(this.flushed + 1), ...this.#args];
     this.#keys = [];
     this.#args = [];
-    return (await this.#redis.ledgerFencedWrite(keys.length, ...keys, ...args)) === 1;
+    const r = await this.#redis.ledgerFencedWrite(keys.length, ...keys, ...args);
+    if (r === -1) throw new RestoreWritesLost(this.flushed);
+    this.flushed++;
+    return r === 1;
   }
 }
