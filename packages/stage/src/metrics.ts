@@ -212,11 +212,6 @@ function defineStageMetrics(registry: Registry) {
       "0 while the stage's circuit breaker for an external dependency is open (the stage does not pull)",
       ["stage", "dependency"] as const,
     ),
-    streamFill: gauge(
-      "jetmesh_stream_fill_ratio",
-      "Share of a stream's byte and message limits in use, as the stage last read it (discard=new refuses writes at 1)",
-      ["stream", "limit"] as const,
-    ),
     lastProgress: gauge(
       "jetmesh_last_progress_timestamp_seconds",
       "Unix time of the last message the stage finished",

@@ -75,7 +75,6 @@ export interface StageHandle extends ReadinessProbe {
 }
 
 /** How often a stage reads how full its output streams and the DLQ are. */
-const STREAM_FILL_EVERY_MS = 10_000;
 
 /** The stage's probes, bound to its deps. */
 function bindProbes<Deps>(
@@ -374,28 +373,6 @@ export async function runStage<In extends EventType, Deps>(
     }),
   );
 
-  // How full the streams this stage writes are (its outputs and the DLQ), for the alerts that
-  // must fire before discard=new refuses writes: a stage whose DLQ is full keeps its poison
-  // messages in their stream (nothing is lost) but says so loudly.
-  const watched = [...outputDefs.map((d) => d.name), Streams.DLQ.name];
-  const readFill = async () => {
-    for (const name of watched) {
-      try {
-        const info = await jsm.streams.info(name);
-        const { max_bytes, max_msgs } = info.config;
-        if (max_bytes > 0)
-          metrics.streamFill.set({ stream: name, limit: "bytes" }, info.state.bytes / max_bytes);
-        if (max_msgs > 0)
-          metrics.streamFill.set({ stream: name, limit: "messages" }, info.state.messages / max_msgs);
-      } catch {
-        // unreachable now: the next reading tells
-      }
-    }
-  };
-  void readFill();
-  const fillTimer = setInterval(() => void readFill(), STREAM_FILL_EVERY_MS);
-  fillTimer.unref();
-
   for (const l of loops) l.start();
   logger.info(
     {
@@ -450,7 +427,6 @@ export async function runStage<In extends EventType, Deps>(
       breakers.stop();
       redisLive.stop();
       natsLive.stop();
-      clearInterval(fillTimer);
       stopping.abort();
       for (const a of advisories) a.unsubscribe();
       o.redis.off("ready", redisReady);

@@ -46,31 +46,24 @@ export async function readMonitor(url: string, timeoutMs: number): Promise<Monit
 
 /** Per configured nats-server: healthy, and whether it knows a JetStream meta leader. */
 export function createNatsMonitorMetrics(registry: Registry) {
-  const registers = [registry];
-  const healthy = new Gauge({
-    name: "jetmesh_nats_server_healthy",
-    help: "1 when the nats-server's monitoring /healthz answers 200 (RECONCILE_NATS_MONITOR_URLS), 0 when it does not",
-    labelNames: ["target"] as const,
-    registers,
-  });
-  const metaLeader = new Gauge({
-    name: "jetmesh_nats_meta_leader",
-    help: "1 when the nats-server knows a JetStream meta leader (/jsz), 0 when it does not (no stream or consumer can be created or changed)",
-    labelNames: ["target"] as const,
-    registers,
-  });
-  const storage = new Gauge({
-    name: "jetmesh_nats_jetstream_storage_bytes",
-    help: "JetStream file storage the nats-server uses (/jsz)",
-    labelNames: ["target"] as const,
-    registers,
-  });
-  const storageLimit = new Gauge({
-    name: "jetmesh_nats_jetstream_storage_limit_bytes",
-    help: "The nats-server's JetStream max_file_store (/jsz): past it every stream on it refuses writes",
-    labelNames: ["target"] as const,
-    registers,
-  });
+  const g = (name: string, help: string) =>
+    new Gauge({ name, help, labelNames: ["target"] as const, registers: [registry] });
+  const healthy = g(
+    "jetmesh_nats_server_healthy",
+    "1 when the nats-server's monitoring /healthz answers 200 (RECONCILE_NATS_MONITOR_URLS), 0 when it does not",
+  );
+  const metaLeader = g(
+    "jetmesh_nats_meta_leader",
+    "1 when the nats-server knows a JetStream meta leader (/jsz), 0 when it does not (no stream or consumer can be created or changed)",
+  );
+  const storage = g(
+    "jetmesh_nats_jetstream_storage_bytes",
+    "JetStream file storage the nats-server uses (/jsz)",
+  );
+  const storageLimit = g(
+    "jetmesh_nats_jetstream_storage_limit_bytes",
+    "The nats-server's JetStream max_file_store (/jsz): past it every stream on it refuses writes",
+  );
   const all = [healthy, metaLeader, storage, storageLimit];
   return {
     record(views: readonly MonitorView[]): void {
