@@ -2,6 +2,7 @@
 // failing seed prints its replay command, its violations, its faults and the end of its trace.
 import { fork } from "node:child_process";
 import { Command, InvalidArgumentError } from "commander";
+import { addProfiles, describeProfile, type LayerProfile, startProfile } from "./profile.ts";
 import { runWorld, type WorldResult } from "./world.ts";
 import pkg from "../package.json" with { type: "json" };
 
@@ -26,6 +27,7 @@ interface Options {
   worker?: string;
   json: boolean;
   stopOnFailure: boolean;
+  profile: boolean;
 }
 
 const program = new Command("jetmesh-sim")
@@ -41,6 +43,11 @@ const program = new Command("jetmesh-sim")
   .option("--workers <n>", "processes sharing the seeds", int("--workers"), 1)
   .option("--json", "one JSON line per world", false)
   .option("--stop-on-failure", "stop at the first failing seed", false)
+  .option(
+    "--profile",
+    "sample the CPU and print where a world's time goes, by layer (real code, simulator, checks)",
+    false,
+  )
   .option("--worker <i/n>", "(internal) run every n-th seed from i and print JSON lines")
   // Bad flags exit 2 (a failing world exits 1), as the chaos CLI does.
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
@@ -83,6 +90,7 @@ async function runWorkers(
   seeds: readonly string[],
   o: Options,
   each: (r: WorldResult) => void,
+  profiled: (p: LayerProfile) => void,
 ): Promise<void> {
   const script = process.argv[1] as string;
   const base: string[] = [];
@@ -105,7 +113,9 @@ async function runWorkers(
         while (nl >= 0) {
           const line = buffer.slice(0, nl);
           buffer = buffer.slice(nl + 1);
-          if (line.startsWith("{")) each(JSON.parse(line) as WorldResult);
+          if (line.startsWith('{"profile"'))
+            profiled((JSON.parse(line) as { profile: LayerProfile }).profile);
+          else if (line.startsWith("{")) each(JSON.parse(line) as WorldResult);
           nl = buffer.indexOf("\n");
         }
       });
@@ -119,11 +129,10 @@ async function main(o: Options): Promise<number> {
   const all = seedsOf(o);
   if (o.worker) {
     const [i, n] = o.worker.split("/").map(Number) as [number, number];
-    await runSeeds(
-      all.filter((_, k) => k % n === i),
-      o,
-      (r) => process.stdout.write(`${JSON.stringify(r)}\n`),
-    );
+    const mine = all.filter((_, k) => k % n === i);
+    const stop = o.profile ? await startProfile() : undefined;
+    await runSeeds(mine, o, (r) => process.stdout.write(`${JSON.stringify(r)}\n`));
+    if (stop) process.stdout.write(`${JSON.stringify({ profile: await stop(mine.length) })}\n`);
     return 0;
   }
   const started = process.hrtime.bigint();
@@ -137,9 +146,18 @@ async function main(o: Options): Promise<number> {
     else if (o.seed !== undefined) console.log(describe(r));
     if (o.seed !== undefined && r.ok) console.log(r.trace.map((t) => `  ${t}`).join("\n"));
   };
-  if (o.workers > 1 && o.seed === undefined) await runWorkers(all, o, each);
-  else await runSeeds(all, o, each);
+  let profile: LayerProfile | undefined;
+  if (o.workers > 1 && o.seed === undefined)
+    await runWorkers(all, o, each, (p) => {
+      profile = addProfiles(profile, p);
+    });
+  else {
+    const stop = o.profile ? await startProfile() : undefined;
+    await runSeeds(all, o, each);
+    if (stop) profile = await stop(done);
+  }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  if (profile) console.log(describeProfile(profile, o.workers));
   if (failed.length) console.log(`failing seeds: ${failed.map((r) => r.seed).join(" ")}`);
   console.log(
     `${done} seeds in ${seconds.toFixed(1)} s: ${(done / seconds).toFixed(2)} seeds/s (${((done / seconds) * 60).toFixed(0)} a minute), ${o.transfers} transfers per world, ${o.workers} worker(s); ${failed.length} failed`,
