@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import LongestFirst from "./scripts/test-sequencer.ts";
 
 export default defineConfig({
   test: {
@@ -16,6 +17,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     maxWorkers: 2,
+    // The longest files first, so that no worker runs alone at the end (scripts/test-sequencer.ts).
+    sequence: { sequencer: LongestFirst },
     reporters: ["default", ["json", { outputFile: "reports/vitest.json" }]],
   },
 });
