@@ -32,7 +32,7 @@ describe("sim", () => {
     expect(summary?.[1]).toBe(String(SEEDS));
     expect(summary?.[4]).toBe("0");
     expect(code).toBe(0);
-  }, 240_000);
+  }, 480_000);
 
   // Seeds that found a bug, kept as regression tests (each failed before its fix).
   // sim-88 was found before clients went through the gateway: its world is the `direct` traffic's.
