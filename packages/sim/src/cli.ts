@@ -23,6 +23,7 @@ interface Options {
   base: string;
   transfers: number;
   faults: boolean;
+  traffic: "http" | "direct";
   workers: number;
   worker?: string;
   json: boolean;
@@ -40,6 +41,15 @@ const program = new Command("jetmesh-sim")
   .option("--base <text>", "prefix of the seeds of --seeds", "sim")
   .option("--transfers <n>", "customer transfers per world", int("--transfers"), 200)
   .option("--no-faults", "worlds without faults (the baseline)")
+  .option(
+    "--traffic <how>",
+    "http: clients call the real gateway; direct: requests published straight into INGRESS (the worlds before the gateway, for their seeds)",
+    (v: string) => {
+      if (v !== "http" && v !== "direct") throw new InvalidArgumentError("--traffic must be http or direct");
+      return v;
+    },
+    "http",
+  )
   .option("--workers <n>", "processes sharing the seeds", int("--workers"), 1)
   .option("--json", "one JSON line per world", false)
   .option("--stop-on-failure", "stop at the first failing seed", false)
@@ -67,7 +77,7 @@ function describe(r: WorldResult): string {
 }
 
 function failure(r: WorldResult, o: Options): string {
-  const replay = `pnpm sim --seed ${r.seed} --transfers ${o.transfers}${o.faults ? "" : " --no-faults"}`;
+  const replay = `pnpm sim --seed ${r.seed} --transfers ${o.transfers}${o.faults ? "" : " --no-faults"}${o.traffic === "direct" ? " --traffic direct" : ""}`;
   return [
     `seed ${r.seed} failed; replay: ${replay}`,
     ...r.violations.slice(0, 10).map((v) => `  violation: ${v}`),
@@ -79,7 +89,7 @@ function failure(r: WorldResult, o: Options): string {
 
 async function runSeeds(seeds: readonly string[], o: Options, each: (r: WorldResult) => void): Promise<void> {
   for (const seed of seeds) {
-    const r = await runWorld({ seed, transfers: o.transfers, faults: o.faults });
+    const r = await runWorld({ seed, transfers: o.transfers, faults: o.faults, traffic: o.traffic });
     each(r);
     if (!r.ok && o.stopOnFailure) return;
   }

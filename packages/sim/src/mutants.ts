@@ -145,6 +145,17 @@ export const MUTANTS: readonly Mutant[] = [
       { find: "const key = bankKeyOf(t.transferId);", replace: "const key = bankKeyOf(event.eventId);" },
     ],
   },
+  {
+    name: "gateway-in-flight-is-done",
+    why: "a key whose first request is still in flight is taken for a finished one: the repeat is answered 200 at once, before there is an answer to replay (pending conflated with done)",
+    file: "services/gateway/src/transfers/idempotency.ts",
+    edits: [
+      {
+        find: "if h[2] == 'done' then return {'done', h[5]} end",
+        replace: "if h[2] == 'done' or h[2] == 'pending' then return {'done', h[5]} end",
+      },
+    ],
+  },
 ];
 
 /**

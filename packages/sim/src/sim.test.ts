@@ -32,11 +32,14 @@ describe("sim", () => {
     expect(summary?.[1]).toBe(String(SEEDS));
     expect(summary?.[4]).toBe("0");
     expect(code).toBe(0);
-  }, 240_000);
+  }, 480_000);
 
   // Seeds that found a bug, kept as regression tests (each failed before its fix).
+  // sim-88 was found before clients went through the gateway: its world is the `direct` traffic's.
+  // It no longer fails with the fix reverted, on main's code either (README, "Bugs it found"):
+  // it keeps the faults and checks that they pass, not that the fix is needed.
   it("sim - found: a Redis that loses its latest writes right after a restore brings back the ledger's own restore lock (sim-88); the ledger takes it over instead of waiting out its TTL", async () => {
-    const { code, out } = await sim(["--seed", "sim-88", "--json"]);
+    const { code, out } = await sim(["--seed", "sim-88", "--traffic", "direct", "--json"]);
     const world = JSON.parse(out.split("\n").find((l) => l.startsWith("{")) ?? "{}") as {
       ok?: boolean;
       violations?: string[];

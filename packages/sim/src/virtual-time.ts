@@ -1,3 +1,4 @@
+import { syncBuiltinESMExports } from "node:module";
 import { type Clock, withGlobal } from "@sinonjs/fake-timers";
 
 /**
@@ -62,6 +63,9 @@ export function installVirtualTime(startMs = Date.UTC(2026, 0, 1)): VirtualTime 
     loopLimit: 1_000_000,
   });
   installed = clock;
+  // fake-timers replaces `node:timers` and `node:timers/promises` on their module objects;
+  // an ES import (the gateway's `setTimeout as sleep`) sees them only once synced.
+  syncBuiltinESMExports();
   // The clock's own timer heap (fake-timers 15, pinned): its top is the timer that runs next.
   const heap = clock as unknown as { timerHeap?: { peek(): { callAt: number } | undefined } };
   const nextDueAt = () => heap.timerHeap?.peek()?.callAt;
@@ -91,6 +95,7 @@ export function installVirtualTime(startMs = Date.UTC(2026, 0, 1)): VirtualTime 
     },
     uninstall: () => {
       clock.uninstall();
+      syncBuiltinESMExports();
       installed = undefined;
     },
   };

@@ -8,7 +8,11 @@ import {
   StreamNames,
   Streams,
   subjectFor,
+  timeOfTimedId,
 } from "@jetmesh/contracts";
+import { loadConfig as gatewayConfig } from "@jetmesh/gateway/config";
+import { createGatewayServers, startStatusProjection } from "@jetmesh/gateway/start";
+import { parseIdSecrets } from "@jetmesh/gateway/transfer-ids";
 import { loadConfig as ledgerConfig } from "@jetmesh/ledger/config";
 import { type LedgerHandle, startLedger } from "@jetmesh/ledger/start";
 import { pipelineBacklog } from "@jetmesh/mesh";
@@ -34,11 +38,20 @@ import {
 } from "@jetmesh/testkit";
 import { loadConfig as validatorConfig } from "@jetmesh/validator/config";
 import { validatorStage } from "@jetmesh/validator/stage";
-import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamClient, jetstream, jetstreamManager, type PubAck } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { headers as natsHeaders, nuid } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { createSimBank, SIM_BANK_URL } from "./bank.ts";
+import {
+  type ClientRequest,
+  requestsOnce,
+  SIM_CUSTOMER,
+  SIM_ID_SECRETS,
+  SIM_MINTER,
+  SimClients,
+  simClients,
+} from "./clients.ts";
 import { drive } from "./drive.ts";
 import { type CrashOutcome, createSimNats, type SimNats } from "./nats/index.ts";
 import { createSimRedis, type SimRedis, type SimRedisSnapshot } from "./redis/index.ts";
@@ -48,9 +61,7 @@ import { installVirtualTime } from "./virtual-time.ts";
 /** A freeze that never ends in a world (under the 2^31 ms a timer may wait, which fake timers honour). */
 const FOREVER_MS = 2_000_000_000;
 
-/** The API client the world's mints come from: M1 holds only for it. */
-export const SIM_MINTER = "sim-operator";
-const CUSTOMER = "sim-customer";
+export { SIM_MINTER } from "./clients.ts";
 /** bank-sim refuses payouts to this account: the refusal path (payouts.failed, reversal). */
 const REFUSED = "bank:sim-refused";
 
@@ -83,6 +94,13 @@ export interface WorldOptions {
   readonly faults?: boolean;
   /** Lines of trace kept for a failing seed; default 40. */
   readonly traceLines?: number;
+  /**
+   * How clients reach the pipeline. `http` (default): HTTP/1.1 requests to the real gateway,
+   * which publishes to INGRESS. `direct`: the worlds before the gateway ran in them, with
+   * their draws: transfers.requested published straight into INGRESS as the gateway would,
+   * duplicates as copies (kept so that seeds found then, such as sim-88, replay).
+   */
+  readonly traffic?: "http" | "direct";
 }
 
 /** What one world found. */
@@ -107,6 +125,10 @@ export interface WorldResult {
     readonly bank409: number;
     /** Appends the ledger's writer had refused or unanswered (conflicts of two writers, lost PubAcks). */
     readonly ledgerConflicts: number;
+    /** The gateway's 409 "request in progress" answers: a repeat met its first request in flight. */
+    readonly inProgress409: number;
+    /** The gateway's 200 replays of a key it had answered. */
+    readonly replayed200: number;
   };
   readonly virtualMs: number;
   readonly realMs: number;
@@ -222,6 +244,9 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
   const instanceRedis = new Map<string, SimRedis>();
   let nats: SimNats | undefined;
   let redisSim: SimRedis | undefined;
+  /** The world's API clients, in `http` traffic. */
+  let clients: SimClients | undefined;
+  const viaHttp = (o.traffic ?? "http") === "http";
   const bank = createSimBank({
     prng: root.fork("bank"),
     behaviour: {
@@ -382,14 +407,60 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         ),
       );
 
+    // The gateway process, in `http` traffic: its API server (not listening: the clients'
+    // connections are handed to it) and its status projection, a stage of its own.
+    let gatewayNc: NatsConnection | undefined;
+    /** How long a client may repeat a request (the gateway refuses older keys). */
+    let horizonMs = 0;
+    const accounts = Array.from({ length: o.accounts ?? 12 }, (_, i) => `acc-s${i}`);
+    if (viaHttp) {
+      const g = gatewayConfig({
+        ...env,
+        GATEWAY_CLIENTS_FILE: "(sim)",
+        GATEWAY_ID_SECRETS_FILE: "(sim)",
+        // Keys must be UUIDv7, as in production: their age is checked against the horizon.
+        GATEWAY_ACCEPT_UNTIMED_KEYS: "false",
+        // A repeat waits this long for its first request before 409 "in progress" (2 s in
+        // production, where the first normally ends in milliseconds): short, so that a first
+        // request slowed by a fault is met in flight more often.
+        GATEWAY_IN_PROGRESS_WAIT_MS: "250",
+      });
+      horizonMs = g.gateway.idempotencyHorizonMs;
+      await startStage("gateway-status", async (nc, crash, redis) =>
+        stageHandle(
+          await startStatusProjection(
+            { nc, redis, logger, registry: new Registry(), config: g },
+            { crashHook: crash },
+          ),
+        ),
+      );
+      gatewayNc = await connect("gateway");
+      const nc = gatewayNc;
+      const jsm = await drive(vt, jetstreamManager(nc), { maxMs: 30_000, what: "gateway's manager" });
+      const own = (redisSim as SimRedis).duplicate() as unknown as SimRedis;
+      instanceRedis.set("gateway", own);
+      const { servers, lag } = createGatewayServers({
+        nc,
+        jsm,
+        redis: own,
+        logger,
+        registry: new Registry(),
+        config: g,
+        clients: simClients(accounts),
+        ids: parseIdSecrets(SIM_ID_SECRETS),
+      });
+      running.set("gateway", { stop: async () => lag.stop() });
+      clients = new SimClients(servers.api, (line) => trace.add(line));
+      trace.add("gateway started");
+    }
+
     // Traffic: mints, then customer transfers at drawn times, some sent twice.
     const traffic = root.fork("traffic");
-    const gateway = jetstream(await connect("gateway"));
-    const accounts = Array.from({ length: o.accounts ?? 12 }, (_, i) => `acc-s${i}`);
+    const gateway = jetstream(gatewayNc ?? (await connect("gateway")));
     const accepted: AcceptedTransfer[] = [];
     // Requests spread over 20 s, or a burst of 2 s where decisions on one account crowd together.
     const windowMs = traffic.pick([20_000, 20_000, 2_000]);
-    const requests: Array<{ at: number; env: AnyEnvelope; copies: number }> = [];
+    const requests: Array<{ at: number; env: AnyEnvelope; q: ClientRequest; copies: number }> = [];
     const request = (n: number, from: string, to: string, amountMinor: number, actor: string, at: number) => {
       const transferId = deriveId("sim", o.seed, String(n));
       const occurredAt = new Date(startMs + at).toISOString();
@@ -405,8 +476,9 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
           actor,
         },
       ) as AnyEnvelope;
-      accepted.push({ transferId, from, to });
-      requests.push({ at, env, copies: faultsOn && traffic.chance(0.1) ? 2 : 1 });
+      if (!viaHttp) accepted.push({ transferId, from, to });
+      const q: ClientRequest = { client: actor, from, to, amountMinor };
+      requests.push({ at, env, q, copies: faultsOn && traffic.chance(0.1) ? 2 : 1 });
     };
     // Some worlds run on tight money: balances near zero, where a stale decision overdraws.
     const mint = traffic.pick([100_000, 100_000, 30_000]);
@@ -425,24 +497,23 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         from,
         to,
         traffic.int(1, 30_000),
-        CUSTOMER,
+        SIM_CUSTOMER,
         1000 + traffic.int(0, windowMs),
       );
     }
     requests.sort((a, b) => a.at - b.at);
 
     /** Publishes as the gateway does: the same bytes until the stream answers (or says duplicate). */
-    const publish = async (js: JetStreamClient, env: AnyEnvelope) => {
+    const publish = async (js: JetStreamClient, env: AnyEnvelope): Promise<PubAck> => {
       const h = natsHeaders();
       for (const [k, val] of Object.entries(eventHeaders(env))) h.set(k, val);
       for (let attempt = 1; attempt <= 20; attempt++) {
         try {
-          await js.publish(subjectFor(env.type, env.data.from), encodeEvent(env), {
+          return await js.publish(subjectFor(env.type, env.data.from), encodeEvent(env), {
             msgID: env.eventId,
             headers: h,
             timeout: 2000,
           });
-          return;
         } catch {
           trace.add(`request ${env.data.transferId.slice(0, 8)} publish attempt ${attempt} failed; again`);
           await new Promise((res) => setTimeout(res, 200 * attempt));
@@ -450,14 +521,36 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       }
       throw new Error(`request ${env.data.transferId} could not be published in 20 attempts`);
     };
-    const sent: Promise<void>[] = [];
+    // A client's Idempotency-Key: a UUIDv7 of the virtual time it is first sent at.
+    const keys = createPrng(`${o.seed}/keys`);
+    const sent: Promise<unknown>[] = [];
     for (const q of requests)
-      for (let c = 0; c < q.copies; c++)
+      for (let c = 0; c < q.copies; c++) {
+        if (!clients) {
+          sent.push(
+            new Promise<PubAck>((res, rej) =>
+              setTimeout(() => publish(gateway, q.env).then(res, rej), q.at + c * traffic.int(0, 3000)),
+            ),
+          );
+          continue;
+        }
+        // A repeat with the same key: half of them while the first may still be in flight
+        // (409 "in progress", then again after Retry-After), half after its answer (200).
+        const api = clients;
+        const delay = c === 0 ? 0 : traffic.chance(0.5) ? traffic.int(0, 5) : traffic.int(5, 3000);
         sent.push(
           new Promise<void>((res, rej) =>
-            setTimeout(() => publish(gateway, q.env).then(res, rej), q.at + c * traffic.int(0, 3000)),
+            setTimeout(() => {
+              // A repeat waits until its first send made the key.
+              const go = (): void => {
+                if (c > 0 && q.q.key === undefined) setTimeout(go, 1);
+                else api.send(q.q, keys).then(res, rej);
+              };
+              go();
+            }, q.at + delay),
           ),
         );
+      }
 
     // The fault schedule, drawn once.
     if (faultsOn) {
@@ -606,8 +699,53 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
     await drive(vt, quiet(), { stepMs: 50, maxMs: 15 * 60_000, what: "quiet" });
     trace.add("quiet");
 
+    const js = jetstream(ops);
+    const read = async (stream: string, decode = true) =>
+      readStoredEvents(js, stream, await streamPosition(jsm, stream), { decode });
+    // Copies of transfers.requested the world re-published itself, as a faulty producer, by eventId.
+    const directCopies = new Map<string, number>();
+    /**
+     * Requests sent again past every duplicate window. `direct` traffic publishes them into
+     * INGRESS again. `http`: clients repeat them with their key (within the gateway's
+     * horizon), which the gateway's records answer (200) without publishing; and a drawn half
+     * is also published again straight into INGRESS as stored, a producer that repeats itself
+     * (a gateway bug), so that the stages' guards past the window meet real duplicates.
+     */
+    const sendAgain = (again: typeof requests): Promise<unknown>[] => {
+      const api = clients;
+      if (!api) return again.map((q) => publish(gateway, q.env));
+      const producer = createPrng(`${o.seed}/producer-repeats`);
+      const direct = again.filter(() => producer.chance(0.5));
+      const sends = again.map(async (q) => {
+        const at = timeOfTimedId(q.q.key ?? "");
+        if (at === undefined || Date.now() - at > horizonMs) {
+          trace.add(`request ${q.q.key ?? "(unsent)"} not sent again: past the idempotency horizon`);
+          return;
+        }
+        await api.send(q.q, keys);
+      });
+      const republish = (async () => {
+        const stored = await read(StreamNames.Ingress);
+        const byEvent = new Map(stored.flatMap((e) => (e.env ? [[e.env.eventId, e.env] as const] : [])));
+        await Promise.all(
+          direct.map(async (q) => {
+            const eventId = api.eventIdOf(q.q);
+            const env = eventId === undefined ? undefined : byEvent.get(eventId);
+            if (!env || eventId === undefined) return;
+            await publish(gateway, env);
+            // Past the window of every earlier copy, the first attempt that reached the stream
+            // stored one more (its retries are dropped against it).
+            directCopies.set(eventId, (directCopies.get(eventId) ?? 0) + 1);
+            trace.add(`request ${eventId.slice(0, 8)} published again into INGRESS`);
+          }),
+        );
+      })();
+      return [...sends, republish];
+    };
+
     // The clock jumps past every stream's duplicate window, and clients send some requests
-    // again: only the stages' guards (and the ledger's log) stand between them and a second run.
+    // again: only the gateway's records, the stages' guards (and the ledger's log) stand
+    // between them and a second run.
     if (faultsOn && faultPrng.chance(0.25)) {
       const window = Math.max(...Object.values(Streams).map((d) => d.duplicateWindowMs));
       await vt.jump(window + 60_000);
@@ -628,7 +766,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
           },
           kills.int(0, 1500),
         );
-      await drive(vt, Promise.all(again.map((q) => publish(gateway, q.env))), {
+      await drive(vt, Promise.all(sendAgain(again)), {
         stepMs: 20,
         maxMs: 5 * 60_000,
         what: "the requests sent again",
@@ -638,14 +776,11 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       trace.add("quiet again");
     }
 
-    const js = jetstream(ops);
-    const read = async (stream: string, decode = true) =>
-      readStoredEvents(js, stream, await streamPosition(jsm, stream), { decode });
     const report = await drive(
       vt,
       checkInvariants({
         nc: ops,
-        accepted,
+        accepted: clients ? clients.accepted() : accepted,
         balances: redisBalances(redis),
         only: ["I1", "I2", "I3", "I4", "I6", "S1", "M1"],
         minters: [SIM_MINTER],
@@ -664,6 +799,20 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       { maxMs: 60_000, what: "reading the hops" },
     );
     const once = hopsOnce([...hops.flat(), ...ledger, ...payoutsRead], { storedOnce: !redisLost });
+    const keysOnce = clients
+      ? [
+          ...clients.violations(),
+          ...requestsOnce(
+            await drive(vt, read(StreamNames.Ingress), { maxMs: 60_000, what: "reading INGRESS" }),
+            {
+              answered: clients.answered(),
+              direct: directCopies,
+              storedOnce: !redisLost,
+              windowMs: Streams[StreamNames.Ingress].duplicateWindowMs,
+            },
+          ),
+        ]
+      : [];
     const bankReport = checkBankRecord({
       ledger,
       payouts: payoutsRead,
@@ -675,6 +824,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       ...report.violations.map((x) => `${x.invariant} ${x.message}`),
       ...bankReport.violations.map((x) => `${x.invariant} ${x.message}`),
       ...once,
+      ...keysOnce,
     ];
     const c = report.counts;
     return {
@@ -684,7 +834,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       faults,
       trace: trace.lines(),
       counts: {
-        accepted: accepted.length,
+        accepted: (clients ? clients.accepted() : accepted).length,
         posted: c.posted,
         reversed: c.reversed,
         declined: c.declined,
@@ -693,6 +843,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         crashes,
         bank409: bank.bank.stats().conflictsInProgress,
         ledgerConflicts: 0,
+        inProgress409: clients?.counts().inProgress ?? 0,
+        replayed200: clients?.counts().replayed ?? 0,
       },
       virtualMs: vt.now() - startMs,
       realMs: realMs(),
@@ -714,6 +866,8 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
         crashes,
         bank409: bank.bank.stats().conflictsInProgress,
         ledgerConflicts: 0,
+        inProgress409: clients?.counts().inProgress ?? 0,
+        replayed200: clients?.counts().replayed ?? 0,
       },
       virtualMs: vt.now() - startMs,
       realMs: realMs(),

@@ -8,23 +8,17 @@ import {
   metricsRegistry,
   onShutdown,
   maskUrl,
-  runStage,
   serveHttp,
   type StageHandle,
   startTelemetry,
 } from "@jetmesh/stage";
-import { checkSchemaRegistry, createEventPublisher, createStageMetrics } from "@jetmesh/stage/internal";
+import { checkSchemaRegistry } from "@jetmesh/stage/internal";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { createGateway } from "./app.ts";
-import { createApiKeyAuthenticator, loadClientsFile } from "./auth/clients.ts";
+import { loadClientsFile } from "./auth/clients.ts";
 import type { GatewayConfig } from "./config.ts";
 import { ensureIngress } from "./ingress.ts";
-import { watchNatsConnection } from "./nats-connection.ts";
-import { createOutcomeLatencyMetric } from "./status/outcome-latency.ts";
+import { createGatewayServers, startStatusProjection } from "./start.ts";
 import { statusProjection } from "./status/projection.ts";
-import { createStatusStore } from "./status/status-store.ts";
-import { startLagMonitor } from "./transfers/load-shedding.ts";
-import { storedRequestReader } from "./transfers/submit.ts";
 import { loadIdSecretsFile } from "./transfers/transfer-ids.ts";
 
 /**
@@ -88,13 +82,6 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
 
   const registry = metricsRegistry();
   let draining = false;
-  const lag = startLagMonitor({
-    jsm,
-    stream: names.stream(StreamNames.Ingress),
-    consumer: config.lag.consumer,
-    intervalMs: config.lag.pollMs,
-    logger,
-  });
   // The status projection (a stage of its own) starts after the API listens: it waits for
   // every pipeline stream (LEDGER is the deploy step's), and /readyz says so meanwhile.
   let projection: StageHandle | undefined;
@@ -103,26 +90,8 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
     name: statusProjection.name,
     health: () => projection?.health() ?? { ok: false, waiting_for: projectionWaits },
   };
-  const nats = watchNatsConnection(nc);
-  const servers = createGateway({
-    settings: config.gateway,
-    authenticator: createApiKeyAuthenticator(clients),
-    ids,
-    redis,
-    publisher: createEventPublisher({
-      js: jetstream(nc),
-      // PubAcks through one inbox subscription, not a nats.js request per transfer.
-      nc,
-      settings: config.publisher,
-      logger,
-      stage: "gateway",
-      metrics: createStageMetrics(registry),
-    }),
-    readStored: storedRequestReader((stream, seq) => jsm.streams.getMessage(stream, { seq })),
-    natsConnected: nats.connected,
-    lag: lag.current,
-    logger,
-    registry,
+  const wiring = { nc, jsm, redis, logger, registry, config, clients, ids };
+  const { servers, lag } = createGatewayServers(wiring, {
     probes: [projectionProbe, { name: "gateway", health: () => ({ ok: !draining, draining }) }],
   });
   servers.ops.listen(config.opsPort, config.httpHost);
@@ -156,20 +125,7 @@ export async function serveGateway(config: GatewayConfig, version: string): Prom
         servers.ops.closeAllConnections();
       }),
   ]);
-  projection = await runStage({
-    definition: statusProjection,
-    deps: {
-      store: createStatusStore(redis, { ttlMs: config.gateway.statusTtlMs }),
-      latency: createOutcomeLatencyMetric(registry),
-    },
-    nc,
-    redis,
-    logger,
-    // At-least-once: the projection emits nothing and its write (one hash field per eventId)
-    // is idempotent by itself, so the lease and done keys of exactly-once mode would buy
-    // nothing and cost two Redis scripts per batch of every stream's traffic.
-    settings: { ...config.stage, mode: "at-least-once" },
-    registry,
+  projection = await startStatusProjection(wiring, {
     onWaiting: (what) => {
       projectionWaits = what;
     },
