@@ -17,10 +17,16 @@ export interface SimEndpoint {
 /**
  * Delivers frames after `latency` ms each, never overtaking an earlier frame of the same
  * direction (TCP's order), on the global timers; at once while no latency is set.
+ *
+ * Each delayed frame has its own timer, and a timer that fires delivers every frame queued
+ * before its own first. Virtual time runs timers due at one moment in the order they were
+ * set, so there each timer delivers just its frame; real timers of different delays may run
+ * out of that order (node keeps one list per delay, timed from its cached loop time), and a
+ * frame set later could otherwise pass one set earlier, as a PING its PUB.
  */
 class Wire {
   #lastAt = 0;
-  #queued = 0;
+  readonly #queue: Array<() => void> = [];
   constructor(
     private readonly latency: (() => number) | undefined,
     /** Without delay: deliver in this task (server → client) or the next microtask (client → server). */
@@ -28,17 +34,20 @@ class Wire {
   ) {}
   carry(deliver: () => void): void {
     const d = this.latency?.() ?? 0;
-    if (d <= 0 && this.#queued === 0) {
+    if (d <= 0 && this.#queue.length === 0) {
       if (this.now === "sync") deliver();
       else queueMicrotask(deliver);
       return;
     }
     const at = Math.max(this.#lastAt, Date.now() + Math.max(0, d));
     this.#lastAt = at;
-    this.#queued++;
+    this.#queue.push(deliver);
     setTimeout(() => {
-      this.#queued--;
-      deliver();
+      // Up to and including this frame; nothing when an earlier-set timer already took it.
+      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) {
+        next();
+        if (next === deliver) return;
+      }
     }, at - Date.now());
   }
 }
