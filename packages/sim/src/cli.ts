@@ -167,7 +167,7 @@ async function main(o: Options): Promise<number> {
     if (stop) profile = await stop(done);
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  if (profile) console.log(describeProfile(profile, o.workers));
+  if (profile) console.log(describeProfile(profile));
   if (failed.length) console.log(`failing seeds: ${failed.map((r) => r.seed).join(" ")}`);
   console.log(
     `${done} seeds in ${seconds.toFixed(1)} s: ${(done / seconds).toFixed(2)} seeds/s (${((done / seconds) * 60).toFixed(0)} a minute), ${o.transfers} transfers per world, ${o.workers} worker(s); ${failed.length} failed`,

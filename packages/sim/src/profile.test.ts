@@ -64,10 +64,11 @@ describe("sim --profile", () => {
     const both = addProfiles(addProfiles(undefined, one), one);
     expect(both.worlds).toBe(4);
     expect(both.ms["simulator: JetStream, Redis, bank, world"]).toBe(6);
-    const text = describeProfile(both, 2);
+    const text = describeProfile(both);
     expect(text.split("\n")).toHaveLength(LAYERS.length + 3);
-    // Real code: 4 ms over 4 worlds, 1 ms a world: two workers, at most 120,000 a minute.
-    expect(text).toContain("alone costs 1 ms a world");
-    expect(text).toContain("at most 120000 worlds a minute");
+    // Real code 4 ms of 11 (36.4%): at most 2.8 times as fast; node's 1 ms (9.1%) staying, 2.2.
+    expect(text).toContain("the real code under test is 36.4% of a world's CPU");
+    expect(text).toContain("at most 2.8 times as fast");
+    expect(text).toContain("(2.2 times if node's own 9.1% stayed)");
   });
 });
