@@ -38,8 +38,13 @@ const UUID_V7 = /^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
  * it as their Idempotency-Key: the key carries its own creation time, so the gateway can
  * refuse a key older than the idempotency horizon without having to remember it.
  */
-export function newTimedId(nowMs: number = Date.now()): string {
-  const b = randomBytes(16);
+export function newTimedId(
+  nowMs: number = Date.now(),
+  /** The 10 bytes after the time (a simulation passes its seeded source). */
+  random: (size: number) => Uint8Array = randomBytes,
+): string {
+  const b = Buffer.alloc(16);
+  b.set(random(10), 6);
   b.writeUIntBE(nowMs, 0, 6);
   b[6] = (b[6]! & 0x0f) | 0x70;
   b[8] = (b[8]! & 0x3f) | 0x80;

@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import { type ClientEntry, EventTypes, hashKey, parseClients } from "@jetmesh/contracts";
+import { type ClientEntry, EventTypes, hashKey, newTimedId, parseClients } from "@jetmesh/contracts";
 import type { AcceptedTransfer, Prng, StoredEvent } from "@jetmesh/testkit";
 import { type HttpAnswer, httpRequest } from "./http.ts";
 
@@ -49,15 +49,9 @@ export const SIM_ID_SECRETS = {
   ],
 };
 
-/** A UUIDv7 (RFC 9562) made at `ms` with random bits from `prng`: a client's Idempotency-Key. */
+/** A UUIDv7 made at `ms` (contracts' own) with random bits from `prng`: a client's Idempotency-Key. */
 export function timedKey(ms: number, prng: Prng): string {
-  const b = Buffer.alloc(16);
-  for (let i = 6; i < 16; i++) b[i] = prng.int(0, 255);
-  b.writeUIntBE(ms, 0, 6);
-  b[6] = ((b[6] as number) & 0x0f) | 0x70;
-  b[8] = ((b[8] as number) & 0x3f) | 0x80;
-  const h = b.toString("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return newTimedId(ms, (size) => Uint8Array.from({ length: size }, () => prng.int(0, 255)));
 }
 
 /** One client request: who sends it, and the body. */
