@@ -73,6 +73,12 @@ export const BaseEnv = {
   JETMESH_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
   JETMESH_MAX_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
   JETMESH_MAX_ACK_PENDING: Type.Integer({ minimum: 1, maximum: 100_000, default: 1024 }),
+  /**
+   * How long a delivery that arrives while none is held waits for others before the turn that
+   * processes them together (one claim script, one socket write of publishes and acks, one
+   * done script for all of them); 0 processes each delivery as it arrives.
+   */
+  JETMESH_LINGER_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 0 }),
   /** How long the server waits for an ack (or a working() heartbeat) before redelivering. */
   JETMESH_ACK_WAIT_MS: Type.Integer({ minimum: 100, default: 30_000 }),
   /** Deliveries a message may take before it is parked in the DLQ (the runtime counts them). */
@@ -183,6 +189,8 @@ export interface StageSettings {
   readonly maxInFlight: number;
   /** The consumer's MaxAckPending: the broker-side bound over all instances. */
   readonly maxAckPending: number;
+  /** JETMESH_LINGER_MS: how long deliveries wait to be processed together (0: never). */
+  readonly lingerMs: number;
   readonly ackWaitMs: number;
   /** Deliveries before a message is parked; the server's max_deliver is unlimited. */
   readonly maxDeliver: number;
@@ -231,6 +239,7 @@ export function settingsFromEnv(c: Static<TObject<typeof BaseEnv>>): StageSettin
     replicas: c.JETMESH_REPLICAS,
     maxInFlight: c.JETMESH_MAX_IN_FLIGHT,
     maxAckPending: c.JETMESH_MAX_ACK_PENDING,
+    lingerMs: c.JETMESH_LINGER_MS,
     ackWaitMs: c.JETMESH_ACK_WAIT_MS,
     maxDeliver: c.JETMESH_MAX_DELIVER,
     retryBaseMs: c.JETMESH_RETRY_BASE_MS,

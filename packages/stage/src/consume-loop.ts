@@ -33,6 +33,11 @@ export interface ConsumeLoopOptions {
   readonly metrics: StageMetrics;
   /** Batch size of each pull: the most messages buffered ahead of the slots. */
   readonly pullBatch: number;
+  /**
+   * How long the first delivery of a quiet spell waits for more before they are dispatched
+   * in one turn (JETMESH_LINGER_MS); 0 dispatches each as it arrives.
+   */
+  readonly lingerMs?: number;
   readonly ackWaitMs: number;
   /** Pull again when pending work sees no delivery for this long. */
   readonly stallMs: number;
@@ -63,6 +68,9 @@ export class ConsumeLoop {
   #lastDelivery = Date.now();
   #bound = false;
   readonly #inFlight = new Set<JsMsg>();
+  /** Deliveries waiting out the linger, each holding a slot; dispatched together. */
+  #held: JsMsg[] = [];
+  #lingering: NodeJS.Timeout | undefined;
   #done: Promise<void> | undefined;
   #watchdog: NodeJS.Timeout | undefined;
   /** The drift last reported (one line per setting); undefined before the first check. */
@@ -102,6 +110,8 @@ export class ConsumeLoop {
     this.#o.gate.wake();
     if (this.#watchdog) clearInterval(this.#watchdog);
     this.#messages?.stop();
+    // Held deliveries were not started: given back, like those arriving while stopping.
+    this.#dispatchHeld();
     const deadline = Date.now() + timeoutMs;
     while (this.#inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const m of this.#inFlight) m.nak();
@@ -187,14 +197,19 @@ export class ConsumeLoop {
             continue;
           }
           const wait = this.#o.slots.acquire();
-          if (wait) await wait;
+          if (wait) {
+            // Every slot is taken: what lingers goes now rather than wait for its timer.
+            this.#dispatchHeld();
+            await wait;
+          }
           if (!this.#o.gate.open) {
             // Pulled before the gate closed: give it back for a later pull (one delivery spent).
             this.#o.slots.release();
             m.nak(GIVE_BACK_MS);
             continue;
           }
-          this.#dispatch(m);
+          if (this.#o.lingerMs) this.#hold(m, this.#o.lingerMs);
+          else this.#dispatch(m);
         }
         if (!this.#stopping)
           this.#o.metrics.consumerRestarts.inc({
@@ -217,6 +232,26 @@ export class ConsumeLoop {
       this.#bound = false;
       if (!this.#stopping && this.#o.gate.open)
         await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** Math.min(failures, 6))));
+    }
+  }
+
+  /** Holds a delivery (with its slot) until the linger that its quiet spell started ends. */
+  #hold(m: JsMsg, lingerMs: number): void {
+    this.#held.push(m);
+    this.#lingering ??= setTimeout(() => this.#dispatchHeld(), lingerMs);
+  }
+
+  /** Dispatches every held delivery in this turn; gives them back when stopping or the gate closed. */
+  #dispatchHeld(): void {
+    clearTimeout(this.#lingering);
+    this.#lingering = undefined;
+    const held = this.#held;
+    this.#held = [];
+    for (const m of held) {
+      if (this.#stopping || !this.#o.gate.open) {
+        this.#o.slots.release();
+        m.nak(GIVE_BACK_MS);
+      } else this.#dispatch(m);
     }
   }
 

@@ -327,6 +327,7 @@ export async function runStage<In extends EventType, Deps>(
       logger,
       metrics,
       pullBatch: s.maxInFlight,
+      lingerMs: s.lingerMs,
       ackWaitMs: s.ackWaitMs,
       stallMs: Math.max(10_000, s.ackWaitMs),
     });
