@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { DEFAULT_SENTINEL_GROUP, REDIS_USERS, renderSentinelAuth } from "@jetmesh/access";
 import { loadCatalog } from "@jetmesh/catalog";
 import { Streams, toStreamConfig } from "@jetmesh/contracts";
-import { MEMORY_NODE_OPTIONS } from "@jetmesh/mesh";
+import { MEMORY_NODE_OPTIONS, MESH_LINGER_MS } from "@jetmesh/mesh";
 import { BaseEnv } from "@jetmesh/stage";
 import { startNats, startNatsCluster, stopAllProcesses } from "@jetmesh/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -237,6 +237,8 @@ describe("deploy", () => {
         expect(env.JETMESH_PRODUCTION).toBe("true");
         expect(env.JETMESH_REPLICAS).toBe("3");
         expect(env.JETMESH_SYNC_WRITES).toBe("true");
+        // the linger the mesh runs its stages with (bench/NOTES.md)
+        expect(env.JETMESH_LINGER_MS, `${dir} linger`).toBe(MESH_LINGER_MS);
       }
     }
     // the bank simulator stands for a system we do not own: it imports no jetmesh package

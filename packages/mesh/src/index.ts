@@ -4,7 +4,7 @@
  * gateway, waits until the pipeline is quiet and reports with the invariants checked.
  * The end-to-end tests use the same functions.
  */
-export { MEMORY_NODE_OPTIONS, repoRoot, startMesh } from "./mesh.ts";
+export { MEMORY_NODE_OPTIONS, MESH_LINGER_MS, repoRoot, startMesh } from "./mesh.ts";
 export type { AddInstanceOptions, MeshHandle, MeshService, StartMeshOptions } from "./mesh.ts";
 export { createProgressBar } from "./progress.ts";
 export type { ProgressBar } from "./progress.ts";
