@@ -52,6 +52,11 @@ describe("bench", () => {
         expect(p.maxRssMb, `${r.id} ${name}`).toBeGreaterThan(0);
     }
     expect(report.ratios.length).toBeGreaterThanOrEqual(8);
+    // Each pipeline row is read against the floor at its own load.
+    const against = (row: string) =>
+      report.ratios.find((q) => q.numerator === row && q.name.endsWith("all processes"))?.denominator;
+    expect(against("pipeline.saturation")).toBe("floor.transfer");
+    expect(against("pipeline.latency")).toBe("floor.transfer.paced");
     for (const q of report.ratios) expect(q.value, q.name).toBeGreaterThan(0);
     for (const r of report.rows) expect(stdout).toContain(r.label);
     expect(stdout).toContain("ratios (same run)");

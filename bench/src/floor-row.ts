@@ -11,6 +11,7 @@ import { type ChildHandle, waitFor } from "@jetmesh/testkit";
 import { AckPolicy, DiscardPolicy, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { Latencies } from "./latency.ts";
 import { ProcWatch, sampleProcess } from "./proc-stats.ts";
+import { FLOOR, FLOOR_PACED } from "./report.ts";
 import { type ProcessCost, type RowContext, type RowResult, spawnChild } from "./rows.ts";
 
 const STREAMS = 5;
@@ -44,8 +45,18 @@ async function resetFloor(ctx: RowContext): Promise<void> {
   }
 }
 
-/** `n` transfers posted by `clients` keep-alive clients back to back; request → 202 latencies. */
-async function post(port: number, n: number, clients: number, tag: string): Promise<Latencies> {
+/**
+ * `n` transfers posted by `clients` keep-alive clients: back to back, or, with `rate`, each
+ * at its time on a fixed schedule (open loop, as the pipeline's paced row); request → 202
+ * latencies.
+ */
+async function post(
+  port: number,
+  n: number,
+  clients: number,
+  tag: string,
+  rate?: number,
+): Promise<Latencies> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const lat = new Latencies(n);
   let next = 0;
@@ -86,19 +97,39 @@ async function post(port: number, n: number, clients: number, tag: string): Prom
       req.on("error", reject);
       req.end(body);
     });
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (next < n) await one(next++);
-    }),
-  );
+  if (rate) {
+    const t0 = performance.now();
+    const sent: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const wait = t0 + (i * 1000) / rate - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      sent.push(one(i));
+    }
+    await Promise.all(sent);
+  } else
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (next < n) await one(next++);
+      }),
+    );
   agent.destroy();
   return lat;
 }
 
-/** The floor row: `floor.transfer`. */
-export async function floorRow(ctx: RowContext): Promise<RowResult> {
-  const id = "floor.transfer";
-  const n = ctx.tiny ? 200 : Math.min(ctx.messages, 20_000);
+/**
+ * The floor row: `floor.transfer` at its saturation (64 clients back to back), or with
+ * `paced`, `floor.transfer.paced` at the pipeline's offered rate for as long as its paced
+ * row: a process that gets one message at a time pays per message what a busy one shares
+ * over a batch, so each pipeline row is read against the floor at its own load.
+ */
+export async function floorRow(ctx: RowContext, paced = false): Promise<RowResult> {
+  const id = paced ? FLOOR_PACED : FLOOR;
+  const rate = paced ? ctx.pipelineRate : undefined;
+  const n = ctx.tiny
+    ? 200
+    : rate
+      ? Math.max(1, Math.round(rate * ctx.pipelineSeconds))
+      : Math.min(ctx.messages, 20_000);
   await resetFloor(ctx);
   const children: Record<string, ChildHandle> = {};
   try {
@@ -120,7 +151,7 @@ export async function floorRow(ctx: RowContext): Promise<RowResult> {
     const watch = new ProcWatch(pids);
     watch.start();
     const t0 = performance.now();
-    const lat = await post(port, n, 64, `floor-${Date.now().toString(36)}`);
+    const lat = await post(port, n, 64, `floor-${Date.now().toString(36)}`, rate);
     await waitFor(() => children.gateway!.lines().some((l) => l.includes("floor done")), {
       timeoutMs: 120_000,
       intervalMs: 5,
@@ -139,14 +170,16 @@ export async function floorRow(ctx: RowContext): Promise<RowResult> {
     }
     return {
       id,
-      label: "floor: raw nats.js + node:http",
+      label: rate ? `floor @${rate}/s` : "floor: raw nats.js + node:http",
       messages: n,
       seconds: round(seconds, 3),
       perSecond: Math.round(n / seconds),
       latency: {
         ...lat.summary(),
-        offeredPerSecond: null,
-        spans: "request → 202 from the bare HTTP server, 64 clients",
+        offeredPerSecond: rate ?? null,
+        spans: rate
+          ? `request → 202 from the bare HTTP server, offered at ${rate}/s`
+          : "request → 202 from the bare HTTP server, 64 clients",
       },
       subject: "gateway",
       processes,

@@ -106,6 +106,7 @@ export const ROWS: readonly Row[] = [
   { id: "ledger.decide", run: (c) => ledgerRow(c, { id: "ledger.decide", label: "ledger decisions" }) },
   // The floor runs right before the pipeline, whose rows report their CPU per transfer against it.
   { id: "floor.transfer", run: (c) => floorRow(c) },
+  { id: "floor.transfer.paced", run: (c) => floorRow(c, true) },
   { id: "pipeline", run: (c) => pipelineRows(c) },
 ];
 
@@ -239,7 +240,8 @@ function pick(only: string): Row[] {
   const picked = ROWS.filter(
     (r) =>
       wanted.some((w) => matches(r, w)) ||
-      (r.id === "floor.transfer" && wanted.some((w) => w === "pipeline" || w.startsWith("pipeline."))),
+      (r.id.startsWith("floor.transfer") &&
+        wanted.some((w) => w === "pipeline" || w.startsWith("pipeline."))),
   );
   if (picked.length === 0)
     throw new InvalidArgumentError(`no row matches ${only}; rows: ${ROWS.map((r) => r.id).join(", ")}`);

@@ -186,6 +186,17 @@ function serviceShare(r: RowResult): number {
 
 /** The floor row's id: one transfer's messages with the raw client and a bare HTTP server. */
 export const FLOOR = "floor.transfer";
+/** The same at the pipeline's offered rate (`--pipeline-rate`), for the pipeline's paced row. */
+export const FLOOR_PACED = "floor.transfer.paced";
+
+/**
+ * The floor a pipeline row is read against: the paced row against the paced floor (same
+ * offered rate), when it ran; saturation against the floor at its own saturation.
+ */
+function floorOf(rows: readonly RowResult[], r: RowResult): RowResult | undefined {
+  const paced = r.id.startsWith("pipeline.latency") ? rows.find((x) => x.id === FLOOR_PACED) : undefined;
+  return paced ?? rows.find((x) => x.id === FLOOR);
+}
 
 /** CPU per transfer of every process of a row but the external bank (the pipeline's, as the issue counts it). */
 export function cpuPerTransfer(r: RowResult): number {
@@ -197,14 +208,14 @@ export function cpuPerTransfer(r: RowResult): number {
  * processes carry their mesh counterparts' names) and for all of them together.
  */
 function floorRatios(rows: readonly RowResult[]): Ratio[] {
-  const floor = rows.find((r) => r.id === FLOOR);
-  if (!floor) return [];
   const out: Ratio[] = [];
   for (const r of rows.filter((x) => x.id.startsWith("pipeline."))) {
+    const floor = floorOf(rows, r);
+    if (!floor) continue;
     out.push({
-      name: `CPU/transfer ${r.id} / floor, all processes`,
+      name: `CPU/transfer ${r.id} / ${floor.id}, all processes`,
       numerator: r.id,
-      denominator: FLOOR,
+      denominator: floor.id,
       of: "cpu/msg",
       value: r2(cpuPerTransfer(r) / cpuPerTransfer(floor)),
     });
@@ -212,9 +223,9 @@ function floorRatios(rows: readonly RowResult[]): Ratio[] {
       const q = r.processes[name];
       if (!q) continue;
       out.push({
-        name: `CPU/transfer ${r.id} / floor, ${name}`,
+        name: `CPU/transfer ${r.id} / ${floor.id}, ${name}`,
         numerator: r.id,
-        denominator: FLOOR,
+        denominator: floor.id,
         of: "cpu/msg",
         value: r2(q.cpuUsPerMsg / p.cpuUsPerMsg),
       });
@@ -247,11 +258,12 @@ export function targets(rows: readonly RowResult[]): Target[] {
       met: pct <= 10,
     });
   }
-  const floor = rows.find((r) => r.id === FLOOR);
-  for (const r of floor ? rows.filter((x) => x.id.startsWith("pipeline.")) : []) {
-    const v = r2(cpuPerTransfer(r) / cpuPerTransfer(floor!));
+  for (const r of rows.filter((x) => x.id.startsWith("pipeline."))) {
+    const floor = floorOf(rows, r);
+    if (!floor) continue;
+    const v = r2(cpuPerTransfer(r) / cpuPerTransfer(floor));
     out.push({
-      name: `${r.id}: CPU/transfer ÷ the floor's (${r2(cpuPerTransfer(r))} / ${r2(cpuPerTransfer(floor!))} µs)`,
+      name: `${r.id}: CPU/transfer ÷ ${floor.id}'s (${r2(cpuPerTransfer(r))} / ${r2(cpuPerTransfer(floor))} µs)`,
       value: v,
       limit: 2,
       unit: "× (≤)",
