@@ -186,21 +186,30 @@ function reconcilerShare(processes: Record<string, ProcessCost>): {
  * NODE_OPTIONS of the mesh's services: `--profile` gives each one a CPU profile in its own
  * folder (src/cpu-profile-preload.mjs, written when it exits); BENCH_MESH_NODE_OPTIONS (say `--max-semi-space-size=4`)
  * and a `--node-flags` set go to every service but the simulated bank, as a deploy's
- * NODE_OPTIONS would.
+ * NODE_OPTIONS would. BENCH_MESH_ENV (`KEY=VALUE;KEY=VALUE`, say `JETMESH_LINGER_MS=10`) sets
+ * variables of those services over the mesh's own.
  */
 function meshNodeOptions(
   ctx: RowContext,
 ): Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> {
   const extra = [process.env.BENCH_MESH_NODE_OPTIONS ?? "", ...(ctx.nodeFlags ?? [])].join(" ").trim();
+  const env = Object.fromEntries(
+    (process.env.BENCH_MESH_ENV ?? "")
+      .split(";")
+      .filter((kv) => kv.includes("="))
+      .map((kv) => [kv.slice(0, kv.indexOf("=")).trim(), kv.slice(kv.indexOf("=") + 1)]),
+  );
   const out: Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> = {};
   for (const n of ServiceNames) {
     if (n === "bank-sim") continue;
+    out[n] = { ...env };
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: a preload starts the profiler instead.
     const prof = ctx.profileDir ? `--import ${PROFILE_PRELOAD}` : "";
     // On top of the flags the mesh gives the service (a later flag overrides an earlier one).
     const opts = [prof, extra].filter(Boolean).join(" ");
     if (opts)
       out[n] = {
+        ...out[n],
         NODE_OPTIONS: [MEMORY_NODE_OPTIONS[n], opts].filter(Boolean).join(" "),
         ...(ctx.profileDir ? { BENCH_CPU_PROF_DIR: join(ctx.profileDir, `pipeline.${n}`) } : {}),
       };
