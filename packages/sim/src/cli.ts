@@ -24,6 +24,7 @@ interface Options {
   transfers: number;
   faults: boolean;
   traffic: "http" | "direct";
+  linger: number;
   workers: number;
   worker?: string;
   json: boolean;
@@ -49,6 +50,17 @@ const program = new Command("jetmesh-sim")
       return v;
     },
     "http",
+  )
+  .option(
+    "--linger <ms>",
+    "JETMESH_LINGER_MS of every stage (0: the runtime's default; the mesh runs its stages with 3)",
+    (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 1000)
+        throw new InvalidArgumentError("--linger must be an integer from 0 to 1000");
+      return n;
+    },
+    0,
   )
   .option("--workers <n>", "processes sharing the seeds", int("--workers"), 1)
   .option("--json", "one JSON line per world", false)
@@ -77,7 +89,7 @@ function describe(r: WorldResult): string {
 }
 
 function failure(r: WorldResult, o: Options): string {
-  const replay = `pnpm sim --seed ${r.seed} --transfers ${o.transfers}${o.faults ? "" : " --no-faults"}${o.traffic === "direct" ? " --traffic direct" : ""}`;
+  const replay = `pnpm sim --seed ${r.seed} --transfers ${o.transfers}${o.faults ? "" : " --no-faults"}${o.traffic === "direct" ? " --traffic direct" : ""}${o.linger ? ` --linger ${o.linger}` : ""}`;
   return [
     `seed ${r.seed} failed; replay: ${replay}`,
     ...r.violations.slice(0, 10).map((v) => `  violation: ${v}`),
@@ -89,7 +101,13 @@ function failure(r: WorldResult, o: Options): string {
 
 async function runSeeds(seeds: readonly string[], o: Options, each: (r: WorldResult) => void): Promise<void> {
   for (const seed of seeds) {
-    const r = await runWorld({ seed, transfers: o.transfers, faults: o.faults, traffic: o.traffic });
+    const r = await runWorld({
+      seed,
+      transfers: o.transfers,
+      faults: o.faults,
+      traffic: o.traffic,
+      lingerMs: o.linger,
+    });
     each(r);
     if (!r.ok && o.stopOnFailure) return;
   }

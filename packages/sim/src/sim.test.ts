@@ -37,6 +37,31 @@ describe("sim", () => {
     expect(code).toBe(0);
   }, 480_000);
 
+  it("sim - worlds whose stages linger as the mesh runs them (--linger 3) keep the same invariants, and lingering changes their schedule", async () => {
+    const { code, out } = await sim([
+      "--seeds",
+      "4",
+      "--base",
+      "ci-linger",
+      "--workers",
+      "2",
+      "--linger",
+      "3",
+    ]);
+    const summary = /^(\d+) seeds in .*; (\d+) failed$/m.exec(out);
+    expect(out).not.toMatch(/^FAIL /m);
+    expect(summary?.slice(1)).toEqual(["4", "0"]);
+    expect(code).toBe(0);
+    // The linger is in effect: the same seed without it runs another schedule.
+    const trace = async (args: string[]) =>
+      (
+        JSON.parse((await sim(["--seed", "ci-linger-0", "--json", ...args])).out.split("\n")[0] ?? "{}") as {
+          trace?: string[];
+        }
+      ).trace;
+    expect(await trace(["--linger", "3"])).not.toEqual(await trace([]));
+  }, 240_000);
+
   // Seeds that found a bug, kept as regression tests (each failed before its fix).
   // sim-88 was found before clients went through the gateway: its world is the `direct` traffic's.
   // It no longer fails with the fix reverted, on main's code either (README, "Bugs it found"):
@@ -111,5 +136,8 @@ describe("sim", () => {
     const { code, out } = await sim(["--seeds", "0"]);
     expect(code).toBe(2);
     expect(out).toMatch(/--seeds must be a positive integer/);
+    const linger = await sim(["--seeds", "1", "--linger", "-1"]);
+    expect(linger.code).toBe(2);
+    expect(linger.out).toMatch(/--linger must be an integer from 0 to 1000/);
   });
 });

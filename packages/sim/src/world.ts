@@ -101,6 +101,12 @@ export interface WorldOptions {
    * duplicates as copies (kept so that seeds found then, such as sim-88, replay).
    */
   readonly traffic?: "http" | "direct";
+  /**
+   * JETMESH_LINGER_MS of every stage (the gateway's status projection included); default 0,
+   * the runtime's default, with which every recorded seed was found. The mesh runs its
+   * stages with packages/mesh's MESH_LINGER_MS.
+   */
+  readonly lingerMs?: number;
 }
 
 /** What one world found. */
@@ -301,7 +307,7 @@ export async function runWorld(o: WorldOptions): Promise<WorldResult> {
       connections.set(name, nc);
       return nc;
     };
-    const env = { ...SETTINGS };
+    const env = { ...SETTINGS, ...(o.lingerMs ? { JETMESH_LINGER_MS: String(o.lingerMs) } : {}) };
 
     // The deploy step: streams, LEDGER included, and the buckets.
     const ops = await connect("ops");
