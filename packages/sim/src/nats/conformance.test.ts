@@ -229,8 +229,12 @@ const scenarios: Record<string, Scenario> = {
     })();
     // Redelivered once the restored deliveries' ack wait is over (the first check runs 0.5 to
     // 1.5 s after the start; the file keeps their times in whole seconds), in stream order,
-    // all in one check: a lost ack of 2 or 3 comes back before 6.
-    for (let i = 0; i < 80 && !seen.some((x) => x.seq === 6); i++) await ctx.sleep(100);
+    // all in one check: a lost ack of 2 or 3 comes back before 6. A cluster killed whole must
+    // first elect the stream's and the consumer's leaders: in a loaded CI run nothing came
+    // back within 8 s (ack pending 5, nothing seen), so there it waits up to 20 s, as the
+    // restart scenario does.
+    const waits = ctx.replicas === 1 ? 80 : 200;
+    for (let i = 0; i < waits && !seen.some((x) => x.seq === 6); i++) await ctx.sleep(100);
     await msgs.close();
     await done;
     await ctx.sleep(300);
