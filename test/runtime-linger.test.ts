@@ -2,7 +2,15 @@
 // claim script and one done script for all of them), each exactly once; a stop while they
 // linger gives them back unprocessed, and the next instance processes them.
 import { EventTypes } from "@jetmesh/contracts";
-import { createLogger, defineStage, emit, runStage, stageSettings, startTelemetry } from "@jetmesh/stage";
+import {
+  createLogger,
+  defineStage,
+  emit,
+  runStage,
+  type StageSettings,
+  stageSettings,
+  startTelemetry,
+} from "@jetmesh/stage";
 import { stopAllProcesses, waitFor } from "@jetmesh/testkit";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Infra, publishEvent, readStream, requested, startInfra } from "./support/infra.ts";
@@ -21,6 +29,23 @@ function lingerStage(name: string, starts: Map<string, number[]>) {
       starts.set(transferId, [...(starts.get(transferId) ?? []), performance.now()]);
       return [emit(EventTypes.TransferValidated, { transferId, from, to, amountMinor, currency })];
     },
+  });
+}
+
+/** Runs {@link lingerStage} `name` on the test's servers with these settings. */
+function startLingerer(
+  infra: Infra,
+  name: string,
+  starts: Map<string, number[]>,
+  settings: Partial<StageSettings>,
+) {
+  return runStage({
+    definition: lingerStage(name, starts),
+    deps: {},
+    nc: infra.nc,
+    redis: infra.redis,
+    logger,
+    settings: stageSettings(settings),
   });
 }
 
@@ -48,14 +73,7 @@ describe("runtime linger", () => {
   it("runtime - deliveries within the linger are processed together: one claim and one done script for all, each output once", async () => {
     const starts = new Map<string, number[]>();
     const lingerMs = 400;
-    const stage = await runStage({
-      definition: lingerStage("lingerer", starts),
-      deps: {},
-      nc: infra.nc,
-      redis: infra.redis,
-      logger,
-      settings: stageSettings({ lingerMs }),
-    });
+    const stage = await startLingerer(infra, "lingerer", starts, { lingerMs });
     try {
       // Let the consumer's pull settle (its setup runs no scripts), then count from here.
       await waitFor(
@@ -105,14 +123,11 @@ describe("runtime linger", () => {
 
   it("runtime - a stop while deliveries linger gives them back unprocessed, and the next instance processes each once", async () => {
     const first = new Map<string, number[]>();
-    const stage = await runStage({
-      definition: lingerStage("held", first),
-      deps: {},
-      nc: infra.nc,
-      redis: infra.redis,
-      logger,
-      // Longer than the test waits: only the stop can end this linger.
-      settings: stageSettings({ lingerMs: 30_000, drainTimeoutMs: 10_000 }),
+    // Longer than the test waits (and at most half the ack wait): only the stop ends this linger.
+    const stage = await startLingerer(infra, "held", first, {
+      lingerMs: 30_000,
+      ackWaitMs: 60_000,
+      drainTimeoutMs: 10_000,
     });
     for (let i = 1; i <= 3; i++) await publishEvent(infra.js, requested(i, {}, "h"));
     await waitFor(
@@ -128,14 +143,7 @@ describe("runtime linger", () => {
     expect(await readStream(infra.jsm, "VALIDATION")).toEqual([]);
 
     const second = new Map<string, number[]>();
-    const next = await runStage({
-      definition: lingerStage("held", second),
-      deps: {},
-      nc: infra.nc,
-      redis: infra.redis,
-      logger,
-      settings: stageSettings({ lingerMs: 0 }),
-    });
+    const next = await startLingerer(infra, "held", second, { lingerMs: 0, ackWaitMs: 60_000 });
     try {
       await waitFor(
         async () => ((await readStream(infra.jsm, "VALIDATION")).length >= 3 ? true : undefined),

@@ -105,6 +105,20 @@ describe("stage leaves", () => {
     expect(old.warnings.join()).toMatch(/no sync_interval setting/);
   });
 
+  it("settings check - a linger longer than half the ack wait is refused", () => {
+    const at = (lingerMs: number) =>
+      checkSettings({
+        settings: stageSettings({ lingerMs, ackWaitMs: 1000 }),
+        outputs: [stream("VALIDATION")],
+        inputs: [stream("INGRESS")],
+        dlq: stream("DLQ"),
+        serverVersion: "2.9.10",
+      }).problems;
+    expect(at(0)).toEqual([]);
+    expect(at(500)).toEqual([]);
+    expect(at(501).join("\n")).toMatch(/linger 501 ms must be at most half the ack wait 1000 ms/);
+  });
+
   it("settings check - an idempotency key ttl not longer than an input stream's age limit is refused (retention plan)", () => {
     const day = 24 * 3600_000;
     const at = (ttlDays: number, ageDays: number, mode: "exactly-once" | "at-least-once" = "exactly-once") =>

@@ -85,6 +85,11 @@ export function checkSettings(input: {
       `stream ${input.dlq.name} has ${input.dlq.retention} retention; use limits so operators can peek at parked messages`,
     );
   }
+  if (s.lingerMs * 2 > s.ackWaitMs) {
+    problems.push(
+      `linger ${s.lingerMs} ms must be at most half the ack wait ${s.ackWaitMs} ms (JETMESH_LINGER_MS, JETMESH_ACK_WAIT_MS): a delivery waiting to be processed spends its ack wait, and one held past it is delivered again before it started`,
+    );
+  }
   if (s.leaseMs > s.ackWaitMs) {
     warnings.push(
       `lease ${s.leaseMs} ms outlives ack wait ${s.ackWaitMs} ms: a crashed attempt delays its redelivery`,
