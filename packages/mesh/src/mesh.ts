@@ -47,9 +47,10 @@ export const MEMORY_NODE_OPTIONS: Partial<Record<ServiceName, string>> = Object.
 /**
  * The linger of every stage the mesh runs (JETMESH_LINGER_MS; the runtime's default is 0):
  * deliveries arriving within 3 ms of a quiet spell's first are processed in one turn. On the
- * 2-core bench machine it raised the pipeline's saturation from 146-177 to 194-211
- * transfers/s and cut its CPU per transfer to 0.75-0.85x, same runs alternated (bench/NOTES.md);
- * the cost is up to 3 ms per hop. docker-compose.yml's stage environment sets the same.
+ * 2-core bench machine, ten runs alternated with and without it (bench/NOTES.md), it raised the
+ * pipeline's median saturation from 175 to 194 transfers/s and cut its CPU per transfer at
+ * saturation to 0.90x (none at 200/s); the cost is up to 3 ms per hop. docker-compose.yml's
+ * stage environment sets the same.
  */
 export const MESH_LINGER_MS = "3";
 
