@@ -202,17 +202,15 @@ function meshNodeOptions(
   const out: Partial<Record<(typeof ServiceNames)[number], Record<string, string>>> = {};
   for (const n of ServiceNames) {
     if (n === "bank-sim") continue;
-    out[n] = { ...env };
     // Node 20 refuses --cpu-prof in NODE_OPTIONS: a preload starts the profiler instead.
     const prof = ctx.profileDir ? `--import ${PROFILE_PRELOAD}` : "";
     // On top of the flags the mesh gives the service (a later flag overrides an earlier one).
     const opts = [prof, extra].filter(Boolean).join(" ");
-    if (opts)
-      out[n] = {
-        ...out[n],
-        NODE_OPTIONS: [MEMORY_NODE_OPTIONS[n], opts].filter(Boolean).join(" "),
-        ...(ctx.profileDir ? { BENCH_CPU_PROF_DIR: join(ctx.profileDir, `pipeline.${n}`) } : {}),
-      };
+    out[n] = {
+      ...env,
+      ...(opts ? { NODE_OPTIONS: [MEMORY_NODE_OPTIONS[n], opts].filter(Boolean).join(" ") } : {}),
+      ...(ctx.profileDir ? { BENCH_CPU_PROF_DIR: join(ctx.profileDir, `pipeline.${n}`) } : {}),
+    };
   }
   return out;
 }
